@@ -1,0 +1,40 @@
+// Package amqp is eventfleet on RabbitMQ: the topology, a confirmed Publisher and
+// a Worker that consumes an app's queue with retries and dead-lettering.
+//
+// # Topology
+//
+//   - Exchange "domain_events" (Config.Exchange): a plain durable topic exchange,
+//     declared with no arguments so that existing publishers (amqplib's
+//     assertExchange with {durable: true}) can keep declaring it. Routing key =
+//     event type.
+//   - "domain_events.unrouted": a durable quorum queue. Events that no queue is
+//     bound for come back to our Publisher as basic.return (every publish is
+//     mandatory); the Publisher keeps them here before it reports success.
+//   - "events_<app>": the app's queue (quorum by default, classic allowed), bound
+//     to the app's event types or to "#". Many worker processes share it.
+//   - "events_<app>.retry.<delay>": one quorum delay queue per distinct retry
+//     delay, with a message TTL and the app's queue as dead-letter target, so a
+//     retried event comes back to this app only. At-least-once dead-lettering
+//     (quorum, RabbitMQ ≥ 3.10) makes that hop safe across broker crashes.
+//   - "events_<app>.dead": the app's dead-letter queue (quorum). The app's quorum
+//     queue also dead-letters here when a message exceeds x-delivery-limit (a
+//     worker that crashes on it every time).
+//
+// # Guarantees
+//
+// Publisher.Publish returns nil only after the broker confirmed the message (and,
+// when it was unroutable, confirmed its copy in the unrouted queue). The Worker
+// acks a delivery only after the handler succeeded or after the event's next
+// home (a delay queue or the dead-letter queue) confirmed it. Every hop is
+// therefore at least once: a crash at any point causes a duplicate, not a loss.
+//
+// # Connections
+//
+// Publisher and Worker each own their connections (a Worker has one to consume
+// and one, through its own Publisher, to publish retries), reconnect with
+// retry.Backoff, and re-declare their topology on every connection. A delivery
+// is acked on the channel it came from; after a reconnect, acks of older
+// deliveries fail and the broker redelivers them.
+//
+// amqp091-go is imported as amqp091 so the two names never blur.
+package amqp

@@ -1,0 +1,60 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// Errors returned by this package. Test with errors.Is.
+var (
+	// ErrNacked: the broker refused to take responsibility for a message
+	// (basic.nack). Publishing it again may succeed.
+	ErrNacked = errors.New("amqp: broker nacked the message")
+	// ErrReturned: the broker could not route a message that had to be routed
+	// (an internal hop to a queue that no longer exists).
+	ErrReturned = errors.New("amqp: broker returned the message as unroutable")
+	// ErrClosed: the Publisher or Worker was stopped.
+	ErrClosed = errors.New("amqp: closed")
+	// ErrTopologyMismatch: an exchange or queue exists with other arguments
+	// than this configuration declares (the broker's 406 inequivalent arg).
+	ErrTopologyMismatch = errors.New("amqp: existing topology does not match the configuration")
+	// ErrInvalidConfig wraps every configuration validation error.
+	ErrInvalidConfig = errors.New("amqp: invalid configuration")
+)
+
+// errConnLost is internal: the session carrying a message died before the
+// confirm arrived, so the caller publishes it again on the next session.
+var errConnLost = errors.New("amqp: connection lost before the confirm")
+
+var inequivalentArg = regexp.MustCompile(`inequivalent arg '([^']+)' for (queue|exchange) '([^']*)'`)
+
+// declareError turns a broker error from declaring kind ("queue"/"exchange")
+// name into an error a user can act on. A 406 inequivalent-arg answer becomes
+// ErrTopologyMismatch naming the argument and the way out.
+func declareError(kind, name string, err error) error {
+	var aerr *amqp091.Error
+	if errors.As(err, &aerr) && aerr.Code == amqp091.PreconditionFailed {
+		arg := "an argument"
+		if m := inequivalentArg.FindStringSubmatch(aerr.Reason); m != nil {
+			arg = fmt.Sprintf("argument %q", m[1])
+		}
+		hint := "declare it with the same settings as before, or delete it (after draining it) so it can be declared anew"
+		switch {
+		case kind == "queue" && arg == `argument "x-queue-type"`:
+			hint = "the queue type cannot change in place: set QUEUE_TYPE back to the existing queue's type, or drain and delete the queue to switch"
+		case kind == "exchange":
+			hint = "eventfleet declares the exchange as a plain durable topic exchange without arguments; delete and re-create it, or set an alternate exchange by policy instead of an argument"
+		}
+		return fmt.Errorf("%w: %s %q already exists with a different %s (broker: %s); %s",
+			ErrTopologyMismatch, kind, name, arg, aerr.Reason, hint)
+	}
+	return fmt.Errorf("declare %s %q: %w", kind, name, err)
+}
+
+// isFatal reports errors that reconnecting cannot fix.
+func isFatal(err error) bool {
+	return errors.Is(err, ErrTopologyMismatch) || errors.Is(err, ErrInvalidConfig)
+}

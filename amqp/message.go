@@ -1,0 +1,196 @@
+package amqp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/event"
+)
+
+// HeaderAggregateID carries Event.AggregateID (wire contract).
+const HeaderAggregateID = "aggregate_id"
+
+// ErrUndecodable wraps every reason a delivery is not a readable event.
+var ErrUndecodable = errors.New("undecodable message")
+
+// idNamespace seeds the UUIDv5 ids derived for messages without a message_id.
+var idNamespace = uuid.MustParse("3f0c1d7e-8a4b-4c1e-9a55-6b1f2f0e7d11")
+
+// publishing maps an event to the AMQP message our publishers send.
+func publishing(ev *event.Event, appID string, now time.Time) amqp091.Publishing {
+	headers := amqp091.Table{}
+	for k, v := range ev.Headers {
+		headers[k] = v
+	}
+	if ev.AggregateID != "" {
+		headers[HeaderAggregateID] = ev.AggregateID
+	}
+	ts := ev.Time
+	if ts.IsZero() {
+		ts = now
+	}
+	body := []byte(ev.Data)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	return amqp091.Publishing{
+		Headers:      headers,
+		ContentType:  "application/json",
+		DeliveryMode: amqp091.Persistent,
+		MessageId:    ev.ID,
+		Timestamp:    ts,
+		Type:         ev.Type,
+		AppId:        appID,
+		Body:         body,
+	}
+}
+
+// isJSONContentType accepts what JSON publishers send: nothing (amqplib by
+// default), application/json, text/json, and any +json type.
+func isJSONContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// originalKey is the routing key the event was first published with: hops
+// through delay queues deliver it with the queue's name as key instead.
+func originalKey(d *amqp091.Delivery) string {
+	if k, ok := d.Headers[deadletter.HeaderRoutingKey].(string); ok && k != "" {
+		return k
+	}
+	return d.RoutingKey
+}
+
+func originalExchange(d *amqp091.Delivery) string {
+	if x, ok := d.Headers[deadletter.HeaderExchange].(string); ok {
+		return x
+	}
+	return d.Exchange
+}
+
+// deliveryID returns the message_id, or for foreign messages without one an
+// id derived from the message (UUIDv5 of its original exchange, routing key,
+// timestamp, app id, aggregate id and body), so every redelivery of the same
+// message carries the same id. Two byte-identical messages without ids get the
+// same id, which is what a deduplicating handler should see anyway.
+func deliveryID(d *amqp091.Delivery) string {
+	if d.MessageId != "" {
+		return d.MessageId
+	}
+	agg, _ := d.Headers[HeaderAggregateID].(string)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s\x00%d\x00%s\x00%s\x00", originalExchange(d), originalKey(d), d.Timestamp.Unix(), d.AppId, agg)
+	b.Write(d.Body)
+	return uuid.NewSHA1(idNamespace, []byte(b.String())).String()
+}
+
+// attemptOf reads our attempt header; absent or nonsense means 1.
+func attemptOf(h amqp091.Table) int {
+	var n int64
+	switch v := h[deadletter.HeaderAttempt].(type) {
+	case int8:
+		n = int64(v)
+	case int16:
+		n = int64(v)
+	case int32:
+		n = int64(v)
+	case int64:
+		n = v
+	case int:
+		n = int64(v)
+	case uint8:
+		n = int64(v)
+	case uint16:
+		n = int64(v)
+	case uint32:
+		n = int64(v)
+	}
+	if n < 1 || n > 1<<20 {
+		return 1
+	}
+	return int(n)
+}
+
+// decode turns a delivery into an event. It fails, wrapping ErrUndecodable,
+// for what no handler could use: a body over maxBody bytes, a compressed or
+// non-JSON body, or no usable event type. The event's ID and Attempt are set
+// even on failure so the dead letter can be traced.
+func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
+	ev := event.Event{
+		ID:      deliveryID(d),
+		Type:    d.Type,
+		Source:  d.AppId,
+		Time:    d.Timestamp,
+		Attempt: attemptOf(d.Headers),
+		Headers: d.Headers,
+	}
+	if ev.Type == "" {
+		ev.Type = originalKey(d)
+	}
+	ev.AggregateID, _ = d.Headers[HeaderAggregateID].(string)
+	switch {
+	case maxBody > 0 && len(d.Body) > maxBody:
+		return ev, fmt.Errorf("%w: body is %d bytes, the limit is %d", ErrUndecodable, len(d.Body), maxBody)
+	case d.ContentEncoding != "" && d.ContentEncoding != "identity":
+		return ev, fmt.Errorf("%w: content encoding %q is not supported", ErrUndecodable, d.ContentEncoding)
+	case !isJSONContentType(d.ContentType):
+		return ev, fmt.Errorf("%w: content type %q is not JSON", ErrUndecodable, d.ContentType)
+	case !json.Valid(d.Body):
+		return ev, fmt.Errorf("%w: body is not valid JSON", ErrUndecodable)
+	}
+	if err := event.ValidateType(ev.Type); err != nil {
+		return ev, fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	ev.Data = json.RawMessage(d.Body)
+	return ev, nil
+}
+
+// brokerHeaders are set by RabbitMQ on delivery and must not be copied into a
+// message we publish again.
+var brokerHeaders = []string{"x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
+	"x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}
+
+// republishing copies a delivery into a message for a hop (delay queue or
+// dead-letter queue): same properties and id, our headers updated by edit.
+// user_id is dropped (the broker checks it against our connection's user) and
+// so is expiration (it would race the delay queue's TTL).
+func republishing(d *amqp091.Delivery, id string, edit func(amqp091.Table)) amqp091.Publishing {
+	h := make(amqp091.Table, len(d.Headers)+4)
+	for k, v := range d.Headers {
+		h[k] = v
+	}
+	for _, k := range brokerHeaders {
+		delete(h, k)
+	}
+	h[deadletter.HeaderRoutingKey] = originalKey(d)
+	h[deadletter.HeaderExchange] = originalExchange(d)
+	edit(h)
+	return amqp091.Publishing{
+		Headers:         h,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    amqp091.Persistent,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		MessageId:       id,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}

@@ -1,0 +1,688 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/retry"
+)
+
+// Worker defaults.
+const (
+	DefaultConcurrency    = 16
+	DefaultPrefetch       = 64
+	DefaultHandlerTimeout = 30 * time.Second
+	DefaultMaxBody        = 16 << 20
+)
+
+var appNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$`)
+
+// ValidateAppName checks an app name: it becomes part of queue names.
+func ValidateAppName(app string) error {
+	if !appNameRe.MatchString(app) {
+		return fmt.Errorf("app name %q: use 1-200 letters, digits, '_', '-' or '.', starting with a letter or digit", app)
+	}
+	return nil
+}
+
+// WorkerConfig configures a Worker. The zero value of every field means its
+// default.
+type WorkerConfig struct {
+	// URL is the broker's AMQP URL. Defaults to DefaultURL.
+	URL string
+	// Exchange is the domain exchange. Defaults to DefaultExchange.
+	Exchange string
+	// App names the app; its queue is "events_<App>". Required.
+	App string
+	// QueueType of the app's queue: QueueQuorum (default) or QueueClassic.
+	// Delay, dead-letter and unrouted queues are always quorum queues.
+	QueueType string
+	// EventTypes are the binding keys of the app's queue. Empty means: the
+	// types of an *event.Registry handler without catch-all, else all ("#").
+	EventTypes []string
+	// Concurrency is how many handlers run at once. Defaults to 16.
+	Concurrency int
+	// Prefetch is how many unacked deliveries the broker sends ahead.
+	// Defaults to 64; it is raised to Concurrency if lower.
+	Prefetch int
+	// HandlerTimeout bounds one handler call; a timeout counts as a retryable
+	// failure. Defaults to 30s.
+	HandlerTimeout time.Duration
+	// Retry is the delayed-retry policy. Defaults to 1s,10s,1m,5m and 5 attempts.
+	Retry retry.Policy
+	// DeliveryLimit is the quorum queue's x-delivery-limit: after that many
+	// deliveries without ack (a worker crashing on the message each time) the
+	// broker dead-letters it. Defaults to 20. Ignored for classic queues.
+	DeliveryLimit int
+	// MaxBody is the largest body accepted; larger ones are dead-lettered as
+	// undecodable. Defaults to 16 MiB.
+	MaxBody int
+	// Backoff is the reconnect schedule. Defaults to 100ms doubling up to 30s.
+	Backoff retry.Backoff
+	// Logger receives worker events. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.Exchange == "" {
+		c.Exchange = DefaultExchange
+	}
+	if c.QueueType == "" {
+		c.QueueType = QueueQuorum
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	c.Prefetch = max(c.Prefetch, c.Concurrency)
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = DefaultHandlerTimeout
+	}
+	c.Retry = c.Retry.WithDefaults()
+	if c.DeliveryLimit == 0 {
+		c.DeliveryLimit = DefaultDeliveryLimit
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c WorkerConfig) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case ValidateAppName(c.App) != nil:
+		return bad("%v", ValidateAppName(c.App))
+	case c.QueueType != QueueQuorum && c.QueueType != QueueClassic:
+		return bad("queue type %q: use %q or %q", c.QueueType, QueueQuorum, QueueClassic)
+	case c.Concurrency < 1:
+		return bad("concurrency must be at least 1, got %d", c.Concurrency)
+	case c.Prefetch > 65535:
+		return bad("prefetch must be at most 65535, got %d", c.Prefetch)
+	case c.HandlerTimeout < 0:
+		return bad("handler timeout must be positive, got %v", c.HandlerTimeout)
+	case c.DeliveryLimit < 1:
+		return bad("delivery limit must be at least 1, got %d", c.DeliveryLimit)
+	case c.MaxBody < 0:
+		return bad("max body must be positive, got %d", c.MaxBody)
+	}
+	for _, k := range c.EventTypes {
+		if err := ValidateBindingKey(k); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if err := c.Retry.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return validateURL(c.URL)
+}
+
+// Worker consumes an app's queue and hands each event to a Handler. Success
+// acks it; a failure sends it to a delay queue for a later attempt; a permanent
+// failure or the last attempt sends it to the dead-letter queue. Many Worker
+// processes of one app share the queue.
+type Worker struct {
+	cfg     WorkerConfig
+	log     *slog.Logger
+	handler event.Handler
+	topo    appTopology
+	hops    *Publisher // retries and dead letters, on its own connection
+
+	jobs     chan job
+	inflight sync.WaitGroup // handler calls in progress
+
+	mu       sync.Mutex
+	started  bool
+	ready    chan struct{} // closed while consuming
+	consumer atomic.Bool
+
+	stopping  chan struct{} // closed by Stop: take no more deliveries
+	hardStop  context.Context
+	hardAbort context.CancelFunc // cancels handler contexts
+	done      chan struct{}
+	doneOnce  sync.Once
+	fatal     error
+	loops     sync.WaitGroup
+
+	handled, retried, dead atomic.Int64
+}
+
+type job struct {
+	d   amqp091.Delivery
+	gen uint64
+	s   *workerSession
+}
+
+// NewWorker validates cfg and returns a Worker that calls h. Call Start to run.
+func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	bindings := slices.Clone(cfg.EventTypes)
+	if len(bindings) == 0 {
+		if r, ok := h.(*event.Registry); ok {
+			if types, catchAll := r.Types(); !catchAll && len(types) > 0 {
+				bindings = types
+			}
+		}
+	}
+	if len(bindings) == 0 {
+		bindings = []string{"#"}
+	}
+	slices.Sort(bindings)
+	bindings = slices.Compact(bindings)
+	queue := AppQueue(cfg.App)
+	log := cfg.Logger.With("component", "worker", "app", cfg.App)
+	hops, err := NewPublisher(PublisherConfig{
+		URL:      cfg.URL,
+		Exchange: cfg.Exchange,
+		Window:   max(cfg.Concurrency, 16),
+		Name:     "eventfleet-worker-" + cfg.App + "-hops",
+		Backoff:  cfg.Backoff,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	hard, abort := context.WithCancel(context.Background())
+	return &Worker{
+		cfg:     cfg,
+		log:     log,
+		handler: h,
+		hops:    hops,
+		topo: appTopology{
+			exchange:      cfg.Exchange,
+			queue:         queue,
+			queueType:     cfg.QueueType,
+			deliveryLimit: cfg.DeliveryLimit,
+			bindings:      bindings,
+			delays:        cfg.Retry.Stages(),
+		},
+		jobs:      make(chan job),
+		ready:     make(chan struct{}),
+		stopping:  make(chan struct{}),
+		hardStop:  hard,
+		hardAbort: abort,
+		done:      make(chan struct{}),
+	}, nil
+}
+
+// Queue returns the name of the app's queue.
+func (w *Worker) Queue() string { return w.topo.queue }
+
+// Bindings returns the binding keys the app's queue gets.
+func (w *Worker) Bindings() []string { return slices.Clone(w.topo.bindings) }
+
+// Start begins consuming in the background and returns at once. A broker that
+// is not up yet is retried with backoff; Ready is closed once consuming.
+// Errors that reconnecting cannot fix (ErrTopologyMismatch) stop the Worker:
+// watch Done and Err.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("amqp: worker already started")
+	}
+	select {
+	case <-w.stopping:
+		return ErrClosed
+	default:
+	}
+	w.started = true
+	if err := w.hops.Start(ctx); err != nil {
+		return err
+	}
+	for range w.cfg.Concurrency {
+		w.loops.Add(1)
+		go w.handleLoop()
+	}
+	go w.run()
+	return nil
+}
+
+// Ready returns a channel closed while the Worker is consuming; a new one is
+// handed out after each disconnect.
+func (w *Worker) Ready() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ready
+}
+
+// Consuming reports whether the Worker has a live consumer now.
+func (w *Worker) Consuming() bool { return w.consumer.Load() }
+
+// Done is closed when the Worker has stopped: after Stop, or on a fatal error.
+func (w *Worker) Done() <-chan struct{} { return w.done }
+
+// Err returns the fatal error that stopped the Worker, once Done is closed.
+func (w *Worker) Err() error {
+	select {
+	case <-w.done:
+		return w.fatal
+	default:
+		return nil
+	}
+}
+
+// Stats are counts since Start.
+type Stats struct {
+	Handled, Retried, DeadLettered int64
+}
+
+// Stats returns counts of outcomes since Start.
+func (w *Worker) Stats() Stats {
+	return Stats{Handled: w.handled.Load(), Retried: w.retried.Load(), DeadLettered: w.dead.Load()}
+}
+
+// Stop stops taking deliveries (deliveries already received but not started go
+// back to the queue), waits for running handlers to finish and settle their
+// messages, then closes the connections. If ctx ends first, running handlers'
+// contexts are cancelled, their messages are left unacked (the broker
+// redelivers them) and Stop returns ctx.Err(). Safe to call twice or before
+// Start.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	select {
+	case <-w.stopping:
+	default:
+		close(w.stopping)
+	}
+	started := w.started
+	w.mu.Unlock()
+	if !started {
+		w.finish(nil)
+		return nil
+	}
+	var err error
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		w.hardAbort()
+		<-w.done
+	}
+	return err
+}
+
+func (w *Worker) finish(err error) {
+	w.doneOnce.Do(func() {
+		w.fatal = err
+		close(w.done)
+	})
+}
+
+// run owns the consuming connection. It ends after Stop (once handlers have
+// drained) or on a fatal error.
+func (w *Worker) run() {
+	var fatal error
+	defer func() {
+		close(w.jobs)
+		w.loops.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = w.hops.Stop(ctx)
+		cancel()
+		w.hardAbort()
+		w.finish(fatal)
+	}()
+	var gen uint64
+	for attempt := 0; ; attempt++ {
+		if w.isStopping() {
+			return
+		}
+		gen++
+		s, err := w.connect(gen)
+		if err != nil {
+			if isFatal(err) {
+				w.log.Error("worker stopped", "err", err)
+				fatal = err
+				w.mu.Lock()
+				select {
+				case <-w.stopping:
+				default:
+					close(w.stopping)
+				}
+				w.mu.Unlock()
+				return
+			}
+			w.log.Warn("cannot consume; retrying", "err", err, "attempt", attempt+1)
+			if w.sleep(attempt) {
+				return
+			}
+			continue
+		}
+		if attempt > 0 {
+			w.log.Info("consuming again", "queue", w.topo.queue, "connection", gen)
+		} else {
+			w.log.Info("consuming", "queue", w.topo.queue, "bindings", w.topo.bindings,
+				"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
+		}
+		attempt = -1
+		w.mu.Lock()
+		close(w.ready)
+		w.mu.Unlock()
+		w.consumer.Store(true)
+
+		cause := w.serve(s)
+
+		w.consumer.Store(false)
+		w.mu.Lock()
+		w.ready = make(chan struct{})
+		w.mu.Unlock()
+		if w.isStopping() {
+			s.drainAndClose(w)
+			return
+		}
+		_ = s.conn.Close()
+		w.log.Warn("consumer stopped; reconnecting", "err", cause, "connection", gen)
+		if w.sleep(0) {
+			return
+		}
+	}
+}
+
+func (w *Worker) isStopping() bool {
+	select {
+	case <-w.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *Worker) sleep(attempt int) bool {
+	t := time.NewTimer(w.cfg.Backoff.Delay(attempt))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-w.stopping:
+		return true
+	}
+}
+
+// workerSession is one consuming connection.
+type workerSession struct {
+	gen        uint64
+	conn       *amqp091.Connection
+	ch         *amqp091.Channel
+	tag        string
+	deliveries <-chan amqp091.Delivery
+	cancels    chan string
+	closed     chan *amqp091.Error
+	dead       chan struct{} // closed when the channel is gone
+	deadOnce   sync.Once
+}
+
+func (s *workerSession) markDead() { s.deadOnce.Do(func() { close(s.dead) }) }
+
+func (s *workerSession) alive() bool {
+	select {
+	case <-s.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+func (w *Worker) connect(gen uint64) (*workerSession, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	conn, err := dial(ctx, w.cfg.URL, "eventfleet-worker-"+w.cfg.App)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*workerSession, error) {
+		_ = conn.Close()
+		return nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.topo.declare(ch); err != nil {
+		return fail(err)
+	}
+	if err := ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
+		return fail(fmt.Errorf("set prefetch: %w", err))
+	}
+	host, _ := os.Hostname()
+	tag := fmt.Sprintf("eventfleet-%s-%s-%d-%d", w.cfg.App, host, os.Getpid(), gen)
+	s := &workerSession{gen: gen, conn: conn, ch: ch, tag: tag, dead: make(chan struct{})}
+	s.cancels = ch.NotifyCancel(make(chan string, 1))
+	s.closed = ch.NotifyClose(make(chan *amqp091.Error, 1))
+	s.deliveries, err = ch.Consume(w.topo.queue, tag,
+		false, // autoAck: we ack after the handler or the hop succeeded
+		false, // exclusive: the app's workers share the queue
+		false, // noLocal: unsupported by RabbitMQ
+		false, // noWait
+		nil)
+	if err != nil {
+		return fail(fmt.Errorf("consume %q: %w", w.topo.queue, err))
+	}
+	return s, nil
+}
+
+// serve feeds deliveries to the handlers until the session ends or the
+// Worker is stopping. It returns why the session ended.
+func (w *Worker) serve(s *workerSession) error {
+	for {
+		select {
+		case d, ok := <-s.deliveries:
+			if !ok {
+				s.markDead()
+				select {
+				case e := <-s.closed:
+					return closeCause(e)
+				default:
+					return errors.New("delivery channel closed")
+				}
+			}
+			select {
+			case w.jobs <- job{d: d, gen: s.gen, s: s}:
+			case <-w.stopping:
+				// Not started: give it straight back.
+				_ = d.Nack(false, true /* requeue */)
+				return nil
+			}
+		case tag := <-s.cancels:
+			// The broker cancels our consumer when the queue is deleted.
+			// Reconnecting declares the queue again.
+			s.markDead()
+			return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
+		case e := <-s.closed:
+			s.markDead()
+			return closeCause(e)
+		case <-w.stopping:
+			return nil
+		}
+	}
+}
+
+// drainAndClose ends a session on Stop: cancel the consumer, requeue what the
+// broker already sent but no handler took, wait for running handlers (they
+// need the channel to ack), then close.
+func (s *workerSession) drainAndClose(w *Worker) {
+	if s.alive() {
+		_ = s.ch.Cancel(s.tag, false /* noWait */)
+		for d := range s.deliveries {
+			_ = d.Nack(false, true /* requeue */)
+		}
+	}
+	w.waitInflight()
+	s.markDead()
+	_ = s.conn.Close()
+}
+
+// waitInflight waits for running handlers, or for a hard stop. After a hard
+// stop the handlers' messages stay unacked and go back when the connection
+// closes.
+func (w *Worker) waitInflight() {
+	idle := make(chan struct{})
+	go func() { w.inflight.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-w.hardStop.Done():
+	}
+}
+
+func (w *Worker) handleLoop() {
+	defer w.loops.Done()
+	for j := range w.jobs {
+		w.inflight.Add(1)
+		w.process(j)
+		w.inflight.Done()
+	}
+}
+
+// process runs one delivery to its end: handler, then ack or hop.
+func (w *Worker) process(j job) {
+	d := &j.d
+	ev, err := decode(d, w.cfg.MaxBody)
+	log := w.log.With("event_id", ev.ID, "type", ev.Type, "attempt", ev.Attempt)
+	if err != nil {
+		log.Warn("undecodable message; dead-lettering", "err", err)
+		w.hop(j, ev, deadletter.ReasonUndecodable, 0, err)
+		return
+	}
+	err = w.call(ev)
+	switch {
+	case err == nil:
+		if aerr := d.Ack(false); aerr != nil {
+			log.Warn("ack failed; the broker will redeliver", "err", aerr, "connection", j.gen)
+			return
+		}
+		w.handled.Add(1)
+	case w.hardStop.Err() != nil:
+		// Hard stop: leave it unacked; it goes back to the queue.
+	case retry.IsPermanent(err):
+		log.Warn("permanent failure; dead-lettering", "err", err)
+		w.hop(j, ev, deadletter.ReasonPermanent, 0, err)
+	default:
+		delay, dead := w.cfg.Retry.Next(ev.Attempt)
+		if dead {
+			log.Warn("attempts exhausted; dead-lettering", "err", err, "max_attempts", w.cfg.Retry.MaxAttempts)
+			w.hop(j, ev, deadletter.ReasonExhausted, 0, err)
+			return
+		}
+		log.Info("handler failed; retrying later", "err", err, "delay", delay)
+		w.hop(j, ev, "", delay, err)
+	}
+}
+
+// call runs the handler with a timeout, turning a panic into an error. A
+// handler that ignores its context is abandoned when the timeout passes (its
+// goroutine runs on, but the event moves on to a retry).
+func (w *Worker) call(ev event.Event) error {
+	ctx, cancel := context.WithTimeout(w.hardStop, w.cfg.HandlerTimeout)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				res <- fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		res <- w.handler.Handle(ctx, ev)
+	}()
+	select {
+	case err := <-res:
+		if err != nil && ctx.Err() == context.DeadlineExceeded && w.hardStop.Err() == nil {
+			return fmt.Errorf("handler timed out after %v: %w", w.cfg.HandlerTimeout, err)
+		}
+		return err
+	case <-ctx.Done():
+		if w.hardStop.Err() != nil {
+			return w.hardStop.Err()
+		}
+		return fmt.Errorf("handler timed out after %v (it ignored its context)", w.cfg.HandlerTimeout)
+	}
+}
+
+// hop moves a delivery to a delay queue (reason "") or the dead-letter queue,
+// publishing with a confirm before acking. A hop that cannot be confirmed
+// leaves the delivery to the broker: it is requeued after a pause, and the
+// quorum delivery limit bounds how often.
+func (w *Worker) hop(j job, ev event.Event, reason deadletter.Reason, delay time.Duration, cause error) {
+	d := &j.d
+	if !j.s.alive() {
+		// The channel is gone, so the broker requeues this delivery anyway;
+		// a hop now would only make a duplicate.
+		return
+	}
+	now := time.Now()
+	target := deadletter.QueueName(w.topo.queue)
+	msg := republishing(d, ev.ID, func(h amqp091.Table) {
+		if reason == "" {
+			deadletter.Stamp(h, cause.Error(), now)
+			h[deadletter.HeaderAttempt] = int32(ev.Attempt + 1)
+		} else {
+			deadletter.Kill(h, reason, w.cfg.App, cause.Error(), now)
+			h[deadletter.HeaderAttempt] = int32(ev.Attempt)
+		}
+	})
+	if reason == "" {
+		target = RetryQueue(w.topo.queue, delay)
+	}
+	ctx, cancel := context.WithTimeout(w.hardStop, 30*time.Second)
+	err := w.hops.publishTo(ctx, target, msg)
+	cancel()
+	log := w.log.With("event_id", ev.ID, "type", ev.Type, "attempt", ev.Attempt)
+	if err != nil {
+		log.Error("cannot move event; leaving it to the broker", "target", target, "err", err)
+		if w.hardStop.Err() == nil {
+			// A short pause so a broker-side problem does not become a hot
+			// loop of redeliveries.
+			t := time.NewTimer(time.Second)
+			select {
+			case <-t.C:
+			case <-w.hardStop.Done():
+			}
+			t.Stop()
+			_ = d.Nack(false, true /* requeue */)
+		}
+		return
+	}
+	if aerr := d.Ack(false); aerr != nil {
+		log.Warn("ack after hop failed; the broker will redeliver (duplicate possible)", "err", aerr, "connection", j.gen)
+		return
+	}
+	if reason == "" {
+		w.retried.Add(1)
+	} else {
+		w.dead.Add(1)
+	}
+}

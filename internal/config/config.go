@@ -1,0 +1,284 @@
+// Package config reads the binaries' settings from the environment with
+// caarlos0/env and checks them. Every error names the variable at fault, so
+// `cmd/*` can print it and exit with code 2.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/retry"
+)
+
+// Error is an invalid setting.
+type Error struct {
+	Var    string // the environment variable, e.g. "WORKER_PREFETCH"
+	Value  string // its value as given (redacted for AMQP_URL)
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid %s=%q: %s", e.Var, e.Value, e.Reason)
+}
+
+// Broker holds the settings both binaries share.
+type Broker struct {
+	// AMQPURL is the broker's URL; keep it in a secret, it holds the password.
+	AMQPURL string `env:"AMQP_URL" envDefault:"amqp://guest:guest@localhost:5672/"`
+	// Exchange is the domain exchange.
+	Exchange string `env:"EXCHANGE" envDefault:"domain_events"`
+	// AppName names this app; FlyAppName is its fallback, then "app".
+	AppName    string `env:"APP_NAME"`
+	FlyAppName string `env:"FLY_APP_NAME"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// App is APP_NAME, else FLY_APP_NAME, else "app".
+func (b Broker) App() string {
+	switch {
+	case b.AppName != "":
+		return b.AppName
+	case b.FlyAppName != "":
+		return b.FlyAppName
+	default:
+		return "app"
+	}
+}
+
+// Level parses LogLevel.
+func (b Broker) Level() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(b.LogLevel)) // checked in validate
+	return l
+}
+
+func (b Broker) validate() error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(b.LogLevel)); err != nil {
+		return &Error{"LOG_LEVEL", b.LogLevel, "use debug, info, warn or error"}
+	}
+	if err := amqp.ValidateURL(b.AMQPURL); err != nil {
+		return &Error{"AMQP_URL", amqp.RedactURL(b.AMQPURL), "not an AMQP URL (amqp://user:password@host:5672/vhost)"}
+	}
+	if strings.TrimSpace(b.Exchange) == "" || len(b.Exchange) > 200 {
+		return &Error{"EXCHANGE", b.Exchange, "must be 1-200 characters"}
+	}
+	return nil
+}
+
+// Publisher holds cmd/publisher's settings.
+type Publisher struct {
+	Broker
+	// Addr is where `publisher serve` listens.
+	Addr string `env:"PUBLISHER_ADDR" envDefault:":8080"`
+	// Window is the number of publishes in flight awaiting confirms.
+	Window int `env:"PUBLISH_WINDOW" envDefault:"256"`
+	// Timeout bounds waiting for a confirm (per HTTP request, per NDJSON event).
+	Timeout time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"10s"`
+	// MaxBody is the largest POST /events body in bytes.
+	MaxBody int64 `env:"PUBLISHER_MAX_BODY" envDefault:"1048576"`
+	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
+}
+
+// Worker holds cmd/worker's settings.
+type Worker struct {
+	Broker
+	EventTypes       []string      `env:"EVENT_TYPES" envSeparator:","`
+	QueueType        string        `env:"QUEUE_TYPE" envDefault:"quorum"`
+	Concurrency      int           `env:"WORKER_CONCURRENCY" envDefault:"16"`
+	Prefetch         int           `env:"WORKER_PREFETCH" envDefault:"64"`
+	HandlerTimeout   time.Duration `env:"HANDLER_TIMEOUT" envDefault:"30s"`
+	RetryDelays      string        `env:"RETRY_DELAYS" envDefault:"1s,10s,1m,5m"`
+	RetryMaxAttempts int           `env:"RETRY_MAX_ATTEMPTS" envDefault:"5"`
+	DeliveryLimit    int           `env:"DELIVERY_LIMIT" envDefault:"20"`
+	MaxBody          int           `env:"WORKER_MAX_BODY" envDefault:"16777216"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
+	Handler          string        `env:"HANDLER" envDefault:"log"`
+	WebhookURL       string        `env:"WEBHOOK_URL"`
+	WebhookTimeout   time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+}
+
+// Environ returns the process environment as a map, for Load*.
+func Environ() map[string]string { return env.ToMap(os.Environ()) }
+
+// LoadPublisher reads and checks the publisher's settings from environ.
+func LoadPublisher(environ map[string]string) (Publisher, error) {
+	var c Publisher
+	if err := parse(&c, environ); err != nil {
+		return c, err
+	}
+	if err := c.Broker.validate(); err != nil {
+		return c, err
+	}
+	switch {
+	case c.Window < 1 || c.Window > 65535:
+		return c, intErr("PUBLISH_WINDOW", c.Window, "must be 1..65535")
+	case c.Timeout <= 0:
+		return c, &Error{"PUBLISH_TIMEOUT", c.Timeout.String(), "must be positive"}
+	case c.MaxBody < 1:
+		return c, &Error{"PUBLISHER_MAX_BODY", fmt.Sprint(c.MaxBody), "must be positive"}
+	case c.ShutdownTimeout <= 0:
+		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
+	}
+	return c, nil
+}
+
+// LoadWorker reads and checks the worker's settings from environ.
+func LoadWorker(environ map[string]string) (Worker, error) {
+	var c Worker
+	if err := parse(&c, environ); err != nil {
+		return c, err
+	}
+	if err := c.Broker.validate(); err != nil {
+		return c, err
+	}
+	for i, t := range c.EventTypes {
+		c.EventTypes[i] = strings.TrimSpace(t)
+		if err := amqp.ValidateBindingKey(c.EventTypes[i]); err != nil {
+			return c, &Error{"EVENT_TYPES", strings.Join(c.EventTypes, ","), err.Error()}
+		}
+	}
+	delays, err := retry.ParseDelays(c.RetryDelays)
+	if err != nil {
+		return c, &Error{"RETRY_DELAYS", c.RetryDelays, err.Error()}
+	}
+	if err := (retry.Policy{Delays: delays, MaxAttempts: max(c.RetryMaxAttempts, 1)}).Validate(); err != nil {
+		return c, &Error{"RETRY_DELAYS", c.RetryDelays, err.Error()}
+	}
+	switch {
+	case c.QueueType != amqp.QueueQuorum && c.QueueType != amqp.QueueClassic:
+		return c, &Error{"QUEUE_TYPE", c.QueueType, "use quorum or classic"}
+	case c.Concurrency < 1 || c.Concurrency > 10000:
+		return c, intErr("WORKER_CONCURRENCY", c.Concurrency, "must be 1..10000")
+	case c.Prefetch < 1 || c.Prefetch > 65535:
+		return c, intErr("WORKER_PREFETCH", c.Prefetch, "must be 1..65535")
+	case c.HandlerTimeout <= 0:
+		return c, &Error{"HANDLER_TIMEOUT", c.HandlerTimeout.String(), "must be positive"}
+	case c.RetryMaxAttempts < 1:
+		return c, intErr("RETRY_MAX_ATTEMPTS", c.RetryMaxAttempts, "must be at least 1")
+	case c.DeliveryLimit < 1:
+		return c, intErr("DELIVERY_LIMIT", c.DeliveryLimit, "must be at least 1")
+	case c.MaxBody < 1:
+		return c, intErr("WORKER_MAX_BODY", c.MaxBody, "must be positive")
+	case c.ShutdownTimeout <= 0:
+		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
+	case c.WebhookTimeout <= 0:
+		return c, &Error{"WEBHOOK_TIMEOUT", c.WebhookTimeout.String(), "must be positive"}
+	}
+	switch c.Handler {
+	case "log":
+	case "webhook":
+		if c.WebhookURL == "" {
+			return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
+		}
+		if !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://") {
+			return c, &Error{"WEBHOOK_URL", c.WebhookURL, "must be an http:// or https:// URL"}
+		}
+	default:
+		return c, &Error{"HANDLER", c.Handler, "use log or webhook"}
+	}
+	if err := validateApp(c.App(), environ); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// WorkerConfig maps the settings to the library's configuration.
+func (c Worker) WorkerConfig(log *slog.Logger) amqp.WorkerConfig {
+	delays, _ := retry.ParseDelays(c.RetryDelays) // checked by LoadWorker
+	return amqp.WorkerConfig{
+		URL:            c.AMQPURL,
+		Exchange:       c.Exchange,
+		App:            c.App(),
+		QueueType:      c.QueueType,
+		EventTypes:     c.EventTypes,
+		Concurrency:    c.Concurrency,
+		Prefetch:       c.Prefetch,
+		HandlerTimeout: c.HandlerTimeout,
+		Retry:          retry.Policy{Delays: delays, MaxAttempts: c.RetryMaxAttempts},
+		DeliveryLimit:  c.DeliveryLimit,
+		MaxBody:        c.MaxBody,
+		Logger:         log,
+	}
+}
+
+// PublisherConfig maps the settings to the library's configuration.
+func (c Publisher) PublisherConfig(log *slog.Logger) amqp.PublisherConfig {
+	return amqp.PublisherConfig{
+		URL:      c.AMQPURL,
+		Exchange: c.Exchange,
+		AppID:    c.App(),
+		Window:   c.Window,
+		Logger:   log,
+	}
+}
+
+func validateApp(app string, environ map[string]string) error {
+	if err := amqp.ValidateAppName(app); err != nil {
+		name := "APP_NAME"
+		if environ["APP_NAME"] == "" {
+			name = "FLY_APP_NAME"
+		}
+		return &Error{name, app, err.Error()}
+	}
+	return nil
+}
+
+func intErr(name string, v int, reason string) error { return &Error{name, fmt.Sprint(v), reason} }
+
+// parse runs caarlos0/env and turns its errors, which name Go fields, into
+// errors that name the environment variable.
+func parse(v any, environ map[string]string) error {
+	err := env.ParseWithOptions(v, env.Options{Environment: environ})
+	if err == nil {
+		return nil
+	}
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		for _, e := range agg.Errors {
+			var pe env.ParseError
+			if errors.As(e, &pe) {
+				name := envName(reflect.TypeOf(v).Elem(), pe.Name)
+				return &Error{name, environ[name], fmt.Sprintf("not a valid %s (%v)", typeWord(pe.Type), pe.Err)}
+			}
+		}
+	}
+	return err
+}
+
+func typeWord(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration (use Go syntax like 500ms, 10s, 5m)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "whole number"
+	default:
+		return t.String()
+	}
+}
+
+// envName finds the env tag of the field called field in t or its embedded structs.
+func envName(t reflect.Type, field string) string {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			if n := envName(f.Type, field); n != "" {
+				return n
+			}
+		}
+		if f.Name == field {
+			return f.Tag.Get("env")
+		}
+	}
+	return ""
+}
