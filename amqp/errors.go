@@ -29,6 +29,9 @@ var (
 // confirm arrived, so the caller publishes it again on the next session.
 var errConnLost = errors.New("amqp: connection lost before the confirm")
 
+// quorumArgs are the arguments that differ when QUEUE_TYPE or DELIVERY_LIMIT changed.
+var quorumArgs = regexp.MustCompile(`x-queue-type|x-overflow|x-dead-letter-strategy|x-delivery-limit`)
+
 var inequivalentArg = regexp.MustCompile(`inequivalent arg '([^']+)' for (queue|exchange) '([^']*)'`)
 
 // declareError turns a broker error from declaring kind ("queue"/"exchange")
@@ -41,12 +44,15 @@ func declareError(kind, name string, err error) error {
 		if m := inequivalentArg.FindStringSubmatch(aerr.Reason); m != nil {
 			arg = fmt.Sprintf("argument %q", m[1])
 		}
-		hint := "declare it with the same settings as before, or delete it (after draining it) so it can be declared anew"
+		hint := "a queue's arguments are fixed when it is created: declare it with the settings it was created with, " +
+			"or drain and delete it so it is declared anew"
 		switch {
-		case kind == "queue" && arg == `argument "x-queue-type"`:
-			hint = "the queue type cannot change in place: set QUEUE_TYPE back to the existing queue's type, or drain and delete the queue to switch"
+		case kind == "queue" && quorumArgs.MatchString(arg):
+			hint = "the queue type and its quorum-only arguments cannot change in place: set QUEUE_TYPE (and DELIVERY_LIMIT) " +
+				"back to what the existing queue was created with, or drain and delete the queue to switch"
 		case kind == "exchange":
-			hint = "eventfleet declares the exchange as a plain durable topic exchange without arguments; delete and re-create it, or set an alternate exchange by policy instead of an argument"
+			hint = "eventfleet declares the exchange as a plain durable topic exchange without arguments; delete and re-create it, " +
+				"or set an alternate exchange by policy instead of an argument"
 		}
 		return fmt.Errorf("%w: %s %q already exists with a different %s (broker: %s); %s",
 			ErrTopologyMismatch, kind, name, arg, aerr.Reason, hint)

@@ -598,10 +598,15 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 // loop handles everything the broker sends about this session's publishes.
 func (s *pubSession) loop(confirms <-chan amqp091.Confirmation, returns <-chan amqp091.Return,
 	blocked <-chan amqp091.Blocking, closed, chClosed <-chan *amqp091.Error) {
+	// Every notification channel is closed when the channel or connection
+	// closes; a closed one must end the loop, not spin on zero values.
 	drainReturns := func() {
 		for {
 			select {
-			case r := <-returns:
+			case r, ok := <-returns:
+				if !ok {
+					return
+				}
 				s.markReturned(r)
 			default:
 				return
@@ -610,7 +615,11 @@ func (s *pubSession) loop(confirms <-chan amqp091.Confirmation, returns <-chan a
 	}
 	for {
 		select {
-		case r := <-returns:
+		case r, ok := <-returns:
+			if !ok {
+				s.shutdown(errors.New("channel closed"))
+				return
+			}
 			s.markReturned(r)
 		case c, ok := <-confirms:
 			if !ok {
@@ -622,7 +631,11 @@ func (s *pubSession) loop(confirms <-chan amqp091.Confirmation, returns <-chan a
 			// every return that is already here before resolving the ack.
 			drainReturns()
 			s.resolve(c)
-		case b := <-blocked:
+		case b, ok := <-blocked:
+			if !ok {
+				blocked = nil // the close notifications end the loop
+				continue
+			}
 			s.setBlocked(b)
 		case e := <-closed:
 			s.shutdown(closeCause(e))

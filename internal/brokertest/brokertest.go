@@ -25,19 +25,19 @@ import (
 const Image = "rabbitmq:3.13-management-alpine"
 
 var (
-	once   sync.Once
-	url    string
-	urlErr string
+	once      sync.Once
+	brokerURL string
+	urlErr    string
 )
 
 // URL returns the broker URL for tests, failing t when there is none.
 func URL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { url, urlErr = find() })
-	if url == "" {
+	once.Do(func() { brokerURL, urlErr = find() })
+	if brokerURL == "" {
 		t.Fatal(urlErr)
 	}
-	return url
+	return brokerURL
 }
 
 func find() (string, string) {
@@ -71,10 +71,10 @@ func find() (string, string) {
 			msg = how + " (testcontainers: " + err.Error() + ")"
 			return
 		}
-		url = u
+		brokerURL = u
 	}()
-	if url != "" {
-		return url, ""
+	if brokerURL != "" {
+		return brokerURL, ""
 	}
 	return "", msg
 }
