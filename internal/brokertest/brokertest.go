@@ -33,6 +33,9 @@ var (
 // URL returns the broker URL for tests, failing t when there is none.
 func URL(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs RabbitMQ; skipped with -short")
+	}
 	once.Do(func() { brokerURL, urlErr = find() })
 	if brokerURL == "" {
 		t.Fatal(urlErr)

@@ -182,7 +182,8 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 			return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
 		}
 		if !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://") {
-			return c, &Error{"WEBHOOK_URL", c.WebhookURL, "must be an http:// or https:// URL"}
+			// The URL may carry a password or a token: never echo it.
+			return c, &Error{"WEBHOOK_URL", "<hidden>", "must be an http:// or https:// URL"}
 		}
 	default:
 		return c, &Error{"HANDLER", c.Handler, "use log or webhook"}

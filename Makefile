@@ -1,0 +1,28 @@
+# The integration tests need a RabbitMQ: the one at AMQP_URL, by default the
+# one `make up` starts. Docs quote this command; keep it here, in one place.
+TEST_CMD = AMQP_URL=$${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} go test -race -count=1 ./...
+
+.DEFAULT_GOAL := help
+.PHONY: help build test test-short lint up down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+build: ## build cmd/publisher and cmd/worker into bin/
+	go build -o bin/ ./cmd/...
+
+test: ## all tests with the race detector; needs RabbitMQ (make up)
+	$(TEST_CMD)
+
+test-short: ## unit tests only, no broker needed
+	go test -short -count=1 ./...
+
+lint: ## go vet, and fail on files gofmt would change
+	go vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -w these files:"; echo "$$out"; exit 1; fi
+
+up: ## start RabbitMQ, the publisher and the workers (docker-compose.yml)
+	docker compose up --build
+
+down: ## stop and remove the compose services
+	docker compose down

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/eventfleet/eventfleet/internal/config"
+)
+
+// Exit codes (see the package documentation).
+const (
+	exitOK    = 0
+	exitFatal = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr, config.Environ()))
+}
+
+// command is a subcommand. run gets the arguments after its name.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer, environ map[string]string) int
+}
+
+// commands are worker's subcommands; the first is the default. Later ones
+// (worker dlq list|replay|purge, for the dead-letter queue) are added here.
+var commands = []command{
+	{name: "run", summary: "consume the app's queue and hand each event to the handler (the default)", run: runWorker},
+}
+
+// dispatch picks the subcommand and returns the exit code.
+func dispatch(args []string, stdout, stderr io.Writer, environ map[string]string) int {
+	if len(args) == 0 {
+		args = []string{commands[0].name}
+	}
+	if isHelp(args[0]) {
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		if slices.ContainsFunc(args[1:], isHelp) {
+			usage(stdout)
+			return exitOK
+		}
+		return c.run(args[1:], stdout, stderr, environ)
+	}
+	fmt.Fprintf(stderr, "worker: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("Usage: worker [command]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	b.WriteString(envHelp)
+	_, _ = io.WriteString(w, b.String())
+}
+
+// envHelp lists the settings; a test checks that it names every variable
+// config.Worker reads.
+const envHelp = `
+Settings come from the environment (defaults in brackets):
+
+Broker
+  AMQP_URL            broker URL; holds the password, keep it secret
+                      [amqp://guest:guest@localhost:5672/]
+  EXCHANGE            domain exchange [domain_events]
+  APP_NAME            this app's name; its queue is events_<APP_NAME>
+  FLY_APP_NAME        used when APP_NAME is empty [app when both are]
+  LOG_LEVEL           debug, info, warn or error [info]
+
+Consuming
+  EVENT_TYPES         comma-separated event types to bind; "*" and "#" match
+                      whole dot-separated words only [all events]
+  QUEUE_TYPE          quorum or classic [quorum]
+  WORKER_CONCURRENCY  handlers running at once [16]
+  WORKER_PREFETCH     deliveries the broker sends ahead [64]
+  WORKER_MAX_BODY     largest body in bytes; larger ones are dead-lettered [16777216]
+  HANDLER_TIMEOUT     bound on one handler call; a timeout is retried [30s]
+  RETRY_DELAYS        waits before attempts 2, 3, …; the last repeats [1s,10s,1m,5m]
+  RETRY_MAX_ATTEMPTS  attempts before an event is dead-lettered [5]
+  DELIVERY_LIMIT      redeliveries of an unacked event (a crashing worker)
+                      before the broker dead-letters it (quorum only) [20]
+  SHUTDOWN_TIMEOUT    on SIGTERM/SIGINT, how long running handlers may finish;
+                      after it, their events go back to the queue [25s]
+
+Handler
+  HANDLER             log (a JSON line per event on stdout) or webhook [log]
+  WEBHOOK_URL         http(s) URL events are POSTed to; required for webhook
+  WEBHOOK_TIMEOUT     bound on one webhook request; a timeout is retried [10s]
+
+Logs are JSON on stderr. Exit codes: 0 stopped by a signal, 1 fatal broker
+error (such as a queue declared with other arguments), 2 bad usage or settings.
+A second SIGTERM/SIGINT during shutdown ends the worker at once.
+`

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/internal/brokertest"
+)
+
+// workerBin is the worker binary, built once by TestMain. Tests run it as a
+// process, the way it is deployed: signals, exit codes and streams are part
+// of what they check.
+var workerBin string
+
+// raceEnabled is set by race_test.go; the binary is then built with -race
+// too, so races in the worker and the amqp library fail these tests.
+var raceEnabled bool
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventfleet-worker-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workerBin = filepath.Join(dir, "worker")
+	args := []string{"build", "-o", workerBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	// go test puts its own Go first in PATH.
+	build := exec.Command("go", append(args, ".")...)
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the worker: %v\n%s", err, out)
+		_ = os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) lines() []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// proc is a running worker process.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	done   chan struct{} // closed when the process has exited
+	code   int           // exit code, valid once done is closed
+}
+
+// startWorker runs the worker binary with exactly env (nothing inherited) and
+// args. It is killed at cleanup if still running.
+func startWorker(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, done: make(chan struct{})}
+	p.cmd = exec.Command(workerBin, args...)
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.code = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if strings.Contains(p.stderr.String(), "DATA RACE") {
+			t.Errorf("the worker reported a data race:\n%s", p.stderr.String())
+		}
+		if t.Failed() {
+			t.Logf("worker stderr:\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait returns the exit code, failing the test if the process is still
+// running after timeout.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(timeout):
+		p.t.Fatalf("worker still running %v later", timeout)
+		return -1
+	}
+}
+
+func (p *proc) signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal worker: %v", err)
+	}
+}
+
+// stop sends SIGTERM and expects exit code 0 within timeout.
+func (p *proc) stop(timeout time.Duration) {
+	p.t.Helper()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(timeout); code != 0 {
+		p.t.Fatalf("worker exited with %d after SIGTERM, want 0", code)
+	}
+}
+
+// waitLog polls stderr until it contains want.
+func (p *proc) waitLog(want string, timeout time.Duration) {
+	p.t.Helper()
+	brokertest.Eventually(p.t, timeout, fmt.Sprintf("worker log %q", want), func() bool {
+		if p.exited() {
+			p.t.Fatalf("worker exited with %d while waiting for log %q", p.code, want)
+		}
+		return strings.Contains(p.stderr.String(), want)
+	})
+}
+
+// waitConsuming waits until the worker consumes, so its queue exists and is
+// bound: events published from then on reach it.
+func (p *proc) waitConsuming() { p.t.Helper(); p.waitLog(`"msg":"consuming"`, 30*time.Second) }
+
+// app is one test's isolated broker namespace: its own exchange and app name,
+// deleted at cleanup with every queue the worker declares.
+type app struct {
+	name     string
+	exchange string
+	queue    string
+	dead     string
+}
+
+// newApp names an app and an exchange for t. delays must match RETRY_DELAYS
+// (nil for the default), so that its delay queues are cleaned up too. Call it
+// before startWorker: cleanups run last-in first-out, so the worker is killed
+// before its queues are deleted and cannot declare them again.
+func newApp(t *testing.T, delays ...time.Duration) app {
+	t.Helper()
+	a := app{name: brokertest.Name(t), exchange: brokertest.Name(t)}
+	a.queue = amqp.AppQueue(a.name)
+	a.dead = deadletter.QueueName(a.queue)
+	if len(delays) == 0 {
+		delays = []time.Duration{time.Second, 10 * time.Second, time.Minute, 5 * time.Minute}
+	}
+	queues := []string{a.queue, a.dead, amqp.UnroutedQueue(a.exchange)}
+	for _, d := range delays {
+		queues = append(queues, amqp.RetryQueue(a.queue, d))
+	}
+	brokertest.Cleanup(t, queues, []string{a.exchange})
+	return a
+}
+
+// env is the worker's environment for a, plus extra settings.
+func (a app) env(t *testing.T, extra ...string) map[string]string {
+	t.Helper()
+	env := map[string]string{
+		"AMQP_URL":  brokertest.URL(t),
+		"EXCHANGE":  a.exchange,
+		"APP_NAME":  a.name,
+		"LOG_LEVEL": "info",
+	}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// message is a test event as a foreign publisher would send it.
+type message struct {
+	id, typ, aggregate string
+	body               string
+	contentType        string // default application/json
+}
+
+// publish sends msgs to exchange the way our publishers do (persistent,
+// confirmed, message_id, type, aggregate_id header) and waits for every
+// confirm.
+func publish(t *testing.T, exchange string, msgs ...message) {
+	t.Helper()
+	ch := brokertest.Channel(t)
+	if err := ch.Confirm(false /* noWait */); err != nil {
+		t.Fatalf("confirm mode: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var confirms []*amqp091.DeferredConfirmation
+	for _, m := range msgs {
+		ct := m.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		headers := amqp091.Table{}
+		if m.aggregate != "" {
+			headers[amqp.HeaderAggregateID] = m.aggregate
+		}
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, m.typ,
+			false, // mandatory: the test waits for the worker's binding first
+			false, // immediate
+			amqp091.Publishing{
+				Headers:      headers,
+				ContentType:  ct,
+				DeliveryMode: amqp091.Persistent,
+				MessageId:    m.id,
+				Type:         m.typ,
+				AppId:        "test-publisher",
+				Timestamp:    time.Now(),
+				Body:         []byte(m.body),
+			})
+		if err != nil {
+			t.Fatalf("publish %s: %v", m.id, err)
+		}
+		confirms = append(confirms, dc)
+	}
+	for i, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil || !ok {
+			t.Fatalf("publish %s: not confirmed (ack %v, err %v)", msgs[i].id, ok, err)
+		}
+	}
+}
+
+// waitDepth polls until queue holds want ready messages.
+func waitDepth(t *testing.T, queue string, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := brokertest.Depth(t, queue)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s holds %d messages after %v, want %d", queue, got, timeout, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// deadLetters reads the n dead letters of a, keyed by message_id, and checks
+// that no more arrive.
+func deadLetters(t *testing.T, a app, n int) map[string]amqp091.Delivery {
+	t.Helper()
+	ds := brokertest.Drain(t, a.dead, n, 5*time.Second)
+	out := map[string]amqp091.Delivery{}
+	for _, d := range ds {
+		if _, dup := out[d.MessageId]; dup {
+			t.Errorf("event %s dead-lettered twice", d.MessageId)
+		}
+		out[d.MessageId] = d
+	}
+	if len(ds) != n {
+		t.Fatalf("%d dead letters, want %d", len(ds), n)
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/eventlog"
+	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/webhook"
+)
+
+// runWorker is "worker run": consume until SIGINT/SIGTERM or a fatal error.
+func runWorker(args []string, stdout, stderr io.Writer, environ map[string]string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "worker run: unexpected argument %q; settings come from the environment (see worker -h)\n", args[0])
+		return exitUsage
+	}
+	cfg, err := config.LoadWorker(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return exitUsage
+	}
+	// Stdout belongs to HANDLER=log's event lines; logs go to stderr.
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+
+	h, attrs, err := newHandler(cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return exitUsage
+	}
+	w, err := amqp.NewWorker(cfg.WorkerConfig(log), h)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		if errors.Is(err, amqp.ErrInvalidConfig) {
+			return exitUsage
+		}
+		return exitFatal
+	}
+	log.Info("starting worker", append([]any{
+		"app", cfg.App(),
+		"queue", w.Queue(),
+		"bindings", w.Bindings(),
+		"exchange", cfg.Exchange,
+		"broker", amqp.RedactURL(cfg.AMQPURL),
+	}, attrs...)...)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The worker's lifetime is not tied to ctx: a signal starts the drain
+	// below rather than cutting connections.
+	if err := w.Start(context.Background()); err != nil {
+		log.Error("cannot start worker", "err", err)
+		return exitFatal
+	}
+
+	select {
+	case <-w.Done():
+		err := w.Err()
+		if err == nil {
+			err = errors.New("worker stopped without being asked to")
+		}
+		log.Error("worker stopped", "err", err)
+		return exitFatal
+	case <-ctx.Done():
+	}
+
+	// From here a second signal kills the process at once (Go's default
+	// handling), for an operator who will not wait for the drain.
+	stop()
+	log.Info("shutting down: waiting for running handlers", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = w.Stop(sctx)
+	st := w.Stats()
+	stats := []any{"handled", st.Handled, "retried", st.Retried, "dead_lettered", st.DeadLettered}
+	if err != nil {
+		// Still exit 0. The handlers that did not finish had their contexts
+		// cancelled and their deliveries left unacked; closing the
+		// connection hands those back to the broker, which redelivers them
+		// to this app's next worker. Nothing is lost (delivery is at least
+		// once; handlers deduplicate on the event ID), so this is a normal
+		// stop, not a crash for the orchestrator to act on.
+		log.Warn("shutdown timeout passed; unfinished events go back to the queue",
+			append([]any{"timeout", cfg.ShutdownTimeout.String(), "err", err}, stats...)...)
+		return exitOK
+	}
+	if err := w.Err(); err != nil {
+		log.Error("worker stopped", "err", err)
+		return exitFatal
+	}
+	log.Info("worker stopped", stats...)
+	return exitOK
+}
+
+// newHandler builds the handler HANDLER names, and log attributes that
+// describe it.
+func newHandler(cfg config.Worker, stdout io.Writer) (event.Handler, []any, error) {
+	switch cfg.Handler {
+	case "webhook":
+		h, err := webhook.New(webhook.Config{
+			URL:     cfg.WebhookURL,
+			Timeout: cfg.WebhookTimeout,
+			// Every concurrent handler can hold a connection; keep them all.
+			MaxIdleConnsPerHost: max(cfg.Concurrency, webhook.DefaultMaxIdleConnsPerHost),
+		})
+		if err != nil {
+			// webhook's errors never quote the URL's password or query.
+			return nil, nil, &config.Error{Var: "WEBHOOK_URL", Value: "<hidden>", Reason: err.Error()}
+		}
+		return h, []any{"handler", cfg.Handler, "webhook", h.URL(), "webhook_timeout", cfg.WebhookTimeout.String()}, nil
+	case "log":
+		return eventlog.New(stdout), []any{"handler", cfg.Handler}, nil
+	default:
+		// config.LoadWorker accepts only the cases above.
+		return nil, nil, &config.Error{Var: "HANDLER", Value: cfg.Handler, Reason: "use log or webhook"}
+	}
+}

@@ -1,0 +1,1074 @@
+package deploy
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"gopkg.in/yaml.v3"
+
+	"github.com/eventfleet/eventfleet/internal/config"
+)
+
+// root is the repository root, where the deployment files live.
+const root = ".."
+
+// The commands the image can run, and the binaries the Dockerfile must build
+// for them, keyed by path in the image.
+var (
+	publisherCmd = []string{"/app/publisher", "serve"}
+	workerCmds   = [][]string{{"/app/worker"}, {"/app/worker", "run"}}
+	binaries     = map[string]string{"/app/publisher": "./cmd/publisher", "/app/worker": "./cmd/worker"}
+)
+
+// flySecretAMQPURL stands in for the AMQP_URL secret when the fly.toml [env]
+// is validated; it is the form the comment at the top of fly.toml shows.
+const flySecretAMQPURL = "amqps://user:pass@host/vhost"
+
+// Defaults of the platforms, used when a file leaves the setting out.
+const (
+	flyDefaultKillSignal      = "SIGINT"
+	flyDefaultKillTimeout     = 5 * time.Second
+	composeDefaultStopSignal  = "SIGTERM"
+	composeDefaultGracePeriod = 10 * time.Second
+)
+
+// binary is what a command runs.
+type binary int
+
+const (
+	unknownBinary binary = iota
+	publisherBinary
+	workerBinary
+)
+
+func (b binary) String() string {
+	switch b {
+	case publisherBinary:
+		return "publisher"
+	case workerBinary:
+		return "worker"
+	default:
+		return "unknown"
+	}
+}
+
+func classify(cmd []string) binary {
+	switch {
+	case slices.Equal(cmd, publisherCmd):
+		return publisherBinary
+	case slices.ContainsFunc(workerCmds, func(c []string) bool { return slices.Equal(c, cmd) }):
+		return workerBinary
+	default:
+		return unknownBinary
+	}
+}
+
+func allowedCommands() string {
+	cmds := []string{strings.Join(publisherCmd, " ")}
+	for _, c := range workerCmds {
+		cmds = append(cmds, strings.Join(c, " "))
+	}
+	return `"` + strings.Join(cmds, `", "`) + `"`
+}
+
+// ---- internal/config ----
+
+// envVar is one environment variable a binary reads.
+type envVar struct {
+	Default    string
+	HasDefault bool
+}
+
+// envVars lists the variables read by the config struct t, as caarlos0/env
+// sees them: `env` tags, including those of embedded and nested structs.
+func envVars(t reflect.Type, prefix string, into map[string]envVar) map[string]envVar {
+	if into == nil {
+		into = map[string]envVar{}
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" && f.Type.Kind() == reflect.Struct {
+			envVars(f.Type, prefix+f.Tag.Get("envPrefix"), into)
+			continue
+		}
+		if name == "" {
+			continue
+		}
+		def, ok := f.Tag.Lookup("envDefault")
+		into[prefix+name] = envVar{Default: def, HasDefault: ok}
+	}
+	return into
+}
+
+var readBy = map[binary]map[string]envVar{
+	publisherBinary: envVars(reflect.TypeFor[config.Publisher](), "", nil),
+	workerBinary:    envVars(reflect.TypeFor[config.Worker](), "", nil),
+}
+
+// setting is the value binary b sees for name in environ: the given value,
+// else the default from internal/config.
+func setting(b binary, environ map[string]string, name string) string {
+	if v, ok := environ[name]; ok {
+		return v
+	}
+	return readBy[b][name].Default
+}
+
+func load(b binary, environ map[string]string) error {
+	switch b {
+	case publisherBinary:
+		_, err := config.LoadPublisher(environ)
+		return err
+	case workerBinary:
+		_, err := config.LoadWorker(environ)
+		return err
+	default:
+		return fmt.Errorf("no loader for %v", b)
+	}
+}
+
+// ---- fly.toml ----
+
+type flyFile struct {
+	App         string `toml:"app"`
+	KillSignal  string `toml:"kill_signal"`
+	KillTimeout any    `toml:"kill_timeout"` // seconds, or a duration string like "30s"
+	Build       struct {
+		Dockerfile string `toml:"dockerfile"`
+		Image      string `toml:"image"`
+	} `toml:"build"`
+	Env         map[string]any    `toml:"env"`
+	Processes   map[string]string `toml:"processes"`
+	HTTPService *flyHTTPService   `toml:"http_service"`
+	Services    []flyService      `toml:"services"`
+}
+
+type flyHTTPService struct {
+	Processes    []string `toml:"processes"`
+	InternalPort int      `toml:"internal_port"`
+	ForceHTTPS   bool     `toml:"force_https"`
+	Checks       []struct {
+		Method string `toml:"method"`
+		Path   string `toml:"path"`
+	} `toml:"checks"`
+}
+
+type flyService struct {
+	Processes    []string `toml:"processes"`
+	InternalPort int      `toml:"internal_port"`
+}
+
+func (f flyFile) env() map[string]string {
+	m := make(map[string]string, len(f.Env))
+	for k, v := range f.Env {
+		m[k] = fmt.Sprint(v)
+	}
+	return m
+}
+
+// machineEnv is what a Machine of the app sees: [env], the AMQP_URL secret and
+// FLY_APP_NAME, which Fly sets.
+func (f flyFile) machineEnv() map[string]string {
+	m := f.env()
+	m["FLY_APP_NAME"] = f.App
+	if _, ok := m["AMQP_URL"]; !ok {
+		m["AMQP_URL"] = flySecretAMQPURL
+	}
+	return m
+}
+
+func (f flyFile) killTimeout() (time.Duration, error) {
+	switch v := f.KillTimeout.(type) {
+	case nil:
+		return flyDefaultKillTimeout, nil
+	case int64:
+		return time.Duration(v) * time.Second, nil
+	case string:
+		return time.ParseDuration(v)
+	default:
+		return 0, fmt.Errorf("kill_timeout = %v: use whole seconds (30) or a duration string (\"30s\")", v)
+	}
+}
+
+// groups returns the process groups running b.
+func (f flyFile) groups(b binary) []string {
+	var names []string
+	for name, cmd := range f.Processes {
+		if classify(strings.Fields(cmd)) == b {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ---- docker-compose.yml ----
+
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+}
+
+type composeService struct {
+	Image           string      `yaml:"image"`
+	Build           built       `yaml:"build"`
+	Command         words       `yaml:"command"`
+	Environment     environment `yaml:"environment"`
+	Ports           ports       `yaml:"ports"`
+	DependsOn       dependsOn   `yaml:"depends_on"`
+	StopSignal      string      `yaml:"stop_signal"`
+	StopGracePeriod string      `yaml:"stop_grace_period"`
+	Healthcheck     *struct {
+		Test    words `yaml:"test"`
+		Disable bool  `yaml:"disable"`
+	} `yaml:"healthcheck"`
+}
+
+// built records whether a service has `build:`, in either compose form.
+type built bool
+
+func (b *built) UnmarshalYAML(n *yaml.Node) error {
+	*b = n.Tag != "!!null"
+	return nil
+}
+
+// words is a command in either compose form: a string or a list.
+type words []string
+
+func (w *words) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*w = strings.Fields(n.Value)
+		return nil
+	}
+	var s []string
+	err := n.Decode(&s)
+	*w = s
+	return err
+}
+
+// environment is a service's environment in either compose form: a mapping
+// or a list of NAME=value. A name without a value passes the host's value
+// through; it is in Names but not in Set.
+type environment struct {
+	Set   map[string]string
+	Names []string
+}
+
+func (e *environment) UnmarshalYAML(n *yaml.Node) error {
+	e.Set = map[string]string{}
+	add := func(name, value string, set bool) {
+		e.Names = append(e.Names, name)
+		if set {
+			e.Set[name] = value
+		}
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			add(k.Value, v.Value, v.Tag != "!!null")
+		}
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			name, value, set := strings.Cut(item.Value, "=")
+			add(name, value, set)
+		}
+	default:
+		return fmt.Errorf("line %d: environment must be a mapping or a list", n.Line)
+	}
+	return nil
+}
+
+// ports are the container ports a service publishes, from the short syntax
+// ("8080:8080", "127.0.0.1:8080:8080/tcp") or the long one (target: 8080).
+type ports []string
+
+func (p *ports) UnmarshalYAML(n *yaml.Node) error {
+	for _, item := range n.Content {
+		switch item.Kind {
+		case yaml.ScalarNode:
+			s, _, _ := strings.Cut(item.Value, "/")
+			*p = append(*p, s[strings.LastIndex(s, ":")+1:])
+		case yaml.MappingNode:
+			var long struct {
+				Target string `yaml:"target"`
+			}
+			if err := item.Decode(&long); err != nil {
+				return err
+			}
+			*p = append(*p, long.Target)
+		}
+	}
+	return nil
+}
+
+// dependsOn maps each dependency to its condition, from either compose form.
+type dependsOn map[string]string
+
+func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
+	*d = dependsOn{}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			(*d)[item.Value] = "service_started"
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			var dep struct {
+				Condition string `yaml:"condition"`
+			}
+			if err := n.Content[i+1].Decode(&dep); err != nil {
+				return err
+			}
+			(*d)[n.Content[i].Value] = cmp.Or(dep.Condition, "service_started")
+		}
+	default:
+		return fmt.Errorf("line %d: depends_on must be a mapping or a list", n.Line)
+	}
+	return nil
+}
+
+// appServices are the services built from our Dockerfile, by name.
+func (c composeFile) appServices() map[string]composeService {
+	apps := map[string]composeService{}
+	for name, s := range c.Services {
+		if s.Build {
+			apps[name] = s
+		}
+	}
+	return apps
+}
+
+// ---- Dockerfile ----
+
+type instruction struct {
+	Stage int    // 0 before the first FROM, then 1, 2, …
+	Op    string // upper case: FROM, RUN, COPY, …
+	Args  string
+}
+
+// parseDockerfile joins continuation lines and drops comments; it does not
+// expand variables.
+func parseDockerfile(text string) []instruction {
+	var (
+		out   []instruction
+		stage int
+		cur   strings.Builder
+	)
+	flush := func() {
+		line := strings.TrimSpace(cur.String())
+		cur.Reset()
+		if line == "" {
+			return
+		}
+		op, args, _ := strings.Cut(line, " ")
+		op = strings.ToUpper(op)
+		if op == "FROM" {
+			stage++
+		}
+		out = append(out, instruction{Stage: stage, Op: op, Args: strings.TrimSpace(args)})
+	}
+	for _, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		if body, ok := strings.CutSuffix(trimmed, `\`); ok {
+			cur.WriteString(body + " ")
+			continue
+		}
+		cur.WriteString(trimmed)
+		flush()
+	}
+	flush()
+	return out
+}
+
+// shellWords splits s like a shell would, minus expansions: quotes group.
+func shellWords(s string) []string {
+	var (
+		words []string
+		cur   strings.Builder
+		quote rune
+		in    bool
+	)
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// goBuild is one `go build` in a RUN instruction.
+type goBuild struct {
+	Stage    int
+	Out      string
+	Packages []string
+	Flags    []string
+	Env      []string // NAME=value words before `go`
+}
+
+// goFlagsWithValue are go build flags that may take their value as the next word.
+var goFlagsWithValue = []string{"-o", "-ldflags", "-gcflags", "-asmflags", "-tags", "-mod", "-p", "-buildmode", "-pgo", "-C", "-overlay", "-modfile"}
+
+func goBuilds(ins []instruction) []goBuild {
+	var builds []goBuild
+	for _, in := range ins {
+		if in.Op != "RUN" {
+			continue
+		}
+		words := shellWords(in.Args)
+		var cmds [][]string
+		start := 0
+		for i, w := range words {
+			if w == "&&" || w == ";" || w == "||" {
+				cmds = append(cmds, words[start:i])
+				start = i + 1
+			}
+		}
+		cmds = append(cmds, words[start:])
+		for _, cmd := range cmds {
+			i := slices.Index(cmd, "go")
+			if i < 0 || i+1 >= len(cmd) || cmd[i+1] != "build" {
+				continue
+			}
+			b := goBuild{Stage: in.Stage}
+			for _, w := range cmd[:i] {
+				if strings.Contains(w, "=") && !strings.HasPrefix(w, "-") {
+					b.Env = append(b.Env, w)
+				}
+			}
+			args := cmd[i+2:]
+			for j := 0; j < len(args); j++ {
+				w := args[j]
+				if !strings.HasPrefix(w, "-") {
+					b.Packages = append(b.Packages, w)
+					continue
+				}
+				flag, value, hasValue := strings.Cut(w, "=")
+				if !hasValue && slices.Contains(goFlagsWithValue, flag) && j+1 < len(args) {
+					j++
+					value = args[j]
+				}
+				if flag == "-o" {
+					b.Out = value
+				}
+				b.Flags = append(b.Flags, flag)
+			}
+			builds = append(builds, b)
+		}
+	}
+	return builds
+}
+
+// finalStage returns the instructions of the last stage: the image that runs.
+func finalStage(ins []instruction) []instruction {
+	if len(ins) == 0 {
+		return nil
+	}
+	last := ins[len(ins)-1].Stage
+	var out []instruction
+	for _, in := range ins {
+		if in.Stage == last {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// copiedPaths lists the paths a COPY instruction creates in the image.
+func copiedPaths(args string) []string {
+	var words []string
+	if strings.HasPrefix(args, "[") {
+		if json.Unmarshal([]byte(args), &words) != nil {
+			return nil
+		}
+	} else {
+		for _, w := range shellWords(args) {
+			if !strings.HasPrefix(w, "--") {
+				words = append(words, w)
+			}
+		}
+	}
+	if len(words) < 2 {
+		return nil
+	}
+	srcs, dest := words[:len(words)-1], words[len(words)-1]
+	if len(srcs) == 1 && !strings.HasSuffix(dest, "/") {
+		return []string{dest}
+	}
+	var paths []string
+	for _, s := range srcs {
+		paths = append(paths, strings.TrimSuffix(dest, "/")+"/"+filepath.Base(s))
+	}
+	return paths
+}
+
+// ---- setup ----
+
+type bundle struct {
+	fly          flyFile
+	compose      composeFile
+	dockerfile   []instruction
+	dockerignore []string
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	var b bundle
+
+	if _, err := toml.DecodeFile(filepath.Join(root, "fly.toml"), &b.fly); err != nil {
+		t.Fatalf("fly.toml does not parse into the shape this test expects: %v", err)
+	}
+
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &b.compose); err != nil {
+		t.Fatalf("docker-compose.yml does not parse into the shape this test expects: %v", err)
+	}
+	if len(b.compose.appServices()) == 0 {
+		t.Fatal("docker-compose.yml: no service has `build:`; build publisher and worker services from the Dockerfile")
+	}
+
+	raw, err = os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.dockerfile = parseDockerfile(string(raw))
+
+	raw, err = os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatalf(".dockerignore is missing; add one so .git and bin/ stay out of the build context: %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			b.dockerignore = append(b.dockerignore, line)
+		}
+	}
+	return b
+}
+
+// ---- tests ----
+
+// (a) Every variable the files set is one the binary reads.
+func TestEnvNamesAreRead(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	for name := range b.fly.Env {
+		_, p := readBy[publisherBinary][name]
+		_, w := readBy[workerBinary][name]
+		if !p && !w {
+			t.Errorf("fly.toml [env] sets %s, which neither binary reads; fix the name or remove it (internal/config reads %s)",
+				name, known(publisherBinary, workerBinary))
+		}
+	}
+	for svc, s := range b.compose.appServices() {
+		bin := classify(s.Command)
+		if bin == unknownBinary {
+			continue // TestCommands reports it
+		}
+		for _, name := range s.Environment.Names {
+			if _, ok := readBy[bin][name]; !ok {
+				t.Errorf("docker-compose.yml service %q sets %s, which the %v does not read; fix the name or remove it (it reads %s)",
+					svc, name, bin, known(bin))
+			}
+		}
+	}
+}
+
+func known(bins ...binary) string {
+	var names []string
+	for _, b := range bins {
+		for name := range readBy[b] {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// (b) The broker URL carries the password: it must be a Fly secret.
+func TestFlyAMQPURLIsSecret(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	if _, ok := b.fly.Env["AMQP_URL"]; ok {
+		t.Error("fly.toml [env] sets AMQP_URL, which holds the broker password; remove it and run `fly secrets set AMQP_URL=amqps://user:pass@host/vhost`")
+	}
+	for name, v := range b.fly.Env {
+		if s, ok := v.(string); ok && (strings.HasPrefix(s, "amqp://") || strings.HasPrefix(s, "amqps://")) {
+			t.Errorf("fly.toml [env] %s holds an AMQP URL; URLs carry passwords, keep them in `fly secrets`", name)
+		}
+	}
+}
+
+// (c) The files run only commands the image has, and the Dockerfile builds
+// exactly those binaries, to those paths, into the image that runs.
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	if len(b.fly.Processes) == 0 {
+		t.Errorf("fly.toml has no [processes]; add publisher = %q and worker = %q",
+			strings.Join(publisherCmd, " "), strings.Join(workerCmds[0], " "))
+	}
+	for name, cmd := range b.fly.Processes {
+		if classify(strings.Fields(cmd)) == unknownBinary {
+			t.Errorf("fly.toml [processes] %s = %q: the image runs only %s; fix the command", name, cmd, allowedCommands())
+		}
+	}
+	for _, bin := range []binary{publisherBinary, workerBinary} {
+		if len(b.fly.groups(bin)) == 0 {
+			t.Errorf("fly.toml [processes] has no group running the %v; add one", bin)
+		}
+	}
+	if b.fly.Build.Image == "" && b.fly.Build.Dockerfile != "Dockerfile" {
+		t.Errorf("fly.toml [build] dockerfile = %q; set it to \"Dockerfile\" so Fly builds the image this test checks", b.fly.Build.Dockerfile)
+	}
+
+	seen := map[binary]bool{}
+	for name, s := range b.compose.appServices() {
+		bin := classify(s.Command)
+		seen[bin] = true
+		if bin == unknownBinary {
+			t.Errorf("docker-compose.yml service %q: command %q; the image runs only %s; set `command:` to one of them",
+				name, strings.Join(s.Command, " "), allowedCommands())
+		}
+	}
+	for _, bin := range []binary{publisherBinary, workerBinary} {
+		if !seen[bin] {
+			t.Errorf("docker-compose.yml has no service built from the Dockerfile that runs the %v; add one", bin)
+		}
+	}
+
+	checkDockerfile(t, b.dockerfile)
+	checkDockerignore(t, b.dockerignore)
+}
+
+func checkDockerfile(t *testing.T, ins []instruction) {
+	final := finalStage(ins)
+	if len(final) == 0 {
+		t.Fatal("Dockerfile has no FROM; build the binaries in a golang stage and copy them into a runtime stage")
+	}
+
+	// Built: exactly one `go build -o <path> <package>` per binary, static and
+	// reproducible.
+	built := map[string]string{}
+	for _, gb := range goBuilds(ins) {
+		if gb.Stage == final[0].Stage {
+			t.Errorf("Dockerfile runs `go build` in the final stage; build in a golang stage and COPY --from it, so the image carries no toolchain")
+		}
+		if gb.Out == "" || len(gb.Packages) != 1 {
+			t.Errorf("Dockerfile: `go build` with output %q and packages %q; build one package per command: go build -o /app/<name> ./cmd/<name>", gb.Out, gb.Packages)
+			continue
+		}
+		if prev, ok := built[gb.Out]; ok {
+			t.Errorf("Dockerfile builds %s twice (%s and %s); build it once", gb.Out, prev, gb.Packages[0])
+		}
+		built[gb.Out] = filepath.ToSlash(filepath.Clean(gb.Packages[0]))
+		if !strings.HasPrefix(built[gb.Out], ".") {
+			built[gb.Out] = "./" + built[gb.Out]
+		}
+		if !slices.Contains(gb.Flags, "-trimpath") {
+			t.Errorf("Dockerfile: `go build -o %s` lacks -trimpath; add it so builds do not embed the builder's paths", gb.Out)
+		}
+		if !slices.Contains(gb.Env, "CGO_ENABLED=0") && !stageSets(ins, gb.Stage, "CGO_ENABLED=0") {
+			t.Errorf("Dockerfile: `go build -o %s` runs without CGO_ENABLED=0; set `ENV CGO_ENABLED=0` in the build stage, the runtime image has no libc", gb.Out)
+		}
+	}
+	for path, pkg := range binaries {
+		if got, ok := built[path]; !ok {
+			t.Errorf("Dockerfile does not build %s; add `go build -trimpath -ldflags=\"-s -w\" -o %s %s`", path, path, pkg)
+		} else if got != pkg {
+			t.Errorf("Dockerfile builds %s from %s; build it from %s", path, got, pkg)
+		}
+	}
+	for path, pkg := range built {
+		if _, ok := binaries[path]; !ok {
+			t.Errorf("Dockerfile builds %s (from %s), which no deployment file runs; remove it or update deploy_test.go and the files together", path, pkg)
+		}
+	}
+
+	// Shipped: the runtime stage holds both binaries and runs them unprivileged,
+	// with a CMD that a process command can replace.
+	var copied, users []string
+	var cmd string
+	for _, in := range final {
+		switch in.Op {
+		case "COPY":
+			copied = append(copied, copiedPaths(in.Args)...)
+		case "USER":
+			users = append(users, in.Args)
+		case "ENTRYPOINT":
+			t.Errorf("Dockerfile final stage sets ENTRYPOINT %s; remove it and use CMD, or the compose and fly commands are appended to it as arguments instead of replacing it", in.Args)
+		case "CMD":
+			cmd = in.Args
+		}
+	}
+	for path := range binaries {
+		if !slices.Contains(copied, path) {
+			t.Errorf("Dockerfile final stage does not COPY %s into the image (it copies %q); add it: COPY --from=build /app/publisher /app/worker /app/", path, copied)
+		}
+	}
+	if len(users) == 0 || slices.Contains([]string{"root", "0", "0:0"}, users[len(users)-1]) {
+		t.Errorf("Dockerfile final stage runs as %q; add `USER nonroot` (distroless) or another unprivileged user", users)
+	}
+	var argv []string
+	if err := json.Unmarshal([]byte(cmd), &argv); err != nil {
+		t.Errorf("Dockerfile CMD %q is not in exec form; write CMD [\"/app/worker\"], the runtime image has no shell to run the shell form", cmd)
+	} else if classify(argv) == unknownBinary {
+		t.Errorf("Dockerfile CMD %q; make it one of %s", argv, allowedCommands())
+	}
+}
+
+// stageSets reports whether an ENV or ARG of stage sets assignment (NAME=value).
+func stageSets(ins []instruction, stage int, assignment string) bool {
+	for _, in := range ins {
+		if in.Stage == stage && (in.Op == "ENV" || in.Op == "ARG") && slices.Contains(shellWords(in.Args), assignment) {
+			return true
+		}
+	}
+	return false
+}
+
+func checkDockerignore(t *testing.T, patterns []string) {
+	if !slices.Contains(patterns, ".git") {
+		t.Error(".dockerignore does not exclude .git; add it, the history is large and must not reach the build context")
+	}
+	// Everything the Go build needs must stay in the context.
+	needed := []string{"go.mod", "go.sum"}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && hasGoFiles(filepath.Join(root, e.Name())) {
+			needed = append(needed, e.Name())
+		}
+	}
+	for _, p := range patterns {
+		if strings.HasPrefix(p, "!") {
+			continue
+		}
+		for _, n := range needed {
+			if ok, _ := filepath.Match(strings.TrimPrefix(strings.TrimSuffix(p, "/"), "/"), n); ok {
+				t.Errorf(".dockerignore pattern %q excludes %s, which `go build` needs; remove the pattern", p, n)
+			}
+		}
+	}
+}
+
+// hasGoFiles reports whether dir or a directory below holds non-test Go files.
+func hasGoFiles(dir string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			found = true
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// (d) The publisher is reached on the port it listens on.
+func TestPublisherPort(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	defaultPort := port(t, readBy[publisherBinary]["PUBLISHER_ADDR"].Default)
+
+	// The Dockerfile documents the default.
+	var exposed []string
+	for _, in := range finalStage(b.dockerfile) {
+		if in.Op == "EXPOSE" {
+			for _, p := range strings.Fields(in.Args) {
+				p, _, _ = strings.Cut(p, "/")
+				exposed = append(exposed, p)
+			}
+		}
+	}
+	if !slices.Contains(exposed, defaultPort) {
+		t.Errorf("Dockerfile EXPOSE %q; expose %s, the port of PUBLISHER_ADDR's default in internal/config", exposed, defaultPort)
+	}
+
+	flyPort := port(t, setting(publisherBinary, b.fly.env(), "PUBLISHER_ADDR"))
+	if b.fly.HTTPService == nil {
+		t.Fatal("fly.toml has no [http_service]; add one for the publisher process group")
+	}
+	if got := strconv.Itoa(b.fly.HTTPService.InternalPort); got != flyPort {
+		t.Errorf("fly.toml [http_service] internal_port = %s, but the publisher listens on %s (PUBLISHER_ADDR); set internal_port = %s", got, flyPort, flyPort)
+	}
+
+	for name, s := range b.compose.appServices() {
+		if classify(s.Command) != publisherBinary {
+			continue
+		}
+		want := port(t, setting(publisherBinary, s.Environment.Set, "PUBLISHER_ADDR"))
+		if !slices.Contains(s.Ports, want) {
+			t.Errorf("docker-compose.yml service %q publishes container ports %q, but the publisher listens on %s (PUBLISHER_ADDR); map it: ports: [\"%s:%s\"]",
+				name, s.Ports, want, want, want)
+		}
+	}
+}
+
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("PUBLISHER_ADDR %q is not host:port: %v", addr, err)
+	}
+	return p
+}
+
+// (e) The platform waits longer than the binaries drain before it kills them.
+func TestShutdownFitsKillTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	if s := cmp.Or(b.fly.KillSignal, flyDefaultKillSignal); s != "SIGINT" && s != "SIGTERM" {
+		t.Errorf("fly.toml kill_signal = %q; the binaries drain on SIGINT or SIGTERM only, use one of them", s)
+	}
+	kill, err := b.fly.killTimeout()
+	if err != nil {
+		t.Fatalf("fly.toml: %v", err)
+	}
+	for _, bin := range []binary{publisherBinary, workerBinary} {
+		drain, err := time.ParseDuration(setting(bin, b.fly.env(), "SHUTDOWN_TIMEOUT"))
+		if err != nil {
+			continue // TestEnvValuesValidate reports it
+		}
+		if kill <= drain {
+			t.Errorf("fly.toml kill_timeout (%v) is not longer than the %v's SHUTDOWN_TIMEOUT (%v): Fly would kill it mid-drain; raise kill_timeout above %d or lower SHUTDOWN_TIMEOUT in [env]",
+				kill, bin, drain, int(drain.Seconds()))
+		}
+	}
+
+	for name, s := range b.compose.appServices() {
+		bin := classify(s.Command)
+		if bin == unknownBinary {
+			continue
+		}
+		if sig := cmp.Or(s.StopSignal, composeDefaultStopSignal); sig != "SIGTERM" && sig != "SIGINT" {
+			t.Errorf("docker-compose.yml service %q: stop_signal %s; the binaries drain on SIGTERM or SIGINT only, use SIGTERM", name, sig)
+		}
+		grace := composeDefaultGracePeriod
+		if s.StopGracePeriod != "" {
+			if grace, err = time.ParseDuration(s.StopGracePeriod); err != nil {
+				t.Errorf("docker-compose.yml service %q: stop_grace_period %q is not a duration like 30s", name, s.StopGracePeriod)
+				continue
+			}
+		}
+		drain, err := time.ParseDuration(setting(bin, s.Environment.Set, "SHUTDOWN_TIMEOUT"))
+		if err != nil {
+			continue // TestEnvValuesValidate reports it
+		}
+		if grace <= drain {
+			t.Errorf("docker-compose.yml service %q: stop_grace_period (%v) is not longer than SHUTDOWN_TIMEOUT (%v): Docker would SIGKILL it mid-drain; set stop_grace_period above %v",
+				name, grace, drain, drain)
+		}
+	}
+}
+
+// (f) Only the publisher is on the internet.
+func TestFlyHTTPServiceServesOnlyPublisher(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	want := b.fly.groups(publisherBinary)
+	if len(want) == 0 {
+		t.Fatal("fly.toml [processes] has no group running the publisher, so nothing can serve [http_service]; add publisher = \"/app/publisher serve\"")
+	}
+	hs := b.fly.HTTPService
+	if hs == nil {
+		t.Fatalf("fly.toml has no [http_service]; add one with processes = %q", want)
+	}
+	got := slices.Sorted(slices.Values(hs.Processes))
+	if len(got) == 0 || !slices.Equal(got, want) {
+		t.Errorf("fly.toml [http_service] processes = %q; set it to %q, the groups running `%s` (an empty list would expose every group, workers included)",
+			hs.Processes, want, strings.Join(publisherCmd, " "))
+	}
+	if !hs.ForceHTTPS {
+		t.Error("fly.toml [http_service] force_https is not true; set it, events must not travel in clear text")
+	}
+	if len(hs.Checks) == 0 {
+		t.Error("fly.toml has no [[http_service.checks]]; add one on path /healthz so Fly routes only to live publishers")
+	}
+	for _, c := range hs.Checks {
+		if c.Path != "/healthz" && c.Path != "/readyz" {
+			t.Errorf("fly.toml [[http_service.checks]] path = %q; the publisher serves /healthz and /readyz", c.Path)
+		}
+	}
+	for _, s := range b.fly.Services {
+		for _, p := range s.Processes {
+			if slices.Contains(b.fly.groups(workerBinary), p) {
+				t.Errorf("fly.toml [[services]] exposes process group %q, which runs the worker; workers take no traffic, remove it from processes", p)
+			}
+		}
+		if len(s.Processes) == 0 {
+			t.Error("fly.toml [[services]] without processes applies to every group, workers included; list the publisher group")
+		}
+	}
+}
+
+// (g) The binaries start only once RabbitMQ answers.
+func TestComposeWaitsForHealthyBroker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	brokers := map[string]bool{}
+	for name, s := range b.compose.appServices() {
+		bin := classify(s.Command)
+		if bin == unknownBinary {
+			continue
+		}
+		u, err := url.Parse(setting(bin, s.Environment.Set, "AMQP_URL"))
+		if err != nil {
+			continue // TestEnvValuesValidate reports it
+		}
+		broker := u.Hostname()
+		bs, ok := b.compose.Services[broker]
+		if !ok {
+			t.Errorf("docker-compose.yml service %q connects to %q (AMQP_URL), which is not a service in the file; set AMQP_URL=amqp://guest:guest@rabbitmq:5672/", name, broker)
+			continue
+		}
+		if cond, ok := s.DependsOn[broker]; !ok {
+			t.Errorf("docker-compose.yml service %q does not depend on %s; add depends_on: {%s: {condition: service_healthy}}", name, broker, broker)
+		} else if cond != "service_healthy" {
+			t.Errorf("docker-compose.yml service %q: depends_on %s has condition %q; use `condition: service_healthy` so it starts after the broker answers", name, broker, cond)
+		}
+		if brokers[broker] {
+			continue
+		}
+		brokers[broker] = true
+		if bs.Healthcheck == nil || bs.Healthcheck.Disable || len(bs.Healthcheck.Test) == 0 || bs.Healthcheck.Test[0] == "NONE" {
+			t.Errorf("docker-compose.yml service %q has no healthcheck, so service_healthy never holds; add test: [\"CMD\", \"rabbitmq-diagnostics\", \"-q\", \"ping\"]", broker)
+		}
+	}
+}
+
+// (h) The settings pass the binaries' own validation, so a typo such as
+// SHUTDOWN_TIMEOUT=25 (no unit) fails here and not at deploy time.
+func TestEnvValuesValidate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	for _, bin := range []binary{publisherBinary, workerBinary} {
+		if len(b.fly.groups(bin)) == 0 {
+			continue
+		}
+		if err := load(bin, b.fly.machineEnv()); err != nil {
+			t.Errorf("fly.toml [env] (with FLY_APP_NAME=%q and AMQP_URL as a secret) fails the %v's config: %v; fix the value", b.fly.App, bin, err)
+		}
+	}
+	for name, s := range b.compose.appServices() {
+		bin := classify(s.Command)
+		if bin == unknownBinary {
+			continue
+		}
+		if err := load(bin, s.Environment.Set); err != nil {
+			t.Errorf("docker-compose.yml service %q environment fails the %v's config: %v; fix the value", name, bin, err)
+		}
+	}
+}
+
+// The Fly health check probes a path the publisher really serves. Skipped
+// until cmd/publisher has code.
+func TestFlyHealthCheckPathIsServed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if b.fly.HTTPService == nil || len(b.fly.HTTPService.Checks) == 0 {
+		t.Skip("no [[http_service.checks]]; TestFlyHTTPServiceServesOnlyPublisher reports it")
+	}
+	if !hasGoFiles(filepath.Join(root, "cmd", "publisher")) {
+		t.Skip("cmd/publisher has no code yet")
+	}
+
+	var sources []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != root || d.Name() == "deploy" || d.Name() == "testdata") {
+			return fs.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			sources = append(sources, string(raw))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b.fly.HTTPService.Checks {
+		if !slices.ContainsFunc(sources, func(src string) bool { return strings.Contains(src, c.Path+`"`) }) {
+			t.Errorf("fly.toml [[http_service.checks]] probes %s, but no Go source registers that path; point the check at a route the publisher serves", c.Path)
+		}
+	}
+}
+
+// Each compose worker service is its own app with its own queue. Without
+// APP_NAME the worker falls back to "app", so two services that forget it
+// would silently share events_app and split each other's events.
+func TestComposeWorkersNameTheirApp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	owner := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(b.compose.appServices())) {
+		s := b.compose.Services[name]
+		if classify(s.Command) != workerBinary {
+			continue
+		}
+		app := s.Environment.Set["APP_NAME"]
+		if app == "" {
+			t.Errorf("docker-compose.yml service %q runs a worker without APP_NAME, so it consumes events_app; set APP_NAME", name)
+			continue
+		}
+		if other, ok := owner[app]; ok {
+			t.Errorf("docker-compose.yml services %q and %q both set APP_NAME=%s and so share one queue; scale one service with deploy.replicas instead, or give each its own APP_NAME", other, name, app)
+		}
+		owner[app] = name
+	}
+}

@@ -1,0 +1,12 @@
+// Package deploy has no code, only deploy_test.go, which keeps the deployment
+// files at the repository root honest: Dockerfile, docker-compose.yml and
+// fly.toml must agree with the settings the binaries read (internal/config)
+// and with each other. It needs no broker and no Docker engine:
+//
+//	go test ./deploy/
+//
+// Terms: an "app" is one consumer of events with its own queue
+// (events_<APP_NAME>); a "process group" is Fly's name for the Machines that
+// run one command of the image ([processes] in fly.toml); a compose "app
+// service" is one built from the Dockerfile, as opposed to rabbitmq.
+package deploy

@@ -1,0 +1,25 @@
+// Package eventlog is an event.Handler that writes each event it handles as
+// one JSON line to an io.Writer: the worker's HANDLER=log, for trying a
+// deployment out, for debugging, and for piping events into tools such as jq.
+//
+// # Line format
+//
+// One JSON object per event, ended by "\n", with these fields in this order:
+//
+//	id            the event ID (stable across retries)
+//	type          the event type
+//	aggregate_id  the aggregate ID, "" when the event has none
+//	source        the publishing app (AMQP app_id); left out when unknown
+//	time          when the event was published, RFC 3339 with nanoseconds, UTC;
+//	              left out when the publisher set no timestamp
+//	attempt       1 on the first delivery, 2 on the first retry, …
+//	data          the event's JSON document, compacted onto the line
+//
+// Example:
+//
+//	{"id":"0190…","type":"CardAdded","aggregate_id":"lib-1","source":"catalog","time":"2026-11-29T10:00:00Z","attempt":1,"data":{"card":7}}
+//
+// Lines from concurrent handlers never interleave: each is written with a
+// single Write under a mutex. A failed write is returned as a plain error, so
+// the worker retries the event later.
+package eventlog

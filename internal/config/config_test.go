@@ -1,0 +1,75 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadWorkerDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := LoadWorker(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.App() != "app" || c.Exchange != "domain_events" || c.QueueType != "quorum" ||
+		c.Concurrency != 16 || c.Prefetch != 64 || c.RetryMaxAttempts != 5 || c.ShutdownTimeout != 25*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+	wc := c.WorkerConfig(nil)
+	if len(wc.Retry.Delays) != 4 || wc.Retry.Delays[3] != 5*time.Minute {
+		t.Fatalf("retry delays: %v", wc.Retry.Delays)
+	}
+	c, _ = LoadWorker(map[string]string{"FLY_APP_NAME": "fly-app"})
+	if c.App() != "fly-app" {
+		t.Fatalf("FLY_APP_NAME fallback: %q", c.App())
+	}
+	c, _ = LoadWorker(map[string]string{"FLY_APP_NAME": "fly-app", "APP_NAME": "mine"})
+	if c.App() != "mine" {
+		t.Fatalf("APP_NAME wins: %q", c.App())
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env     map[string]string
+		varName string
+		hint    string
+	}{
+		{map[string]string{"WORKER_PREFETCH": "abc"}, "WORKER_PREFETCH", "whole number"},
+		{map[string]string{"WORKER_PREFETCH": "0"}, "WORKER_PREFETCH", "1..65535"},
+		{map[string]string{"HANDLER_TIMEOUT": "30"}, "HANDLER_TIMEOUT", "duration"},
+		{map[string]string{"RETRY_DELAYS": "1s,,2s"}, "RETRY_DELAYS", "empty"},
+		{map[string]string{"RETRY_DELAYS": "1ms"}, "RETRY_DELAYS", "minimum"},
+		{map[string]string{"RETRY_MAX_ATTEMPTS": "0"}, "RETRY_MAX_ATTEMPTS", "at least 1"},
+		{map[string]string{"EVENT_TYPES": "CardAdded,*Event"}, "EVENT_TYPES", "whole dot-separated words"},
+		{map[string]string{"QUEUE_TYPE": "stream"}, "QUEUE_TYPE", "quorum or classic"},
+		{map[string]string{"HANDLER": "email"}, "HANDLER", "log or webhook"},
+		{map[string]string{"HANDLER": "webhook"}, "WEBHOOK_URL", "required"},
+		{map[string]string{"HANDLER": "webhook", "WEBHOOK_URL": "ftp://u:tok3n@x"}, "WEBHOOK_URL", "http"},
+		{map[string]string{"APP_NAME": "my app"}, "APP_NAME", "letters"},
+		{map[string]string{"FLY_APP_NAME": "bad/name"}, "FLY_APP_NAME", "letters"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", "debug"},
+		{map[string]string{"AMQP_URL": "http://u:pw123@host"}, "AMQP_URL", "AMQP URL"},
+		{map[string]string{"DELIVERY_LIMIT": "-1"}, "DELIVERY_LIMIT", "at least 1"},
+	}
+	for _, tt := range tests {
+		_, err := LoadWorker(tt.env)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tt.varName || !strings.Contains(err.Error(), tt.hint) {
+			t.Errorf("LoadWorker(%v) = %v; want an error naming %s with %q", tt.env, err, tt.varName, tt.hint)
+		}
+		if err != nil && (strings.Contains(err.Error(), "pw123") || strings.Contains(err.Error(), "tok3n")) {
+			t.Errorf("error leaks a secret: %v", err)
+		}
+	}
+	for env, name := range map[string]string{"PUBLISH_WINDOW": "x", "PUBLISH_TIMEOUT": "0s", "PUBLISHER_MAX_BODY": "0"} {
+		_, err := LoadPublisher(map[string]string{env: name})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != env {
+			t.Errorf("LoadPublisher(%s=%s) = %v; want an error naming it", env, name, err)
+		}
+	}
+}

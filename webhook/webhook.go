@@ -1,0 +1,279 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/retry"
+)
+
+// Defaults and limits.
+const (
+	// DefaultTimeout bounds one delivery when Config.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxIdleConnsPerHost is the idle keep-alive connections kept per
+	// host when Config.MaxIdleConnsPerHost is zero. It is above the worker's
+	// default concurrency (16) so concurrent handlers reuse connections
+	// instead of opening new ones; net/http's default of 2 would not.
+	DefaultMaxIdleConnsPerHost = 64
+	// SnippetLen is the most response-body bytes quoted in an error.
+	SnippetLen = 256
+	// MaxDrain is the most response-body bytes read. Reading the body to its
+	// end lets net/http reuse the connection; a longer body is cut off, and
+	// its connection closed rather than read without bound.
+	MaxDrain = 64 << 10
+	// UserAgent identifies our requests.
+	UserAgent = "eventfleet-worker"
+)
+
+// Request headers, part of the webhook contract.
+const (
+	HeaderEventID     = "X-Event-Id"
+	HeaderEventType   = "X-Event-Type"
+	HeaderAttempt     = "X-Event-Attempt"
+	HeaderAggregateID = "X-Aggregate-Id"
+	HeaderSource      = "X-Event-Source"
+)
+
+// ErrInvalidConfig wraps every Config validation error.
+var ErrInvalidConfig = errors.New("webhook: invalid configuration")
+
+// Config configures a Handler.
+type Config struct {
+	// URL is the endpoint events are POSTed to: http or https, with a host.
+	// Required.
+	URL string
+	// Timeout bounds one delivery, from connecting to reading the answer; the
+	// handler's context (the worker's HANDLER_TIMEOUT) bounds it too. A
+	// timeout is a retryable failure. Defaults to DefaultTimeout (10s).
+	Timeout time.Duration
+	// Client sends the requests. Defaults to a client with its own pooled
+	// Transport (see MaxIdleConnsPerHost). A given Client is copied and never
+	// follows redirects, whatever its CheckRedirect says.
+	Client *http.Client
+	// MaxIdleConnsPerHost sizes the default Transport's keep-alive pool; set it
+	// to at least the worker's concurrency. Defaults to
+	// DefaultMaxIdleConnsPerHost (64). Ignored when Client is set.
+	MaxIdleConnsPerHost int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxIdleConnsPerHost == 0 {
+		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	return c
+}
+
+func (c Config) validate() (*url.URL, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	if c.URL == "" {
+		return nil, bad("URL is required")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		// url.Parse quotes the whole URL in its error, password included.
+		return nil, bad("URL is not a valid URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, bad("URL %s: scheme must be http or https", redact(u))
+	case u.Hostname() == "":
+		return nil, bad("URL %s: has no host", redact(u))
+	case c.Timeout < 0:
+		return nil, bad("timeout must be positive, got %v", c.Timeout)
+	case c.MaxIdleConnsPerHost < 0:
+		return nil, bad("max idle connections per host must be positive, got %d", c.MaxIdleConnsPerHost)
+	}
+	return u, nil
+}
+
+// redact shows u without its password and query string, either of which may
+// hold a secret.
+func redact(u *url.URL) string {
+	r := *u
+	r.RawQuery, r.ForceQuery, r.Fragment, r.RawFragment = "", false, "", ""
+	return r.Redacted()
+}
+
+// Handler POSTs events to a URL. It is an event.Handler, safe for concurrent
+// use.
+type Handler struct {
+	url     string
+	display string // url for errors and logs
+	timeout time.Duration
+	client  *http.Client
+}
+
+var _ event.Handler = (*Handler)(nil)
+
+// New validates cfg and returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	cfg = cfg.withDefaults()
+	u, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	var client http.Client
+	if cfg.Client != nil {
+		client = *cfg.Client
+	} else {
+		client.Transport = newTransport(cfg.MaxIdleConnsPerHost)
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Handler{url: cfg.URL, display: redact(u), timeout: cfg.Timeout, client: &client}, nil
+}
+
+// newTransport is net/http's default transport (proxy from the environment,
+// dial and TLS timeouts, HTTP/2) with a keep-alive pool sized for many
+// concurrent handlers.
+func newTransport(idlePerHost int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = idlePerHost
+	t.MaxIdleConns = max(t.MaxIdleConns, idlePerHost)
+	return t
+}
+
+// URL returns the endpoint for logs, without password or query string.
+func (h *Handler) URL() string { return h.display }
+
+// Handle POSTs ev and maps the answer to nil, a retryable error or a
+// permanent one (see the package documentation).
+func (h *Handler) Handle(ctx context.Context, ev event.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	req, err := h.request(ctx, ev)
+	if err != nil {
+		return err
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return h.sendError(ctx, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxDrain))
+	_ = resp.Body.Close()
+
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	serr := &StatusError{URL: h.display, StatusCode: code, Body: snippet(body)}
+	if retryable(code) {
+		return serr
+	}
+	return retry.Permanent(serr)
+}
+
+func (h *Handler) request(ctx context.Context, ev event.Event) (*http.Request, error) {
+	body := []byte(ev.Data)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("webhook: POST %s: %v", h.display, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(ev.Attempt))
+	for _, f := range []struct {
+		header, field, value string
+		optional             bool
+	}{
+		{HeaderEventID, "id", ev.ID, false},
+		{HeaderEventType, "type", ev.Type, false},
+		{HeaderAggregateID, "aggregate id", ev.AggregateID, true},
+		{HeaderSource, "source", ev.Source, true},
+	} {
+		if f.optional && f.value == "" {
+			continue // left out rather than sent empty
+		}
+		if !validHeaderValue(f.value) {
+			// net/http would refuse the request with an error that looks
+			// like a network failure; retrying cannot change the event.
+			return nil, retry.Permanent(fmt.Errorf("webhook: event %q: its %s cannot be sent as header %s: it contains a control character",
+				ev.ID, f.field, f.header))
+		}
+		req.Header.Set(f.header, f.value)
+	}
+	return req, nil
+}
+
+// sendError describes a request that got no answer. All such failures are
+// retryable: the endpoint may be down or slow for now.
+func (h *Handler) sendError(ctx context.Context, err error) error {
+	// *url.Error quotes the full URL; keep only its cause.
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("webhook: POST %s: no answer in time (timeout %v or the handler's deadline): %w", h.display, h.timeout, err)
+	}
+	return fmt.Errorf("webhook: POST %s: %w", h.display, err)
+}
+
+// retryable reports the statuses that say "not now" rather than "never".
+func retryable(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// StatusError is an answer other than 2xx. Test with errors.As; whether it is
+// retried is decided by retry.IsPermanent on the returned error.
+type StatusError struct {
+	URL        string // the endpoint, without password or query string
+	StatusCode int
+	Body       string // the start of the response body, at most SnippetLen bytes
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("webhook: POST %s: status %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// snippet is the start of body as one line of valid UTF-8, at most SnippetLen
+// bytes, for an error message.
+func snippet(body []byte) string {
+	if len(body) > SnippetLen {
+		cut := SnippetLen
+		for cut > 0 && !utf8.RuneStart(body[cut]) {
+			cut--
+		}
+		body = body[:cut]
+	}
+	s := strings.ToValidUTF8(string(body), "\uFFFD")
+	s = strings.Join(strings.Fields(s), " ")
+	// Replacing invalid bytes can lengthen the text; cut again by bytes.
+	for len(s) > SnippetLen {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// validHeaderValue is net/http's rule: no control characters except tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
