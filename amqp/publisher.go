@@ -61,6 +61,9 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 }
 
 func (c PublisherConfig) validate() error {
+	if len(c.AppID) > 255 {
+		return fmt.Errorf("%w: app id is %d bytes, AMQP allows 255", ErrInvalidConfig, len(c.AppID))
+	}
 	if c.Window < 1 || c.Window > 65535 {
 		return fmt.Errorf("%w: publish window must be 1..65535, got %d", ErrInvalidConfig, c.Window)
 	}
@@ -421,12 +424,12 @@ func (p *Publisher) run(ctx context.Context) {
 		if attempt > 0 {
 			p.log.Info("connected to broker")
 		}
-		attempt = -1
 		p.mu.Lock()
 		p.sess = s
 		close(p.ready)
 		p.mu.Unlock()
 
+		began := time.Now()
 		select {
 		case <-s.dead:
 		case <-p.closeNow:
@@ -436,11 +439,18 @@ func (p *Publisher) run(ctx context.Context) {
 		p.sess = nil
 		p.ready = make(chan struct{})
 		p.mu.Unlock()
-		if ctx.Err() != nil {
+		select {
+		case <-p.closeNow:
 			return
+		default:
 		}
-		p.log.Warn("broker connection lost; reconnecting", "err", s.cause())
-		if p.sleep(0) {
+		// A session that dies soon after it began counts as a failed
+		// attempt, so a connection that keeps dying backs off too.
+		if time.Since(began) > time.Minute {
+			attempt = 0
+		}
+		p.log.Warn("broker connection lost; reconnecting", "err", s.cause(), "attempt", attempt+1)
+		if p.sleep(attempt) {
 			return
 		}
 	}

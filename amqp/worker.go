@@ -383,12 +383,12 @@ func (w *Worker) run() {
 			w.log.Info("consuming", "queue", w.topo.queue, "bindings", w.topo.bindings,
 				"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
 		}
-		attempt = -1
 		w.mu.Lock()
 		close(w.ready)
 		w.mu.Unlock()
 		w.consumer.Store(true)
 
+		began := time.Now()
 		cause := w.serve(s)
 
 		w.consumer.Store(false)
@@ -400,8 +400,13 @@ func (w *Worker) run() {
 			return
 		}
 		_ = s.conn.Close()
-		w.log.Warn("consumer stopped; reconnecting", "err", cause, "connection", gen)
-		if w.sleep(0) {
+		// A session that ends soon after it began counts as a failed
+		// attempt, so a consumer that keeps dying backs off too.
+		if time.Since(began) > time.Minute {
+			attempt = 0
+		}
+		w.log.Warn("consumer stopped; reconnecting", "err", cause, "connection", gen, "attempt", attempt+1)
+		if w.sleep(attempt) {
 			return
 		}
 	}

@@ -127,6 +127,15 @@ func (in Input) Event() (Event, error) {
 // Unknown fields are rejected so that a typo ("agregate_id") is an error rather
 // than a silently dropped value.
 func ParseInput(b []byte) (Event, error) {
+	// json.Valid first: a Decoder alone accepts trailing garbage such as
+	// an extra "}" after the object.
+	if !json.Valid(b) {
+		var probe any
+		if err := json.Unmarshal(b, &probe); err != nil {
+			return Event{}, fmt.Errorf("invalid JSON: %w", err)
+		}
+		return Event{}, errors.New("invalid JSON")
+	}
 	var in Input
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -129,6 +130,12 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 		return c, &Error{"PUBLISHER_MAX_BODY", fmt.Sprint(c.MaxBody), "must be positive"}
 	case c.ShutdownTimeout <= 0:
 		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
+	}
+	if err := validateApp(c.App(), environ); err != nil {
+		return c, err
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, &Error{"PUBLISHER_ADDR", c.Addr, "use host:port or :port, e.g. :8080"}
 	}
 	return c, nil
 }

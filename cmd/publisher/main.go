@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/config"
+)
+
+const usage = `Usage:
+  publisher publish [--file FILE]  publish newline-delimited JSON events from FILE (default stdin)
+  publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz
+  publisher -h | --help            show this help
+
+An event is one JSON object:
+  {"type": "CardAddedToLibraryEvent", "aggregate_id": "lib-1", "id": "optional", "data": {...}}
+
+Environment:
+  AMQP_URL            broker URL, holds the password (default amqp://guest:guest@localhost:5672/)
+  EXCHANGE            domain exchange (default domain_events)
+  APP_NAME            app_id of the messages (else FLY_APP_NAME, else "app")
+  LOG_LEVEL           debug, info, warn or error (default info)
+  PUBLISH_WINDOW      events in flight awaiting confirms (default 256)
+  PUBLISH_TIMEOUT     confirm deadline per event (publish) or per request (serve) (default 10s)
+  PUBLISHER_ADDR      serve: listen address (default :8080)
+  PUBLISHER_MAX_BODY  serve: largest POST /events body in bytes (default 1048576)
+  SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
+
+Exit codes: 0 success, 1 events failed or runtime error, 2 usage or configuration error.
+`
+
+// errUsage means the command line was wrong; the usage was already printed.
+var errUsage = errors.New("usage error")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default handling so that a second
+	// Ctrl-C kills a drain that takes too long.
+	context.AfterFunc(ctx, stop)
+	err := run(ctx, os.Args[1:], config.Environ(), os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// run parses the command line and the environment, builds the publisher and
+// hands over to the subcommand.
+func run(ctx context.Context, args []string, environ map[string]string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd, err := parseArgs(args, stdout, stderr)
+	if err != nil || cmd.name == "" {
+		return err
+	}
+	cfg, err := config.LoadPublisher(environ)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	p, err := amqp.NewPublisher(cfg.PublisherConfig(log))
+	if err != nil {
+		return err
+	}
+	if cmd.name == "publish" {
+		return publish(ctx, cfg, p, cmd.file, stdin, stdout, stderr)
+	}
+	return serve(ctx, cfg, p, log)
+}
+
+// command is a parsed command line; an empty name means help was shown.
+type command struct {
+	name string
+	file string // publish --file
+}
+
+func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return command{}, errUsage
+	}
+	cmd := command{name: args[0]}
+	fs := flag.NewFlagSet("publisher "+cmd.name, flag.ContinueOnError)
+	switch cmd.name {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return command{}, nil
+	case "publish":
+		fs.StringVar(&cmd.file, "file", "", "read events from `FILE` instead of stdin (\"-\" is stdin)")
+	case "serve":
+	default:
+		fmt.Fprintf(stderr, "publisher: unknown command %q\n\n%s", cmd.name, usage)
+		return command{}, errUsage
+	}
+	// Parse quietly, then print: help goes to stdout, mistakes to stderr.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args[1:])
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printFlags(stdout, fs)
+		return command{}, nil
+	case err != nil:
+		fmt.Fprintf(stderr, "publisher %s: %v\n", cmd.name, err)
+		printFlags(stderr, fs)
+		return command{}, errUsage
+	}
+	if cmd.file == "-" {
+		cmd.file = ""
+	}
+	return cmd, nil
+}
+
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\n%s", usage)
+}
+
+// exitCode prints err (unless the usage already said it) and maps it to the
+// exit code: 2 for what the operator must fix before a retry can help.
+func exitCode(err error, stderr io.Writer) int {
+	var cfgErr *config.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &cfgErr), errors.Is(err, amqp.ErrInvalidConfig):
+		fmt.Fprintln(stderr, "publisher:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "publisher:", err)
+		return 1
+	}
+}

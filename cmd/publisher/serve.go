@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/config"
+)
+
+// errShutdownTimeout: requests or publishes were still running when
+// SHUTDOWN_TIMEOUT ran out.
+var errShutdownTimeout = errors.New("shutdown did not finish within SHUTDOWN_TIMEOUT")
+
+// serve runs `publisher serve` until ctx ends (a signal) or the publisher
+// stops on a fatal error, then drains: the server stops accepting and waits
+// for its requests, then the publisher stops.
+func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on PUBLISHER_ADDR=%s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler: newHandler(p, handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log}),
+		// Slow clients must not hold connections (and the drain) forever; a
+		// request may take PUBLISH_TIMEOUT to be confirmed on top of its reading.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute + cfg.Timeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if err := p.Start(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	// The bound address matters when PUBLISHER_ADDR has port 0.
+	log.Info("listening", "addr", ln.Addr().String(), "broker", amqp.RedactURL(cfg.AMQPURL),
+		"exchange", cfg.Exchange, "app_id", cfg.App())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	case err := <-served:
+		runErr = fmt.Errorf("http server: %w", err)
+	case <-p.Done():
+		runErr = p.Err()
+		if runErr == nil {
+			runErr = amqp.ErrClosed
+		}
+		runErr = fmt.Errorf("publisher stopped: %w", runErr)
+	}
+
+	// One budget for the whole drain, so SHUTDOWN_TIMEOUT is what an
+	// orchestrator must allow before it kills us.
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	shutErr := srv.Shutdown(drainCtx)
+	stopErr := p.Stop(drainCtx)
+	switch {
+	case runErr != nil:
+		return runErr
+	case shutErr != nil || stopErr != nil:
+		return fmt.Errorf("%w (%v): %w", errShutdownTimeout, cfg.ShutdownTimeout, errors.Join(shutErr, stopErr))
+	}
+	log.Info("stopped")
+	return nil
+}

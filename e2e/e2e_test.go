@@ -1,0 +1,389 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/internal/brokertest"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventfleet-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	for _, name := range []string{"publisher", "worker"} {
+		args := []string{"build", "-o", filepath.Join(dir, name)}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "../cmd/"+name)...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", name, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running binary whose output is captured.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("%s stderr (last 3000 bytes):\n%s", name, tail(p.stderr.String(), 3000))
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *proc) output() (string, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String(), p.stderr.String()
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(t *testing.T, within time.Duration) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, within)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// hook is the webhook receiver of app a.
+type hook struct {
+	mu       sync.Mutex
+	attempts map[string][]time.Time // event id → arrival times
+	types    map[string]string
+	slow     time.Duration
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	id, typ := r.Header.Get("X-Event-Id"), r.Header.Get("X-Event-Type")
+	h.mu.Lock()
+	h.attempts[id] = append(h.attempts[id], time.Now())
+	h.types[id] = typ
+	slow := h.slow
+	h.mu.Unlock()
+	if typ == "PoisonEvent" {
+		http.Error(w, "cannot process poison", http.StatusInternalServerError)
+		return
+	}
+	if slow > 0 && typ == "SlowEvent" {
+		time.Sleep(slow)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hook) count(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.attempts[id])
+}
+
+func (h *hook) seenAll(ids []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if len(h.attempts[id]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type input struct {
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	AggregateID string          `json:"aggregate_id"`
+	Data        json.RawMessage `json:"data"`
+}
+
+func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *testing.T) {
+	url := brokertest.URL(t)
+	exchange := brokertest.Name(t)
+	appA, appB := brokertest.Name(t)+"-a", brokertest.Name(t)+"-b"
+	delays := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
+	var queues []string
+	for _, app := range []string{appA, appB} {
+		q := amqp.AppQueue(app)
+		queues = append(queues, q, deadletter.QueueName(q))
+		for _, d := range delays {
+			queues = append(queues, amqp.RetryQueue(q, d))
+		}
+	}
+	brokertest.Cleanup(t, append(queues, amqp.UnroutedQueue(exchange)), []string{exchange})
+
+	h := &hook{attempts: map[string][]time.Time{}, types: map[string]string{}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	common := map[string]string{"AMQP_URL": url, "EXCHANGE": exchange, "LOG_LEVEL": "info"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range common {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	envA := with(map[string]string{
+		"APP_NAME": appA, "HANDLER": "webhook", "WEBHOOK_URL": srv.URL,
+		"EVENT_TYPES":  "CardAddedToLibraryEvent,PaymentReceivedEvent,PoisonEvent,SlowEvent",
+		"RETRY_DELAYS": "200ms,400ms", "RETRY_MAX_ATTEMPTS": "3", "WORKER_CONCURRENCY": "8",
+		"SHUTDOWN_TIMEOUT": "10s",
+	})
+	envB := with(map[string]string{
+		"APP_NAME": appB, "HANDLER": "log", "EVENT_TYPES": "PaymentReceivedEvent,Billing.*",
+		"RETRY_DELAYS": "200ms,400ms", "RETRY_MAX_ATTEMPTS": "3",
+	})
+	var workersA []*proc
+	for range 3 {
+		workersA = append(workersA, start(t, "worker", envA))
+	}
+	workerB := start(t, "worker", envB)
+	// Workers log "consuming" after their queue is declared and bound; no
+	// event may be published before that.
+	for _, w := range append(workersA, workerB) {
+		brokertest.Eventually(t, 30*time.Second, "worker consuming", func() bool {
+			_, e := w.output()
+			return strings.Contains(e, `"msg":"consuming"`)
+		})
+	}
+
+	// 3000 events over five types.
+	types := []string{"CardAddedToLibraryEvent", "PaymentReceivedEvent", "Billing.Invoiced", "NobodyCaresEvent"}
+	var lines bytes.Buffer
+	var forA, forB, unrouted, poison []string
+	for i := range 3000 {
+		typ := types[i%len(types)]
+		if i%100 == 7 {
+			typ = "PoisonEvent"
+		}
+		id := fmt.Sprintf("e2e-%05d", i)
+		b, _ := json.Marshal(input{ID: id, Type: typ, AggregateID: fmt.Sprintf("agg-%d", i%17), Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+		lines.Write(b)
+		lines.WriteByte('\n')
+		switch typ {
+		case "CardAddedToLibraryEvent":
+			forA = append(forA, id)
+		case "PaymentReceivedEvent":
+			forA = append(forA, id)
+			forB = append(forB, id)
+		case "Billing.Invoiced":
+			forB = append(forB, id)
+		case "NobodyCaresEvent":
+			unrouted = append(unrouted, id)
+		case "PoisonEvent":
+			poison = append(poison, id)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(file, lines.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub := start(t, "publisher", with(map[string]string{"APP_NAME": "e2e-publisher"}), "publish", "--file", file)
+	select {
+	case <-pub.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("publisher publish did not finish")
+	}
+	out, errOut := pub.output()
+	if pub.cmd.ProcessState.ExitCode() != 0 || strings.TrimSpace(out) != "published=3000 failed=0" {
+		t.Fatalf("publisher: exit %d, stdout %q, stderr %s", pub.cmd.ProcessState.ExitCode(), out, tail(errOut, 2000))
+	}
+
+	// App a: each of its events, app b: each of its events, via different handlers.
+	brokertest.Eventually(t, 2*time.Minute, "app a handled all its events", func() bool { return h.seenAll(forA) })
+	seenB := func() map[string]int {
+		out, _ := workerB.output()
+		got := map[string]int{}
+		sc := bufio.NewScanner(strings.NewReader(out))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line struct {
+				ID          string `json:"id"`
+				Type        string `json:"type"`
+				AggregateID string `json:"aggregate_id"`
+				Attempt     int    `json:"attempt"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatalf("worker b stdout line is not JSON: %q", sc.Text())
+			}
+			got[line.ID]++
+		}
+		return got
+	}
+	brokertest.Eventually(t, 2*time.Minute, "app b handled all its events", func() bool {
+		got := seenB()
+		for _, id := range forB {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// Nothing for b that b did not subscribe to; nothing for a beyond its types.
+	for id := range seenB() {
+		if !strings.HasPrefix(id, "e2e-") {
+			t.Fatalf("app b handled an unknown event %q", id)
+		}
+	}
+	h.mu.Lock()
+	for id, typ := range h.types {
+		if typ == "Billing.Invoiced" || typ == "NobodyCaresEvent" {
+			t.Errorf("app a received %s event %s it did not subscribe to", typ, id)
+		}
+	}
+	h.mu.Unlock()
+
+	// Unsubscribed events are kept, not dropped.
+	if n := brokertest.Depth(t, amqp.UnroutedQueue(exchange)); n != len(unrouted) {
+		t.Errorf("unrouted queue holds %d, want %d", n, len(unrouted))
+	}
+	// Poison: exactly 3 attempts each, spaced by the delays, then app a's DLQ.
+	deadA := deadletter.QueueName(amqp.AppQueue(appA))
+	brokertest.Eventually(t, time.Minute, "poison dead-lettered", func() bool { return brokertest.Depth(t, deadA) == len(poison) })
+	h.mu.Lock()
+	for _, id := range poison {
+		at := h.attempts[id]
+		if len(at) != 3 {
+			t.Errorf("poison %s: %d attempts, want 3", id, len(at))
+			continue
+		}
+		for i, d := range delays {
+			if gap := at[i+1].Sub(at[i]); gap < d {
+				t.Errorf("poison %s: attempt %d came %v after the previous, want ≥ %v", id, i+2, gap, d)
+			}
+		}
+	}
+	h.mu.Unlock()
+	if n := brokertest.Depth(t, deadletter.QueueName(amqp.AppQueue(appB))); n != 0 {
+		t.Errorf("app b dead-lettered %d events", n)
+	}
+
+	// SIGTERM drains: slow events in flight finish or go back to the queue.
+	h.mu.Lock()
+	h.slow = 300 * time.Millisecond
+	h.mu.Unlock()
+	var slow bytes.Buffer
+	var slowIDs []string
+	for i := range 60 {
+		id := fmt.Sprintf("slow-%03d", i)
+		slowIDs = append(slowIDs, id)
+		b, _ := json.Marshal(input{ID: id, Type: "SlowEvent", Data: json.RawMessage(`{}`)})
+		slow.Write(b)
+		slow.WriteByte('\n')
+	}
+	file2 := filepath.Join(t.TempDir(), "slow.ndjson")
+	if err := os.WriteFile(file2, slow.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pubSlow := start(t, "publisher", with(map[string]string{"APP_NAME": "e2e-publisher"}), "publish", "--file", file2)
+	<-pubSlow.done
+	brokertest.Eventually(t, 30*time.Second, "slow events in flight", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		for _, id := range slowIDs {
+			n += len(h.attempts[id])
+		}
+		return n >= 8
+	})
+	for _, w := range workersA {
+		if code := w.stop(t, 15*time.Second); code != 0 {
+			_, e := w.output()
+			t.Fatalf("worker a exited %d after SIGTERM: %s", code, tail(e, 2000))
+		}
+	}
+	if code := workerB.stop(t, 15*time.Second); code != 0 {
+		t.Fatalf("worker b exited %d after SIGTERM", code)
+	}
+	// Whatever was not handled is still in the queue: a new worker finishes it.
+	start(t, "worker", envA)
+	brokertest.Eventually(t, time.Minute, "every slow event handled after restart", func() bool { return h.seenAll(slowIDs) })
+	if n := brokertest.Depth(t, deadA); n != len(poison) {
+		t.Errorf("dead-letter queue of a holds %d after the drain, want %d", n, len(poison))
+	}
+}
