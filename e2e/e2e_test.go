@@ -342,6 +342,19 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 	if n := brokertest.Depth(t, deadletter.QueueName(amqp.AppQueue(appB))); n != 0 {
 		t.Errorf("app b dead-lettered %d events", n)
 	}
+	dupsA, dupsB := 0, 0
+	h.mu.Lock()
+	for id, at := range h.attempts {
+		if h.types[id] != "PoisonEvent" {
+			dupsA += len(at) - 1
+		}
+	}
+	h.mu.Unlock()
+	for _, n := range seenB() {
+		dupsB += n - 1
+	}
+	t.Logf("published 3000: app a handled %d (+%d duplicates), app b %d (+%d duplicates), unrouted %d, poison dead-lettered %d after 3 attempts",
+		len(forA), dupsA, len(forB), dupsB, len(unrouted), len(poison))
 
 	// SIGTERM drains: slow events in flight finish or go back to the queue.
 	h.mu.Lock()

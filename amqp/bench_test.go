@@ -1,0 +1,207 @@
+package amqp_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/brokertest"
+)
+
+// Benchmarks compare eventfleet with a bare amqp091-go loop on the same broker,
+// 512-byte persistent messages into one durable quorum queue. Run them with
+//
+//	AMQP_URL=amqp://guest:guest@localhost:5672/ go test -run '^$' -bench . -benchtime 20000x -count 3 ./amqp/
+//
+// and compare msgs/s within one run (the machine is noisy). docs/benchmarks.md
+// has the figures.
+
+var body512 = []byte(`{"payload":"` + strings.Repeat("x", 512-14) + `"}`)
+
+// benchQueue declares a quorum queue bound to a fresh exchange with "#".
+func benchQueue(b *testing.B) (exchange, queue string) {
+	b.Helper()
+	exchange, queue = brokertest.Name(b), brokertest.Name(b)+"-q"
+	ch := brokertest.Channel(b)
+	if err := ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-queue-type": "quorum"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, "#", exchange, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	brokertest.Cleanup(b, []string{queue, amqp.UnroutedQueue(exchange)}, []string{exchange})
+	return exchange, queue
+}
+
+// barePublish is the reference: one channel, a sliding window of outstanding
+// confirms, no per-message bookkeeping beyond the client's own.
+func barePublish(b *testing.B, exchange string, n, window int) {
+	b.Helper()
+	ch := brokertest.Channel(b)
+	if err := ch.Confirm(false); err != nil {
+		b.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, window+1))
+	outstanding := 0
+	for i := 0; i < n; i++ {
+		for outstanding >= window {
+			if c := <-confirms; !c.Ack {
+				b.Fatal("nack")
+			}
+			outstanding--
+		}
+		err := ch.Publish(exchange, "BenchEvent", true, false, amqp091.Publishing{
+			DeliveryMode: amqp091.Persistent, ContentType: "application/json", Type: "BenchEvent",
+			MessageId: fmt.Sprint(i), Body: body512,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		outstanding++
+	}
+	for ; outstanding > 0; outstanding-- {
+		if c := <-confirms; !c.Ack {
+			b.Fatal("nack")
+		}
+	}
+}
+
+func reportRate(b *testing.B, n int) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func BenchmarkPublish(b *testing.B) {
+	const window = 256
+	b.Run("bare-window256", func(b *testing.B) {
+		exchange, _ := benchQueue(b)
+		b.ResetTimer()
+		barePublish(b, exchange, b.N, window)
+		reportRate(b, b.N)
+	})
+	for _, callers := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("eventfleet-%dcallers", callers), func(b *testing.B) {
+			exchange, _ := benchQueue(b)
+			p := benchPublisher(b, exchange, window)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := c; i < b.N; i += callers {
+						if err := p.Publish(ctx, event.Event{ID: fmt.Sprint(i), Type: "BenchEvent", Data: body512}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			reportRate(b, b.N)
+		})
+	}
+	b.Run("eventfleet-batch1000", func(b *testing.B) {
+		exchange, _ := benchQueue(b)
+		p := benchPublisher(b, exchange, window)
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for start := 0; start < b.N; start += 1000 {
+			evs := make([]event.Event, min(1000, b.N-start))
+			for i := range evs {
+				evs[i] = event.Event{ID: fmt.Sprint(start + i), Type: "BenchEvent", Data: body512}
+			}
+			if err := p.PublishBatch(ctx, evs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRate(b, b.N)
+	})
+}
+
+func benchPublisher(b *testing.B, exchange string, window int) *amqp.Publisher {
+	b.Helper()
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(b), Exchange: exchange, Window: window, Logger: testLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Stop(context.Background()) })
+	select {
+	case <-p.Ready():
+	case <-time.After(10 * time.Second):
+		b.Fatal("publisher not connected")
+	}
+	return p
+}
+
+func BenchmarkConsume(b *testing.B) {
+	b.Run("bare-prefetch256-multiack", func(b *testing.B) {
+		exchange, queue := benchQueue(b)
+		barePublish(b, exchange, b.N, 256)
+		ch := brokertest.Channel(b)
+		if err := ch.Qos(256, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		ds, err := ch.Consume(queue, "", false, false, false, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 1; i <= b.N; i++ {
+			d := <-ds
+			if i%64 == 0 || i == b.N {
+				if err := d.Ack(true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		reportRate(b, b.N)
+	})
+	b.Run("eventfleet-worker-noop", func(b *testing.B) {
+		exchange := brokertest.Name(b)
+		app := brokertest.Name(b)
+		q := amqp.AppQueue(app)
+		brokertest.Cleanup(b, []string{q, q + ".dead", amqp.UnroutedQueue(exchange)}, []string{exchange})
+		// A first worker declares the topology; stop it, fill the queue,
+		// then time a fresh worker draining it.
+		cfg := amqp.WorkerConfig{URL: brokertest.URL(b), Exchange: exchange, App: app, Prefetch: 256, Logger: testLogger(b),
+			Retry: fast}
+		for _, d := range fast.Stages() {
+			brokertest.Cleanup(b, []string{amqp.RetryQueue(q, d)}, nil)
+		}
+		noop := event.HandlerFunc(func(context.Context, event.Event) error { return nil })
+		w, err := amqp.NewWorker(cfg, noop)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = w.Start(context.Background())
+		<-w.Ready()
+		_ = w.Stop(context.Background())
+		barePublish(b, exchange, b.N, 256)
+		w, _ = amqp.NewWorker(cfg, noop)
+		b.ReportAllocs()
+		b.ResetTimer()
+		_ = w.Start(context.Background())
+		for w.Stats().Handled < int64(b.N) {
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		reportRate(b, b.N)
+		_ = w.Stop(context.Background())
+	})
+}
