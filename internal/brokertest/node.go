@@ -1,0 +1,179 @@
+package brokertest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Node is a private RabbitMQ node for fault tests: its own node name, ports and
+// data directory, started from the RabbitMQ installed on the machine, so a test
+// can kill it, restart it or raise alarms without touching the shared broker.
+type Node struct {
+	Name string // Erlang node name, e.g. ef-1a2b@localhost
+	Port int    // AMQP port
+	dir  string
+	env  []string
+}
+
+// StartNode starts a private node and stops it (and removes its data) when the
+// test ends, also when the test fails. It skips the test where no
+// rabbitmq-server is installed.
+func StartNode(t testing.TB) *Node {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("fault test: starts a private RabbitMQ node; skipped with -short")
+	}
+	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
+		t.Skip("fault test needs rabbitmq-server installed to start a private node")
+	}
+	dir, err := os.MkdirTemp("", "eventfleet-node-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	n := &Node{Name: "ef-" + hex.EncodeToString(b) + "@localhost", Port: freePort(t), dir: dir}
+	dist := freePort(t)
+	files := map[string]string{
+		"enabled_plugins": "[].\n",
+		// Let guest connect from 127.0.0.1 as well as ::1/localhost.
+		"rabbitmq.conf": "loopback_users = none\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server drops to the rabbitmq user: it must own its directory.
+	if u, err := user.Lookup("rabbitmq"); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		_ = filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { return os.Chown(p, uid, gid) })
+	}
+	_ = os.Chmod(dir, 0o777)
+	n.env = append(os.Environ(),
+		"RABBITMQ_NODENAME="+n.Name,
+		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.Port),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(dist),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
+		"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq"),
+	)
+	t.Cleanup(func() {
+		n.stop()
+		_ = os.RemoveAll(dir)
+	})
+	n.Start(t)
+	return n
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// URL is the node's AMQP URL.
+func (n *Node) URL() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.Port) }
+
+// Start starts the node (again, on the same data) and waits until it serves.
+func (n *Node) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command("rabbitmq-server", "-detached")
+	cmd.Env = n.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start node %s: %v\n%s", n.Name, err, out)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if err := n.ctl("await_startup"); err == nil {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.Port), time.Second); err == nil {
+				_ = c.Close()
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(n.dir, "log", n.Name+".log"))
+			t.Fatalf("node %s did not start within 90s; log tail:\n%s", n.Name, tailBytes(log, 2000))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func tailBytes(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// Kill kills the node with SIGKILL, as a crash would, and waits until it is gone.
+func (n *Node) Kill(t testing.TB) {
+	t.Helper()
+	pid := n.pid()
+	if pid == 0 {
+		t.Fatalf("node %s has no pid file", n.Name)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for range 200 {
+		if syscall.Kill(pid, 0) != nil {
+			_ = os.Remove(filepath.Join(n.dir, "pid"))
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("node %s (pid %d) still alive after SIGKILL", n.Name, pid)
+}
+
+// Ctl runs rabbitmqctl against the node, e.g. Ctl(t, "set_vm_memory_high_watermark", "0.0001").
+func (n *Node) Ctl(t testing.TB, args ...string) {
+	t.Helper()
+	if err := n.ctl(args...); err != nil {
+		t.Fatalf("rabbitmqctl %s: %v", strings.Join(args, " "), err)
+	}
+}
+
+func (n *Node) ctl(args ...string) error {
+	cmd := exec.Command("rabbitmqctl", append([]string{"-n", n.Name, "-q"}, args...)...)
+	cmd.Env = n.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (n *Node) pid() int {
+	b, err := os.ReadFile(filepath.Join(n.dir, "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// stop ends the node whatever its state; no process may outlive the test.
+func (n *Node) stop() {
+	pid := n.pid()
+	_ = n.ctl("stop")
+	if pid != 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
