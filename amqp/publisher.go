@@ -37,6 +37,9 @@ type PublisherConfig struct {
 	Name string
 	// Backoff is the reconnect schedule. Defaults to 100ms doubling up to 30s.
 	Backoff retry.Backoff
+	// Heartbeat is the AMQP heartbeat interval; a connection silent for about
+	// three intervals is dropped and replaced. Defaults to DefaultHeartbeat (10s).
+	Heartbeat time.Duration
 	// Logger receives connection events. Defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -53,6 +56,9 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	}
 	if c.Name == "" {
 		c.Name = "eventfleet-publisher"
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -471,7 +477,7 @@ func (p *Publisher) sleep(attempt int) bool {
 func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := dial(dctx, p.cfg.URL, p.cfg.Name)
+	conn, err := dial(dctx, p.cfg.URL, p.cfg.Name, p.cfg.Heartbeat)
 	if err != nil {
 		return nil, err
 	}

@@ -34,9 +34,14 @@ func validateURL(u string) error {
 	return nil
 }
 
+// DefaultHeartbeat is the AMQP heartbeat interval asked for when none is
+// configured. A peer that stays silent for about three intervals (a half-open
+// connection, a frozen broker) is treated as gone.
+const DefaultHeartbeat = 10 * time.Second
+
 // dial opens a connection named name (shown in the management UI). It gives up
 // when ctx ends. Errors never contain the password.
-func dial(ctx context.Context, u, name string) (*amqp091.Connection, error) {
+func dial(ctx context.Context, u, name string, heartbeat time.Duration) (*amqp091.Connection, error) {
 	type result struct {
 		c   *amqp091.Connection
 		err error
@@ -47,7 +52,7 @@ func dial(ctx context.Context, u, name string) (*amqp091.Connection, error) {
 		props.SetClientConnectionName(name)
 		c, err := amqp091.DialConfig(u, amqp091.Config{
 			Properties: props,
-			Heartbeat:  10 * time.Second,
+			Heartbeat:  heartbeat,
 			Dial: func(network, addr string) (net.Conn, error) {
 				d := net.Dialer{Timeout: 10 * time.Second}
 				return d.DialContext(ctx, network, addr)

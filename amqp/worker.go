@@ -72,6 +72,9 @@ type WorkerConfig struct {
 	MaxBody int
 	// Backoff is the reconnect schedule. Defaults to 100ms doubling up to 30s.
 	Backoff retry.Backoff
+	// Heartbeat is the AMQP heartbeat interval of both connections.
+	// Defaults to DefaultHeartbeat (10s).
+	Heartbeat time.Duration
 	// Logger receives worker events. Defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -102,6 +105,9 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -201,12 +207,13 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	queue := AppQueue(cfg.App)
 	log := cfg.Logger.With("component", "worker", "app", cfg.App)
 	hops, err := NewPublisher(PublisherConfig{
-		URL:      cfg.URL,
-		Exchange: cfg.Exchange,
-		Window:   max(cfg.Concurrency, 16),
-		Name:     "eventfleet-worker-" + cfg.App + "-hops",
-		Backoff:  cfg.Backoff,
-		Logger:   cfg.Logger,
+		URL:       cfg.URL,
+		Exchange:  cfg.Exchange,
+		Window:    max(cfg.Concurrency, 16),
+		Name:      "eventfleet-worker-" + cfg.App + "-hops",
+		Backoff:   cfg.Backoff,
+		Heartbeat: cfg.Heartbeat,
+		Logger:    cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -466,7 +473,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := dial(ctx, w.cfg.URL, "eventfleet-worker-"+w.cfg.App)
+	conn, err := dial(ctx, w.cfg.URL, "eventfleet-worker-"+w.cfg.App, w.cfg.Heartbeat)
 	if err != nil {
 		return nil, err
 	}

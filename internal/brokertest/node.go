@@ -142,6 +142,16 @@ func (n *Node) Kill(t testing.TB) {
 	t.Fatalf("node %s (pid %d) still alive after SIGKILL", n.Name, pid)
 }
 
+// StopClean stops the node the orderly way (rabbitmqctl stop) and waits until
+// its process is gone.
+func (n *Node) StopClean(t testing.TB) {
+	t.Helper()
+	if err := n.ctl("stop", filepath.Join(n.dir, "pid")); err != nil {
+		t.Fatalf("stop node %s: %v", n.Name, err)
+	}
+	_ = os.Remove(filepath.Join(n.dir, "pid"))
+}
+
 // Ctl runs rabbitmqctl against the node, e.g. Ctl(t, "set_vm_memory_high_watermark", "0.0001").
 func (n *Node) Ctl(t testing.TB, args ...string) {
 	t.Helper()
