@@ -21,6 +21,8 @@ var (
 	// ErrTopologyMismatch: an exchange or queue exists with other arguments
 	// than this configuration declares (the broker's 406 inequivalent arg).
 	ErrTopologyMismatch = errors.New("amqp: existing topology does not match the configuration")
+	// ErrHeadersTooLarge: a message's headers would not fit in one AMQP frame.
+	ErrHeadersTooLarge = errors.New("amqp: message headers too large")
 	// ErrInvalidConfig wraps every configuration validation error.
 	ErrInvalidConfig = errors.New("amqp: invalid configuration")
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,6 +160,73 @@ func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
 	return ev, nil
 }
 
+// MaxHeaderBytes bounds the encoded header table of a message we publish. The
+// content header frame (headers plus the other properties) must fit the
+// negotiated frame_max, 128 KiB on RabbitMQ by default; a larger one makes the
+// broker close the whole connection with FRAME_ERROR.
+const MaxHeaderBytes = 120 << 10
+
+// HeaderDropped lists foreign headers a hop left out so the message fits
+// MaxHeaderBytes (comma-separated names).
+const HeaderDropped = "eventfleet-dropped-headers"
+
+// tableSize is an upper bound of t's AMQP field-table encoding in bytes.
+func tableSize(t amqp091.Table) int {
+	n := 4
+	for k, v := range t {
+		n += 1 + len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v any) int {
+	switch v := v.(type) {
+	case string:
+		return 5 + len(v)
+	case []byte:
+		return 5 + len(v)
+	case amqp091.Table:
+		return 1 + tableSize(v)
+	case []any:
+		n := 5
+		for _, e := range v {
+			n += valueSize(e)
+		}
+		return n
+	default:
+		return 9 // numbers, bools, timestamps, decimals, void
+	}
+}
+
+// fitHeaders drops the largest foreign headers from h until it fits
+// MaxHeaderBytes, and names them in HeaderDropped. Our own headers and the
+// aggregate id stay: they say what happened to the event.
+func fitHeaders(h amqp091.Table) {
+	if tableSize(h) <= MaxHeaderBytes {
+		return
+	}
+	type entry struct {
+		k    string
+		size int
+	}
+	var foreign []entry
+	for k, v := range h {
+		if !strings.HasPrefix(k, "eventfleet-") && k != HeaderAggregateID {
+			foreign = append(foreign, entry{k, 1 + len(k) + valueSize(v)})
+		}
+	}
+	slices.SortFunc(foreign, func(a, b entry) int { return b.size - a.size })
+	var dropped []string
+	for _, e := range foreign {
+		if tableSize(h) <= MaxHeaderBytes-2048 {
+			break
+		}
+		delete(h, e.k)
+		dropped = append(dropped, e.k)
+	}
+	h[HeaderDropped] = deadletter.TruncateError(strings.Join(dropped, ","))
+}
+
 // brokerHeaders are set by RabbitMQ on delivery and must not be copied into a
 // message we publish again.
 var brokerHeaders = []string{"x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
@@ -179,6 +247,7 @@ func republishing(d *amqp091.Delivery, id string, edit func(amqp091.Table)) amqp
 	h[deadletter.HeaderRoutingKey] = originalKey(d)
 	h[deadletter.HeaderExchange] = originalExchange(d)
 	edit(h)
+	fitHeaders(h)
 	return amqp091.Publishing{
 		Headers:         h,
 		ContentType:     d.ContentType,

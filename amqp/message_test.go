@@ -142,3 +142,24 @@ func TestRedactURL(t *testing.T) {
 		t.Fatal("unparsable URL echoed")
 	}
 }
+
+func TestHugeForeignHeadersAreDroppedOnHops(t *testing.T) {
+	t.Parallel()
+	d := amqp091.Delivery{RoutingKey: "X", Headers: amqp091.Table{
+		"big":          strings.Repeat("x", 130_838),
+		"small":        "kept",
+		"aggregate_id": "a1",
+	}}
+	msg := republishing(&d, "id", func(h amqp091.Table) {
+		deadletter.Kill(h, deadletter.ReasonUndecodable, "app", strings.Repeat("e", 5000), time.Now())
+	})
+	if tableSize(msg.Headers) > MaxHeaderBytes {
+		t.Fatalf("hop headers %d bytes, over %d", tableSize(msg.Headers), MaxHeaderBytes)
+	}
+	if _, ok := msg.Headers["big"]; ok || msg.Headers[HeaderDropped] != "big" {
+		t.Fatalf("big header not dropped and named: %v", msg.Headers[HeaderDropped])
+	}
+	if msg.Headers["small"] != "kept" || msg.Headers["aggregate_id"] != "a1" || msg.Headers[deadletter.HeaderReason] != "undecodable" {
+		t.Fatal("headers that fit were dropped")
+	}
+}

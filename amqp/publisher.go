@@ -310,6 +310,12 @@ func (p *Publisher) publishHolding(ctx context.Context, exchange, key string, ms
 		p.release()
 		return fmt.Errorf("invalid headers: %w", err)
 	}
+	if n := tableSize(msg.Headers); n > MaxHeaderBytes {
+		// Sent anyway, it would make the broker close the connection with
+		// FRAME_ERROR, and every republish would do it again.
+		p.release()
+		return fmt.Errorf("%w: about %d bytes of headers, the limit is %d", ErrHeadersTooLarge, n, MaxHeaderBytes)
+	}
 	for first := true; ; first = false {
 		if !first {
 			if err := p.acquire(ctx); err != nil {

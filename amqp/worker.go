@@ -359,6 +359,7 @@ func (w *Worker) run() {
 		w.finish(fatal)
 	}()
 	var gen uint64
+	consumed := false
 	for attempt := 0; ; attempt++ {
 		if w.isStopping() {
 			return
@@ -384,11 +385,14 @@ func (w *Worker) run() {
 			}
 			continue
 		}
-		if attempt > 0 {
+		if consumed {
 			w.log.Info("consuming again", "queue", w.topo.queue, "connection", gen)
 		} else {
+			// Logged once, on the first session that consumes, even after
+			// failed attempts: deploy checks and tests wait for it.
 			w.log.Info("consuming", "queue", w.topo.queue, "bindings", w.topo.bindings,
 				"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
+			consumed = true
 		}
 		w.mu.Lock()
 		close(w.ready)
