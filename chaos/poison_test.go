@@ -546,10 +546,13 @@ func poisonDeathReason(d amqp091.Delivery) any {
 // With prefetch 1 the crashing worker holds nothing but the poison event, so
 // every good event published around it is handled. With the worker's default
 // prefetch (64) the broker also counts a delivery against every event the
-// dying worker had prefetched but not acked; the ones redelivered right
-// behind the poison event each time reach the limit too and are dead-lettered
-// unhandled ("bystanders"). That variant checks they are not lost and reports
-// how many there were.
+// dying worker had prefetched but not acked. Found by this suite: the good
+// events redelivered right behind the poison event each time reached the
+// limit too and were dead-lettered unhandled (10 of 50 "bystanders"). A
+// worker session now starts with prefetch 1 and opens its window only at the
+// first delivery that was never delivered before, so a crash loop returns the
+// poison event alone; the defaults variant asserts every good event is
+// handled too.
 func TestPoisonCrashLoopStoppedByDeliveryLimit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -558,7 +561,7 @@ func TestPoisonCrashLoopStoppedByDeliveryLimit(t *testing.T) {
 		allGoodHandled        bool
 	}{
 		{"prefetch=1", 1, 1, true},
-		{"defaults", 0, 0, false},
+		{"defaults", 0, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
