@@ -454,9 +454,11 @@ type workerSession struct {
 	closed     chan *amqp091.Error
 	dead       chan struct{} // closed when the channel is gone
 	deadOnce   sync.Once
-	// fullPrefetch: the session has left its cautious start (prefetch 1).
-	// Only serve touches it.
-	fullPrefetch bool
+	// widened: the session has left its cautious start (see widen);
+	// cautious is the narrow consumer's delivery stream until it ends.
+	// Only serve and drainAndClose touch them.
+	widened  bool
+	cautious <-chan amqp091.Delivery
 }
 
 func (s *workerSession) markDead() { s.deadOnce.Do(func() { close(s.dead) }) }
@@ -496,7 +498,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		return fail(err)
 	}
 	// Start cautious: one delivery at a time until the first delivery that
-	// was never delivered before (see serve).
+	// was never delivered before (see widen).
 	if err := ch.Qos(1, 0, false); err != nil {
 		return fail(fmt.Errorf("set prefetch: %w", err))
 	}
@@ -521,8 +523,10 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 // Worker is stopping. It returns why the session ended.
 func (w *Worker) serve(s *workerSession) error {
 	for {
+		var d amqp091.Delivery
+		var ok bool
 		select {
-		case d, ok := <-s.deliveries:
+		case d, ok = <-s.deliveries:
 			if !ok {
 				s.markDead()
 				select {
@@ -532,25 +536,16 @@ func (w *Worker) serve(s *workerSession) error {
 					return errors.New("delivery channel closed")
 				}
 			}
-			if !s.fullPrefetch && !d.Redelivered {
-				// Past the deliveries a previous consumer left unacked (the
-				// queue returns those first): open the full window. Until
-				// now only one was in flight, so if one of them crashes
-				// workers every time, the crash returns only it, and the
-				// quorum delivery limit counts against it alone rather than
-				// against every good event that shared a prefetch window
-				// with it (measured: 10 of 50 good events dead-lettered
-				// with the window open from the start).
-				if err := s.ch.Qos(w.cfg.Prefetch, 0, false); err == nil {
-					s.fullPrefetch = true
+			if !s.widened && !d.Redelivered {
+				s.widened = true
+				if err := w.widen(s); err != nil {
+					return fmt.Errorf("open the prefetch window: %w", err)
 				}
 			}
-			select {
-			case w.jobs <- job{d: d, gen: s.gen, s: s}:
-			case <-w.stopping:
-				// Not started: give it straight back.
-				_ = d.Nack(false, true /* requeue */)
-				return nil
+		case d, ok = <-s.cautious:
+			if !ok {
+				s.cautious = nil // the narrow consumer is done
+				continue
 			}
 		case tag := <-s.cancels:
 			// The broker cancels our consumer when the queue is deleted.
@@ -563,7 +558,46 @@ func (w *Worker) serve(s *workerSession) error {
 		case <-w.stopping:
 			return nil
 		}
+		select {
+		case w.jobs <- job{d: d, gen: s.gen, s: s}:
+		case <-w.stopping:
+			// Not started: give it straight back.
+			_ = d.Nack(false, true /* requeue */)
+			return nil
+		}
 	}
+}
+
+// widen ends a session's cautious start. A session first consumes with
+// prefetch 1: the queue hands back what a previous consumer left unacked
+// first, and if one of those crashes workers every time, a crash with one
+// delivery in flight returns only it, so the quorum delivery limit counts
+// against it alone rather than against every good event that shared a
+// prefetch window with it (measured: 10 of 50 good events dead-lettered with
+// the window open from the start). At the first delivery that was never
+// delivered before, widen opens the full window. basic.qos only applies to
+// consumers started after it, so widen starts a second consumer with the full
+// prefetch and cancels the narrow one; the narrow one's last delivery stays
+// ackable on the channel and arrives through s.cautious.
+func (w *Worker) widen(s *workerSession) error {
+	if err := s.ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
+		return err
+	}
+	tag := s.tag + "-w"
+	ds, err := s.ch.Consume(w.topo.queue, tag,
+		false, // autoAck
+		false, // exclusive
+		false, // noLocal
+		false, // noWait
+		nil)
+	if err != nil {
+		return err
+	}
+	if err := s.ch.Cancel(s.tag, false /* noWait */); err != nil {
+		return err
+	}
+	s.cautious, s.deliveries, s.tag = s.deliveries, ds, tag
+	return nil
 }
 
 // drainAndClose ends a session on Stop: cancel the consumer, requeue what the
@@ -572,8 +606,13 @@ func (w *Worker) serve(s *workerSession) error {
 func (s *workerSession) drainAndClose(w *Worker) {
 	if s.alive() {
 		_ = s.ch.Cancel(s.tag, false /* noWait */)
-		for d := range s.deliveries {
-			_ = d.Nack(false, true /* requeue */)
+		for _, ds := range []<-chan amqp091.Delivery{s.deliveries, s.cautious} {
+			if ds == nil {
+				continue // no narrow consumer left
+			}
+			for d := range ds {
+				_ = d.Nack(false, true /* requeue */)
+			}
 		}
 	}
 	w.waitInflight()

@@ -418,3 +418,39 @@ func TestNewWorker_RejectsBadConfig(t *testing.T) {
 		t.Fatalf("*Event error does not explain: %v", err)
 	}
 }
+
+// A session starts with prefetch 1 (cautious start) and must open its full
+// window at the first fresh delivery; a worker stuck at prefetch 1 would run
+// one handler at a time (found by the long chaos run: 6k of 20k events
+// handled in 80s).
+func TestWorker_RunsHandlersConcurrentlyAfterCautiousStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var running, peak atomic.Int32
+	release := make(chan struct{})
+	h := event.HandlerFunc(func(ctx context.Context, _ event.Event) error {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		running.Add(-1)
+		return nil
+	})
+	w := b.worker(t, amqp.WorkerConfig{Concurrency: 8, Prefetch: 32}, h)
+	p := b.publisher(t, amqp.PublisherConfig{})
+	evs := make([]event.Event, 40)
+	for i := range evs {
+		evs[i] = ev("Parallel", "", i)
+	}
+	publishAll(t, p, evs...)
+	brokertest.Eventually(t, 10*time.Second, "8 handlers running at once", func() bool { return peak.Load() == 8 })
+	close(release)
+	brokertest.Eventually(t, 10*time.Second, "all handled", func() bool { return w.Stats().Handled == 40 })
+}
