@@ -86,31 +86,8 @@ func newRig(t *testing.T, url string) *rig {
 	for _, d := range r.policy.Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}
-	cleanupOn(t, url, queues, []string{r.exchange})
+	brokertest.CleanupAt(t, url, queues, []string{r.exchange})
 	return r
-}
-
-// cleanupOn deletes queues and exchanges on the broker at url at the end.
-func cleanupOn(t *testing.T, url string, queues, exchanges []string) {
-	t.Cleanup(func() {
-		conn, err := amqp091.Dial(url)
-		if err != nil {
-			return // a private node is gone with its data anyway
-		}
-		defer conn.Close()
-		for _, q := range queues {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(q, false, false, false)
-				_ = ch.Close()
-			}
-		}
-		for _, x := range exchanges {
-			if ch, err := conn.Channel(); err == nil {
-				_ = ch.ExchangeDelete(x, false, false)
-				_ = ch.Close()
-			}
-		}
-	})
 }
 
 var fastBackoff = retry.Backoff{Min: 20 * time.Millisecond, Max: 500 * time.Millisecond}
