@@ -49,8 +49,10 @@ func TestBrokerKilledAndRestartedUnderLoad(t *testing.T) {
 		time.Sleep(time.Second)
 		start := time.Now()
 		node.Start(t)
+		booted := time.Now()
 		waitReady(t, w1)
-		t.Logf("round %d: broker back, worker consuming %v after restart", round+1, time.Since(start).Round(time.Millisecond))
+		t.Logf("round %d: broker booted in %v; worker consuming %v after the broker accepted connections", round+1,
+			booted.Sub(start).Round(time.Millisecond), time.Since(booted).Round(time.Millisecond))
 		time.Sleep(2 * time.Second)
 	}
 	close(stop)
