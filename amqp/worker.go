@@ -459,6 +459,8 @@ type workerSession struct {
 	// Only serve and drainAndClose touch them.
 	widened  bool
 	cautious <-chan amqp091.Delivery
+	// acks batches this channel's acks (see acker).
+	acks *acker
 }
 
 func (s *workerSession) markDead() { s.deadOnce.Do(func() { close(s.dead) }) }
@@ -505,6 +507,10 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 	host, _ := os.Hostname()
 	tag := fmt.Sprintf("eventfleet-%s-%s-%d-%d", w.cfg.App, host, os.Getpid(), gen)
 	s := &workerSession{gen: gen, conn: conn, ch: ch, tag: tag, dead: make(chan struct{})}
+	s.acks = newAcker(ch, func(err error) {
+		w.log.Warn("acks failed; the broker will redeliver what was not acked (duplicates possible)",
+			"err", err, "connection", gen)
+	})
 	s.cancels = ch.NotifyCancel(make(chan string, 1))
 	s.closed = ch.NotifyClose(make(chan *amqp091.Error, 1))
 	s.deliveries, err = ch.Consume(w.topo.queue, tag,
@@ -558,11 +564,12 @@ func (w *Worker) serve(s *workerSession) error {
 		case <-w.stopping:
 			return nil
 		}
+		s.acks.seen(d.DeliveryTag)
 		select {
 		case w.jobs <- job{d: d, gen: s.gen, s: s}:
 		case <-w.stopping:
 			// Not started: give it straight back.
-			_ = d.Nack(false, true /* requeue */)
+			_ = s.acks.nack(d.DeliveryTag, true /* requeue */)
 			return nil
 		}
 	}
@@ -611,11 +618,14 @@ func (s *workerSession) drainAndClose(w *Worker) {
 				continue // no narrow consumer left
 			}
 			for d := range ds {
-				_ = d.Nack(false, true /* requeue */)
+				s.acks.seen(d.DeliveryTag)
+				_ = s.acks.nack(d.DeliveryTag, true /* requeue */)
 			}
 		}
 	}
 	w.waitInflight()
+	// Acks of handlers that finished may still wait for their batch.
+	s.acks.flush()
 	s.markDead()
 	_ = s.conn.Close()
 }
@@ -654,10 +664,7 @@ func (w *Worker) process(j job) {
 	err = w.call(ev)
 	switch {
 	case err == nil:
-		if aerr := d.Ack(false); aerr != nil {
-			log.Warn("ack failed; the broker will redeliver", "err", aerr, "connection", j.gen)
-			return
-		}
+		j.s.acks.ack(d.DeliveryTag)
 		w.handled.Add(1)
 	case w.hardStop.Err() != nil:
 		// Hard stop: leave it unacked; it goes back to the queue.
@@ -745,14 +752,11 @@ func (w *Worker) hop(j job, ev event.Event, reason deadletter.Reason, delay time
 			case <-w.hardStop.Done():
 			}
 			t.Stop()
-			_ = d.Nack(false, true /* requeue */)
+			_ = j.s.acks.nack(d.DeliveryTag, true /* requeue */)
 		}
 		return
 	}
-	if aerr := d.Ack(false); aerr != nil {
-		log.Warn("ack after hop failed; the broker will redeliver (duplicate possible)", "err", aerr, "connection", j.gen)
-		return
-	}
+	j.s.acks.ack(d.DeliveryTag)
 	if reason == "" {
 		w.retried.Add(1)
 	} else {

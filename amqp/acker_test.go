@@ -1,0 +1,143 @@
+package amqp
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBroker settles tags the way RabbitMQ does: a multiple-ack settles every
+// outstanding tag up to its own, and a tag that is not outstanding (settled
+// before, or never delivered) is a channel error.
+type fakeBroker struct {
+	mu          sync.Mutex
+	outstanding map[uint64]bool
+	acked       map[uint64]int
+	nacked      map[uint64]int
+	frames      int
+	err         error
+}
+
+func newFakeBroker(n int) *fakeBroker {
+	b := &fakeBroker{outstanding: map[uint64]bool{}, acked: map[uint64]int{}, nacked: map[uint64]int{}}
+	for i := 1; i <= n; i++ {
+		b.outstanding[uint64(i)] = true
+	}
+	return b
+}
+
+func (b *fakeBroker) Ack(tag uint64, multiple bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.frames++
+	if !b.outstanding[tag] {
+		b.err = fmt.Errorf("PRECONDITION_FAILED - unknown delivery tag %d", tag)
+		return b.err
+	}
+	for t := range b.outstanding {
+		if t == tag || (multiple && t < tag) {
+			delete(b.outstanding, t)
+			b.acked[t]++
+		}
+	}
+	return nil
+}
+
+func (b *fakeBroker) Nack(tag uint64, multiple, requeue bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.frames++
+	if multiple || !b.outstanding[tag] {
+		b.err = fmt.Errorf("unexpected nack %d multiple=%v", tag, multiple)
+		return b.err
+	}
+	delete(b.outstanding, tag)
+	b.nacked[tag]++
+	return nil
+}
+
+func TestAckerSettlesEveryTagExactlyOnceInFewFrames(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	b := newFakeBroker(n)
+	a := newAcker(b, func(err error) { t.Errorf("acker failed: %v", err) })
+	for tag := uint64(1); tag <= n; tag++ {
+		a.seen(tag)
+	}
+	// 16 "handlers" settle tags out of order, as concurrent handlers do
+	// (shuffled within windows of 32); every 10th is nacked, as a worker
+	// does when a hop fails.
+	tags := make(chan uint64, n)
+	for start := 0; start < n; start += 32 {
+		for _, p := range rand.Perm(min(32, n-start)) {
+			tags <- uint64(start + p + 1)
+		}
+	}
+	close(tags)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tag := range tags {
+				if tag%10 == 0 {
+					_ = a.nack(tag, true)
+				} else {
+					a.ack(tag)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	a.flush()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	if len(b.outstanding) != 0 {
+		t.Fatalf("%d tags never settled", len(b.outstanding))
+	}
+	for tag := uint64(1); tag <= n; tag++ {
+		if b.acked[tag]+b.nacked[tag] != 1 || (tag%10 == 0) != (b.nacked[tag] == 1) {
+			t.Fatalf("tag %d: acked %d nacked %d", tag, b.acked[tag], b.nacked[tag])
+		}
+	}
+	// The 500 nacks go one by one; the 4,500 acks must share frames.
+	if b.frames > n/10+n/4 {
+		t.Errorf("%d frames for %d deliveries: acks are not batched", b.frames, n)
+	}
+	t.Logf("%d deliveries settled with %d frames", n, b.frames)
+}
+
+func TestAckerDoesNotHoldAcksBehindASlowHandler(t *testing.T) {
+	t.Parallel()
+	b := newFakeBroker(10)
+	a := newAcker(b, nil)
+	for tag := uint64(1); tag <= 10; tag++ {
+		a.seen(tag)
+	}
+	for tag := uint64(2); tag <= 10; tag++ { // tag 1 is still in its handler
+		a.ack(tag)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		b.mu.Lock()
+		left := len(b.outstanding)
+		b.mu.Unlock()
+		if left == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tags still unacked 1s after their handlers finished", left-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.ack(1)
+	a.flush()
+	if len(b.outstanding) != 0 || b.err != nil {
+		t.Fatalf("outstanding %v err %v", b.outstanding, b.err)
+	}
+}
