@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/deadletter"
@@ -21,9 +20,6 @@ const HeaderAggregateID = "aggregate_id"
 
 // ErrUndecodable wraps every reason a delivery is not a readable event.
 var ErrUndecodable = errors.New("undecodable message")
-
-// idNamespace seeds the UUIDv5 ids derived for messages without a message_id.
-var idNamespace = uuid.MustParse("3f0c1d7e-8a4b-4c1e-9a55-6b1f2f0e7d11")
 
 // publishing maps an event to the AMQP message our publishers send.
 func publishing(ev *event.Event, appID string, now time.Time) amqp091.Publishing {
@@ -93,10 +89,7 @@ func deliveryID(d *amqp091.Delivery) string {
 		return d.MessageId
 	}
 	agg, _ := d.Headers[HeaderAggregateID].(string)
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\x00%s\x00%d\x00%s\x00%s\x00", originalExchange(d), originalKey(d), d.Timestamp.Unix(), d.AppId, agg)
-	b.Write(d.Body)
-	return uuid.NewSHA1(idNamespace, []byte(b.String())).String()
+	return deadletter.DerivedID(originalExchange(d), originalKey(d), d.Timestamp, d.AppId, agg, d.Body)
 }
 
 // attemptOf reads our attempt header; absent or nonsense means 1.

@@ -309,7 +309,7 @@ func (w *Worker) Stats() Stats {
 }
 
 // Stop stops taking deliveries (deliveries already received but not started go
-// back to the queue), waits for running handlers to finish and settle their
+// back to the head of the queue, in order), waits for running handlers to finish and settle their
 // messages, then closes the connections. If ctx ends first, running handlers'
 // contexts are cancelled, their messages are left unacked (the broker
 // redelivers them) and Stop returns ctx.Err(). Safe to call twice or before
@@ -565,11 +565,15 @@ func (w *Worker) serve(s *workerSession) error {
 			return nil
 		}
 		s.acks.seen(d.DeliveryTag)
+		// Counted as in flight before it is handed over, so that a Stop
+		// right after the hand-over waits for it.
+		w.inflight.Add(1)
 		select {
 		case w.jobs <- job{d: d, gen: s.gen, s: s}:
 		case <-w.stopping:
-			// Not started: give it straight back.
-			_ = s.acks.nack(d.DeliveryTag, true /* requeue */)
+			// Not started: it stays unacked and goes back to the head of
+			// the queue when drainAndClose closes the channel.
+			w.inflight.Done()
 			return nil
 		}
 	}
@@ -607,24 +611,14 @@ func (w *Worker) widen(s *workerSession) error {
 	return nil
 }
 
-// drainAndClose ends a session on Stop: cancel the consumer, requeue what the
-// broker already sent but no handler took, wait for running handlers (they
-// need the channel to ack), then close.
+// drainAndClose ends a session on Stop: wait for running handlers (they need
+// the channel to ack), send their acks, then close. Deliveries the broker sent
+// ahead but no handler took stay unacked until the close, which returns them
+// to the head of the queue in their order. (A nack with requeue, or
+// cancelling the consumer first, would put them at the tail of a quorum
+// queue, measured on 3.10.8.)
 func (s *workerSession) drainAndClose(w *Worker) {
-	if s.alive() {
-		_ = s.ch.Cancel(s.tag, false /* noWait */)
-		for _, ds := range []<-chan amqp091.Delivery{s.deliveries, s.cautious} {
-			if ds == nil {
-				continue // no narrow consumer left
-			}
-			for d := range ds {
-				s.acks.seen(d.DeliveryTag)
-				_ = s.acks.nack(d.DeliveryTag, true /* requeue */)
-			}
-		}
-	}
 	w.waitInflight()
-	// Acks of handlers that finished may still wait for their batch.
 	s.acks.flush()
 	s.markDead()
 	_ = s.conn.Close()
@@ -645,9 +639,8 @@ func (w *Worker) waitInflight() {
 func (w *Worker) handleLoop() {
 	defer w.loops.Done()
 	for j := range w.jobs {
-		w.inflight.Add(1)
 		w.process(j)
-		w.inflight.Done()
+		w.inflight.Done() // added by serve
 	}
 }
 

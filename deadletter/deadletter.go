@@ -16,7 +16,7 @@ const (
 )
 
 // Headers eventfleet writes on retried and dead-lettered messages. They are
-// part of the wire contract (docs/wire.md).
+// part of the wire contract (README, "Wire contract").
 const (
 	// HeaderAttempt is the attempt number of the delivery that carries it
 	// (absent means 1). Kept in our own header because RabbitMQ ≥3.13 ignores

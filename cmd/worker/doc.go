@@ -8,6 +8,9 @@
 //
 //	worker          run the worker (same as "worker run")
 //	worker run      run the worker
+//	worker dlq …    list, peek at, replay or purge the app's dead letters
+//	                (and, with --unrouted, the unrouted events); see package
+//	                deadletter and the README
 //	worker -h       list the commands and the environment variables
 //
 // All settings come from the environment (see internal/config); "worker -h"

@@ -32,6 +32,7 @@ type command struct {
 // (worker dlq list|replay|purge, for the dead-letter queue) are added here.
 var commands = []command{
 	{name: "run", summary: "consume the app's queue and hand each event to the handler (the default)", run: runWorker},
+	{name: "dlq", summary: "list, peek at, replay or purge the app's dead letters or the unrouted events (below)", run: runDLQ},
 }
 
 // dispatch picks the subcommand and returns the exit code.
@@ -72,9 +73,31 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
 	}
+	b.WriteString(dlqHelp)
 	b.WriteString(envHelp)
 	_, _ = io.WriteString(w, b.String())
 }
+
+// dlqHelp is the usage of "worker dlq".
+const dlqHelp = `
+Dead letters: worker dlq [--unrouted] COMMAND [flags]
+  list [-o json]          count events_<APP_NAME>.dead by event type and by reason,
+                          with the oldest and newest time
+  peek [--limit N] [FILTERS] [-o json]
+                          show messages (default 10, 0 for all), head first: id, type,
+                          aggregate, reason, attempts, last error, time, body
+  replay [--limit N] [FILTERS] [--rate R/s] [--dry-run]
+                          send them back to events_<APP_NAME> only, as attempt 1, then
+                          remove them; a copy is confirmed before the original goes
+  purge [FILTERS] --yes   delete them (refused without --yes)
+  FILTERS                 --type T  --id ID  --older-than D (e.g. 90m, 36h, 7d)
+  --unrouted              the same for <EXCHANGE>.unrouted; replay publishes each event
+                          to EXCHANGE again with its original routing key, and keeps it
+                          in the queue if it is still unroutable
+  Reading leaves every message in place and in order, but raises its delivery count.
+  Exit codes: 0 done, 1 failed (broker unreachable, messages kept back, interrupted),
+  2 bad usage or settings, or no such queue (check APP_NAME or EXCHANGE).
+`
 
 // envHelp lists the settings; a test checks that it names every variable
 // config.Worker reads.

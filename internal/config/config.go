@@ -109,6 +109,20 @@ type Worker struct {
 	WebhookTimeout   time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
 }
 
+// LoadBroker reads and checks only the settings both binaries share, for
+// tools such as `worker dlq` that must work whatever the worker's handler
+// settings say.
+func LoadBroker(environ map[string]string) (Broker, error) {
+	var c Broker
+	if err := parse(&c, environ); err != nil {
+		return c, err
+	}
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	return c, validateApp(c.App(), environ)
+}
+
 // Environ returns the process environment as a map, for Load*.
 func Environ() map[string]string { return env.ToMap(os.Environ()) }
 
