@@ -26,3 +26,7 @@ up: ## start RabbitMQ, the publisher and the workers (docker-compose.yml)
 
 down: ## stop and remove the compose services
 	docker compose down
+
+.PHONY: bench
+bench: ## eventfleet vs bare amqp091-go and watermill-amqp on AMQP_URL (~7 min); flags: BENCH_FLAGS='-rounds 5'
+	cd bench && AMQP_URL=$${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} go run ./cmd/efbench $(BENCH_FLAGS)

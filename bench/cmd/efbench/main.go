@@ -1,0 +1,358 @@
+// Command efbench measures eventfleet side by side with a bare amqp091-go
+// client (the reference: what the broker allows) and watermill-amqp (a
+// peer), on the broker at AMQP_URL.
+//
+// Contenders run alternating in one run (A B C A B C …, -rounds times) with
+// the same message size, persistent messages and durable queues, for each
+// queue type in -queue. It prints Markdown tables of medians and ratios on
+// stdout, progress on stderr, and writes every sample to -out as JSON.
+// Every exchange and queue it declares has a unique name and is deleted
+// afterwards. See docs/benchmarks.md; run it with `make bench`.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/eventfleet/eventfleet/amqp"
+)
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+type options struct {
+	url         string
+	rounds      int
+	n           int
+	nSlow       int
+	latencyN    int
+	scaleN      int
+	scale       []int
+	size        int
+	window      int
+	prefetch    int
+	concurrency int
+	batch       int
+	queues      []string
+	only        *regexp.Regexp
+	out         string
+	root        string
+	cpuprofile  string
+	rate        float64
+	idle        time.Duration
+	settle      time.Duration
+	timeout     time.Duration
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("efbench", flag.ContinueOnError)
+	url := os.Getenv("AMQP_URL")
+	if url == "" {
+		url = "amqp://guest:guest@127.0.0.1:5672/"
+	}
+	fs.StringVar(&o.url, "url", url, "broker URL (default: AMQP_URL, else the local broker)")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every contender once, alternating")
+	fs.IntVar(&o.n, "n", 20000, "messages per throughput measurement")
+	fs.IntVar(&o.nSlow, "n-slow", 1000, "messages for the slow contenders (eventfleet 1 caller, watermill defaults)")
+	fs.IntVar(&o.latencyN, "latency-n", 20000, "messages per latency measurement")
+	fs.IntVar(&o.scaleN, "scale-n", 20000, "messages per scale-out measurement")
+	scale := fs.String("scale", "1,2,4", "cmd/worker process counts for scale-out")
+	fs.IntVar(&o.size, "size", 512, "message body size in bytes (JSON)")
+	fs.IntVar(&o.window, "window", 256, "publish window: outstanding confirms, for the reference and eventfleet")
+	fs.IntVar(&o.prefetch, "prefetch", 256, "consumer prefetch: reference, eventfleet worker, cmd/worker, tuned watermill")
+	fs.IntVar(&o.concurrency, "concurrency", 16, "eventfleet worker concurrency")
+	fs.IntVar(&o.batch, "batch", 1000, "events per PublishBatch call")
+	queues := fs.String("queue", "quorum,classic", "queue types to run, comma-separated")
+	only := fs.String("only", "", "run only contenders whose group/id matches this regexp (e.g. 'publish/|consume/ef')")
+	fs.StringVar(&o.out, "out", "results/latest.json", "JSON results file")
+	fs.StringVar(&o.root, "root", "..", "the eventfleet module's directory (binaries are built from it)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each in-process measurement to `PREFIX`.<contender>.<queue>.r<round>.pprof")
+	fs.Float64Var(&o.rate, "rate", 0, "latency: offered msgs/s (0: half the reference's first-round end-to-end maximum for the queue type)")
+	fs.DurationVar(&o.idle, "idle", time.Second, "cmd/worker: how long after \"consuming\" the idle RSS is read")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "before each measurement, wait up to this long for the machine to be quiet (0: don't)")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on one measurement")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, s := range strings.Split(*scale, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || k < 1 {
+			return o, fmt.Errorf("-scale: bad process count %q", s)
+		}
+		o.scale = append(o.scale, k)
+	}
+	for _, q := range strings.Split(*queues, ",") {
+		q = strings.TrimSpace(q)
+		if q != amqp.QueueQuorum && q != amqp.QueueClassic {
+			return o, fmt.Errorf("-queue: %q is not quorum or classic", q)
+		}
+		o.queues = append(o.queues, q)
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			return o, fmt.Errorf("-only: %w", err)
+		}
+		o.only = re
+	}
+	switch {
+	case o.rounds < 1, o.n < 1, o.nSlow < 1, o.latencyN < 1, o.scaleN < 1:
+		return o, fmt.Errorf("rounds and message counts must be positive")
+	case o.size < minBody:
+		return o, fmt.Errorf("-size must be at least %d", minBody)
+	case o.window < 1, o.prefetch < 1, o.concurrency < 1, o.batch < 1:
+		return o, fmt.Errorf("-window, -prefetch, -concurrency and -batch must be positive")
+	}
+	return o, nil
+}
+
+// bench is one run: options, the admin connection and the state of the
+// contender being measured.
+type bench struct {
+	o    options
+	adm  *admin
+	run  string // unique prefix of every name this run declares
+	tmp  string
+	bins struct{ publisher, worker string }
+	seq  int
+
+	// current measurement, for names and profile files
+	queue, id string
+	round     int
+
+	latencyRate map[string]float64 // by queue type
+}
+
+// name is a fresh broker name for this run.
+func (b *bench) name(tag string) string {
+	b.seq++
+	return fmt.Sprintf("%s-%s-%s%d", b.run, tag, b.queue[:1], b.seq)
+}
+
+func (b *bench) cleanup(queues, exchanges []string) {
+	if err := b.adm.cleanup(queues, exchanges); err != nil {
+		fmt.Fprintln(os.Stderr, "efbench: cleanup:", err)
+	}
+}
+
+// startTimer waits for a quiet machine, then starts timing; with
+// -cpuprofile, in-process contenders are profiled too.
+func (b *bench) startTimer() *timer {
+	prof := ""
+	if b.o.cpuprofile != "" && inProcess(b.id) {
+		prof = fmt.Sprintf("%s.%s.%s.r%d.pprof", b.o.cpuprofile, strings.ReplaceAll(b.id, "/", "-"), b.queue, b.round)
+	}
+	quiet := settle(b.o.settle)
+	t := startTimer(prof)
+	t.unsettled = !quiet
+	return t
+}
+
+// inProcess says whether a contender's client work runs in this process
+// (so a CPU profile of it means something).
+func inProcess(id string) bool { return !strings.Contains(id, "bin-") }
+
+// contender is one thing being measured.
+type contender struct {
+	group, id, label string
+	n                func(o options) int
+	run              func(ctx context.Context, b *bench, n int) (measurement, error)
+}
+
+func (c contender) key() string { return c.group + "/" + c.id }
+
+func contenders(o options) []contender {
+	n := func(o options) int { return o.n }
+	slow := func(o options) int { return o.nSlow }
+	cs := []contender{
+		{"publish", "bare", "bare amqp091-go, sliding confirm window", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBarePublish(ctx, n) }},
+		{"publish", "ef-1", "eventfleet Publish, 1 caller", slow,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetPublish(ctx, n, 1)
+			}},
+		{"publish", "ef-16", "eventfleet Publish, 16 callers", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetPublish(ctx, n, 16)
+			}},
+		{"publish", "ef-256", "eventfleet Publish, 256 callers", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetPublish(ctx, n, 256)
+			}},
+		{"publish", "ef-batch", fmt.Sprintf("eventfleet PublishBatch, %d per batch", o.batch), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetBatch(ctx, n, b.o.batch)
+			}},
+		{"publish", "bin-publisher", "`publisher publish --file` (process start to exit)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runPublisherBinary(ctx, n) }},
+		{"publish", "wm-default", "watermill-amqp, durable-queue preset + confirms, 1 goroutine", slow,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWatermillPublish(ctx, n, false)
+			}},
+		{"publish", "wm-tuned", "watermill-amqp tuned: 16 goroutines, 16 pooled channels, confirms", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWatermillPublish(ctx, n, true)
+			}},
+		{"consume", "bare", "bare amqp091-go, multiple-ack every 64", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareConsume(ctx, n) }},
+		{"consume", "ef-worker", "eventfleet Worker, no-op handler, concurrency 16", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runEventfleetWorker(ctx, n) }},
+	}
+	if slices.Contains(o.scale, 1) {
+		cs = append(cs, contender{"consume", "bin-worker", "`cmd/worker` HANDLER=log, 1 process (process start to empty queue)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runWorkerProcs(ctx, n, 1) }})
+	}
+	cs = append(cs,
+		contender{"consume", "wm-default", "watermill-amqp, durable-queue preset (prefetch 1)", slow,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWatermillConsume(ctx, n, false)
+			}},
+		contender{"consume", "wm-tuned", "watermill-amqp tuned: prefetch 256", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWatermillConsume(ctx, n, true)
+			}},
+	)
+	for _, k := range o.scale {
+		if k == 1 {
+			continue
+		}
+		cs = append(cs, contender{"scale-out", fmt.Sprintf("bin-worker-x%d", k), fmt.Sprintf("`cmd/worker` × %d processes", k),
+			func(o options) int { return o.scaleN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runWorkerProcs(ctx, n, k) }})
+	}
+	cs = append(cs,
+		contender{"latency", "bare-max", "bare publisher → bare consumer, unpaced (end-to-end maximum)", func(o options) int { return o.latencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareLatency(ctx, n, 0) }},
+		contender{"latency", "ef-max", "eventfleet Publisher (256 callers) → Worker, unpaced", func(o options) int { return o.latencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetLatency(ctx, n, 0)
+			}},
+		contender{"latency", "bare", "bare publisher → bare consumer", func(o options) int { return o.latencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runBareLatency(ctx, n, b.latencyRate[b.queue])
+			}},
+		contender{"latency", "ef", "eventfleet Publisher → eventfleet Worker", func(o options) int { return o.latencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetLatency(ctx, n, b.latencyRate[b.queue])
+			}},
+	)
+	if o.only == nil {
+		return cs
+	}
+	return slices.DeleteFunc(cs, func(c contender) bool { return !o.only.MatchString(c.key()) })
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "efbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "efbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := filepath.Abs(o.root)
+	if err != nil {
+		return err
+	}
+	o.root = root
+	adm, err := newAdmin(o.url)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "efbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	b := &bench{
+		o:           o,
+		adm:         adm,
+		run:         fmt.Sprintf("efbench-%s-%04x", time.Now().Format("150405"), rand.IntN(1<<16)),
+		tmp:         tmp,
+		latencyRate: map[string]float64{},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			_ = adm.close()
+			panic(r)
+		}
+		if err := adm.close(); err != nil {
+			fmt.Fprintln(os.Stderr, "efbench: cleanup:", err)
+		}
+	}()
+
+	cs := contenders(o)
+	if slices.ContainsFunc(cs, func(c contender) bool { return strings.HasPrefix(c.id, "bin-") }) {
+		fmt.Fprintln(os.Stderr, "efbench: building cmd/publisher and cmd/worker")
+		if err := b.buildBinaries(ctx); err != nil {
+			return err
+		}
+	}
+	rep := newReport(o, cs, adm.brokerVersion())
+	began := time.Now()
+	for round := 1; round <= o.rounds; round++ {
+		for _, q := range o.queues {
+			for _, c := range cs {
+				if ctx.Err() != nil {
+					break
+				}
+				b.queue, b.id, b.round = q, c.key(), round
+				if c.group == "latency" && !strings.HasSuffix(c.id, "-max") && b.latencyRate[q] == 0 {
+					b.latencyRate[q] = o.rate
+					if o.rate == 0 {
+						b.latencyRate[q] = rep.latencyRate(q)
+					}
+				}
+				n := c.n(o)
+				m, err := c.run(ctx, b, n)
+				rep.add(q, c, round, n, m, err)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "efbench: interrupted; reporting what was measured")
+	}
+	rep.Meta.Seconds = time.Since(began).Seconds()
+	rep.finish()
+	rep.print(os.Stdout)
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "efbench: wrote %s (%.0fs)\n", o.out, rep.Meta.Seconds)
+	return ctx.Err()
+}
+
+// writeJSON writes v to path, creating the directory.
+func writeJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
