@@ -68,10 +68,12 @@ func (a *acker) ack(tag uint64) {
 	defer a.mu.Unlock()
 	a.settle(tag, tagAckPending)
 	switch {
-	case a.floor-a.sent >= ackBatch || a.floor == a.highest:
-		// A full batch, or nothing else in flight: no reason to wait.
+	case a.floor-a.sent >= ackBatch:
 		a.flushLocked(false)
 	case a.timer == nil:
+		// Wait ackDelay for company, even with nothing else in flight: a
+		// fast handler is usually just ahead of the broker's next
+		// delivery, and flushing then sent one frame per delivery.
 		a.timer = time.AfterFunc(ackDelay, a.tick)
 	}
 }
