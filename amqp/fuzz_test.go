@@ -154,7 +154,7 @@ func FuzzDecode(f *testing.F) {
 			if err := msg.Headers.Validate(); err != nil {
 				t.Fatalf("%s hop headers invalid: %v", name, err)
 			}
-			for _, k := range brokerHeaders {
+			for _, k := range deadletter.DeliveryHeaders {
 				if _, ok := msg.Headers[k]; ok {
 					t.Fatalf("%s hop carries broker header %q", name, k)
 				}

@@ -220,11 +220,6 @@ func fitHeaders(h amqp091.Table) {
 	h[HeaderDropped] = deadletter.TruncateError(strings.Join(dropped, ","))
 }
 
-// brokerHeaders are set by RabbitMQ on delivery and must not be copied into a
-// message we publish again.
-var brokerHeaders = []string{"x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
-	"x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}
-
 // republishing copies a delivery into a message for a hop (delay queue or
 // dead-letter queue): same properties and id, our headers updated by edit.
 // user_id is dropped (the broker checks it against our connection's user) and
@@ -234,25 +229,12 @@ func republishing(d *amqp091.Delivery, id string, edit func(amqp091.Table)) amqp
 	for k, v := range d.Headers {
 		h[k] = v
 	}
-	for _, k := range brokerHeaders {
+	for _, k := range deadletter.DeliveryHeaders {
 		delete(h, k)
 	}
 	h[deadletter.HeaderRoutingKey] = originalKey(d)
 	h[deadletter.HeaderExchange] = originalExchange(d)
 	edit(h)
 	fitHeaders(h)
-	return amqp091.Publishing{
-		Headers:         h,
-		ContentType:     d.ContentType,
-		ContentEncoding: d.ContentEncoding,
-		DeliveryMode:    amqp091.Persistent,
-		Priority:        d.Priority,
-		CorrelationId:   d.CorrelationId,
-		ReplyTo:         d.ReplyTo,
-		MessageId:       id,
-		Timestamp:       d.Timestamp,
-		Type:            d.Type,
-		AppId:           d.AppId,
-		Body:            d.Body,
-	}
+	return deadletter.Republish(d, id, h)
 }

@@ -254,10 +254,33 @@ func ReadMessage(d *amqp091.Delivery, unrouted bool) Message {
 	return m
 }
 
-// brokerHeaders are set by RabbitMQ on dead-lettering or delivery; a replay
-// must not carry them (x-death would grow with every cycle).
-var brokerHeaders = []string{"x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
+// DeliveryHeaders are headers RabbitMQ adds to a message when it delivers or
+// dead-letters it (x-death aside). A message published again — a worker's
+// retry or dead-letter hop, a replay — must not carry them.
+var DeliveryHeaders = []string{"x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
 	"x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}
+
+// Republish is the message a delivery becomes when it is published again:
+// its properties and body, headers h (the caller's edited copy) and message
+// id id, persistent. user_id is dropped (the broker checks it against the
+// publishing connection's user) and so is expiration (it would race a delay
+// queue's TTL, or expire a replayed event).
+func Republish(d *amqp091.Delivery, id string, h amqp091.Table) amqp091.Publishing {
+	return amqp091.Publishing{
+		Headers:         h,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    amqp091.Persistent,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		MessageId:       id,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}
 
 // deathHeaders record one life of the event; a replay starts a new one.
 var deathHeaders = []string{HeaderAttempt, HeaderReason, HeaderDeadAt, HeaderLastError, HeaderFirstFailure, HeaderApp}
@@ -276,7 +299,9 @@ func ReplayPublishing(d *amqp091.Delivery, m Message) amqp091.Publishing {
 	for k, v := range d.Headers {
 		h[k] = v
 	}
-	for _, k := range brokerHeaders {
+	// x-death would grow with every die→replay cycle.
+	delete(h, "x-death")
+	for _, k := range DeliveryHeaders {
 		delete(h, k)
 	}
 	for _, k := range deathHeaders {
@@ -287,18 +312,5 @@ func ReplayPublishing(d *amqp091.Delivery, m Message) amqp091.Publishing {
 		h[HeaderExchange] = m.Exchange
 	}
 	h[HeaderReplays] = int32(m.Replays + 1)
-	return amqp091.Publishing{
-		Headers:         h,
-		ContentType:     d.ContentType,
-		ContentEncoding: d.ContentEncoding,
-		DeliveryMode:    amqp091.Persistent,
-		Priority:        d.Priority,
-		CorrelationId:   d.CorrelationId,
-		ReplyTo:         d.ReplyTo,
-		MessageId:       m.ID,
-		Timestamp:       d.Timestamp,
-		Type:            d.Type,
-		AppId:           d.AppId,
-		Body:            d.Body,
-	}
+	return Republish(d, m.ID, h)
 }
