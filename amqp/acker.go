@@ -39,7 +39,8 @@ type acker struct {
 	highest   uint64         // highest tag seen
 	tickFloor uint64         // floor at the previous tick
 	timer     *time.Timer
-	err       error // first failed write; the channel is gone
+	delay     time.Duration // ackDelay; tests may change it
+	err       error         // first failed write; the channel is gone
 	onFailed  func(error)
 }
 
@@ -50,7 +51,7 @@ type acknowledger interface {
 }
 
 func newAcker(ch acknowledger, onFailed func(error)) *acker {
-	return &acker{ch: ch, state: map[uint64]int{}, onFailed: onFailed}
+	return &acker{ch: ch, state: map[uint64]int{}, onFailed: onFailed, delay: ackDelay}
 }
 
 // seen records a delivery tag handed out, before it is settled.
@@ -74,7 +75,7 @@ func (a *acker) ack(tag uint64) {
 		// Wait ackDelay for company, even with nothing else in flight: a
 		// fast handler is usually just ahead of the broker's next
 		// delivery, and flushing then sent one frame per delivery.
-		a.timer = time.AfterFunc(ackDelay, a.tick)
+		a.timer = time.AfterFunc(a.delay, a.tick)
 	}
 }
 
@@ -159,7 +160,7 @@ func (a *acker) flushLocked(stragglers bool) {
 		a.state[tag] = tagAckSent
 	}
 	if pending && a.timer == nil {
-		a.timer = time.AfterFunc(ackDelay, a.tick)
+		a.timer = time.AfterFunc(a.delay, a.tick)
 	}
 }
 
