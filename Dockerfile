@@ -30,9 +30,10 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /app/publisher /app/worker /app/
 USER nonroot
 
-# `publisher serve` listens on PUBLISHER_ADDR, default :8080. The worker listens
-# on nothing.
-EXPOSE 8080
+# `publisher serve` listens on PUBLISHER_ADDR, default :8080. Both binaries
+# serve /metrics, /healthz and /readyz on METRICS_ADDR, default :9090; the
+# `health` subcommand of each is the container health check (no curl here).
+EXPOSE 8080 9090
 
 # Go installs its own SIGTERM/SIGINT handlers, so the binary runs as PID 1
 # without an init process and still shuts down gracefully.

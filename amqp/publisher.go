@@ -10,10 +10,14 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
+	"github.com/eventfleet/eventfleet/tracing"
 )
 
 // DefaultWindow is the default number of messages a Publisher keeps in flight
@@ -42,6 +46,17 @@ type PublisherConfig struct {
 	Heartbeat time.Duration
 	// Logger receives connection events. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics records publishes and the connection's state. Defaults to
+	// nil: no metrics.
+	Metrics *metrics.Metrics
+	// TracerProvider makes the publish spans. Defaults to otel's global
+	// provider. Trace context is written to the messages either way.
+	TracerProvider trace.TracerProvider
+
+	// role is the connection's metrics role: metrics.RolePublisher, or
+	// metrics.RoleHops for a Worker's hops (which are not counted as
+	// published events).
+	role string
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
@@ -62,6 +77,9 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.role == "" {
+		c.role = metrics.RolePublisher
 	}
 	return c
 }
@@ -86,9 +104,12 @@ func (c PublisherConfig) validate() error {
 // message is published again (same message_id) on the next connection, for as
 // long as the caller's context allows: a duplicate is possible, a loss is not.
 type Publisher struct {
-	cfg   PublisherConfig
-	log   *slog.Logger
-	slots chan struct{} // one token per message in flight
+	cfg    PublisherConfig
+	log    *slog.Logger
+	slots  chan struct{}    // one token per message in flight
+	m      *metrics.Metrics // nil for a Worker's hops: they are not published events
+	connm  *metrics.ConnMetrics
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	sess    *pubSession   // nil while disconnected
@@ -112,8 +133,15 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	m := cfg.Metrics
+	if cfg.role != metrics.RolePublisher {
+		m = nil
+	}
 	return &Publisher{
 		cfg:      cfg,
+		m:        m,
+		connm:    cfg.Metrics.Conn(cfg.role),
+		tracer:   tracing.Tracer(cfg.TracerProvider),
 		log:      cfg.Logger.With("component", "publisher", "broker", RedactURL(cfg.URL)),
 		slots:    make(chan struct{}, cfg.Window),
 		ready:    make(chan struct{}),
@@ -203,19 +231,65 @@ func (p *Publisher) Publish(ctx context.Context, ev event.Event) error {
 		ev.ID = event.NewID()
 	}
 	if err := ev.Validate(); err != nil {
+		p.m.Published(ev.Type, metrics.Error, 0)
 		return err
 	}
+	ctx, span := p.startSpan(ctx, &ev)
 	msg := publishing(&ev, p.cfg.AppID, time.Now())
-	return p.publish(ctx, p.cfg.Exchange, ev.Type, msg, true)
+	tracing.Inject(ctx, msg.Headers)
+	res, err := p.publish(ctx, p.cfg.Exchange, ev.Type, msg, true)
+	p.record(span, ev.Type, res, err)
+	return err
 }
 
-func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) error {
+// startSpan starts the producer span of one event. With the default no-op
+// tracer it only carries the caller's trace context, so attributes are set
+// only on a span that records.
+func (p *Publisher) startSpan(ctx context.Context, ev *event.Event) (context.Context, trace.Span) {
+	ctx, span := p.tracer.Start(ctx, "publish "+p.cfg.Exchange, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.System, tracing.OpName.String("publish"), tracing.OpType.String("send"),
+			tracing.Destination.String(p.cfg.Exchange), tracing.RoutingKey.String(ev.Type),
+			tracing.MessageID.String(ev.ID), tracing.BodySize.Int(len(ev.Data)))
+	}
+	return ctx, span
+}
+
+// record ends an event's span and counts its outcome.
+func (p *Publisher) record(span trace.Span, typ string, res published, err error) {
+	outcome := metrics.Confirmed
+	switch {
+	case err == nil && res.unrouted:
+		outcome = metrics.Returned
+	case errors.Is(err, ErrNacked):
+		outcome = metrics.Nacked
+	case err != nil:
+		outcome = metrics.Error
+	}
+	p.m.Published(typ, outcome, res.took)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.Outcome.String(outcome))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
+
+// published tells how a publish went: kept in the unrouted queue, and the
+// time from its first send to the broker's answer.
+type published struct {
+	unrouted bool
+	took     time.Duration
+}
+
+func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) (published, error) {
 	if err := p.begin(); err != nil {
-		return err
+		return published{}, err
 	}
 	defer p.calls.Done()
 	if err := p.acquire(ctx); err != nil {
-		return err
+		return published{}, err
 	}
 	return p.publishHolding(ctx, exchange, key, msg, keepUnrouted)
 }
@@ -255,20 +329,26 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
 			evs[i].ID = event.NewID()
 		}
 		if err := evs[i].Validate(); err != nil {
+			p.m.Published(evs[i].Type, metrics.Error, 0)
 			errs[i] = err
 			continue
 		}
+		ectx, span := p.startSpan(ctx, &evs[i])
 		msg := publishing(&evs[i], p.cfg.AppID, time.Now())
+		tracing.Inject(ectx, msg.Headers)
 		// Take the slot here, not in the goroutine, so at most Window
 		// goroutines exist however large the batch is.
 		if err := p.acquire(ctx); err != nil {
+			p.record(span, evs[i].Type, published{}, err)
 			errs[i] = err
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = p.publishHolding(ctx, p.cfg.Exchange, evs[i].Type, msg, true)
+			res, err := p.publishHolding(ectx, p.cfg.Exchange, evs[i].Type, msg, true)
+			p.record(span, evs[i].Type, res, err)
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
@@ -287,7 +367,8 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
 // publishTo sends msg to a queue by name through the default exchange. A
 // return (no such queue) is ErrReturned. Used by the Worker for its hops.
 func (p *Publisher) publishTo(ctx context.Context, queue string, msg amqp091.Publishing) error {
-	return p.publish(ctx, "", queue, msg, false)
+	_, err := p.publish(ctx, "", queue, msg, false)
+	return err
 }
 
 func (p *Publisher) acquire(ctx context.Context) error {
@@ -305,27 +386,28 @@ func (p *Publisher) release() { <-p.slots }
 
 // publishHolding publishes with a window slot already taken; the slot is
 // given back when the message's fate is known (or the attempt failed).
-func (p *Publisher) publishHolding(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) error {
+func (p *Publisher) publishHolding(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) (published, error) {
 	if err := msg.Headers.Validate(); err != nil {
 		p.release()
-		return fmt.Errorf("invalid headers: %w", err)
+		return published{}, fmt.Errorf("invalid headers: %w", err)
 	}
 	if n := tableSize(msg.Headers); n > MaxHeaderBytes {
 		// Sent anyway, it would make the broker close the connection with
 		// FRAME_ERROR, and every republish would do it again.
 		p.release()
-		return fmt.Errorf("%w: about %d bytes of headers, the limit is %d", ErrHeadersTooLarge, n, MaxHeaderBytes)
+		return published{}, fmt.Errorf("%w: about %d bytes of headers, the limit is %d", ErrHeadersTooLarge, n, MaxHeaderBytes)
 	}
+	began := time.Now()
 	for first := true; ; first = false {
 		if !first {
 			if err := p.acquire(ctx); err != nil {
-				return err
+				return published{}, err
 			}
 		}
 		s, err := p.session(ctx)
 		if err != nil {
 			p.release()
-			return err
+			return published{}, err
 		}
 		rec := &pending{exchange: exchange, key: key, msg: msg, keepUnrouted: keepUnrouted,
 			done: make(chan error, 1), release: p.release}
@@ -333,18 +415,19 @@ func (p *Publisher) publishHolding(ctx context.Context, exchange, key string, ms
 			if errors.Is(err, errConnLost) {
 				continue
 			}
-			return err
+			return published{}, err
 		}
 		select {
 		case err = <-rec.done:
 		case <-ctx.Done():
-			return fmt.Errorf("message %s not confirmed: %w", msg.MessageId, ctx.Err())
+			return published{}, fmt.Errorf("message %s not confirmed: %w", msg.MessageId, ctx.Err())
 		}
 		if errors.Is(err, errConnLost) {
 			p.log.Debug("republishing after connection loss", "message_id", msg.MessageId)
 			continue
 		}
-		return err
+		// rec.unrouted was written before rec.done was sent.
+		return published{unrouted: rec.unrouted, took: time.Since(began)}, err
 	}
 }
 
@@ -440,6 +523,7 @@ func (p *Publisher) run(ctx context.Context) {
 		p.sess = s
 		close(p.ready)
 		p.mu.Unlock()
+		p.connm.Up(true)
 
 		began := time.Now()
 		select {
@@ -451,6 +535,7 @@ func (p *Publisher) run(ctx context.Context) {
 		p.sess = nil
 		p.ready = make(chan struct{})
 		p.mu.Unlock()
+		p.connm.Up(false)
 		select {
 		case <-p.closeNow:
 			return
@@ -525,6 +610,7 @@ type pending struct {
 	msg           amqp091.Publishing
 	keepUnrouted  bool
 	returned      *amqp091.Return
+	unrouted      bool // kept in the unrouted queue; set before done is sent
 	done          chan error
 	release       func()
 	once          sync.Once
@@ -679,6 +765,7 @@ func closeCause(e *amqp091.Error) error {
 func (s *pubSession) setBlocked(b amqp091.Blocking) {
 	s.bmu.Lock()
 	defer s.bmu.Unlock()
+	s.p.connm.Blocked(b.Active)
 	if b.Active {
 		s.p.log.Warn("broker is blocking publishers", "reason", b.Reason)
 		select {
@@ -753,6 +840,7 @@ func (s *pubSession) keepUnrouted(rec *pending) {
 		err = <-cp.done
 	}
 	if err == nil {
+		rec.unrouted = true
 		s.p.unrouted.Add(1)
 		s.p.log.Debug("event kept in unrouted queue", "event_id", msg.MessageId, "type", rec.key)
 	} else if !errors.Is(err, errConnLost) {

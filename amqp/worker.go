@@ -14,10 +14,14 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
+	"github.com/eventfleet/eventfleet/tracing"
 )
 
 // Worker defaults.
@@ -26,6 +30,7 @@ const (
 	DefaultPrefetch       = 64
 	DefaultHandlerTimeout = 30 * time.Second
 	DefaultMaxBody        = 16 << 20
+	DefaultSampleInterval = 15 * time.Second
 )
 
 var appNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$`)
@@ -77,6 +82,16 @@ type WorkerConfig struct {
 	Heartbeat time.Duration
 	// Logger receives worker events. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics records deliveries, handler calls, connections and sampled
+	// queue depths. Defaults to nil: no metrics.
+	Metrics *metrics.Metrics
+	// SampleInterval is how often queue depths are sampled for Metrics
+	// (one passive declare per queue). Defaults to 15s.
+	SampleInterval time.Duration
+	// TracerProvider makes the process and settle spans. Defaults to otel's
+	// global provider. The handler's context carries the publisher's trace
+	// context either way.
+	TracerProvider trace.TracerProvider
 }
 
 func (c WorkerConfig) withDefaults() WorkerConfig {
@@ -112,6 +127,9 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SampleInterval == 0 {
+		c.SampleInterval = DefaultSampleInterval
+	}
 	return c
 }
 
@@ -134,6 +152,8 @@ func (c WorkerConfig) validate() error {
 		return bad("delivery limit must be at least 1, got %d", c.DeliveryLimit)
 	case c.MaxBody < 0:
 		return bad("max body must be positive, got %d", c.MaxBody)
+	case c.SampleInterval < 0:
+		return bad("sample interval must be positive, got %v", c.SampleInterval)
 	}
 	for _, k := range c.EventTypes {
 		if err := ValidateBindingKey(k); err != nil {
@@ -156,6 +176,9 @@ type Worker struct {
 	handler event.Handler
 	topo    appTopology
 	hops    *Publisher // retries and dead letters, on its own connection
+	m       *metrics.WorkerMetrics
+	connm   *metrics.ConnMetrics
+	tracer  trace.Tracer
 
 	jobs     chan job
 	inflight sync.WaitGroup // handler calls in progress
@@ -214,6 +237,10 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		Backoff:   cfg.Backoff,
 		Heartbeat: cfg.Heartbeat,
 		Logger:    cfg.Logger,
+		Metrics:   cfg.Metrics,
+		role:      metrics.RoleHops,
+
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
@@ -224,6 +251,9 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		log:     log,
 		handler: h,
 		hops:    hops,
+		m:       cfg.Metrics.Worker(cfg.App),
+		connm:   cfg.Metrics.Conn(metrics.RoleConsumer),
+		tracer:  tracing.Tracer(cfg.TracerProvider),
 		topo: appTopology{
 			exchange:      cfg.Exchange,
 			queue:         queue,
@@ -398,11 +428,15 @@ func (w *Worker) run() {
 		close(w.ready)
 		w.mu.Unlock()
 		w.consumer.Store(true)
+		w.connm.Up(true)
+		sampled := w.startSampling(s)
 
 		began := time.Now()
 		cause := w.serve(s)
 
+		sampled()
 		w.consumer.Store(false)
+		w.connm.Up(false)
 		w.mu.Lock()
 		w.ready = make(chan struct{})
 		w.mu.Unlock()
@@ -568,12 +602,14 @@ func (w *Worker) serve(s *workerSession) error {
 		// Counted as in flight before it is handed over, so that a Stop
 		// right after the hand-over waits for it.
 		w.inflight.Add(1)
+		w.m.InFlight(1)
 		select {
 		case w.jobs <- job{d: d, gen: s.gen, s: s}:
 		case <-w.stopping:
 			// Not started: it stays unacked and goes back to the head of
 			// the queue when drainAndClose closes the channel.
 			w.inflight.Done()
+			w.m.InFlight(-1)
 			return nil
 		}
 	}
@@ -640,6 +676,7 @@ func (w *Worker) handleLoop() {
 	defer w.loops.Done()
 	for j := range w.jobs {
 		w.process(j)
+		w.m.InFlight(-1)
 		w.inflight.Done() // added by serve
 	}
 }
@@ -648,41 +685,84 @@ func (w *Worker) handleLoop() {
 func (w *Worker) process(j job) {
 	d := &j.d
 	ev, err := decode(d, w.cfg.MaxBody)
+	// The handler continues the publisher's trace, carried in the headers.
+	ctx, span := w.startSpan(d, &ev)
+	defer span.End()
 	// Built only on the failure paths: the success path logs nothing, and a
 	// logger per message cost 2.5% of a no-op worker's CPU.
-	log := func() *slog.Logger { return w.log.With("event_id", ev.ID, "type", ev.Type, "attempt", ev.Attempt) }
+	log := func() *slog.Logger { return w.eventLog(span, ev) }
 	if err != nil {
 		log().Warn("undecodable message; dead-lettering", "err", err)
-		w.hop(j, ev, deadletter.ReasonUndecodable, 0, err)
+		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
 		return
 	}
-	err = w.call(ev)
+	began := time.Now()
+	err = w.call(ctx, ev)
+	w.m.Handled(ev.Type, time.Since(began))
+	if err != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	switch {
 	case err == nil:
 		j.s.acks.ack(d.DeliveryTag)
 		w.handled.Add(1)
+		w.settled(span, ev.Type, metrics.Ack)
 	case w.hardStop.Err() != nil:
 		// Hard stop: leave it unacked; it goes back to the queue.
 	case retry.IsPermanent(err):
 		log().Warn("permanent failure; dead-lettering", "err", err)
-		w.hop(j, ev, deadletter.ReasonPermanent, 0, err)
+		w.hop(ctx, j, ev, deadletter.ReasonPermanent, 0, err)
 	default:
 		delay, dead := w.cfg.Retry.Next(ev.Attempt)
 		if dead {
 			log().Warn("attempts exhausted; dead-lettering", "err", err, "max_attempts", w.cfg.Retry.MaxAttempts)
-			w.hop(j, ev, deadletter.ReasonExhausted, 0, err)
+			w.hop(ctx, j, ev, deadletter.ReasonExhausted, 0, err)
 			return
 		}
 		log().Info("handler failed; retrying later", "err", err, "delay", delay)
-		w.hop(j, ev, "", delay, err)
+		w.hop(ctx, j, ev, "", delay, err)
+	}
+}
+
+// startSpan starts the consumer span of a delivery as a child of the trace
+// context in its headers. With the default no-op tracer it only carries that
+// context to the handler, so attributes are set only on a span that records.
+func (w *Worker) startSpan(d *amqp091.Delivery, ev *event.Event) (context.Context, trace.Span) {
+	ctx := tracing.Extract(w.hardStop, d.Headers)
+	ctx, span := w.tracer.Start(ctx, "process "+w.topo.queue, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.System, tracing.OpName.String("process"), tracing.OpType.String("process"),
+			tracing.Destination.String(originalExchange(d)), tracing.RoutingKey.String(originalKey(d)),
+			tracing.Consumer.String(w.cfg.App), tracing.MessageID.String(ev.ID),
+			tracing.BodySize.Int(len(d.Body)), tracing.DeliveryTag.Int64(int64(d.DeliveryTag)),
+			tracing.EventType.String(ev.Type), tracing.Attempt.Int(ev.Attempt))
+	}
+	return ctx, span
+}
+
+// eventLog is the logger for lines about one event; it names the trace when
+// there is one, so logs and traces can be joined.
+func (w *Worker) eventLog(span trace.Span, ev event.Event) *slog.Logger {
+	log := w.log.With("event_id", ev.ID, "type", ev.Type, "attempt", ev.Attempt)
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With("trace_id", sc.TraceID().String())
+	}
+	return log
+}
+
+// settled counts a delivery's outcome and notes it on its span.
+func (w *Worker) settled(span trace.Span, typ, outcome string) {
+	w.m.Settled(typ, outcome)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.Outcome.String(outcome))
 	}
 }
 
 // call runs the handler with a timeout, turning a panic into an error. A
 // handler that ignores its context is abandoned when the timeout passes (its
 // goroutine runs on, but the event moves on to a retry).
-func (w *Worker) call(ev event.Event) error {
-	ctx, cancel := context.WithTimeout(w.hardStop, w.cfg.HandlerTimeout)
+func (w *Worker) call(ctx context.Context, ev event.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
 	defer cancel()
 	res := make(chan error, 1)
 	go func() {
@@ -711,7 +791,7 @@ func (w *Worker) call(ev event.Event) error {
 // publishing with a confirm before acking. A hop that cannot be confirmed
 // leaves the delivery to the broker: it is requeued after a pause, and the
 // quorum delivery limit bounds how often.
-func (w *Worker) hop(j job, ev event.Event, reason deadletter.Reason, delay time.Duration, cause error) {
+func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadletter.Reason, delay time.Duration, cause error) {
 	d := &j.d
 	if !j.s.alive() {
 		// The channel is gone, so the broker requeues this delivery anyway;
@@ -729,15 +809,27 @@ func (w *Worker) hop(j job, ev event.Event, reason deadletter.Reason, delay time
 			h[deadletter.HeaderAttempt] = int32(ev.Attempt)
 		}
 	})
+	outcome := metrics.DeadLetter
 	if reason == "" {
 		target = RetryQueue(w.topo.queue, delay)
+		outcome = metrics.Retry
 	}
-	ctx, cancel := context.WithTimeout(w.hardStop, 30*time.Second)
+	process := trace.SpanFromContext(ctx)
+	ctx, span := w.tracer.Start(ctx, "settle "+target, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(tracing.System, tracing.OpName.String("settle"), tracing.OpType.String("settle"),
+			tracing.Destination.String(target), tracing.MessageID.String(ev.ID), tracing.Outcome.String(outcome))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := w.hops.publishTo(ctx, target, msg)
 	cancel()
-	log := w.log.With("event_id", ev.ID, "type", ev.Type, "attempt", ev.Attempt)
+	if err != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	if err != nil {
-		log.Error("cannot move event; leaving it to the broker", "target", target, "err", err)
+		w.settled(process, ev.Type, metrics.Requeue)
+		w.eventLog(process, ev).Error("cannot move event; leaving it to the broker", "target", target, "err", err)
 		if w.hardStop.Err() == nil {
 			// A short pause so a broker-side problem does not become a hot
 			// loop of redeliveries.
@@ -752,9 +844,60 @@ func (w *Worker) hop(j job, ev event.Event, reason deadletter.Reason, delay time
 		return
 	}
 	j.s.acks.ack(d.DeliveryTag)
+	w.settled(process, ev.Type, outcome)
 	if reason == "" {
 		w.retried.Add(1)
 	} else {
 		w.dead.Add(1)
 	}
+}
+
+// startSampling samples the depths of the app's queue, its retry queues and
+// its dead-letter queue every SampleInterval on a channel of its own, while
+// the session lasts; the returned function stops it. Nothing runs without
+// Metrics.
+func (w *Worker) startSampling(s *workerSession) (stop func()) {
+	if w.m == nil {
+		return func() {}
+	}
+	type queue struct{ name, kind string }
+	queues := []queue{{w.topo.queue, metrics.KindApp}, {deadletter.QueueName(w.topo.queue), metrics.KindDeadLetter}}
+	for _, d := range w.topo.delays {
+		queues = append(queues, queue{RetryQueue(w.topo.queue, d), metrics.KindRetry})
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var ch *amqp091.Channel
+		defer func() {
+			if ch != nil {
+				_ = ch.Close()
+			}
+		}()
+		t := time.NewTicker(w.cfg.SampleInterval)
+		defer t.Stop()
+		for {
+			for _, q := range queues {
+				if ch == nil || ch.IsClosed() {
+					var err error
+					if ch, err = s.conn.Channel(); err != nil {
+						ch = nil
+						break // the session is ending
+					}
+				}
+				// A passive declare reads the depth without creating or
+				// changing anything; a missing queue closes the channel,
+				// which is reopened for the next one.
+				if st, err := ch.QueueDeclarePassive(q.name, false, false, false, false, nil); err == nil {
+					w.m.QueueDepth(q.name, q.kind, st.Messages)
+				}
+			}
+			select {
+			case <-t.C:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }

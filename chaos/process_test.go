@@ -313,6 +313,7 @@ func procNewFleet(t *testing.T, delay func() time.Duration, extraEnv ...string) 
 		"HANDLER=webhook",
 		"WEBHOOK_URL=" + srv.URL + "/events",
 		"RETRY_DELAYS=100ms,200ms",
+		"METRICS_ADDR=127.0.0.1:0", // several workers run at once
 	}
 	f.env = append(f.env, extraEnv...)
 

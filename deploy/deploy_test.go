@@ -156,6 +156,16 @@ type flyFile struct {
 	Processes   map[string]string `toml:"processes"`
 	HTTPService *flyHTTPService   `toml:"http_service"`
 	Services    []flyService      `toml:"services"`
+	Checks      map[string]struct {
+		Processes []string `toml:"processes"`
+		Type      string   `toml:"type"`
+		Port      int      `toml:"port"`
+		Path      string   `toml:"path"`
+	} `toml:"checks"`
+	Metrics *struct {
+		Port int    `toml:"port"`
+		Path string `toml:"path"`
+	} `toml:"metrics"`
 }
 
 type flyHTTPService struct {
@@ -1070,5 +1080,57 @@ func TestComposeWorkersNameTheirApp(t *testing.T) {
 			t.Errorf("docker-compose.yml services %q and %q both set APP_NAME=%s and so share one queue; scale one service with deploy.replicas instead, or give each its own APP_NAME", other, name, app)
 		}
 		owner[app] = name
+	}
+}
+
+// metricsPort is the port of METRICS_ADDR as binary b sees environ.
+func metricsPort(b binary, environ map[string]string) string {
+	addr := setting(b, environ, "METRICS_ADDR")
+	if addr == config.MetricsOff {
+		return "off"
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// Fly's checks and compose's healthchecks ask the binaries' /readyz, where
+// the binaries serve it; Fly scrapes /metrics where they serve it.
+func TestHealthChecksProbeTheEndpoints(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	env := b.fly.machineEnv()
+	for _, g := range b.fly.groups(workerBinary) {
+		port := metricsPort(workerBinary, env)
+		ok := false
+		for _, c := range b.fly.Checks {
+			if slices.Contains(c.Processes, g) && c.Type == "http" && c.Path == "/readyz" && strconv.Itoa(c.Port) == port {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("fly.toml has no [checks.*] of type http on path /readyz, port %s (METRICS_ADDR), for process group %q; a worker that stopped consuming would go unnoticed", port, g)
+		}
+	}
+	if m := b.fly.Metrics; m == nil || m.Path != "/metrics" {
+		t.Error(`fly.toml has no [metrics] with path = "/metrics"; Fly would not scrape the binaries' metrics`)
+	} else {
+		for _, bin := range []binary{publisherBinary, workerBinary} {
+			if port := metricsPort(bin, env); strconv.Itoa(m.Port) != port {
+				t.Errorf("fly.toml [metrics] port = %d, but the %s serves /metrics on METRICS_ADDR port %s", m.Port, bin, port)
+			}
+		}
+	}
+	for name, s := range b.compose.appServices() {
+		bin := classify(s.Command)
+		if bin == unknownBinary {
+			continue
+		}
+		hc := s.Healthcheck
+		if hc == nil || hc.Disable || !slices.Equal(hc.Test, []string{"CMD", "/app/" + bin.String(), "health"}) {
+			t.Errorf(`docker-compose.yml service %q has no healthcheck test: ["CMD", "/app/%s", "health"]; the image has no curl, the health subcommand asks /readyz`, name, bin)
+		}
+		if metricsPort(bin, s.Environment.Set) == "off" {
+			t.Errorf("docker-compose.yml service %q sets METRICS_ADDR=off, so its health check has nothing to ask", name)
+		}
 	}
 }

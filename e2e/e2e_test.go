@@ -74,7 +74,8 @@ func start(t *testing.T, name string, env map[string]string, args ...string) *pr
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	// Many processes run at once: none may take the default METRICS_ADDR.
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

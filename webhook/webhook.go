@@ -13,8 +13,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/retry"
+	"github.com/eventfleet/eventfleet/tracing"
 )
 
 // Defaults and limits.
@@ -209,6 +213,11 @@ func (h *Handler) request(ctx context.Context, ev event.Event) (*http.Request, e
 				ev.ID, f.field, f.header))
 		}
 		req.Header.Set(f.header, f.value)
+	}
+	// The worker's process span (or, without span export, the publisher's
+	// trace context) continues in the receiving app's trace.
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		tracing.Propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	return req, nil
 }

@@ -392,6 +392,10 @@ func TestServe_Broker(t *testing.T) {
 	if resp, got := request(t, "GET", base+"/healthz", ""); resp.StatusCode != 200 || got["broker_connected"] != true {
 		t.Errorf("/healthz %d %v, want 200 with broker_connected true", resp.StatusCode, got)
 	}
+	// The container health check asks the same /readyz.
+	if out, stderr, code := runBin(t, []string{"METRICS_ADDR=off", "PUBLISHER_ADDR=" + strings.TrimPrefix(base, "http://")}, nil, "health"); code != 0 || out != "ready\n" {
+		t.Errorf("publisher health: exit %d, %q %q; want 0 and ready", code, out, stderr)
+	}
 
 	resp, got := request(t, "POST", base+"/events", `{"type":"CardAdded","id":"one","aggregate_id":"lib-1","data":{"title":"Dune"}}`)
 	if resp.StatusCode != http.StatusAccepted || !slices.Equal(strs(got["ids"]), []string{"one"}) {
@@ -404,6 +408,22 @@ func TestServe_Broker(t *testing.T) {
 	}
 	if resp, got := request(t, "POST", base+"/events", `[{"type":"A"},{"type":"*"}]`); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("POST invalid array: %d %v, want 400", resp.StatusCode, got)
+	}
+	// /metrics on the same port counts them: 4 confirmed, 2 refused as invalid.
+	mresp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		`eventfleet_published_total{outcome="confirmed",type="CardAdded"} 1`,
+		`eventfleet_published_total{outcome="confirmed",type="C"} 1`,
+		`eventfleet_connection_up{role="publisher"} 1`,
+	} {
+		if !strings.Contains(string(mbody), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	// 202 is sent only after the confirms, so everything is there now.
 	arrived := brokertest.Drain(t, queue, -1, 300*time.Millisecond)
@@ -440,6 +460,9 @@ func TestServe_BrokerDown(t *testing.T) {
 	}
 	if resp, got := request(t, "GET", base+"/healthz", ""); resp.StatusCode != 200 || got["broker_connected"] != false {
 		t.Errorf("/healthz %d %v, want 200 with broker_connected false", resp.StatusCode, got)
+	}
+	if _, stderr, code := runBin(t, []string{"METRICS_ADDR=off", "PUBLISHER_ADDR=" + strings.TrimPrefix(base, "http://")}, nil, "health"); code != 1 || !strings.Contains(stderr, "not ready") {
+		t.Errorf("publisher health with no broker: exit %d, stderr %q; want 1 and not ready", code, stderr)
 	}
 	resp, got := request(t, "POST", base+"/events", `{"type":"A","id":"lost"}`)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||

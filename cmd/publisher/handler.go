@@ -13,8 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/tracing"
 )
 
 // publisher is what the HTTP handler needs from *amqp.Publisher.
@@ -39,6 +43,8 @@ type handlerConfig struct {
 	// MaxBody is the largest POST /events body in bytes.
 	MaxBody int64
 	Logger  *slog.Logger
+	// Metrics, when set, is served on GET /metrics.
+	Metrics *metrics.Metrics
 }
 
 type handler struct {
@@ -56,8 +62,11 @@ func newHandler(p publisher, cfg handlerConfig) http.Handler {
 	mux.HandleFunc("/events", h.events)
 	mux.HandleFunc("/healthz", h.healthz)
 	mux.HandleFunc("/readyz", h.readyz)
+	if cfg.Metrics != nil {
+		mux.Handle("/metrics", cfg.Metrics.Handler())
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorResponse{Error: "not found: the endpoints are POST /events, GET /healthz and GET /readyz"})
+		writeJSON(w, http.StatusNotFound, errorResponse{Error: "not found: the endpoints are POST /events, GET /healthz, GET /readyz and GET /metrics"})
 	})
 	return mux
 }
@@ -116,7 +125,10 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+	// A client that traces sends traceparent; the events' publish spans and
+	// the workers' handlers continue its trace.
+	ctx := tracing.Propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	h.cfg.Logger.Debug("publishing events", "count", len(evs))
 	err = h.pub.PublishBatch(ctx, evs)

@@ -10,14 +10,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/tracing"
 )
 
 const usage = `Usage:
   publisher publish [--file FILE]  publish newline-delimited JSON events from FILE (default stdin)
-  publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz
+  publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz,
+                                   GET /metrics
+  publisher health                 exit 0 if the server on METRICS_ADDR (or PUBLISHER_ADDR when
+                                   METRICS_ADDR=off) is ready, else 1: a container health check
   publisher -h | --help            show this help
 
 An event is one JSON object:
@@ -33,6 +40,14 @@ Environment:
   PUBLISHER_ADDR      serve: listen address (default :8080)
   PUBLISHER_MAX_BODY  serve: largest POST /events body in bytes (default 1048576)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
+  METRICS_ADDR        serve: also serve /metrics, /healthz, /readyz here, or off (default :9090)
+  OTEL_TRACES_EXPORTER  otlp exports spans over OTLP/HTTP, none nothing (default none);
+                      a traceparent sent to POST /events is continued either way
+  OTEL_EXPORTER_OTLP_PROTOCOL  only http/protobuf is built in
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL  the same, for traces only
+  OTEL_SDK_DISABLED   true exports nothing whatever else says (default false)
+  (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME (default eventfleet-publisher) and the
+  other standard OTEL_* variables are read by the OpenTelemetry SDK.)
 
 Exit codes: 0 success, 1 events failed or runtime error, 2 usage or configuration error.
 `
@@ -57,19 +72,56 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if err != nil || cmd.name == "" {
 		return err
 	}
+	if cmd.name == "health" {
+		return health(ctx, environ, stdout)
+	}
 	cfg, err := config.LoadPublisher(environ)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Level()}))
-	p, err := amqp.NewPublisher(cfg.PublisherConfig(log))
+	m := metrics.New()
+	p, err := amqp.NewPublisher(cfg.PublisherConfig(log, m))
 	if err != nil {
 		return err
 	}
+	flushTraces, err := tracing.Setup(ctx, cfg.Tracing("eventfleet-publisher"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := flushTraces(fctx); err != nil {
+			log.Warn("could not export the last spans", "err", err)
+		}
+	}()
 	if cmd.name == "publish" {
 		return publish(ctx, cfg, p, cmd.file, stdin, stdout, stderr)
 	}
-	return serve(ctx, cfg, p, log)
+	return serve(ctx, cfg, p, m, log)
+}
+
+// health is "publisher health": ask the running server's /readyz, for
+// container health checks in an image that has no curl.
+func health(ctx context.Context, environ map[string]string, stdout io.Writer) error {
+	t, err := config.LoadTelemetry(environ)
+	if err != nil {
+		return err
+	}
+	addr := t.MetricsAddr
+	if addr == config.MetricsOff {
+		if addr = environ["PUBLISHER_ADDR"]; addr == "" {
+			addr = ":8080"
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := admin.Probe(pctx, addr); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
 }
 
 // command is a parsed command line; an empty name means help was shown.
@@ -91,7 +143,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 		return command{}, nil
 	case "publish":
 		fs.StringVar(&cmd.file, "file", "", "read events from `FILE` instead of stdin (\"-\" is stdin)")
-	case "serve":
+	case "serve", "health":
 	default:
 		fmt.Fprintf(stderr, "publisher: unknown command %q\n\n%s", cmd.name, usage)
 		return command{}, errUsage

@@ -88,7 +88,9 @@ type proc struct {
 func startBin(t *testing.T, env []string, stdin io.Reader, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	// METRICS_ADDR: parallel servers cannot all have the default :9090;
+	// env, later in the list, overrides it.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}, env...)
 	if g := os.Getenv("GORACE"); g != "" {
 		cmd.Env = append(cmd.Env, "GORACE="+g)
 	}

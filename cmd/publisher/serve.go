@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/metrics"
 )
 
 // errShutdownTimeout: requests or publishes were still running when
@@ -20,13 +22,32 @@ var errShutdownTimeout = errors.New("shutdown did not finish within SHUTDOWN_TIM
 // serve runs `publisher serve` until ctx ends (a signal) or the publisher
 // stops on a fatal error, then drains: the server stops accepting and waits
 // for its requests, then the publisher stops.
-func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metrics.Metrics, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on PUBLISHER_ADDR=%s: %w", cfg.Addr, err)
 	}
+	if cfg.MetricsAddr != config.MetricsOff && cfg.MetricsAddr != cfg.Addr {
+		ready := func() error {
+			if !p.Connected() {
+				return errors.New("broker not connected")
+			}
+			return nil
+		}
+		as, err := admin.Start(cfg.MetricsAddr, m, ready, log)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = as.Stop(sctx)
+		}()
+		log.Info("serving /metrics, /healthz and /readyz", "addr", as.Addr())
+	}
 	srv := &http.Server{
-		Handler: newHandler(p, handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log}),
+		Handler: newHandler(p, handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log, Metrics: m}),
 		// Slow clients must not hold connections (and the drain) forever; a
 		// request may take PUBLISH_TIMEOUT to be confirmed on top of its reading.
 		ReadHeaderTimeout: 10 * time.Second,

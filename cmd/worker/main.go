@@ -33,6 +33,7 @@ type command struct {
 var commands = []command{
 	{name: "run", summary: "consume the app's queue and hand each event to the handler (the default)", run: runWorker},
 	{name: "dlq", summary: "list, peek at, replay or purge the app's dead letters or the unrouted events (below)", run: runDLQ},
+	{name: "health", summary: "exit 0 if the worker on METRICS_ADDR is consuming, else 1 (a container health check)", run: runHealth},
 }
 
 // dispatch picks the subcommand and returns the exit code.
@@ -126,6 +127,18 @@ Consuming
                       before the broker dead-letters it (quorum only) [20]
   SHUTDOWN_TIMEOUT    on SIGTERM/SIGINT, how long running handlers may finish;
                       after it, their events go back to the queue [25s]
+
+Metrics, health and tracing
+  METRICS_ADDR        where /metrics, /healthz and /readyz are served, or off [:9090]
+  OTEL_TRACES_EXPORTER  otlp exports spans over OTLP/HTTP; none exports
+                      nothing [none]; trace context is passed on (AMQP
+                      headers, webhook requests) either way
+  OTEL_EXPORTER_OTLP_PROTOCOL  only http/protobuf is built in [http/protobuf]
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL  the same, for traces only
+  OTEL_SDK_DISABLED   true exports nothing whatever else says [false]
+  (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME [eventfleet-worker],
+  OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and the other standard OTEL_*
+  variables are read by the OpenTelemetry SDK.)
 
 Handler
   HANDLER             log (a JSON line per event on stdout) or webhook [log]

@@ -97,6 +97,9 @@ func startWorker(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(workerBin, args...)
+	// Parallel workers cannot all have the default :9090; a test that
+	// wants the endpoint sets METRICS_ADDR itself.
+	p.cmd.Env = []string{"METRICS_ADDR=127.0.0.1:0"}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

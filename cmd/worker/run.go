@@ -8,12 +8,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/eventlog"
+	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/tracing"
 	"github.com/eventfleet/eventfleet/webhook"
 )
 
@@ -36,13 +41,50 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return exitUsage
 	}
-	w, err := amqp.NewWorker(cfg.WorkerConfig(log), h)
+	m := metrics.New()
+	w, err := amqp.NewWorker(cfg.WorkerConfig(log, m), h)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		if errors.Is(err, amqp.ErrInvalidConfig) {
 			return exitUsage
 		}
 		return exitFatal
+	}
+	flushTraces, err := tracing.Setup(context.Background(), cfg.Tracing("eventfleet-worker"))
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return exitFatal
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := flushTraces(ctx); err != nil {
+			log.Warn("could not export the last spans", "err", err)
+		}
+	}()
+	var draining atomic.Bool
+	if cfg.MetricsAddr != config.MetricsOff {
+		ready := func() error {
+			switch {
+			case draining.Load():
+				return errors.New("shutting down")
+			case !w.Consuming():
+				return errors.New("not consuming: connecting to the broker")
+			}
+			return nil
+		}
+		srv, err := admin.Start(cfg.MetricsAddr, m, ready, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "worker: %v\n", err)
+			return exitFatal
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Stop(ctx)
+		}()
+		// The bound address matters when METRICS_ADDR has port 0.
+		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
 	}
 	log.Info("starting worker", append([]any{
 		"app", cfg.App(),
@@ -75,6 +117,7 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 	// From here a second signal kills the process at once (Go's default
 	// handling), for an operator who will not wait for the drain.
 	stop()
+	draining.Store(true)
 	log.Info("shutting down: waiting for running handlers", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -97,6 +140,32 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		return exitFatal
 	}
 	log.Info("worker stopped", stats...)
+	return exitOK
+}
+
+// runHealth is "worker health": ask the running worker's /readyz, for
+// container health checks in an image that has no curl.
+func runHealth(args []string, stdout, stderr io.Writer, environ map[string]string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "worker health: unexpected argument %q\n", args[0])
+		return exitUsage
+	}
+	t, err := config.LoadTelemetry(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker health: %v\n", err)
+		return exitUsage
+	}
+	if t.MetricsAddr == config.MetricsOff {
+		fmt.Fprintln(stderr, "worker health: METRICS_ADDR=off: the worker serves no /readyz to ask")
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := admin.Probe(ctx, t.MetricsAddr); err != nil {
+		fmt.Fprintf(stderr, "worker health: not ready: %v\n", err)
+		return exitFatal
+	}
+	fmt.Fprintln(stdout, "ready")
 	return exitOK
 }
 

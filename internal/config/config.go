@@ -16,7 +16,9 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
+	"github.com/eventfleet/eventfleet/tracing"
 )
 
 // Error is an invalid setting.
@@ -76,9 +78,72 @@ func (b Broker) validate() error {
 	return nil
 }
 
+// Telemetry holds the settings for metrics, health checks and tracing that
+// `worker run` and `publisher serve` share.
+type Telemetry struct {
+	// MetricsAddr is where /metrics, /healthz and /readyz are served;
+	// "off" serves nothing there.
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9090"`
+	// The OpenTelemetry SDK reads the other OTEL_* variables itself
+	// (endpoint, headers, service name, sampler); these are the ones that
+	// decide whether and how spans are exported, checked here so a typo
+	// fails at start rather than silently exporting nothing.
+	TracesExporter     string `env:"OTEL_TRACES_EXPORTER"`
+	OTLPProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
+	OTLPTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
+	SDKDisabled        string `env:"OTEL_SDK_DISABLED"`
+}
+
+// MetricsOff is the METRICS_ADDR value that turns the endpoint off.
+const MetricsOff = "off"
+
+// Tracing returns the options for tracing.Setup; service is the default
+// service.name.
+func (t Telemetry) Tracing(service string) tracing.Options {
+	proto := t.OTLPTracesProtocol
+	if proto == "" {
+		proto = t.OTLPProtocol
+	}
+	return tracing.Options{
+		Exporter: strings.ToLower(strings.TrimSpace(t.TracesExporter)),
+		Protocol: strings.TrimSpace(proto),
+		Disabled: strings.EqualFold(strings.TrimSpace(t.SDKDisabled), "true"),
+		Service:  service,
+	}
+}
+
+func (t Telemetry) validate() error {
+	if t.MetricsAddr != MetricsOff {
+		if _, _, err := net.SplitHostPort(t.MetricsAddr); err != nil {
+			return &Error{"METRICS_ADDR", t.MetricsAddr, `use host:port or :port, e.g. :9090, or "off"`}
+		}
+	}
+	switch strings.ToLower(strings.TrimSpace(t.SDKDisabled)) {
+	case "", "true", "false":
+	default:
+		return &Error{"OTEL_SDK_DISABLED", t.SDKDisabled, "use true or false"}
+	}
+	o := t.Tracing("")
+	switch o.Exporter {
+	case "", tracing.ExporterNone, tracing.ExporterOTLP:
+	default:
+		return &Error{"OTEL_TRACES_EXPORTER", t.TracesExporter, "use otlp (export spans over OTLP/HTTP) or none (the default)"}
+	}
+	for _, v := range []struct{ name, value string }{
+		{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", t.OTLPTracesProtocol},
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", t.OTLPProtocol},
+	} {
+		if p := strings.TrimSpace(v.value); p != "" && p != "http/protobuf" {
+			return &Error{v.name, v.value, "only http/protobuf is built in"}
+		}
+	}
+	return nil
+}
+
 // Publisher holds cmd/publisher's settings.
 type Publisher struct {
 	Broker
+	Telemetry
 	// Addr is where `publisher serve` listens.
 	Addr string `env:"PUBLISHER_ADDR" envDefault:":8080"`
 	// Window is the number of publishes in flight awaiting confirms.
@@ -94,6 +159,7 @@ type Publisher struct {
 // Worker holds cmd/worker's settings.
 type Worker struct {
 	Broker
+	Telemetry
 	EventTypes       []string      `env:"EVENT_TYPES" envSeparator:","`
 	QueueType        string        `env:"QUEUE_TYPE" envDefault:"quorum"`
 	Concurrency      int           `env:"WORKER_CONCURRENCY" envDefault:"16"`
@@ -123,6 +189,16 @@ func LoadBroker(environ map[string]string) (Broker, error) {
 	return c, validateApp(c.App(), environ)
 }
 
+// LoadTelemetry reads and checks only the telemetry settings, for the
+// binaries' health subcommands.
+func LoadTelemetry(environ map[string]string) (Telemetry, error) {
+	var c Telemetry
+	if err := parse(&c, environ); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
 // Environ returns the process environment as a map, for Load*.
 func Environ() map[string]string { return env.ToMap(os.Environ()) }
 
@@ -133,6 +209,9 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 		return c, err
 	}
 	if err := c.Broker.validate(); err != nil {
+		return c, err
+	}
+	if err := c.Telemetry.validate(); err != nil {
 		return c, err
 	}
 	switch {
@@ -161,6 +240,9 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 		return c, err
 	}
 	if err := c.Broker.validate(); err != nil {
+		return c, err
+	}
+	if err := c.Telemetry.validate(); err != nil {
 		return c, err
 	}
 	for i, t := range c.EventTypes {
@@ -215,8 +297,8 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 	return c, nil
 }
 
-// WorkerConfig maps the settings to the library's configuration.
-func (c Worker) WorkerConfig(log *slog.Logger) amqp.WorkerConfig {
+// WorkerConfig maps the settings to the library's configuration; m may be nil.
+func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerConfig {
 	delays, _ := retry.ParseDelays(c.RetryDelays) // checked by LoadWorker
 	return amqp.WorkerConfig{
 		URL:            c.AMQPURL,
@@ -231,17 +313,19 @@ func (c Worker) WorkerConfig(log *slog.Logger) amqp.WorkerConfig {
 		DeliveryLimit:  c.DeliveryLimit,
 		MaxBody:        c.MaxBody,
 		Logger:         log,
+		Metrics:        m,
 	}
 }
 
-// PublisherConfig maps the settings to the library's configuration.
-func (c Publisher) PublisherConfig(log *slog.Logger) amqp.PublisherConfig {
+// PublisherConfig maps the settings to the library's configuration; m may be nil.
+func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.PublisherConfig {
 	return amqp.PublisherConfig{
 		URL:      c.AMQPURL,
 		Exchange: c.Exchange,
 		AppID:    c.App(),
 		Window:   c.Window,
 		Logger:   log,
+		Metrics:  m,
 	}
 }
 

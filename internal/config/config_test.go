@@ -17,7 +17,7 @@ func TestLoadWorkerDefaults(t *testing.T) {
 		c.Concurrency != 16 || c.Prefetch != 64 || c.RetryMaxAttempts != 5 || c.ShutdownTimeout != 25*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
-	wc := c.WorkerConfig(nil)
+	wc := c.WorkerConfig(nil, nil)
 	if len(wc.Retry.Delays) != 4 || wc.Retry.Delays[3] != 5*time.Minute {
 		t.Fatalf("retry delays: %v", wc.Retry.Delays)
 	}
@@ -54,6 +54,11 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", "debug"},
 		{map[string]string{"AMQP_URL": "http://u:pw123@host"}, "AMQP_URL", "AMQP URL"},
 		{map[string]string{"DELIVERY_LIMIT": "-1"}, "DELIVERY_LIMIT", "at least 1"},
+		{map[string]string{"METRICS_ADDR": "9090"}, "METRICS_ADDR", "host:port"},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER", "otlp"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"},
+		{map[string]string{"OTEL_SDK_DISABLED": "yes"}, "OTEL_SDK_DISABLED", "true or false"},
 	}
 	for _, tt := range tests {
 		_, err := LoadWorker(tt.env)
@@ -65,11 +70,39 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 			t.Errorf("error leaks a secret: %v", err)
 		}
 	}
-	for env, name := range map[string]string{"PUBLISH_WINDOW": "x", "PUBLISH_TIMEOUT": "0s", "PUBLISHER_MAX_BODY": "0"} {
+	for env, name := range map[string]string{"PUBLISH_WINDOW": "x", "PUBLISH_TIMEOUT": "0s", "PUBLISHER_MAX_BODY": "0",
+		"METRICS_ADDR": "localhost", "OTEL_TRACES_EXPORTER": "zipkin"} {
 		_, err := LoadPublisher(map[string]string{env: name})
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Var != env {
 			t.Errorf("LoadPublisher(%s=%s) = %v; want an error naming it", env, name, err)
 		}
+	}
+}
+
+func TestTelemetry_Defaults(t *testing.T) {
+	t.Parallel()
+	c, err := LoadWorker(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsAddr != ":9090" {
+		t.Errorf("METRICS_ADDR default %q, want :9090", c.MetricsAddr)
+	}
+	if o := c.Tracing("svc"); o.Enabled() || o.Service != "svc" {
+		t.Errorf("tracing %+v: export must be off by default", o)
+	}
+	c, err = LoadWorker(map[string]string{"METRICS_ADDR": "off", "OTEL_TRACES_EXPORTER": "OTLP",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"})
+	if err == nil {
+		t.Fatal("grpc accepted")
+	}
+	c, err = LoadWorker(map[string]string{"METRICS_ADDR": "off", "OTEL_TRACES_EXPORTER": "OTLP"})
+	if err != nil || !c.Tracing("").Enabled() {
+		t.Fatalf("OTLP: %v %+v", err, c.Tracing(""))
+	}
+	c, _ = LoadWorker(map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "TRUE"})
+	if c.Tracing("").Enabled() {
+		t.Error("OTEL_SDK_DISABLED=TRUE did not turn export off")
 	}
 }

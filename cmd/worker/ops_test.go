@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventfleet/eventfleet/internal/brokertest"
+)
+
+// adminAddr waits for the worker's log line naming its METRICS_ADDR.
+func adminAddr(t *testing.T, p *proc) string {
+	t.Helper()
+	p.waitLog(`"msg":"serving /metrics, /healthz and /readyz"`, 30*time.Second)
+	for _, l := range p.stderr.lines() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "serving /metrics") {
+			return line.Addr
+		}
+	}
+	t.Fatal("no metrics address logged")
+	return ""
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestWorker_ReadyzFollowsTheBrokerConnection cuts the worker's broker
+// connection (through a proxy) and checks that /readyz fails while it is
+// down and recovers after, that /healthz stays up throughout, and that
+// /metrics counts the events handled and the reconnect.
+func TestWorker_ReadyzFollowsTheBrokerConnection(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	proxy := brokertest.NewProxy(t)
+	p := startWorker(t, a.env(t, "AMQP_URL="+proxy.URL(t), "METRICS_ADDR=127.0.0.1:0"))
+	addr := adminAddr(t, p)
+	base := "http://" + addr
+	// health is the container health check: `worker health` in the same
+	// environment asks /readyz.
+	health := func() int {
+		return startWorker(t, map[string]string{"METRICS_ADDR": addr}, "health").wait(10 * time.Second)
+	}
+	p.waitConsuming()
+	ready := func() int { code, _ := httpGet(t, base+"/readyz"); return code }
+	brokertest.Eventually(t, 10*time.Second, "/readyz 200", func() bool { return ready() == http.StatusOK })
+
+	var msgs []message
+	for i := range 5 {
+		msgs = append(msgs, message{id: fmt.Sprintf("ready-%d", i), typ: cardAdded, body: `{}`})
+	}
+	publish(t, a.exchange, msgs...)
+	brokertest.Eventually(t, 10*time.Second, "5 events handled", func() bool { return len(p.stdout.lines()) == 5 })
+
+	proxy.SetRefuse(true)
+	proxy.Cut()
+	brokertest.Eventually(t, 10*time.Second, "/readyz 503 while cut", func() bool { return ready() == http.StatusServiceUnavailable })
+	if code, body := httpGet(t, base+"/readyz"); !strings.Contains(body, "not consuming") {
+		t.Errorf("/readyz while cut = %d %s, want a reason", code, body)
+	}
+	if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while cut = %d, want 200: liveness must not depend on the broker", code)
+	}
+	if code := health(); code != exitFatal {
+		t.Errorf("worker health while cut: exit %d, want %d", code, exitFatal)
+	}
+	proxy.SetRefuse(false)
+	brokertest.Eventually(t, 30*time.Second, "/readyz 200 again", func() bool { return ready() == http.StatusOK })
+	if code := health(); code != exitOK {
+		t.Errorf("worker health when consuming: exit %d, want 0", code)
+	}
+
+	_, m := httpGet(t, base+"/metrics")
+	for _, want := range []string{
+		`eventfleet_consumed_total{app="` + a.name + `",outcome="ack",type="` + cardAdded + `"} 5`,
+		`eventfleet_connection_up{role="consumer"} 1`,
+		`eventfleet_reconnects_total{role="consumer"} 1`,
+		`eventfleet_deliveries_in_flight{app="` + a.name + `"} 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	p.stop(30 * time.Second)
+}
+
+// TestWorker_MetricsAddrInUse: a taken METRICS_ADDR stops the worker at
+// start with an error that names the variable.
+func TestWorker_MetricsAddrInUse(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	first := startWorker(t, a.env(t, "METRICS_ADDR=127.0.0.1:0"))
+	addr := adminAddr(t, first)
+	second := startWorker(t, a.env(t, "METRICS_ADDR="+addr))
+	if code := second.wait(30 * time.Second); code != exitFatal {
+		t.Fatalf("exit %d, want %d", code, exitFatal)
+	}
+	if !strings.Contains(second.stderr.String(), "METRICS_ADDR="+addr) {
+		t.Errorf("stderr does not name METRICS_ADDR:\n%s", second.stderr.String())
+	}
+	first.stop(30 * time.Second)
+}
+
+func TestHealth_BadSettings(t *testing.T) {
+	t.Parallel()
+	for env, want := range map[string]string{
+		"off":         "METRICS_ADDR=off",
+		"nonsense":    "METRICS_ADDR",
+		"127.0.0.1:1": "not ready",
+	} {
+		p := startWorker(t, map[string]string{"METRICS_ADDR": env}, "health")
+		code := p.wait(10 * time.Second)
+		if code == exitOK || !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("METRICS_ADDR=%s: exit %d, stderr %q; want a failure naming %q", env, code, p.stderr.String(), want)
+		}
+	}
+}

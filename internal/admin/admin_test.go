@@ -1,0 +1,87 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/eventfleet/eventfleet/internal/admin"
+	"github.com/eventfleet/eventfleet/metrics"
+)
+
+func get(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServer_Endpoints(t *testing.T) {
+	t.Parallel()
+	var ready atomic.Bool
+	m := metrics.New()
+	m.Published("A", metrics.Confirmed, 0)
+	srv, err := admin.Start("127.0.0.1:0", m, func() error {
+		if !ready.Load() {
+			return errors.New("not consuming: connecting to the broker")
+		}
+		return nil
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Stop(context.Background()) }()
+	base := "http://" + srv.Addr()
+
+	if code, body := get(t, "GET", base+"/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	code, body := get(t, "GET", base+"/readyz")
+	var st admin.Status
+	_ = json.Unmarshal([]byte(body), &st)
+	if code != http.StatusServiceUnavailable || st.Reason != "not consuming: connecting to the broker" {
+		t.Errorf("/readyz while not ready = %d %s", code, body)
+	}
+	ready.Store(true)
+	if code, body := get(t, "GET", base+"/readyz"); code != 200 {
+		t.Errorf("/readyz when ready = %d %s", code, body)
+	}
+	if code, _ := get(t, "HEAD", base+"/readyz"); code != 200 {
+		t.Errorf("HEAD /readyz = %d", code)
+	}
+	if code, _ := get(t, "POST", base+"/healthz"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /healthz = %d, want 405", code)
+	}
+	if code, body := get(t, "GET", base+"/metrics"); code != 200 || !strings.Contains(body, `eventfleet_published_total{outcome="confirmed",type="A"} 1`) {
+		t.Errorf("/metrics = %d, body lacks the count:\n%s", code, body)
+	}
+}
+
+func TestStart_AddressInUseNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	first, err := admin.Start("127.0.0.1:0", nil, func() error { return nil }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.Stop(context.Background()) }()
+	_, err = admin.Start(first.Addr(), nil, func() error { return nil }, log)
+	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR="+first.Addr()) {
+		t.Fatalf("second Start on %s: %v, want an error naming METRICS_ADDR", first.Addr(), err)
+	}
+	// Without metrics there is no /metrics.
+	if code, _ := get(t, "GET", "http://"+first.Addr()+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics without metrics = %d, want 404", code)
+	}
+}
