@@ -3,13 +3,16 @@ package amqp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/metrics"
 )
 
 // Fault tests run against a private broker node so they can raise alarms and
@@ -102,5 +105,50 @@ func TestPublisher_BrokerKilledAndRestarted(t *testing.T) {
 	q, err := ch.QueueDeclarePassive(amqp.UnroutedQueue("domain_events"), true, false, false, false, nil)
 	if err != nil || q.Messages != 2 {
 		t.Fatalf("unrouted queue after the crash: %d messages (%v), want 2", q.Messages, err)
+	}
+}
+
+// TestPublisher_BatchAcrossConnectionCuts cuts the connection twice while a
+// large PublishBatch is in flight: the batch still returns nil only when every
+// event is confirmed, and every event is in the queue (duplicates allowed).
+func TestPublisher_BatchAcrossConnectionCuts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	proxy := brokertest.NewProxy(t)
+	q := bindTap(t, b.exchange, "#")
+	m := metrics.New()
+	p := b.publisher(t, amqp.PublisherConfig{URL: proxy.URL(t), Window: 64, Metrics: m})
+	const n = 3000
+	evs := make([]event.Event, n)
+	for i := range evs {
+		evs[i] = ev("Batched", "", i)
+		evs[i].ID = fmt.Sprintf("batch-%d", i)
+	}
+	go func() {
+		for range 2 {
+			time.Sleep(150 * time.Millisecond)
+			proxy.Cut()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.PublishBatch(ctx, evs); err != nil {
+		t.Fatalf("PublishBatch across cuts: %v", err)
+	}
+	if r := metricValue(t, m, "eventfleet_reconnects_total", map[string]string{"role": "publisher"}); r < 1 {
+		t.Fatalf("reconnects = %v: the batch finished before the first cut; the test proves nothing", r)
+	}
+	got := map[string]bool{}
+	for _, d := range brokertest.Drain(t, q, -1, 500*time.Millisecond) {
+		got[d.MessageId] = true
+	}
+	missing := 0
+	for _, e := range evs {
+		if !got[e.ID] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d confirmed events are not in the queue", missing, n)
 	}
 }

@@ -53,7 +53,9 @@ func publishing(ev *event.Event, appID string, now time.Time) amqp091.Publishing
 // isJSONContentType accepts what JSON publishers send: nothing (amqplib by
 // default), application/json, text/json, and any +json type.
 func isJSONContentType(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" {
+		// The common case, without mime.ParseMediaType's allocations
+		// (3% of a no-op worker's CPU).
 		return true
 	}
 	mt, _, err := mime.ParseMediaType(ct)

@@ -179,6 +179,8 @@ type Worker struct {
 	m       *metrics.WorkerMetrics
 	connm   *metrics.ConnMetrics
 	tracer  trace.Tracer
+	// spanName of the process spans, built once.
+	spanName string
 
 	jobs     chan job
 	inflight sync.WaitGroup // handler calls in progress
@@ -247,13 +249,14 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	}
 	hard, abort := context.WithCancel(context.Background())
 	return &Worker{
-		cfg:     cfg,
-		log:     log,
-		handler: h,
-		hops:    hops,
-		m:       cfg.Metrics.Worker(cfg.App),
-		connm:   cfg.Metrics.Conn(metrics.RoleConsumer),
-		tracer:  tracing.Tracer(cfg.TracerProvider),
+		cfg:      cfg,
+		log:      log,
+		handler:  h,
+		hops:     hops,
+		m:        cfg.Metrics.Worker(cfg.App),
+		connm:    cfg.Metrics.Conn(metrics.RoleConsumer),
+		tracer:   tracing.Tracer(cfg.TracerProvider),
+		spanName: "process " + queue,
 		topo: appTopology{
 			exchange:      cfg.Exchange,
 			queue:         queue,
@@ -729,7 +732,7 @@ func (w *Worker) process(j job) {
 // context to the handler, so attributes are set only on a span that records.
 func (w *Worker) startSpan(d *amqp091.Delivery, ev *event.Event) (context.Context, trace.Span) {
 	ctx := tracing.Extract(w.hardStop, d.Headers)
-	ctx, span := w.tracer.Start(ctx, "process "+w.topo.queue, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := w.tracer.Start(ctx, w.spanName, consumerSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(tracing.System, tracing.OpName.String("process"), tracing.OpType.String("process"),
 			tracing.Destination.String(originalExchange(d)), tracing.RoutingKey.String(originalKey(d)),
@@ -815,7 +818,7 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadlett
 		outcome = metrics.Retry
 	}
 	process := trace.SpanFromContext(ctx)
-	ctx, span := w.tracer.Start(ctx, "settle "+target, trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := w.tracer.Start(ctx, "settle "+target, producerSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(tracing.System, tracing.OpName.String("settle"), tracing.OpType.String("settle"),
 			tracing.Destination.String(target), tracing.MessageID.String(ev.ID), tracing.Outcome.String(outcome))
