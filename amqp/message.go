@@ -145,7 +145,7 @@ func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
 		return ev, fmt.Errorf("%w: content encoding %q is not supported", ErrUndecodable, d.ContentEncoding)
 	case !isJSONContentType(d.ContentType):
 		return ev, fmt.Errorf("%w: content type %q is not JSON", ErrUndecodable, d.ContentType)
-	case !json.Valid(d.Body):
+	case !event.ValidJSON(d.Body):
 		return ev, fmt.Errorf("%w: body is not valid JSON", ErrUndecodable)
 	}
 	if err := event.ValidateType(ev.Type); err != nil {

@@ -2,9 +2,12 @@ package amqp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,10 +199,13 @@ func TestWorker_ReadinessFollowsTheConnection(t *testing.T) {
 
 // TestTracing_ContextCrossesTheBroker gives the publisher a trace context and
 // checks that the webhook request carries the same trace, on the first
-// attempt and on a retry, with no tracing set up (propagation alone).
+// attempt and on a retry, with no tracing set up (propagation alone), and
+// that the worker's log line about the retry names the trace.
 func TestTracing_ContextCrossesTheBroker(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	var logs lockedBuffer
+	b.log = slog.New(slog.NewJSONHandler(&logs, nil))
 	var mu sync.Mutex
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -238,6 +244,37 @@ func TestTracing_ContextCrossesTheBroker(t *testing.T) {
 			t.Errorf("attempt %d: traceparent %q, want %q", i+1, tp, want)
 		}
 	}
+	var line map[string]any
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "retrying later") {
+			_ = json.Unmarshal([]byte(l), &line)
+		}
+	}
+	for k, v := range map[string]any{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "attempt": 1.0, "type": "Traced", "app": w.Queue()[len("events_"):]} {
+		if line[k] != v {
+			t.Errorf("retry log line: %s = %v, want %v (line %v)", k, line[k], v, line)
+		}
+	}
+	if id, _ := line["event_id"].(string); id == "" {
+		t.Errorf("retry log line has no event_id: %v", line)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestTracing_Spans checks the spans an SDK records: publish as the caller's

@@ -80,7 +80,7 @@ func (e *Event) Validate() error {
 	if len(e.AggregateID) > 1024 {
 		return fmt.Errorf("aggregate_id is %d bytes, the limit is 1024", len(e.AggregateID))
 	}
-	if len(e.Data) > 0 && !json.Valid(e.Data) {
+	if len(e.Data) > 0 && !ValidJSON(e.Data) {
 		return ErrInvalidData
 	}
 	return nil
@@ -127,9 +127,9 @@ func (in Input) Event() (Event, error) {
 // Unknown fields are rejected so that a typo ("agregate_id") is an error rather
 // than a silently dropped value.
 func ParseInput(b []byte) (Event, error) {
-	// json.Valid first: a Decoder alone accepts trailing garbage such as
+	// Validity first: a Decoder alone accepts trailing garbage such as
 	// an extra "}" after the object.
-	if !json.Valid(b) {
+	if !ValidJSON(b) {
 		var probe any
 		if err := json.Unmarshal(b, &probe); err != nil {
 			return Event{}, fmt.Errorf("invalid JSON: %w", err)

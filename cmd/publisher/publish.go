@@ -181,7 +181,7 @@ loop:
 // parseEvent is event.ParseInput made strict about trailing data: ParseInput
 // accepts `{"type":"a"}}` because its decoder stops after the first value.
 func parseEvent(b []byte) (event.Event, error) {
-	if !json.Valid(b) {
+	if !event.ValidJSON(b) {
 		err := json.Unmarshal(b, new(json.RawMessage)) // for the reason
 		return event.Event{}, fmt.Errorf("invalid JSON: %w", err)
 	}

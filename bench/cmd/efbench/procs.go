@@ -58,6 +58,9 @@ func (b *bench) startWorker(ctx context.Context, exchange, app string) (*workerP
 		"HANDLER=log",
 		"LOG_LEVEL=info",
 		"SHUTDOWN_TIMEOUT=10s",
+		// Scale-out runs several workers on this machine: each takes a
+		// free port for its /metrics (served, so its cost is measured).
+		"METRICS_ADDR=127.0.0.1:0",
 	)
 	// A hard stop by the harness's context sends SIGTERM first.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

@@ -1,0 +1,54 @@
+package event_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/eventfleet/eventfleet/event"
+)
+
+var jsonSeeds = []string{
+	`{}`, `[]`, `1`, `"x"`, `{"a":1}`, `{"a":1,}`, `{a:1}`, `[1,2,]`, "\"\x01\"", "\"\xff\"", `01`, `1.`, `-`,
+	`{"a":"\u12"}`, `{"a":"\uD800"}`, `nul`, `true false`, ` {} `, `{"a":[1,{"b":null}]}`, `1e5`, `1E+2`,
+	`-0.0e-0`, `{"a" 1}`, `[`, `{"\t":1}`, "{\"a\":\"\t\"}", `[1 2]`, `"\/"`, `"\q"`, ``, ` `, `{}}`, `{} {}`,
+}
+
+// Nesting deeper than encoding/json's limit (10,000) is invalid for both.
+func TestValidJSON_DeepNesting(t *testing.T) {
+	t.Parallel()
+	for _, depth := range []int{100, 10000, 10001, 20000} {
+		b := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+		if got, want := event.ValidJSON(b), json.Valid(b); got != want {
+			t.Errorf("depth %d: ValidJSON %v, encoding/json %v", depth, got, want)
+		}
+	}
+}
+
+// FuzzValidJSON checks ValidJSON against encoding/json.Valid.
+//
+//	go test -run '^$' -fuzz FuzzValidJSON -fuzztime 60s ./event/
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := event.ValidJSON(b), json.Valid(b); got != want {
+			t.Fatalf("ValidJSON(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	body := []byte(`{"cardId":"c-12345","libraryId":"lib-987","title":"Dune","authors":["Frank Herbert"],"copies":3,"meta":{"isbn":"978-0441013593","available":true,"notes":null}}`)
+	b.Run("eventfleet", func(b *testing.B) {
+		for b.Loop() {
+			event.ValidJSON(body)
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			json.Valid(body)
+		}
+	})
+}
