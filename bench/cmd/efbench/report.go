@@ -236,6 +236,10 @@ func (r *report) finish() {
 		switch res.Group {
 		case "publish", "consume":
 			ref := r.get(res.Queue, res.Group+"/bare")
+			if res.ID == "ef-16" && r.get(res.Queue, "publish/bare-16") != nil {
+				// Same window: 16 callers have at most 16 in flight.
+				ref = r.get(res.Queue, "publish/bare-16")
+			}
 			res.VsRef = num(pairedRatio(res, ref, rate))
 			if ref != nil {
 				res.VsRefMedian = res.Median / ref.Median
@@ -287,7 +291,11 @@ func (r *report) targets() {
 		for _, k := range []string{"ef-256", "ef-batch", "ef-16"} {
 			if res := r.get(q, "publish/"+k); res != nil {
 				v := float64(res.VsRef)
-				add("publisher ≥ 0.95× reference (same window)", res.Label+" / bare", v, "≥ 0.95", v >= 0.95)
+				against := " / bare"
+				if k == "ef-16" && r.get(q, "publish/bare-16") != nil {
+					against = " / bare, window 16"
+				}
+				add("publisher ≥ 0.95× reference (same window)", res.Label+against, v, "≥ 0.95", v >= 0.95)
 			}
 		}
 		v := ratio("consume/ef-worker")
