@@ -179,7 +179,9 @@ func contenders(o options) []contender {
 	slow := func(o options) int { return o.nSlow }
 	cs := []contender{
 		{"publish", "bare", "bare amqp091-go, sliding confirm window", n,
-			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBarePublish(ctx, n, b.o.window) }},
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runBarePublish(ctx, n, b.o.window)
+			}},
 		// 16 callers of Publish keep at most 16 messages in flight: the
 		// reference with the same window is the bare loop with 16.
 		{"publish", "bare-16", "bare amqp091-go, sliding confirm window 16", n,
