@@ -22,12 +22,14 @@ func TestPublisher_MemoryAlarmBlocksThenResumes(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
 	b := &bundle{url: node.URL(), exchange: "domain_events", log: testLogger(t)}
-	p := b.publisher(t, amqp.PublisherConfig{})
+	m := metrics.New()
+	p := b.publisher(t, amqp.PublisherConfig{Metrics: m})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Publish(ctx, ev("Before", "", 1)); err != nil {
 		t.Fatalf("publish before the alarm: %v", err)
 	}
+	blocked := func() float64 { return metricValue(t, m, "eventfleet_blocked", map[string]string{"role": "publisher"}) }
 
 	// A tiny watermark raises the memory alarm: the broker blocks publishers.
 	node.Ctl(t, "set_vm_memory_high_watermark", "0.0000001")
@@ -42,6 +44,9 @@ func TestPublisher_MemoryAlarmBlocksThenResumes(t *testing.T) {
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Fatalf("publish returned %v after its 1s deadline: it was stuck, not waiting", waited)
 	}
+	if got := blocked(); got != 1 {
+		t.Errorf("eventfleet_blocked{publisher} = %v during the alarm, want 1", got)
+	}
 
 	// A publish waiting when the alarm clears goes through.
 	done := make(chan error, 1)
@@ -54,6 +59,16 @@ func TestPublisher_MemoryAlarmBlocksThenResumes(t *testing.T) {
 	node.Ctl(t, "set_vm_memory_high_watermark", "0.4")
 	if err := <-done; err != nil {
 		t.Fatalf("publish across the end of the alarm: %v", err)
+	}
+	// The alarm lasted at least the 1s publish and the 300ms wait.
+	if got := blocked(); got != 0 {
+		t.Errorf("eventfleet_blocked{publisher} = %v after the alarm, want 0", got)
+	}
+	if secs := metricValue(t, m, "eventfleet_blocked_seconds_total", map[string]string{"role": "publisher"}); secs < 1.3 || secs > 30 {
+		t.Errorf("eventfleet_blocked_seconds_total{publisher} = %v, want about the alarm's length (≥1.3s)", secs)
+	}
+	if got := metricValue(t, m, "eventfleet_published_total", map[string]string{"type": "Blocked", "outcome": "error"}); got != 1 {
+		t.Errorf("published_total{Blocked,error} = %v, want 1 (the publish that timed out)", got)
 	}
 }
 

@@ -371,3 +371,17 @@ func bareConsume(ctx context.Context, url, queue string, n, prefetch, ackEvery i
 	}
 	return nil
 }
+
+// dialChannel dials and opens one channel; close the connection when done.
+func dialChannel(url, name string) (*amqp091.Connection, *amqp091.Channel, error) {
+	conn, err := dial(url, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return conn, ch, nil
+}

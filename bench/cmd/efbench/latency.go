@@ -98,26 +98,13 @@ func (b *bench) runBareLatency(ctx context.Context, n int, rate float64) (measur
 	case err := <-consumed:
 		return measurement{}, fmt.Errorf("consumer: %w", err)
 	}
-	conn, err := dial(b.o.url, "efbench-latency-publish")
+	conn, ch, err := dialChannel(b.o.url, "efbench-latency-publish")
 	if err != nil {
 		return measurement{}, err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return measurement{}, err
-	}
 	t := b.startTimer()
-	// Unpaced (rate 0): as fast as the publisher goes, stamped at send.
-	due := func(int) time.Time { return time.Now() }
-	if rate > 0 {
-		due = newPacer(rate).wait
-	}
-	var ts time.Time
-	err = barePublish(cctx, ch, exchange, eventType, n, b.o.window, func(i int) amqp091.Publishing {
-		return benchMessage(i, makeBody(b.o.size, ts.UnixNano()))
-	}, func(i int) { ts = due(i) })
-	if err != nil {
+	if err := b.publishPaced(cctx, ch, exchange, n, rate); err != nil {
 		return t.stop(), fmt.Errorf("publish: %w", err)
 	}
 	if err := <-consumed; err != nil {
@@ -133,8 +120,10 @@ func (b *bench) runBareLatency(ctx context.Context, n int, rate float64) (measur
 // runEventfleetLatency: the eventfleet Publisher at a fixed rate (one
 // goroutine per due message, bounded by the window) into an app queue an
 // eventfleet Worker drains; latency from due time to the handler call.
-// With rate 0 it publishes from window callers as fast as they can.
-func (b *bench) runEventfleetLatency(ctx context.Context, n int, rate float64) (measurement, error) {
+// With rate 0 it publishes from window callers as fast as they can. With
+// barePub the bare publisher feeds the Worker instead, which splits the
+// end-to-end latency into the publisher's part and the worker's.
+func (b *bench) runEventfleetLatency(ctx context.Context, n int, rate float64, barePub bool) (measurement, error) {
 	exchange, app := b.name("x"), b.name("app")
 	qs, xs := workerNames(exchange, app)
 	b.adm.track(qs, xs)
@@ -157,6 +146,9 @@ func (b *bench) runEventfleetLatency(ctx context.Context, n int, rate float64) (
 		return measurement{}, fmt.Errorf("worker stopped: %w", w.Err())
 	case <-time.After(30 * time.Second):
 		return measurement{}, errors.New("worker not consuming after 30s")
+	}
+	if barePub {
+		return b.bareInto(ctx, exchange, n, rate, lat)
 	}
 	p, err := b.startPublisher(ctx, exchange)
 	if err != nil {
@@ -206,9 +198,31 @@ func (b *bench) runEventfleetLatency(ctx context.Context, n int, rate float64) (
 	if first != nil {
 		return t.stop(), fmt.Errorf("publish: %w", first)
 	}
-	for lat.count() < n {
-		if err := pctx.Err(); err != nil {
-			return t.stop(), fmt.Errorf("handled %d of %d: %w", lat.count(), n, err)
+	return lat.await(pctx, t, n, rate)
+}
+
+// bareInto publishes n messages with the bare publisher at rate into
+// exchange and waits until lat has recorded them all.
+func (b *bench) bareInto(ctx context.Context, exchange string, n int, rate float64, lat *latencies) (measurement, error) {
+	conn, ch, err := dialChannel(b.o.url, "efbench-latency-bare-into")
+	if err != nil {
+		return measurement{}, err
+	}
+	defer conn.Close()
+	pctx, cancel := context.WithTimeout(ctx, b.o.timeout)
+	defer cancel()
+	t := b.startTimer()
+	if err := b.publishPaced(pctx, ch, exchange, n, rate); err != nil {
+		return t.stop(), fmt.Errorf("publish: %w", err)
+	}
+	return lat.await(pctx, t, n, rate)
+}
+
+// await waits until n latencies are recorded, stops t and summarizes.
+func (l *latencies) await(ctx context.Context, t *timer, n int, rate float64) (measurement, error) {
+	for l.count() < n {
+		if err := ctx.Err(); err != nil {
+			return t.stop(), fmt.Errorf("handled %d of %d: %w", l.count(), n, err)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -216,5 +230,19 @@ func (b *bench) runEventfleetLatency(ctx context.Context, n int, rate float64) (
 	if rate == 0 {
 		return m, nil
 	}
-	return m, lat.summary(&m, rate)
+	return m, l.summary(&m, rate)
+}
+
+// publishPaced publishes n messages on ch with the bare publisher, each body
+// stamped with its due time at rate; unpaced (rate 0), as fast as it goes,
+// stamped at send.
+func (b *bench) publishPaced(ctx context.Context, ch *amqp091.Channel, exchange string, n int, rate float64) error {
+	due := func(int) time.Time { return time.Now() }
+	if rate > 0 {
+		due = newPacer(rate).wait
+	}
+	var ts time.Time
+	return barePublish(ctx, ch, exchange, eventType, n, b.o.window, func(i int) amqp091.Publishing {
+		return benchMessage(i, makeBody(b.o.size, ts.UnixNano()))
+	}, func(i int) { ts = due(i) })
 }

@@ -244,7 +244,7 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareLatency(ctx, n, 0) }},
 		contender{"latency", "ef-max", "eventfleet Publisher (256 callers) → Worker, unpaced", func(o options) int { return o.latencyN },
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
-				return b.runEventfleetLatency(ctx, n, 0)
+				return b.runEventfleetLatency(ctx, n, 0, false)
 			}},
 		contender{"latency", "bare", "bare publisher → bare consumer", func(o options) int { return o.latencyN },
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
@@ -252,7 +252,12 @@ func contenders(o options) []contender {
 			}},
 		contender{"latency", "ef", "eventfleet Publisher → eventfleet Worker", func(o options) int { return o.latencyN },
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
-				return b.runEventfleetLatency(ctx, n, b.latencyRate[b.queue])
+				return b.runEventfleetLatency(ctx, n, b.latencyRate[b.queue], false)
+			}},
+		// Diagnostic: which side adds latency.
+		contender{"latency", "bare-to-ef", "bare publisher → eventfleet Worker", func(o options) int { return o.latencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runEventfleetLatency(ctx, n, b.latencyRate[b.queue], true)
 			}},
 	)
 	if o.only == nil {

@@ -53,15 +53,11 @@ func (b *bench) runBarePublish(ctx context.Context, n, window int) (measurement,
 	if err != nil {
 		return measurement{}, err
 	}
-	conn, err := dial(b.o.url, "efbench-bare-publish")
+	conn, ch, err := dialChannel(b.o.url, "efbench-bare-publish")
 	if err != nil {
 		return measurement{}, err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return measurement{}, err
-	}
 	body := makeBody(b.o.size, 0)
 	t := b.startTimer()
 	err = barePublish(ctx, ch, exchange, eventType, n, window, func(i int) amqp091.Publishing {
