@@ -155,6 +155,7 @@ func TestFleet_TraceAndMetricsCrossTheFleet(t *testing.T) {
 	}), "serve")
 	workerAdmin := logAddr(t, worker, "serving /metrics, /healthz and /readyz")
 	pubAddr := logAddr(t, pub, "listening")
+	pubAdmin := logAddr(t, pub, "serving /metrics, /healthz and /readyz")
 	brokertest.Eventually(t, 30*time.Second, "worker ready", func() bool {
 		resp, err := http.Get("http://" + workerAdmin + "/readyz")
 		if err != nil {
@@ -202,7 +203,7 @@ func TestFleet_TraceAndMetricsCrossTheFleet(t *testing.T) {
 	if m := scrape(t, workerAdmin); !strings.Contains(m, `eventfleet_consumed_total{app="`+app+`",outcome="ack",type="TracedEvent"} 1`) {
 		t.Errorf("worker /metrics lacks the ack:\n%s", grep(m, "eventfleet_consumed"))
 	}
-	if m := scrape(t, pubAddr); !strings.Contains(m, `eventfleet_published_total{outcome="confirmed",type="TracedEvent"} 1`) {
+	if m := scrape(t, pubAdmin); !strings.Contains(m, `eventfleet_published_total{outcome="confirmed",type="TracedEvent"} 1`) {
 		t.Errorf("publisher /metrics lacks the publish:\n%s", grep(m, "eventfleet_published"))
 	}
 	for _, p := range []*proc{pub, worker} {

@@ -409,8 +409,15 @@ func TestServe_Broker(t *testing.T) {
 	if resp, got := request(t, "POST", base+"/events", `[{"type":"A"},{"type":"*"}]`); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("POST invalid array: %d %v, want 400", resp.StatusCode, got)
 	}
-	// /metrics on the same port counts them: 4 confirmed, 2 refused as invalid.
-	mresp, err := client.Get(base + "/metrics")
+	// /metrics is on METRICS_ADDR, not on the (often public) events port.
+	if resp, _ := request(t, "GET", base+"/metrics", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on PUBLISHER_ADDR = %d, want 404", resp.StatusCode)
+	}
+	var metricsAddr string
+	if recs := p.logLines("serving /metrics, /healthz and /readyz"); len(recs) > 0 {
+		metricsAddr, _ = recs[0]["addr"].(string)
+	}
+	mresp, err := client.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,5 +540,32 @@ func TestHandler_RealBroker(t *testing.T) {
 	})
 	if resp, got := request(t, "GET", srv.URL+"/readyz", ""); resp.StatusCode != 200 {
 		t.Errorf("/readyz %d %v, want 200", resp.StatusCode, got)
+	}
+}
+
+// TestServe_MetricsSharesThePortWhenAsked: METRICS_ADDR equal to
+// PUBLISHER_ADDR serves /metrics on the events port and opens no other.
+func TestServe_MetricsSharesThePortWhenAsked(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // free again for the server; a race with another process is unlikely
+	exchange, _ := testExchange(t)
+	p := startBin(t, append(brokerEnv(t, exchange), "PUBLISHER_ADDR="+addr, "METRICS_ADDR="+addr), nil, "serve")
+	p.poll(t, time.Minute, "the listening log line", func() bool { return len(p.logLines("listening")) > 0 })
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "eventfleet_connection_up") {
+		t.Errorf("GET /metrics on the shared port = %d:\n%.300s", resp.StatusCode, body)
+	}
+	if n := len(p.logLines("serving /metrics, /healthz and /readyz")); n != 0 {
+		t.Errorf("a second endpoint server was started for the shared address")
 	}
 }

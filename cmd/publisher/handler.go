@@ -43,7 +43,8 @@ type handlerConfig struct {
 	// MaxBody is the largest POST /events body in bytes.
 	MaxBody int64
 	Logger  *slog.Logger
-	// Metrics, when set, is served on GET /metrics.
+	// Metrics, when set, is served on GET /metrics (when METRICS_ADDR is
+	// PUBLISHER_ADDR).
 	Metrics *metrics.Metrics
 }
 
@@ -62,11 +63,13 @@ func newHandler(p publisher, cfg handlerConfig) http.Handler {
 	mux.HandleFunc("/events", h.events)
 	mux.HandleFunc("/healthz", h.healthz)
 	mux.HandleFunc("/readyz", h.readyz)
+	endpoints := "POST /events, GET /healthz and GET /readyz"
 	if cfg.Metrics != nil {
 		mux.Handle("/metrics", cfg.Metrics.Handler())
+		endpoints = "POST /events, GET /healthz, GET /readyz and GET /metrics"
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorResponse{Error: "not found: the endpoints are POST /events, GET /healthz, GET /readyz and GET /metrics"})
+		writeJSON(w, http.StatusNotFound, errorResponse{Error: "not found: the endpoints are " + endpoints})
 	})
 	return mux
 }

@@ -21,8 +21,8 @@ import (
 
 const usage = `Usage:
   publisher publish [--file FILE]  publish newline-delimited JSON events from FILE (default stdin)
-  publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz,
-                                   GET /metrics
+  publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz;
+                                   GET /metrics, /healthz, /readyz on METRICS_ADDR
   publisher health                 exit 0 if the server on METRICS_ADDR (or PUBLISHER_ADDR when
                                    METRICS_ADDR=off) is ready, else 1: a container health check
   publisher -h | --help            show this help
@@ -40,7 +40,8 @@ Environment:
   PUBLISHER_ADDR      serve: listen address (default :8080)
   PUBLISHER_MAX_BODY  serve: largest POST /events body in bytes (default 1048576)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
-  METRICS_ADDR        serve: also serve /metrics, /healthz, /readyz here, or off (default :9090)
+  METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090);
+                      the same as PUBLISHER_ADDR shares that port (it is often public)
   OTEL_TRACES_EXPORTER  otlp exports spans over OTLP/HTTP, none nothing (default none);
                       a traceparent sent to POST /events is continued either way
   OTEL_EXPORTER_OTLP_PROTOCOL  only http/protobuf is built in

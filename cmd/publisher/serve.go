@@ -27,9 +27,19 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	if err != nil {
 		return fmt.Errorf("listen on PUBLISHER_ADDR=%s: %w", cfg.Addr, err)
 	}
-	if cfg.MetricsAddr != config.MetricsOff && cfg.MetricsAddr != cfg.Addr {
+	// /metrics goes on its own address, METRICS_ADDR: PUBLISHER_ADDR is
+	// often public (Fly's http_service), and metrics name event types and
+	// volumes. Setting both to the same address shares the port on purpose
+	// (but two ":0" are two ports the kernel picks).
+	hcfg := handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log}
+	if _, port, _ := net.SplitHostPort(cfg.Addr); cfg.MetricsAddr == cfg.Addr && port != "0" {
+		hcfg.Metrics = m
+	} else if cfg.MetricsAddr != config.MetricsOff {
 		ready := func() error {
-			if !p.Connected() {
+			switch {
+			case ctx.Err() != nil:
+				return errors.New("shutting down")
+			case !p.Connected():
 				return errors.New("broker not connected")
 			}
 			return nil
@@ -47,7 +57,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 		log.Info("serving /metrics, /healthz and /readyz", "addr", as.Addr())
 	}
 	srv := &http.Server{
-		Handler: newHandler(p, handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log, Metrics: m}),
+		Handler: newHandler(p, hcfg),
 		// Slow clients must not hold connections (and the drain) forever; a
 		// request may take PUBLISH_TIMEOUT to be confirmed on top of its reading.
 		ReadHeaderTimeout: 10 * time.Second,
