@@ -692,24 +692,28 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 		_ = conn.Close()
 		return nil, err
 	}
+	// Buffers hold more than the window, so the client's reader never waits
+	// on us (amqp091-go drops a notification that waits longer than 5s).
+	// The writer's queue holds every message in flight: Window of them, plus
+	// as many copies for the unrouted queue.
+	n := 2*p.cfg.Window + 16
 	s := &pubSession{
 		p:         p,
 		conn:      conn,
 		ch:        ch,
 		pending:   map[uint64]*pending{},
+		queue:     make(chan *pending, n),
 		dead:      make(chan struct{}),
 		unblocked: make(chan struct{}),
 	}
 	close(s.unblocked)
-	// Buffers hold more than the window, so the client's reader never waits
-	// on us (amqp091-go drops a notification that waits longer than 5s).
-	n := 2*p.cfg.Window + 16
 	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, n))
 	returns := ch.NotifyReturn(make(chan amqp091.Return, n))
 	blocked := conn.NotifyBlocked(make(chan amqp091.Blocking, 4))
 	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
 	chClosed := ch.NotifyClose(make(chan *amqp091.Error, 1))
 	go s.loop(confirms, returns, blocked, closed, chClosed)
+	go s.writer()
 	return s, nil
 }
 
@@ -742,7 +746,12 @@ type pubSession struct {
 	conn *amqp091.Connection
 	ch   *amqp091.Channel
 
-	wmu sync.Mutex // orders "next sequence number" with the publish itself
+	// queue feeds the writer goroutine, the only one that publishes on ch.
+	// One writer keeps "next sequence number" and the publish in order
+	// without a lock, and it publishes back to back as a hand-written loop
+	// does: with a mutex, 256 callers handed the channel to each other with
+	// a goroutine switch per message.
+	queue chan *pending
 
 	pmu     sync.Mutex
 	pending map[uint64]*pending
@@ -769,8 +778,9 @@ func (s *pubSession) cause() error {
 	return s.err
 }
 
-// publish registers rec under its sequence number and sends it. errConnLost
-// means the session is gone and the caller should try the next one.
+// publish hands rec to the writer, which registers it under its sequence
+// number and sends it; rec.done tells its fate. errConnLost means the session
+// is gone and the caller should try the next one.
 func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 	// A blocked connection (memory or disk alarm) stops reading our socket;
 	// writing now would block without regard to ctx. Wait here instead.
@@ -787,13 +797,48 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 		return fmt.Errorf("broker is blocking publishers (resource alarm): %w", ctx.Err())
 	}
 
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	select {
+	case s.queue <- rec:
+	case <-s.dead:
+		rec.finish(errConnLost)
+		return errConnLost
+	}
+	if s.isDead() {
+		// The writer may have drained the queue and gone before rec
+		// arrived; nothing will send or confirm it on this session now.
+		// (finish is once: a rec already resolved keeps its outcome.)
+		rec.finish(errConnLost)
+	}
+	return nil
+}
+
+// writer publishes what publish queues, until the session dies; then it
+// hands back what is still queued.
+func (s *pubSession) writer() {
+	for {
+		select {
+		case rec := <-s.queue:
+			s.write(rec)
+		case <-s.dead:
+			for {
+				select {
+				case rec := <-s.queue:
+					rec.finish(errConnLost)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// write registers rec under its sequence number and sends it.
+func (s *pubSession) write(rec *pending) {
 	s.pmu.Lock()
 	if s.closed {
 		s.pmu.Unlock()
 		rec.finish(errConnLost)
-		return errConnLost
+		return
 	}
 	seq := s.ch.GetNextPublishSeqNo()
 	s.pending[seq] = rec
@@ -807,9 +852,7 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 		delete(s.pending, seq)
 		s.pmu.Unlock()
 		rec.finish(errConnLost)
-		return errConnLost
 	}
-	return nil
 }
 
 // loop handles everything the broker sends about this session's publishes.
