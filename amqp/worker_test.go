@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,7 +132,7 @@ func TestWorker_PermanentPanicTimeoutAndUndecodable(t *testing.T) {
 			}
 			return nil
 		}).
-		On("Ignores", blockingHandler())
+		On("Ignores", blockingHandler(t))
 	w := b.worker(t, amqp.WorkerConfig{Retry: fast, HandlerTimeout: 300 * time.Millisecond}, h)
 	if got := strings.Join(w.Bindings(), ","); got != "Ignores,Panics,Permanent,Slow" {
 		t.Fatalf("registry without catch-all must bind its types, got %s", got)
@@ -165,10 +166,16 @@ func TestWorker_PermanentPanicTimeoutAndUndecodable(t *testing.T) {
 }
 
 // blockingHandler ignores its context for a while, like a handler stuck in a
-// call without a timeout.
-func blockingHandler() event.Handler {
+// call without a timeout. It returns when the test ends at the latest, so no
+// abandoned handler outlives the test (goleak checks).
+func blockingHandler(t *testing.T) event.Handler {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
 	return event.HandlerFunc(func(context.Context, event.Event) error {
-		func() { time.Sleep(time.Second) }()
+		select {
+		case <-time.After(time.Second):
+		case <-done:
+		}
 		return nil
 	})
 }
@@ -453,4 +460,52 @@ func TestWorker_RunsHandlersConcurrentlyAfterCautiousStart(t *testing.T) {
 	brokertest.Eventually(t, 10*time.Second, "8 handlers running at once", func() bool { return peak.Load() == 8 })
 	close(release)
 	brokertest.Eventually(t, 10*time.Second, "all handled", func() bool { return w.Stats().Handled == 40 })
+}
+
+// TestWorker_AbandonedHandlerKeepsItsSlot: with one handler slot, a handler
+// that ignores its context forever must not stop the worker. The event is
+// moved on at the timeout, the next event is handled by a loop started in
+// the stuck one's place, and Stop does not wait for the stuck handler.
+func TestWorker_AbandonedHandlerKeepsItsSlot(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	next := make(chan string, 1)
+	h := event.NewRegistry().
+		OnFunc("Stuck", func(context.Context, event.Event) error {
+			<-release // ignores its context
+			return nil
+		}).
+		OnFunc("Next", func(_ context.Context, e event.Event) error {
+			next <- e.ID
+			return nil
+		})
+	w := b.worker(t, amqp.WorkerConfig{Concurrency: 1, Prefetch: 1, HandlerTimeout: 200 * time.Millisecond,
+		Retry: retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, MaxAttempts: 1}}, h)
+	p := b.publisher(t, amqp.PublisherConfig{})
+	ids := publishAll(t, p, ev("Stuck", "", 1), ev("Next", "", 2))
+	select {
+	case id := <-next:
+		if id != ids[1] {
+			t.Fatalf("handled %s, want %s", id, ids[1])
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next event was not handled while the first handler is stuck: its slot was lost")
+	}
+	dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, time.Second)
+	if msg := fmt.Sprint(dead[0].Headers[deadletter.HeaderLastError]); !strings.Contains(msg, "ignored its context") {
+		t.Errorf("dead letter's last error %q does not say the handler ignored its context", msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatalf("Stop with a handler still stuck: %v after %v", err, time.Since(start))
+	}
+	if st := w.Stats(); st.Handled != 1 || st.DeadLettered != 1 {
+		t.Errorf("stats %+v, want 1 handled and 1 dead-lettered", st)
+	}
+	once.Do(func() { close(release) })
 }
