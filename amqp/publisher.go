@@ -140,13 +140,17 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.role != metrics.RolePublisher {
 		m = nil
 	}
+	log := cfg.Logger.With("component", "publisher", "broker", RedactURL(cfg.URL))
+	if cfg.AppID != "" {
+		log = log.With("app", cfg.AppID) // lines about events name the app
+	}
 	return &Publisher{
 		cfg:      cfg,
 		m:        m,
 		connm:    cfg.Metrics.Conn(cfg.role),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
 		spanName: "publish " + cfg.Exchange,
-		log:      cfg.Logger.With("component", "publisher", "broker", RedactURL(cfg.URL)),
+		log:      log,
 		slots:    make(chan struct{}, cfg.Window),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
