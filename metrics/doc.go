@@ -25,5 +25,6 @@
 //
 // Roles: "publisher" (a Publisher), "consumer" (a Worker's consuming
 // connection), "hops" (the connection a Worker moves events to retry and
-// dead-letter queues on).
+// dead-letter queues on). Connections of one role share their series: two
+// Publishers given one *Metrics count into the same publisher series.
 package metrics
