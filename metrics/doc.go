@@ -22,6 +22,7 @@
 //	eventfleet_blocked{role}                       1 while the broker blocks publishing
 //	eventfleet_blocked_seconds_total{role}         time spent blocked
 //	eventfleet_queue_messages{queue,kind}          sampled depth: app|retry|dead_letter
+//	eventfleet_build_info{version,revision,go_version}  always 1
 //
 // Roles: "publisher" (a Publisher), "consumer" (a Worker's consuming
 // connection), "hops" (the connection a Worker moves events to retry and

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -79,6 +81,7 @@ type Metrics struct {
 	blocked        *prometheus.GaugeVec
 	blockedSeconds *prometheus.CounterVec
 	depth          *prometheus.GaugeVec
+	build          *prometheus.GaugeVec
 
 	mu    sync.Mutex
 	types map[string]bool
@@ -90,7 +93,7 @@ var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 
 // New returns metrics that are not registered anywhere; Handler serves them.
 func New() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventfleet_published_total",
 			Help: "Events published, by event type and outcome (confirmed, returned = kept in the unrouted queue, nacked, error).",
@@ -133,13 +136,39 @@ func New() *Metrics {
 			Name: "eventfleet_queue_messages",
 			Help: "Messages ready in a queue, sampled periodically by the worker (kind: app, retry, dead_letter).",
 		}, []string{"queue", "kind"}),
+		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventfleet_build_info",
+			Help: "Always 1; its labels say which build runs: module version, VCS revision and Go version.",
+		}, []string{"version", "revision", "go_version"}),
 		types: map[string]bool{},
 	}
+	version, revision := buildVersion()
+	m.build.WithLabelValues(version, revision, runtime.Version()).Set(1)
+	return m
+}
+
+// buildVersion reads the main module's version and VCS revision from the
+// binary's build information ("unknown" where there is none, as in tests).
+func buildVersion() (version, revision string) {
+	version, revision = "unknown", "unknown"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, revision
+	}
+	if v := info.Main.Version; v != "" {
+		version = v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			revision = s.Value
+		}
+	}
+	return version, revision
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.published, m.confirm, m.consumed, m.handler, m.inflight,
-		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth}
+		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build}
 }
 
 // Describe implements prometheus.Collector.

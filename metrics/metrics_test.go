@@ -130,6 +130,7 @@ func TestWorker_Settled(t *testing.T) {
 		`eventfleet_deliveries_in_flight{app="billing"} 1`,
 		`eventfleet_queue_messages{kind="dead_letter",queue="events_billing.dead"} 7`,
 		`go_goroutines `,
+		`eventfleet_build_info{go_version="go`,
 		`process_resident_memory_bytes `,
 	} {
 		if !strings.Contains(out, line) {
