@@ -235,19 +235,30 @@ func (p *Publisher) Unrouted() int64 { return p.unrouted.Load() }
 // validation error for a bad event. On any error the event may still have
 // reached the broker; publishing it again with the same ID is safe.
 func (p *Publisher) Publish(ctx context.Context, ev event.Event) error {
+	ctx, span, msg, err := p.prepare(ctx, &ev)
+	if err != nil {
+		return err
+	}
+	res, err := p.publish(ctx, p.cfg.Exchange, ev.Type, msg, true)
+	p.record(span, ev.Type, res, err)
+	return err
+}
+
+// prepare fills in an empty ID, checks the event and builds its message,
+// carrying the trace context of the publish span it starts. An invalid event
+// is counted as an error and gets no span.
+func (p *Publisher) prepare(ctx context.Context, ev *event.Event) (context.Context, trace.Span, amqp091.Publishing, error) {
 	if ev.ID == "" {
 		ev.ID = event.NewID()
 	}
 	if err := ev.Validate(); err != nil {
 		p.m.Published(ev.Type, metrics.Error, 0)
-		return err
+		return ctx, nil, amqp091.Publishing{}, err
 	}
-	ctx, span := p.startSpan(ctx, &ev)
-	msg := publishing(&ev, p.cfg.AppID, time.Now())
+	ctx, span := p.startSpan(ctx, ev)
+	msg := publishing(ev, p.cfg.AppID, time.Now())
 	tracing.Inject(ctx, msg.Headers)
-	res, err := p.publish(ctx, p.cfg.Exchange, ev.Type, msg, true)
-	p.record(span, ev.Type, res, err)
-	return err
+	return ctx, span, msg, nil
 }
 
 // Span options made once rather than per message.
@@ -342,17 +353,12 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
 	defer p.calls.Done()
 	b := batch{p: p, ctx: ctx, evs: evs, errs: make([]error, len(evs))}
 	for i := range evs {
-		if evs[i].ID == "" {
-			evs[i].ID = event.NewID()
-		}
-		if err := evs[i].Validate(); err != nil {
-			p.m.Published(evs[i].Type, metrics.Error, 0)
+		_, span, msg, err := p.prepare(ctx, &evs[i])
+		if err != nil {
 			b.errs[i] = err
 			continue
 		}
-		ectx, span := p.startSpan(ctx, &evs[i])
-		it := &batchItem{i: i, span: span, msg: publishing(&evs[i], p.cfg.AppID, time.Now())}
-		tracing.Inject(ectx, it.msg.Headers)
+		it := &batchItem{i: i, span: span, msg: msg}
 		if err := checkHeaders(it.msg); err != nil {
 			b.finish(it, published{}, err)
 			continue
