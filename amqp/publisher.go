@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -687,7 +688,11 @@ func (p *Publisher) sleep(attempt int) bool {
 func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := dial(dctx, p.cfg.URL, p.cfg.Name, p.cfg.Heartbeat)
+	var sock *corkConn
+	conn, err := dial(dctx, p.cfg.URL, p.cfg.Name, p.cfg.Heartbeat, func(c net.Conn) net.Conn {
+		sock = &corkConn{Conn: c}
+		return sock
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -710,6 +715,7 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	s := &pubSession{
 		p:         p,
 		conn:      conn,
+		sock:      sock,
 		ch:        ch,
 		pending:   map[uint64]*pending{},
 		queue:     make(chan *pending, n),
@@ -754,6 +760,7 @@ func (r *pending) finish(err error) {
 type pubSession struct {
 	p    *Publisher
 	conn *amqp091.Connection
+	sock *corkConn // conn's socket; only the writer corks it
 	ch   *amqp091.Channel
 
 	// queue feeds the writer goroutine, the only one that publishes on ch.
@@ -828,7 +835,7 @@ func (s *pubSession) writer() {
 	for {
 		select {
 		case rec := <-s.queue:
-			s.write(rec)
+			s.writeBurst(rec)
 		case <-s.dead:
 			for {
 				select {
@@ -838,6 +845,31 @@ func (s *pubSession) writer() {
 					return
 				}
 			}
+		}
+	}
+}
+
+// maxBurst bounds how many queued messages go out in one socket write, so
+// the first of them is not held back long and the broker gets to work.
+const maxBurst = 64
+
+// writeBurst sends rec and what is queued behind it (up to maxBurst) with the
+// socket corked, so they leave in one write instead of one each (see
+// corkConn). It takes only what is already queued; it never waits for more.
+func (s *pubSession) writeBurst(rec *pending) {
+	if len(s.queue) == 0 {
+		s.write(rec)
+		return
+	}
+	s.sock.cork()
+	defer s.sock.uncork()
+	s.write(rec)
+	for range maxBurst - 1 {
+		select {
+		case rec = <-s.queue:
+			s.write(rec)
+		default:
+			return
 		}
 	}
 }

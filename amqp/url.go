@@ -40,8 +40,9 @@ func validateURL(u string) error {
 const DefaultHeartbeat = 10 * time.Second
 
 // dial opens a connection named name (shown in the management UI). It gives up
-// when ctx ends. Errors never contain the password.
-func dial(ctx context.Context, u, name string, heartbeat time.Duration) (*amqp091.Connection, error) {
+// when ctx ends. Errors never contain the password. wrap, if not nil, wraps
+// the TCP socket (below TLS, for amqps).
+func dial(ctx context.Context, u, name string, heartbeat time.Duration, wrap func(net.Conn) net.Conn) (*amqp091.Connection, error) {
 	type result struct {
 		c   *amqp091.Connection
 		err error
@@ -55,7 +56,11 @@ func dial(ctx context.Context, u, name string, heartbeat time.Duration) (*amqp09
 			Heartbeat:  heartbeat,
 			Dial: func(network, addr string) (net.Conn, error) {
 				d := net.Dialer{Timeout: 10 * time.Second}
-				return d.DialContext(ctx, network, addr)
+				c, err := d.DialContext(ctx, network, addr)
+				if err == nil && wrap != nil {
+					c = wrap(c)
+				}
+				return c, err
 			},
 		})
 		ch <- result{c, err}

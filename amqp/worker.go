@@ -521,7 +521,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := dial(ctx, w.cfg.URL, "eventfleet-worker-"+w.cfg.App, w.cfg.Heartbeat)
+	conn, err := dial(ctx, w.cfg.URL, "eventfleet-worker-"+w.cfg.App, w.cfg.Heartbeat, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -258,6 +258,14 @@ func dial(url, name string) (*amqp091.Connection, error) {
 // each message and may block (the latency run uses it to hold a rate).
 func barePublish(ctx context.Context, ch *amqp091.Channel, exchange, key string, n, window int,
 	msg func(i int) amqp091.Publishing, pace func(i int)) error {
+	return barePublishBatches(ctx, ch, exchange, key, n, window, 0, msg, pace)
+}
+
+// barePublishBatches is barePublish that, with batch > 0, waits for every
+// confirm of one batch of messages before it sends the next: what a caller of
+// a "publish these and tell me when all are confirmed" call does.
+func barePublishBatches(ctx context.Context, ch *amqp091.Channel, exchange, key string, n, window, batch int,
+	msg func(i int) amqp091.Publishing, pace func(i int)) error {
 	if err := ch.Confirm(false /* noWait */); err != nil {
 		return err
 	}
@@ -279,7 +287,7 @@ func barePublish(ctx context.Context, ch *amqp091.Channel, exchange, key string,
 		}
 	}
 	for i := 0; i < n; i++ {
-		for outstanding >= window {
+		for outstanding >= window || (batch > 0 && i%batch == 0 && outstanding > 0) {
 			if err := wait(); err != nil {
 				return err
 			}

@@ -47,7 +47,7 @@ func (b *bench) verify(queue string, n int) error {
 	return nil
 }
 
-func (b *bench) runBarePublish(ctx context.Context, n, window int) (measurement, error) {
+func (b *bench) runBarePublish(ctx context.Context, n, window, batch int) (measurement, error) {
 	exchange, queue, done, err := b.publishTarget()
 	defer done()
 	if err != nil {
@@ -60,7 +60,7 @@ func (b *bench) runBarePublish(ctx context.Context, n, window int) (measurement,
 	defer conn.Close()
 	body := makeBody(b.o.size, 0)
 	t := b.startTimer()
-	err = barePublish(ctx, ch, exchange, eventType, n, window, func(i int) amqp091.Publishing {
+	err = barePublishBatches(ctx, ch, exchange, eventType, n, window, batch, func(i int) amqp091.Publishing {
 		return benchMessage(i, body)
 	}, nil)
 	m := t.stop()
