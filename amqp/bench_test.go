@@ -204,6 +204,7 @@ func BenchmarkConsume(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
+		report := costs(b)
 		ds, err := ch.Consume(queue, "", false, false, false, false, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -217,6 +218,7 @@ func BenchmarkConsume(b *testing.B) {
 			}
 		}
 		reportRate(b, b.N)
+		report(b.N)
 	})
 	b.Run("eventfleet-worker-noop", func(b *testing.B) {
 		exchange := brokertest.Name(b)
@@ -242,12 +244,14 @@ func BenchmarkConsume(b *testing.B) {
 		w, _ = amqp.NewWorker(cfg, noop)
 		b.ReportAllocs()
 		b.ResetTimer()
+		report := costs(b)
 		_ = w.Start(context.Background())
 		for w.Stats().Handled < int64(b.N) {
 			time.Sleep(time.Millisecond)
 		}
 		b.StopTimer()
 		reportRate(b, b.N)
+		report(b.N)
 		_ = w.Stop(context.Background())
 	})
 }

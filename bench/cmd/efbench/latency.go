@@ -117,8 +117,8 @@ func (b *bench) runBareLatency(ctx context.Context, n int, rate float64) (measur
 	return m, lat.summary(&m, rate)
 }
 
-// runEventfleetLatency: the eventfleet Publisher at a fixed rate (one
-// goroutine per due message, bounded by the window) into an app queue an
+// runEventfleetLatency: the eventfleet Publisher at a fixed rate (window
+// callers, each publishing its share at the due times) into an app queue an
 // eventfleet Worker drains; latency from due time to the handler call.
 // With rate 0 it publishes from window callers as fast as they can. With
 // barePub the bare publisher feeds the Worker instead, which splits the
@@ -171,28 +171,28 @@ func (b *bench) runEventfleetLatency(ctx context.Context, n int, rate float64, b
 		}
 	}
 	t := b.startTimer()
+	// As many callers as the window, as an application with that many
+	// requests in flight has. Paced, caller c publishes messages c,
+	// c+window, … each at its due time (a caller still waiting for an
+	// earlier confirm is late, and the due-time stamp shows it); unpaced,
+	// stamped at send, as fast as it goes.
+	callers := b.o.window
+	var pace *pacer
 	if rate > 0 {
-		pace := newPacer(rate)
-		for i := 0; i < n && pctx.Err() == nil; i++ {
-			due := pace.wait(i)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				publish(due)
-			}()
-		}
-	} else {
-		// Unpaced: as many callers as the window, stamped at send.
-		callers := b.o.window
-		for c := range callers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := c; i < n && pctx.Err() == nil; i += callers {
+		pace = newPacer(rate)
+	}
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n && pctx.Err() == nil; i += callers {
+				if pace != nil {
+					publish(pace.wait(i))
+				} else {
 					publish(time.Now())
 				}
-			}()
-		}
+			}
+		}()
 	}
 	wg.Wait()
 	if first != nil {
