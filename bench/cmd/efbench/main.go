@@ -66,7 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.url, "url", url, "broker URL (default: AMQP_URL, else the local broker)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every contender once, alternating")
 	fs.IntVar(&o.n, "n", 20000, "messages per throughput measurement")
-	fs.IntVar(&o.nSlow, "n-slow", 1000, "messages for the slow contenders (eventfleet 1 caller, watermill defaults)")
+	fs.IntVar(&o.nSlow, "n-slow", 1000, "messages for the slow contenders (bare window 1, eventfleet 1 caller, watermill defaults)")
 	fs.IntVar(&o.latencyN, "latency-n", 20000, "messages per latency measurement")
 	fs.IntVar(&o.scaleN, "scale-n", 20000, "messages per scale-out measurement")
 	scale := fs.String("scale", "1,2,4", "cmd/worker process counts for scale-out")
@@ -188,6 +188,10 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runBarePublish(ctx, n, 16, 0)
 			}},
+		// One caller of Publish has one message in flight: the ceiling for
+		// it, and for any client that waits for each confirm.
+		{"publish", "bare-1", "bare amqp091-go, confirm window 1", slow,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBarePublish(ctx, n, 1, 0) }},
 		// A PublishBatch call returns when all its events are confirmed, so
 		// the window empties at the end of every batch; the reference doing
 		// the same work is the bare loop that waits at the same points.
