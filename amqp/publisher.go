@@ -484,7 +484,17 @@ func (p *Publisher) publishTo(ctx context.Context, queue string, msg amqp091.Pub
 	return err
 }
 
+// The hot paths below try the common case first with a one-case select
+// (a plain channel operation) and fall back to the full select only when it
+// would block: a select over several channels locks them all, and with 256
+// callers that was 7–9% of the Publisher's CPU.
+
 func (p *Publisher) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case p.slots <- struct{}{}:
 		return nil
@@ -524,10 +534,14 @@ func (p *Publisher) publishHolding(ctx context.Context, exchange, key string, ms
 			}
 			return published{}, err
 		}
-		select {
-		case err = <-rec.done:
-		case <-ctx.Done():
-			return published{}, fmt.Errorf("message %s not confirmed: %w", msg.MessageId, ctx.Err())
+		if done := ctx.Done(); done == nil {
+			err = <-rec.done // a context that never ends
+		} else {
+			select {
+			case err = <-rec.done:
+			case <-done:
+				return published{}, fmt.Errorf("message %s not confirmed: %w", msg.MessageId, ctx.Err())
+			}
 		}
 		if errors.Is(err, errConnLost) {
 			p.log.Debug("republishing after connection loss", "message_id", msg.MessageId)
@@ -806,19 +820,27 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 	s.bmu.Unlock()
 	select {
 	case <-unblocked:
-	case <-s.dead:
-		rec.finish(errConnLost)
-		return errConnLost
-	case <-ctx.Done():
-		rec.finish(nil) // never sent: just give the slot back
-		return fmt.Errorf("broker is blocking publishers (resource alarm): %w", ctx.Err())
+	default:
+		select {
+		case <-unblocked:
+		case <-s.dead:
+			rec.finish(errConnLost)
+			return errConnLost
+		case <-ctx.Done():
+			rec.finish(nil) // never sent: just give the slot back
+			return fmt.Errorf("broker is blocking publishers (resource alarm): %w", ctx.Err())
+		}
 	}
 
 	select {
 	case s.queue <- rec:
-	case <-s.dead:
-		rec.finish(errConnLost)
-		return errConnLost
+	default:
+		select {
+		case s.queue <- rec:
+		case <-s.dead:
+			rec.finish(errConnLost)
+			return errConnLost
+		}
 	}
 	if s.isDead() {
 		// The writer may have drained the queue and gone before rec
@@ -833,6 +855,12 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 // hands back what is still queued.
 func (s *pubSession) writer() {
 	for {
+		select {
+		case rec := <-s.queue:
+			s.writeBurst(rec)
+			continue
+		default:
+		}
 		select {
 		case rec := <-s.queue:
 			s.writeBurst(rec)
@@ -915,7 +943,33 @@ func (s *pubSession) loop(confirms <-chan amqp091.Confirmation, returns <-chan a
 			}
 		}
 	}
+	confirm := func(c amqp091.Confirmation, ok bool) bool {
+		if !ok {
+			s.shutdown(closedWhy(closed, chClosed))
+			return false
+		}
+		// The broker sends basic.return before the basic.ack of the same
+		// message, and the client hands them over in that order; take
+		// every return that is already here before resolving the ack.
+		drainReturns()
+		s.resolve(c)
+		return true
+	}
 	for {
+		// Confirms are most of what arrives: take those already waiting
+		// with a plain receive, a bounded number at a time so that a steady
+		// stream of them cannot keep the other notifications waiting.
+	fast:
+		for range 64 {
+			select {
+			case c, ok := <-confirms:
+				if !confirm(c, ok) {
+					return
+				}
+			default:
+				break fast
+			}
+		}
 		select {
 		case r, ok := <-returns:
 			if !ok {
@@ -924,15 +978,9 @@ func (s *pubSession) loop(confirms <-chan amqp091.Confirmation, returns <-chan a
 			}
 			s.markReturned(r)
 		case c, ok := <-confirms:
-			if !ok {
-				s.shutdown(errors.New("channel closed"))
+			if !confirm(c, ok) {
 				return
 			}
-			// The broker sends basic.return before the basic.ack of the same
-			// message, and the client hands them over in that order; take
-			// every return that is already here before resolving the ack.
-			drainReturns()
-			s.resolve(c)
 		case b, ok := <-blocked:
 			if !ok {
 				blocked = nil // the close notifications end the loop
@@ -947,6 +995,21 @@ func (s *pubSession) loop(confirms <-chan amqp091.Confirmation, returns <-chan a
 			return
 		}
 	}
+}
+
+// closedWhy is the reason a closed notification channel was closed for: the
+// broker's close error if it is already here.
+func closedWhy(closed, chClosed <-chan *amqp091.Error) error {
+	for _, c := range []<-chan *amqp091.Error{closed, chClosed} {
+		select {
+		case e, ok := <-c:
+			if ok && e != nil {
+				return e
+			}
+		default:
+		}
+	}
+	return errors.New("channel closed")
 }
 
 func closeCause(e *amqp091.Error) error {
