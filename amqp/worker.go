@@ -427,10 +427,12 @@ func (w *Worker) run() {
 				"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
 			consumed = true
 		}
+		// Consuming is true before Ready closes: whoever waited for Ready
+		// (a readiness probe, a test) must not see false after it.
+		w.consumer.Store(true)
 		w.mu.Lock()
 		close(w.ready)
 		w.mu.Unlock()
-		w.consumer.Store(true)
 		w.connm.Up(true)
 		sampled := w.startSampling(s)
 

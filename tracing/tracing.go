@@ -2,12 +2,15 @@ package tracing
 
 import (
 	"context"
+	"fmt"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Name is the instrumentation scope of eventfleet's spans.
@@ -24,11 +27,57 @@ func Propagator() propagation.TextMapPropagator { return propagator }
 // Tracer returns eventfleet's tracer from tp, or when tp is nil from the
 // global TracerProvider: a no-op one (which still carries a parent's context
 // on) unless Setup or the application installs another, even later.
+//
+// With no provider installed, a span for a context that carries no trace
+// would record nothing and propagate nothing, yet starting it costs three
+// allocations (5% of a publisher's CPU with 256 callers); the tracer skips
+// it and returns the context's own (no-op) span instead. A context that
+// carries a trace still gets a span, so its trace goes on.
 func Tracer(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
-		tp = otel.GetTracerProvider()
+		return quietTracer{global: true, t: otel.GetTracerProvider().Tracer(Name)}
+	}
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		return quietTracer{t: tp.Tracer(Name)}
 	}
 	return tp.Tracer(Name)
+}
+
+// unsetGlobal is otel's global TracerProvider as found at start-up if it is
+// otel's own default (which hands out no-op spans until the application
+// installs a provider), else nil. The default's type is internal to otel,
+// so it is known by name; should the name change, unsetGlobal is nil and
+// the global tracer simply never skips a span.
+var unsetGlobal = func() trace.TracerProvider {
+	tp := otel.GetTracerProvider()
+	if fmt.Sprintf("%T", tp) != "*global.tracerProvider" {
+		return nil
+	}
+	return tp
+}()
+
+// quietTracer is a tracer that may have no provider behind it: a no-op one,
+// or the global one while nothing is installed.
+type quietTracer struct {
+	embedded.Tracer
+	global bool // t is from the global provider, which may be installed later
+	t      trace.Tracer
+}
+
+func (q quietTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() && q.idle() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return q.t.Start(ctx, name, opts...)
+}
+
+// idle reports whether no provider stands behind the tracer now.
+func (q quietTracer) idle() bool {
+	if !q.global {
+		return true
+	}
+	return unsetGlobal != nil && otel.GetTracerProvider() == unsetGlobal
 }
 
 // Headers adapts AMQP headers to a propagation.TextMapCarrier.
