@@ -77,6 +77,9 @@ type target struct {
 	Value  num    `json:"value"`
 	Limit  string `json:"limit"`
 	Met    bool   `json:"met"`
+	// Ceiling rows measure what any client can reach (the bare loop), not
+	// eventfleet: when a ceiling is under the limit, no client meets it.
+	Ceiling bool `json:"ceiling,omitempty"`
 }
 
 type report struct {
@@ -293,7 +296,8 @@ func (r *report) targets() {
 			if math.IsNaN(v) {
 				return
 			}
-			r.Targets = append(r.Targets, target{Target: name, Queue: q, What: what, Value: num(v), Limit: limit, Met: met})
+			r.Targets = append(r.Targets, target{Target: name, Queue: q, What: what, Value: num(v), Limit: limit, Met: met,
+				Ceiling: strings.HasPrefix(what, "ceiling:")})
 		}
 		for _, k := range []string{"ef-256", "ef-batch", "ef-16", "ef-1"} {
 			if res := r.get(q, "publish/"+k); res != nil {
@@ -433,7 +437,12 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "|---|---|---|---:|---|---|")
 	for _, t := range r.Targets {
 		met := "**not met**"
-		if t.Met {
+		switch {
+		case t.Ceiling && t.Met:
+			met = "reachable"
+		case t.Ceiling:
+			met = "out of reach for any client"
+		case t.Met:
 			met = "met"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", t.Target, t.Queue, t.What, fixed(t.Value, 2), t.Limit, met)
