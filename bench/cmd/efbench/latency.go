@@ -243,6 +243,6 @@ func (b *bench) publishPaced(ctx context.Context, ch *amqp091.Channel, exchange 
 	}
 	var ts time.Time
 	return barePublish(ctx, ch, exchange, eventType, n, b.o.window, func(i int) amqp091.Publishing {
-		return benchMessage(i, makeBody(b.o.size, ts.UnixNano()))
+		return benchMessage(makeBody(b.o.size, ts.UnixNano()))
 	}, func(i int) { ts = due(i) })
 }

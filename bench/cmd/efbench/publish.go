@@ -61,7 +61,7 @@ func (b *bench) runBarePublish(ctx context.Context, n, window, batch int) (measu
 	body := makeBody(b.o.size, 0)
 	t := b.startTimer()
 	err = barePublishBatches(ctx, ch, exchange, eventType, n, window, batch, func(i int) amqp091.Publishing {
-		return benchMessage(i, body)
+		return benchMessage(body)
 	}, nil)
 	m := t.stop()
 	if err != nil {
