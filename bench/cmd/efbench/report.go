@@ -339,6 +339,10 @@ func (r *report) targets() {
 		add("≥ 3× watermill confirmed publish", "ceiling: bare window 16 / watermill tuned (16 goroutines)", v, "≥ 3", v >= 3)
 		v = wm("publish/ef-256", "wm-tuned")
 		add("≥ 3× watermill confirmed publish", "eventfleet 256 callers / watermill tuned (each at its best)", v, "≥ 3", v >= 3)
+		v = wm("publish/ef-batch", "wm-tuned")
+		add("≥ 3× watermill confirmed publish", "eventfleet PublishBatch / watermill tuned (each at its best)", v, "≥ 3", v >= 3)
+		v = wm("publish/bare", "wm-tuned")
+		add("≥ 3× watermill confirmed publish", "ceiling: bare window 256 / watermill tuned", v, "≥ 3", v >= 3)
 		v = ratio("latency/ef")
 		add("p99 latency at half load ≤ 1.5× reference", "eventfleet p99 / bare p99", v, "≤ 1.5", v <= 1.5)
 	}
