@@ -567,55 +567,92 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 // serve feeds deliveries to the handlers until the session ends or the
 // Worker is stopping. It returns why the session ended.
 func (w *Worker) serve(s *workerSession) error {
+	// delivered handles what the (widened) consumer's channel gave.
+	delivered := func(d amqp091.Delivery, ok bool) error {
+		if !ok {
+			s.markDead()
+			select {
+			case e := <-s.closed:
+				return closeCause(e)
+			case tag := <-s.cancels:
+				return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
+			default:
+				return errors.New("delivery channel closed")
+			}
+		}
+		if !s.widened && !d.Redelivered {
+			s.widened = true
+			if err := w.widen(s); err != nil {
+				return fmt.Errorf("open the prefetch window: %w", err)
+			}
+		}
+		return nil
+	}
 	for {
+		// Stopping is checked on every turn, so a steady stream of
+		// deliveries taken by the fast path below cannot hide it.
+		if w.isStopping() {
+			return nil
+		}
 		var d amqp091.Delivery
 		var ok bool
-		select {
-		case d, ok = <-s.deliveries:
-			if !ok {
+		// A delivery already waiting is taken with a plain receive; the full
+		// select locks every channel it names (as in the Publisher). Not
+		// while the narrow consumer's last delivery may still come: a full
+		// window must not keep it waiting.
+		fast := s.cautious == nil
+		if fast {
+			select {
+			case d, ok = <-s.deliveries:
+			default:
+				fast = false
+			}
+		}
+		if fast {
+			if err := delivered(d, ok); err != nil {
+				return err
+			}
+		} else {
+			select {
+			case d, ok = <-s.deliveries:
+				if err := delivered(d, ok); err != nil {
+					return err
+				}
+			case d, ok = <-s.cautious:
+				if !ok {
+					s.cautious = nil // the narrow consumer is done
+					continue
+				}
+			case tag := <-s.cancels:
+				// The broker cancels our consumer when the queue is deleted.
+				// Reconnecting declares the queue again.
 				s.markDead()
-				select {
-				case e := <-s.closed:
-					return closeCause(e)
-				default:
-					return errors.New("delivery channel closed")
-				}
+				return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
+			case e := <-s.closed:
+				s.markDead()
+				return closeCause(e)
+			case <-w.stopping:
+				return nil
 			}
-			if !s.widened && !d.Redelivered {
-				s.widened = true
-				if err := w.widen(s); err != nil {
-					return fmt.Errorf("open the prefetch window: %w", err)
-				}
-			}
-		case d, ok = <-s.cautious:
-			if !ok {
-				s.cautious = nil // the narrow consumer is done
-				continue
-			}
-		case tag := <-s.cancels:
-			// The broker cancels our consumer when the queue is deleted.
-			// Reconnecting declares the queue again.
-			s.markDead()
-			return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
-		case e := <-s.closed:
-			s.markDead()
-			return closeCause(e)
-		case <-w.stopping:
-			return nil
 		}
 		s.acks.seen(d.DeliveryTag)
 		// Counted as in flight before it is handed over, so that a Stop
 		// right after the hand-over waits for it.
 		w.inflight.Add(1)
 		w.m.InFlight(1)
+		j := job{d: d, gen: s.gen, s: s}
 		select {
-		case w.jobs <- job{d: d, gen: s.gen, s: s}:
-		case <-w.stopping:
-			// Not started: it stays unacked and goes back to the head of
-			// the queue when drainAndClose closes the channel.
-			w.inflight.Done()
-			w.m.InFlight(-1)
-			return nil
+		case w.jobs <- j: // a handler goroutine was waiting
+		default:
+			select {
+			case w.jobs <- j:
+			case <-w.stopping:
+				// Not started: it stays unacked and goes back to the head of
+				// the queue when drainAndClose closes the channel.
+				w.inflight.Done()
+				w.m.InFlight(-1)
+				return nil
+			}
 		}
 	}
 }
