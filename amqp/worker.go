@@ -575,7 +575,7 @@ func (w *Worker) serve(s *workerSession) error {
 			case e := <-s.closed:
 				return closeCause(e)
 			case tag := <-s.cancels:
-				return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
+				return w.cancelled(tag)
 			default:
 				return errors.New("delivery channel closed")
 			}
@@ -624,10 +624,8 @@ func (w *Worker) serve(s *workerSession) error {
 					continue
 				}
 			case tag := <-s.cancels:
-				// The broker cancels our consumer when the queue is deleted.
-				// Reconnecting declares the queue again.
 				s.markDead()
-				return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
+				return w.cancelled(tag)
 			case e := <-s.closed:
 				s.markDead()
 				return closeCause(e)
@@ -655,6 +653,12 @@ func (w *Worker) serve(s *workerSession) error {
 			}
 		}
 	}
+}
+
+// cancelled is why a session ended when the broker cancelled its consumer,
+// which it does when the queue is deleted. Reconnecting declares it again.
+func (w *Worker) cancelled(tag string) error {
+	return fmt.Errorf("broker cancelled consumer %s (queue %q deleted?)", tag, w.topo.queue)
 }
 
 // widen ends a session's cautious start. A session first consumes with
