@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +24,7 @@ import (
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/proctest"
 	"github.com/eventfleet/eventfleet/webhook"
 )
 
@@ -175,18 +174,7 @@ func procBinary(t testing.TB) string {
 			return
 		}
 		procBinDir = dir
-		bin := filepath.Join(dir, "worker")
-		args := []string{"build", "-o", bin}
-		if procRace {
-			args = append(args, "-race")
-		}
-		// go test puts its own Go first in PATH.
-		out, err := exec.Command("go", append(args, "github.com/eventfleet/eventfleet/cmd/worker")...).CombinedOutput()
-		if err != nil {
-			procBuildErr = fmt.Errorf("building cmd/worker: %v\n%s", err, out)
-			return
-		}
-		procBinPath = bin
+		procBinPath, procBuildErr = proctest.Build(dir, "worker", "github.com/eventfleet/eventfleet/cmd/worker")
 	})
 	if procBuildErr != nil {
 		t.Fatal(procBuildErr)
@@ -200,24 +188,6 @@ func procRemoveBinary() {
 	if procBinDir != "" {
 		_ = os.RemoveAll(procBinDir)
 	}
-}
-
-// procBuffer collects a process's stderr while the test reads it.
-type procBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *procBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *procBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // procHook is the webhook endpoint the workers POST to. It records what it
@@ -266,7 +236,7 @@ type procFleet struct {
 	check     *Checker
 	hook      *procHook
 	pub       *amqp.Publisher
-	pubLog    *procBuffer
+	pubLog    *proctest.Buffer
 	env       []string
 	known     map[string]bool // filled by procIDs before publishing; read-only after
 	started   atomic.Int64
@@ -288,7 +258,7 @@ func procNewFleet(t *testing.T, delay func() time.Duration, extraEnv ...string) 
 		exchange:  brokertest.Name(t),
 		app:       brokertest.Name(t),
 		check:     NewChecker(),
-		pubLog:    &procBuffer{},
+		pubLog:    &proctest.Buffer{},
 		known:     map[string]bool{},
 		eventType: "ChaosWorkerEvent",
 	}
@@ -416,7 +386,7 @@ func procPublish(t *testing.T, f *procFleet, ids []string, rate int, stop <-chan
 func (f *procFleet) start(t *testing.T) *procWorker {
 	t.Helper()
 	n := f.started.Add(1)
-	w := &procWorker{name: fmt.Sprintf("worker %d", n), done: make(chan struct{}), stderr: &procBuffer{}}
+	w := &procWorker{name: fmt.Sprintf("worker %d", n), done: make(chan struct{}), stderr: &proctest.Buffer{}}
 	w.cmd = exec.Command(procBinary(t))
 	// Exactly this environment, nothing inherited.
 	w.cmd.Env = f.env
@@ -497,7 +467,7 @@ func (f *procFleet) drainDead(t *testing.T) int {
 type procWorker struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *procBuffer
+	stderr *proctest.Buffer
 	done   chan struct{} // closed when the process has exited
 	code   int           // exit code, valid once done is closed
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/proctest"
 )
 
 var binDir string
@@ -32,14 +33,9 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	for _, name := range []string{"publisher", "worker"} {
-		args := []string{"build", "-o", filepath.Join(dir, name)}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "../cmd/"+name)...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n", name, err)
+		if _, err := proctest.Build(dir, name, "../cmd/"+name); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			_ = os.RemoveAll(dir)
 			os.Exit(1)
 		}
 	}
@@ -52,22 +48,10 @@ func TestMain(m *testing.M) {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	stderr bytes.Buffer
+	stdout proctest.Buffer
+	stderr proctest.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
@@ -79,8 +63,8 @@ func start(t *testing.T, name string, env map[string]string, args ...string) *pr
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
-	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -96,9 +80,7 @@ func start(t *testing.T, name string, env map[string]string, args ...string) *pr
 			<-p.done
 		}
 		if t.Failed() {
-			p.mu.Lock()
 			t.Logf("%s stderr (last 3000 bytes):\n%s", name, tail(p.stderr.String(), 3000))
-			p.mu.Unlock()
 		}
 	})
 	return p
@@ -112,8 +94,6 @@ func tail(s string, n int) string {
 }
 
 func (p *proc) output() (string, string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.stdout.String(), p.stderr.String()
 }
 

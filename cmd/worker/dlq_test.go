@@ -283,7 +283,7 @@ func TestDLQ_InterruptedReplayLosesNothing(t *testing.T) {
 	}
 	p.wait(10 * time.Second)
 	var printed []string
-	for _, l := range p.stdout.lines() {
+	for _, l := range p.stdout.Lines() {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "replayed" {
 			printed = append(printed, f[1])
 		}

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +15,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/proctest"
 )
 
 // workerBin is the worker binary, built once by TestMain. Tests run it as a
@@ -26,25 +23,17 @@ import (
 // of what they check.
 var workerBin string
 
-// raceEnabled is set by race_test.go; the binary is then built with -race
-// too, so races in the worker and the amqp library fail these tests.
-var raceEnabled bool
-
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "eventfleet-worker-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	workerBin = filepath.Join(dir, "worker")
-	args := []string{"build", "-o", workerBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	// go test puts its own Go first in PATH.
-	build := exec.Command("go", append(args, ".")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the worker: %v\n%s", err, out)
+	// With -race when the tests run with it, so races in the worker and
+	// the amqp library fail these tests too.
+	workerBin, err = proctest.Build(dir, "worker", ".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -53,40 +42,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) lines() []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
-
 // proc is a running worker process.
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout proctest.Buffer
+	stderr proctest.Buffer
 	done   chan struct{} // closed when the process has exited
 	code   int           // exit code, valid once done is closed
 }

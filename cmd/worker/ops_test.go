@@ -16,7 +16,7 @@ import (
 func adminAddr(t *testing.T, p *proc) string {
 	t.Helper()
 	p.waitLog(`"msg":"serving /metrics, /healthz and /readyz"`, 30*time.Second)
-	for _, l := range p.stderr.lines() {
+	for _, l := range p.stderr.Lines() {
 		var line struct{ Msg, Addr string }
 		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "serving /metrics") {
 			return line.Addr
@@ -62,7 +62,7 @@ func TestWorker_ReadyzFollowsTheBrokerConnection(t *testing.T) {
 		msgs = append(msgs, message{id: fmt.Sprintf("ready-%d", i), typ: cardAdded, body: `{}`})
 	}
 	publish(t, a.exchange, msgs...)
-	brokertest.Eventually(t, 10*time.Second, "5 events handled", func() bool { return len(p.stdout.lines()) == 5 })
+	brokertest.Eventually(t, 10*time.Second, "5 events handled", func() bool { return len(p.stdout.Lines()) == 5 })
 
 	proxy.SetRefuse(true)
 	proxy.Cut()

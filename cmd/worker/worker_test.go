@@ -38,7 +38,7 @@ type logLine struct {
 func eventLines(t *testing.T, p *proc) []logLine {
 	t.Helper()
 	var out []logLine
-	for _, l := range p.stdout.lines() {
+	for _, l := range p.stdout.Lines() {
 		var ll logLine
 		if err := json.Unmarshal([]byte(l), &ll); err != nil || ll.ID == "" {
 			t.Fatalf("stdout line %q is not an event line (%v)", l, err)
@@ -52,7 +52,7 @@ func eventLines(t *testing.T, p *proc) []logLine {
 // deployment's log shipper parses every line.
 func checkLogsAreJSON(t *testing.T, p *proc) {
 	t.Helper()
-	for _, l := range p.stderr.lines() {
+	for _, l := range p.stderr.Lines() {
 		if !json.Valid([]byte(l)) || !strings.HasPrefix(l, "{") {
 			t.Errorf("stderr line is not JSON: %q", l)
 		}
@@ -73,7 +73,7 @@ func TestWorker_LogHandlerWritesEachEventOnce(t *testing.T) {
 	}
 	publish(t, a.exchange, msgs...)
 	brokertest.Eventually(t, 45*time.Second, fmt.Sprintf("%d event lines on stdout", n), func() bool {
-		return len(p.stdout.lines()) >= n
+		return len(p.stdout.Lines()) >= n
 	})
 
 	p.stop(15 * time.Second) // well before SHUTDOWN_TIMEOUT's default 25s: nothing is running

@@ -1,0 +1,6 @@
+//go:build race
+
+package proctest
+
+// Race is true when the tests run with -race.
+const Race = true
