@@ -319,15 +319,11 @@ func barePublishBatches(ctx context.Context, ch *amqp091.Channel, exchange, key 
 // fill puts n benchmark messages into exchange (routing key eventType) or,
 // with an empty exchange, straight into the queue named key.
 func fill(ctx context.Context, url, exchange, key string, n, window int, body []byte) error {
-	conn, err := dial(url, "efbench-fill")
+	conn, ch, err := dialChannel(url, "efbench-fill")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
 	return barePublish(ctx, ch, exchange, key, n, window, func(i int) amqp091.Publishing {
 		return benchMessage(body)
 	}, nil)
@@ -339,15 +335,11 @@ func fill(ctx context.Context, url, exchange, key string, n, window int, body []
 // signals consuming once the consumer is registered.
 func bareConsume(ctx context.Context, url, queue string, n, prefetch, ackEvery int,
 	onDelivery func(*amqp091.Delivery), consuming chan<- struct{}) error {
-	conn, err := dial(url, "efbench-consume")
+	conn, ch, err := dialChannel(url, "efbench-consume")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return err
 	}
