@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,8 +62,9 @@ type WorkerConfig struct {
 	// Prefetch is how many unacked deliveries the broker sends ahead.
 	// Defaults to 64; it is raised to Concurrency if lower.
 	Prefetch int
-	// HandlerTimeout bounds one handler call; a timeout counts as a retryable
-	// failure. Defaults to 30s.
+	// HandlerTimeout bounds one handler call: its context ends then, and a
+	// timeout counts as a retryable failure. A handler still running a tenth
+	// later (at most 1s) is abandoned and its event retried. Defaults to 30s.
 	HandlerTimeout time.Duration
 	// Retry is the delayed-retry policy. Defaults to 1s,10s,1m,5m and 5 attempts.
 	Retry retry.Policy
@@ -718,33 +718,57 @@ func (w *Worker) waitInflight() {
 	}
 }
 
+// handleLoop is one of the Concurrency handler loops. Each runs the handlers
+// of the deliveries it takes on its own goroutine; a loop whose handler
+// overruns its timeout is abandoned by its slot (see handlerSlot), which
+// starts a new loop in its place.
 func (w *Worker) handleLoop() {
-	defer w.loops.Done()
+	s := w.newSlot()
 	for j := range w.jobs {
-		w.process(j)
+		if w.process(j, s) {
+			// The slot settled the delivery, and the new loop took this
+			// one's place in w.loops: Stop no longer waits for it.
+			return
+		}
 		w.m.InFlight(-1)
 		w.inflight.Done() // added by serve
 	}
+	s.close()
+	w.loops.Done()
 }
 
-// process runs one delivery to its end: handler, then ack or hop.
-func (w *Worker) process(j job) {
+// process runs one delivery to its end: handler, then ack or hop. It reports
+// whether the handler was abandoned; the slot settles the delivery then.
+func (w *Worker) process(j job, s *handlerSlot) (abandoned bool) {
 	d := &j.d
 	ev, err := decode(d, w.cfg.MaxBody)
 	// The handler continues the publisher's trace, carried in the headers.
 	ctx, span := w.startSpan(d, &ev)
+	if err != nil {
+		w.eventLog(span, ev).Warn("undecodable message; dead-lettering", "err", err)
+		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
+		span.End()
+		return false
+	}
+	c := handlerCall{j: j, ev: ev, ctx: ctx, span: span, began: time.Now()}
+	abandoned, err = s.call(&c)
+	if abandoned {
+		return true
+	}
+	w.conclude(&c, err)
+	return false
+}
+
+// conclude settles a delivery whose handler returned err (or was abandoned
+// with err), and ends its span.
+func (w *Worker) conclude(c *handlerCall, err error) {
+	j, ev, ctx, span := c.j, c.ev, c.ctx, c.span
 	defer span.End()
+	d := &j.d
 	// Built only on the failure paths: the success path logs nothing, and a
 	// logger per message cost 2.5% of a no-op worker's CPU.
 	log := func() *slog.Logger { return w.eventLog(span, ev) }
-	if err != nil {
-		log().Warn("undecodable message; dead-lettering", "err", err)
-		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
-		return
-	}
-	began := time.Now()
-	err = w.call(ctx, ev)
-	w.m.Handled(ev.Type, time.Since(began))
+	w.m.Handled(ev.Type, time.Since(c.began))
 	if err != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
 	}
@@ -801,35 +825,6 @@ func (w *Worker) settled(span trace.Span, typ, outcome string) {
 	w.m.Settled(typ, outcome)
 	if span.IsRecording() {
 		span.SetAttributes(tracing.Outcome.String(outcome))
-	}
-}
-
-// call runs the handler with a timeout, turning a panic into an error. A
-// handler that ignores its context is abandoned when the timeout passes (its
-// goroutine runs on, but the event moves on to a retry).
-func (w *Worker) call(ctx context.Context, ev event.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
-	defer cancel()
-	res := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				res <- fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
-			}
-		}()
-		res <- w.handler.Handle(ctx, ev)
-	}()
-	select {
-	case err := <-res:
-		if err != nil && ctx.Err() == context.DeadlineExceeded && w.hardStop.Err() == nil {
-			return fmt.Errorf("handler timed out after %v: %w", w.cfg.HandlerTimeout, err)
-		}
-		return err
-	case <-ctx.Done():
-		if w.hardStop.Err() != nil {
-			return w.hardStop.Err()
-		}
-		return fmt.Errorf("handler timed out after %v (it ignored its context)", w.cfg.HandlerTimeout)
 	}
 }
 

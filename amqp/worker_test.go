@@ -297,6 +297,67 @@ func TestWorker_HardStopReturnsUnfinishedToQueue(t *testing.T) {
 	}
 }
 
+// TestWorker_HardStopWithHandlerIgnoringContext: a hard stop must not wait
+// for a handler that ignores its cancelled context: Stop returns at its
+// deadline, the Worker is done, and the delivery goes back to the queue.
+func TestWorker_HardStopWithHandlerIgnoringContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	started := make(chan struct{}, 1)
+	h := blockingHandlerSignalling(t, started)
+	w := b.worker(t, amqp.WorkerConfig{HandlerTimeout: time.Minute}, h)
+	p := b.publisher(t, amqp.PublisherConfig{})
+	publishAll(t, p, ev("Stuck", "", 1))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := w.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want DeadlineExceeded", err)
+	}
+	select {
+	case <-w.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker not done after a hard stop: it waits for a handler that ignores its context")
+	}
+	brokertest.Eventually(t, 10*time.Second, "message back in queue", func() bool { return brokertest.Depth(t, w.Queue()) == 1 })
+	if n := brokertest.Depth(t, deadletter.QueueName(w.Queue())); n != 0 {
+		t.Fatalf("hard stop dead-lettered %d", n)
+	}
+	if st := w.Stats(); st != (amqp.Stats{}) {
+		t.Fatalf("stats %+v after a hard stop, want none settled", st)
+	}
+}
+
+// blockingHandlerSignalling is blockingHandler that also says when it starts.
+func blockingHandlerSignalling(t *testing.T, started chan<- struct{}) event.Handler {
+	inner := blockingHandler(t)
+	return event.HandlerFunc(func(ctx context.Context, e event.Event) error {
+		started <- struct{}{}
+		return inner.Handle(ctx, e)
+	})
+}
+
+// TestWorker_TimeoutHonouredByHandler: a handler that returns as soon as its
+// context ends settles its own delivery: the error it returned is the one
+// recorded, not the "ignored its context" of an abandoned call.
+func TestWorker_TimeoutHonouredByHandler(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	h := event.HandlerFunc(func(ctx context.Context, _ event.Event) error {
+		<-ctx.Done()
+		return fmt.Errorf("gave up: %w", ctx.Err())
+	})
+	w := b.worker(t, amqp.WorkerConfig{HandlerTimeout: 500 * time.Millisecond,
+		Retry: retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, MaxAttempts: 1}}, h)
+	p := b.publisher(t, amqp.PublisherConfig{})
+	publishAll(t, p, ev("Slow", "", 1))
+	dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, 10*time.Second)
+	msg := fmt.Sprint(dead[0].Headers[deadletter.HeaderLastError])
+	if !strings.Contains(msg, "handler timed out after 500ms: gave up: context deadline exceeded") {
+		t.Errorf("dead letter's last error %q, want the handler's own error after the timeout", msg)
+	}
+}
+
 func TestWorker_ReconnectsAfterConnectionCut(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
