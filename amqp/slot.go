@@ -29,7 +29,8 @@ type handlerCall struct {
 // abandonAfter(HandlerTimeout) after it began is abandoned. Its delivery is
 // settled as timed out, a new loop takes the stuck one's place, and the stuck
 // goroutine ends when its handler returns, dropping the result. A hard stop
-// abandons a running call at once and leaves its delivery unacked.
+// abandons a running call at once and leaves its delivery unacked; no call
+// starts after it.
 type handlerSlot struct {
 	w      *Worker
 	timer  *time.Timer
@@ -37,6 +38,7 @@ type handlerSlot struct {
 
 	mu        sync.Mutex
 	running   bool
+	armed     bool // the timer is set; an idle slot leaves it unset
 	abandoned bool
 	closed    bool
 	cur       handlerCall // the running call; only the loop writes it, under mu
@@ -52,11 +54,13 @@ func abandonAfter(timeout time.Duration) time.Duration {
 func (w *Worker) newSlot() *handlerSlot {
 	s := &handlerSlot{w: w}
 	s.mu.Lock()
-	// The timer is not reset per call: when it fires it looks at the call
-	// running then and sets itself for that call's limit, or for a whole
-	// limit when idle. A call that starts after a firing is due no earlier
-	// than the next one, so no call is abandoned late.
-	s.timer = time.AfterFunc(abandonAfter(w.cfg.HandlerTimeout), s.check)
+	// The timer is not reset per call. A call that finds it unset sets it
+	// for its own limit; when it fires it aims at the call running then, and
+	// stays unset if there is none. Whenever it is set, it is due no later
+	// than the limit of any call that starts meanwhile, so no call is
+	// abandoned late, and an idle worker has no timers running.
+	s.timer = time.AfterFunc(time.Hour, s.check)
+	s.timer.Stop()
 	s.unhook = context.AfterFunc(w.hardStop, s.check)
 	s.mu.Unlock()
 	return s
@@ -67,7 +71,17 @@ func (w *Worker) newSlot() *handlerSlot {
 func (s *handlerSlot) call(c *handlerCall) (abandoned bool, err error) {
 	w := s.w
 	s.mu.Lock()
+	// Checked under mu: a hard stop either comes first and no handler
+	// starts, or finds the call running and abandons it.
+	if err := w.hardStop.Err(); err != nil {
+		s.mu.Unlock()
+		return false, err
+	}
 	s.cur, s.running = *c, true
+	if !s.armed {
+		s.armed = true
+		s.timer.Reset(abandonAfter(w.cfg.HandlerTimeout))
+	}
 	s.mu.Unlock()
 	ctx, cancel := context.WithDeadline(c.ctx, c.began.Add(w.cfg.HandlerTimeout))
 	err = w.invoke(ctx, c.ev)
@@ -98,7 +112,8 @@ func (w *Worker) invoke(ctx context.Context, ev event.Event) (err error) {
 }
 
 // check runs when the slot's timer fires and on a hard stop. It abandons a
-// call past its limit (any call, on a hard stop), else sets the timer again.
+// call past its limit (any call, on a hard stop), else aims the timer at the
+// running call's limit, or leaves it unset when there is none.
 func (s *handlerSlot) check() {
 	w := s.w
 	limit := abandonAfter(w.cfg.HandlerTimeout)
@@ -108,7 +123,7 @@ func (s *handlerSlot) check() {
 		return
 	}
 	if !s.running {
-		s.timer.Reset(limit)
+		s.armed = false
 		s.mu.Unlock()
 		return
 	}
@@ -123,10 +138,6 @@ func (s *handlerSlot) check() {
 	s.mu.Unlock()
 	s.unhook()
 
-	// The new loop takes over the stuck one's count in w.loops (no Add: Stop
-	// may be waiting on it already). After Stop it finds w.jobs closed and
-	// ends at once.
-	go w.handleLoop()
 	err := w.hardStop.Err()
 	if err == nil {
 		err = fmt.Errorf("handler timed out after %v (it ignored its context)", w.cfg.HandlerTimeout)
@@ -134,6 +145,11 @@ func (s *handlerSlot) check() {
 	w.conclude(&c, err)
 	w.m.InFlight(-1)
 	w.inflight.Done() // added by serve
+	// The new loop takes over the stuck one's count in w.loops (no Add: Stop
+	// may be waiting on it already), only now, so that the Worker does not
+	// finish while the delivery is being settled. After Stop it finds
+	// w.jobs closed and ends at once.
+	go w.handleLoop()
 }
 
 // close ends the slot when its loop ends.

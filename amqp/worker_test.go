@@ -297,6 +297,47 @@ func TestWorker_HardStopReturnsUnfinishedToQueue(t *testing.T) {
 	}
 }
 
+// TestWorker_AbandonedNoEarlierThanItsLimit: a handler loop's watchdog timer
+// is set by an earlier call; a stuck call that starts later must still get
+// its whole limit (HandlerTimeout + a tenth) from its own start, and then be
+// abandoned.
+func TestWorker_AbandonedNoEarlierThanItsLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	quick := make(chan struct{}, 1)
+	var stuckAt atomic.Int64
+	next := make(chan time.Time, 1)
+	h := event.NewRegistry().
+		OnFunc("Quick", func(context.Context, event.Event) error { quick <- struct{}{}; return nil }).
+		OnFunc("Stuck", func(context.Context, event.Event) error {
+			stuckAt.Store(time.Now().UnixNano())
+			<-release // ignores its context
+			return nil
+		}).
+		OnFunc("Next", func(context.Context, event.Event) error { next <- time.Now(); return nil })
+	const timeout = 400 * time.Millisecond
+	w := b.worker(t, amqp.WorkerConfig{Concurrency: 1, Prefetch: 1, HandlerTimeout: timeout,
+		Retry: retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, MaxAttempts: 1}}, h)
+	p := b.publisher(t, amqp.PublisherConfig{})
+	publishAll(t, p, ev("Quick", "", 1))
+	<-quick // the loop's timer is set now, for the quick call's limit
+	time.Sleep(timeout / 2)
+	publishAll(t, p, ev("Stuck", "", 2), ev("Next", "", 3))
+	select {
+	case at := <-next:
+		limit := timeout + timeout/10
+		if ran := at.Sub(time.Unix(0, stuckAt.Load())); ran < limit {
+			t.Fatalf("the stuck handler was abandoned %v after it started, before its limit %v", ran, limit)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stuck handler was never abandoned")
+	}
+	brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, time.Second)
+}
+
 // TestWorker_HardStopWithHandlerIgnoringContext: a hard stop must not wait
 // for a handler that ignores its cancelled context: Stop returns at its
 // deadline, the Worker is done, and the delivery goes back to the queue.
