@@ -273,27 +273,56 @@ func TestWorker_GracefulStopFinishesInflightHandler(t *testing.T) {
 	}
 }
 
+// TestWorker_HardStopReturnsUnfinishedToQueue: when Stop's context ends
+// before the running handler does, Stop returns then, the Worker is done, and
+// the delivery goes back to the queue unsettled, whether the handler returns
+// once its context is cancelled or ignores it.
 func TestWorker_HardStopReturnsUnfinishedToQueue(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	started := make(chan struct{}, 1)
-	h := event.HandlerFunc(func(ctx context.Context, _ event.Event) error {
-		started <- struct{}{}
-		<-ctx.Done()
-		return ctx.Err()
-	})
-	w := b.worker(t, amqp.WorkerConfig{HandlerTimeout: time.Minute}, h)
-	p := b.publisher(t, amqp.PublisherConfig{})
-	publishAll(t, p, ev("Stuck", "", 1))
-	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := w.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Stop = %v, want DeadlineExceeded", err)
+	honours := func(_ *testing.T, started chan<- struct{}) event.Handler {
+		return event.HandlerFunc(func(ctx context.Context, _ event.Event) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		})
 	}
-	brokertest.Eventually(t, 10*time.Second, "message back in queue", func() bool { return brokertest.Depth(t, w.Queue()) == 1 })
-	if n := brokertest.Depth(t, deadletter.QueueName(w.Queue())); n != 0 {
-		t.Fatalf("hard stop dead-lettered %d", n)
+	ignores := func(t *testing.T, started chan<- struct{}) event.Handler {
+		inner := blockingHandler(t)
+		return event.HandlerFunc(func(ctx context.Context, e event.Event) error {
+			started <- struct{}{}
+			return inner.Handle(ctx, e)
+		})
+	}
+	for name, handler := range map[string]func(*testing.T, chan<- struct{}) event.Handler{
+		"handler honours its context": honours,
+		"handler ignores its context": ignores,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			started := make(chan struct{}, 1)
+			w := b.worker(t, amqp.WorkerConfig{HandlerTimeout: time.Minute}, handler(t, started))
+			p := b.publisher(t, amqp.PublisherConfig{})
+			publishAll(t, p, ev("Stuck", "", 1))
+			<-started
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if err := w.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Stop = %v, want DeadlineExceeded", err)
+			}
+			select {
+			case <-w.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("worker not done after a hard stop: it waits for the handler")
+			}
+			brokertest.Eventually(t, 10*time.Second, "message back in queue", func() bool { return brokertest.Depth(t, w.Queue()) == 1 })
+			if n := brokertest.Depth(t, deadletter.QueueName(w.Queue())); n != 0 {
+				t.Fatalf("hard stop dead-lettered %d", n)
+			}
+			if st := w.Stats(); st != (amqp.Stats{}) {
+				t.Fatalf("stats %+v after a hard stop, want none settled", st)
+			}
+		})
 	}
 }
 
@@ -336,46 +365,6 @@ func TestWorker_AbandonedNoEarlierThanItsLimit(t *testing.T) {
 		t.Fatal("the stuck handler was never abandoned")
 	}
 	brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, time.Second)
-}
-
-// TestWorker_HardStopWithHandlerIgnoringContext: a hard stop must not wait
-// for a handler that ignores its cancelled context: Stop returns at its
-// deadline, the Worker is done, and the delivery goes back to the queue.
-func TestWorker_HardStopWithHandlerIgnoringContext(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	started := make(chan struct{}, 1)
-	h := blockingHandlerSignalling(t, started)
-	w := b.worker(t, amqp.WorkerConfig{HandlerTimeout: time.Minute}, h)
-	p := b.publisher(t, amqp.PublisherConfig{})
-	publishAll(t, p, ev("Stuck", "", 1))
-	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := w.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Stop = %v, want DeadlineExceeded", err)
-	}
-	select {
-	case <-w.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("worker not done after a hard stop: it waits for a handler that ignores its context")
-	}
-	brokertest.Eventually(t, 10*time.Second, "message back in queue", func() bool { return brokertest.Depth(t, w.Queue()) == 1 })
-	if n := brokertest.Depth(t, deadletter.QueueName(w.Queue())); n != 0 {
-		t.Fatalf("hard stop dead-lettered %d", n)
-	}
-	if st := w.Stats(); st != (amqp.Stats{}) {
-		t.Fatalf("stats %+v after a hard stop, want none settled", st)
-	}
-}
-
-// blockingHandlerSignalling is blockingHandler that also says when it starts.
-func blockingHandlerSignalling(t *testing.T, started chan<- struct{}) event.Handler {
-	inner := blockingHandler(t)
-	return event.HandlerFunc(func(ctx context.Context, e event.Event) error {
-		started <- struct{}{}
-		return inner.Handle(ctx, e)
-	})
 }
 
 // TestWorker_TimeoutHonouredByHandler: a handler that returns as soon as its
