@@ -12,7 +12,10 @@ import (
 // Handler handles one event. Returning nil acknowledges it. An error makes the
 // worker retry it later (after a delay), unless the error is marked permanent
 // with retry.Permanent, in which case it goes to the dead-letter queue at once.
-// The context ends when the handler timeout passes or the worker stops hard.
+// The context ends when the handler timeout passes or the worker stops hard;
+// return soon after it does. A handler that runs on regardless is abandoned a
+// little later (its event retried, or left unacked on a hard stop) and its
+// result is dropped. Handlers run concurrently, up to the worker's concurrency.
 type Handler interface {
 	Handle(ctx context.Context, ev Event) error
 }
