@@ -364,7 +364,9 @@ func TestWorker_AbandonedNoEarlierThanItsLimit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stuck handler was never abandoned")
 	}
-	brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, time.Second)
+	if dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, 5*time.Second); len(dead) != 1 {
+		t.Fatalf("%d dead letters, want the abandoned event", len(dead))
+	}
 }
 
 // TestWorker_TimeoutHonouredByHandler: a handler that returns as soon as its
@@ -382,6 +384,9 @@ func TestWorker_TimeoutHonouredByHandler(t *testing.T) {
 	p := b.publisher(t, amqp.PublisherConfig{})
 	publishAll(t, p, ev("Slow", "", 1))
 	dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, 10*time.Second)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
 	msg := fmt.Sprint(dead[0].Headers[deadletter.HeaderLastError])
 	if !strings.Contains(msg, "handler timed out after 500ms: gave up: context deadline exceeded") {
 		t.Errorf("dead letter's last error %q, want the handler's own error after the timeout", msg)
