@@ -333,9 +333,8 @@ func TestWorker_HardStopReturnsUnfinishedToQueue(t *testing.T) {
 func TestWorker_AbandonedNoEarlierThanItsLimit(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	release := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	release := make(chan struct{}) // the stuck handler returns when the test ends
+	t.Cleanup(func() { close(release) })
 	quick := make(chan struct{}, 1)
 	var stuckAt atomic.Int64
 	next := make(chan time.Time, 1)
