@@ -122,13 +122,15 @@ func (s *handlerSlot) check() {
 		s.mu.Unlock()
 		return
 	}
+	err := w.hardStop.Err() // non-nil: a hard stop, whoever called
 	if !s.running {
-		s.armed = false
+		if err == nil {
+			s.armed = false // the timer fired; the hard-stop hook leaves it be
+		}
 		s.mu.Unlock()
 		return
 	}
-	hard := w.hardStop.Err() != nil
-	if left := limit - time.Since(s.cur.began); left > 0 && !hard {
+	if left := limit - time.Since(s.cur.began); left > 0 && err == nil {
 		s.timer.Reset(left)
 		s.mu.Unlock()
 		return
@@ -138,7 +140,6 @@ func (s *handlerSlot) check() {
 	s.mu.Unlock()
 	s.unhook()
 
-	err := w.hardStop.Err()
 	if err == nil {
 		err = fmt.Errorf("handler timed out after %v (it ignored its context)", w.cfg.HandlerTimeout)
 	}
