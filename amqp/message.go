@@ -21,6 +21,18 @@ const HeaderAggregateID = "aggregate_id"
 // ErrUndecodable wraps every reason a delivery is not a readable event.
 var ErrUndecodable = errors.New("undecodable message")
 
+// errOversized is the ErrUndecodable of a delivery whose body the connection
+// withheld: there is no body to move, so the broker must move the message.
+// Its text is ErrUndecodable's.
+var errOversized = fmt.Errorf("%w", ErrUndecodable)
+
+// withheldBody is the size of the body the connection left out of d (see
+// inboundConn), 0 when d has its body.
+func withheldBody(d *amqp091.Delivery) int64 {
+	n, _ := d.Headers[deadletter.HeaderWithheldBody].(int64)
+	return n
+}
+
 // publishing maps an event to the AMQP message our publishers send.
 func publishing(ev *event.Event, appID string, now time.Time) amqp091.Publishing {
 	headers := amqp091.Table{}
@@ -139,6 +151,8 @@ func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
 	}
 	ev.AggregateID, _ = d.Headers[HeaderAggregateID].(string)
 	switch {
+	case withheldBody(d) > 0:
+		return ev, fmt.Errorf("%w: body is %d bytes, the limit is %d (not read)", errOversized, withheldBody(d), maxBody)
 	case maxBody > 0 && len(d.Body) > maxBody:
 		return ev, fmt.Errorf("%w: body is %d bytes, the limit is %d", ErrUndecodable, len(d.Body), maxBody)
 	case d.ContentEncoding != "" && d.ContentEncoding != "identity":
@@ -193,9 +207,29 @@ func valueSize(v any) int {
 	}
 }
 
-// fitHeaders drops the largest foreign headers from h until it fits
-// MaxHeaderBytes, and names them in HeaderDropped. Our own headers and the
-// aggregate id stay: they say what happened to the event.
+// essentialHeaders say what happened to an event; a hop always keeps them.
+// Each is bounded (an error or a list of names is truncated to
+// deadletter.MaxErrorLen, a routing key is at most 255 bytes), so together
+// they always fit.
+var essentialHeaders = map[string]bool{
+	deadletter.HeaderAttempt: true, deadletter.HeaderRoutingKey: true, deadletter.HeaderExchange: true,
+	deadletter.HeaderFirstFailure: true, deadletter.HeaderLastError: true, deadletter.HeaderReason: true,
+	deadletter.HeaderDeadAt: true, deadletter.HeaderApp: true, deadletter.HeaderReplays: true,
+	HeaderDropped: true,
+}
+
+// knownHeaders are the other headers of the wire contract: kept while
+// foreign ones can make room, dropped when only they can.
+var knownHeaders = map[string]bool{
+	HeaderAggregateID: true, deadletter.HeaderUnreadable: true, "traceparent": true, "tracestate": true,
+}
+
+// fitHeaders makes h fit MaxHeaderBytes: it drops the largest foreign headers
+// first (anyone's, "eventfleet-" names that are not ours included), then, if
+// that is not enough, the largest of the wire contract's optional ones
+// (aggregate id, trace context), and names what it dropped in HeaderDropped.
+// The essential headers stay, cut to deadletter.MaxErrorLen if a foreign
+// publisher made them larger, so a hop always fits.
 func fitHeaders(h amqp091.Table) {
 	if tableSize(h) <= MaxHeaderBytes {
 		return
@@ -204,20 +238,37 @@ func fitHeaders(h amqp091.Table) {
 		k    string
 		size int
 	}
-	var foreign []entry
-	for k, v := range h {
-		if !strings.HasPrefix(k, "eventfleet-") && k != HeaderAggregateID {
-			foreign = append(foreign, entry{k, 1 + len(k) + valueSize(v)})
+	var dropped []string
+	for _, optional := range []bool{false, true} {
+		var candidates []entry
+		for k, v := range h {
+			if !essentialHeaders[k] && knownHeaders[k] == optional {
+				candidates = append(candidates, entry{k, 1 + len(k) + valueSize(v)})
+			}
+		}
+		slices.SortFunc(candidates, func(a, b entry) int { return b.size - a.size })
+		for _, e := range candidates {
+			if tableSize(h) <= MaxHeaderBytes-2048 {
+				break
+			}
+			delete(h, e.k)
+			dropped = append(dropped, e.k)
 		}
 	}
-	slices.SortFunc(foreign, func(a, b entry) int { return b.size - a.size })
-	var dropped []string
-	for _, e := range foreign {
-		if tableSize(h) <= MaxHeaderBytes-2048 {
-			break
+	if tableSize(h) > MaxHeaderBytes-2048 {
+		// Only a foreign publisher's forged values of our own headers can
+		// be this large: bound them as our own are bounded.
+		for k, v := range h {
+			if s, ok := v.(string); ok && essentialHeaders[k] {
+				h[k] = deadletter.TruncateError(s)
+			} else if essentialHeaders[k] && valueSize(v) > deadletter.MaxErrorLen {
+				delete(h, k)
+				dropped = append(dropped, k)
+			}
 		}
-		delete(h, e.k)
-		dropped = append(dropped, e.k)
+	}
+	if prior, ok := h[HeaderDropped].(string); ok && prior != "" {
+		dropped = append([]string{prior}, dropped...)
 	}
 	h[HeaderDropped] = deadletter.TruncateError(strings.Join(dropped, ","))
 }
@@ -234,6 +285,7 @@ func republishing(d *amqp091.Delivery, id string, edit func(amqp091.Table)) amqp
 	for _, k := range deadletter.DeliveryHeaders {
 		delete(h, k)
 	}
+	delete(h, deadletter.HeaderWithheldBody) // said by our connection, of this delivery only
 	h[deadletter.HeaderRoutingKey] = originalKey(d)
 	h[deadletter.HeaderExchange] = originalExchange(d)
 	edit(h)

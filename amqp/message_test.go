@@ -163,3 +163,41 @@ func TestHugeForeignHeadersAreDroppedOnHops(t *testing.T) {
 		t.Fatal("headers that fit were dropped")
 	}
 }
+
+// TestHopsFitWhateverTheHeadersHold: headers named like ours, forged values
+// of our own headers and an oversized aggregate id still leave a hop that
+// fits (before, only headers without the "eventfleet-" prefix were dropped,
+// and a 123 KB "eventfleet-pad" made every hop fail).
+func TestHopsFitWhateverTheHeadersHold(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 123_000)
+	for _, tc := range []struct {
+		name    string
+		headers amqp091.Table
+		dropped string
+	}{
+		{"an eventfleet- header that is not ours", amqp091.Table{"eventfleet-pad": big, "aggregate_id": "a1"}, "eventfleet-pad"},
+		{"an oversized aggregate id", amqp091.Table{"aggregate_id": big, "other": "o"}, "aggregate_id"},
+		{"oversized trace context", amqp091.Table{"traceparent": big[:60_000], "tracestate": big[:60_000]}, ""},
+		{"a forged routing key header", amqp091.Table{deadletter.HeaderRoutingKey: big}, ""},
+		{"a forged dropped list", amqp091.Table{HeaderDropped: big, "x": big[:10]}, ""},
+		{"a forged binary header of ours", amqp091.Table{deadletter.HeaderReplays: []byte(big)}, deadletter.HeaderReplays},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := amqp091.Delivery{RoutingKey: "X", Headers: tc.headers}
+			msg := republishing(&d, "id", func(h amqp091.Table) {
+				deadletter.Kill(h, deadletter.ReasonPermanent, "app", "boom", time.Now())
+			})
+			if n := tableSize(msg.Headers); n > MaxHeaderBytes {
+				t.Fatalf("hop headers are %d bytes, over %d", n, MaxHeaderBytes)
+			}
+			if msg.Headers[deadletter.HeaderReason] != "permanent" || msg.Headers[deadletter.HeaderLastError] != "boom" {
+				t.Errorf("our own headers were lost: %v", msg.Headers)
+			}
+			if got, _ := msg.Headers[HeaderDropped].(string); tc.dropped != "" && !strings.Contains(got, tc.dropped) {
+				t.Errorf("%s = %q, want it to name %s", HeaderDropped, got, tc.dropped)
+			}
+		})
+	}
+}

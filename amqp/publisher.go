@@ -141,7 +141,13 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.role != metrics.RolePublisher {
 		m = nil
 	}
-	log := cfg.Logger.With("component", "publisher", "broker", RedactURL(cfg.URL))
+	component := "publisher"
+	if cfg.role == metrics.RoleHops {
+		// A worker's connection for retries and dead letters: its lines
+		// belong to the worker (the Worker passes a logger naming the app).
+		component = "worker-hops"
+	}
+	log := cfg.Logger.With("component", component, "broker", RedactURL(cfg.URL))
 	if cfg.AppID != "" {
 		log = log.With("app", cfg.AppID) // lines about events name the app
 	}

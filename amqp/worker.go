@@ -238,7 +238,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		Name:      "eventfleet-worker-" + cfg.App + "-hops",
 		Backoff:   cfg.Backoff,
 		Heartbeat: cfg.Heartbeat,
-		Logger:    cfg.Logger,
+		Logger:    cfg.Logger.With("app", cfg.App),
 		Metrics:   cfg.Metrics,
 		role:      metrics.RoleHops,
 
@@ -745,8 +745,7 @@ func (w *Worker) process(j job, s *handlerSlot) (abandoned bool) {
 	// The handler continues the publisher's trace, carried in the headers.
 	ctx, span := w.startSpan(d, &ev)
 	if err != nil {
-		w.eventLog(span, ev).Warn("undecodable message; dead-lettering", "err", err)
-		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
+		w.undecodable(ctx, span, j, ev, err)
 		span.End()
 		return false
 	}
@@ -789,9 +788,36 @@ func (w *Worker) conclude(c *handlerCall, err error) {
 			w.hop(ctx, j, ev, deadletter.ReasonExhausted, 0, err)
 			return
 		}
-		log().Info("handler failed; retrying later", "err", err, "delay", delay)
+		log().Info("handler failed; retrying later", "err", err, "delay", delay.String())
 		w.hop(ctx, j, ev, "", delay, err)
 	}
+}
+
+// undecodable dead-letters a delivery no handler can use. Most are moved
+// with a confirmed hop that records why (the body is at most MaxBody). One
+// whose body the connection withheld (over MaxBody) has no body to publish:
+// it is rejected, and the app queue's dead-lettering moves the message,
+// unchanged, to the dead-letter queue, so nothing is held or uploaded again.
+// That move is at least once on a quorum app queue; a classic queue
+// dead-letters at most once (a broker crash during the move can lose it).
+func (w *Worker) undecodable(ctx context.Context, span trace.Span, j job, ev event.Event, err error) {
+	log := w.eventLog(span, ev)
+	if !errors.Is(err, errOversized) {
+		log.Warn("undecodable message; dead-lettering", "err", err)
+		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
+		return
+	}
+	log.Warn("body over the limit; rejecting it to the dead-letter queue", "err", err)
+	if !j.s.alive() {
+		return // the broker requeues it with the channel
+	}
+	if nerr := j.s.acks.nack(j.d.DeliveryTag, false /* requeue */); nerr != nil {
+		w.settled(span, ev.Type, metrics.Requeue)
+		log.Warn("cannot reject; the broker redelivers it", "err", nerr)
+		return
+	}
+	w.settled(span, ev.Type, metrics.DeadLetter)
+	w.dead.Add(1)
 }
 
 // startSpan starts the consumer span of a delivery as a child of the trace

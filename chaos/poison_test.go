@@ -916,6 +916,16 @@ func TestMalformedInboundIsDeadLetteredWorkerKeepsRunning(t *testing.T) {
 			continue
 		}
 		seen[d.MessageId] = true
+		if c.key == "MalformedBig" {
+			// Over MaxBody: the worker never read the body and rejected the
+			// delivery; the broker moved the message as it was.
+			m := deadletter.ReadMessage(&d, false)
+			if m.Reason != deadletter.ReasonOversized || d.Headers[deadletter.HeaderReason] != nil || !bytes.Equal(d.Body, c.msg.Body) {
+				t.Errorf("%s: reason %q, our reason header %v, body %d bytes (want %d): want the broker's move of the whole message",
+					c.name, m.Reason, d.Headers[deadletter.HeaderReason], len(d.Body), len(c.msg.Body))
+			}
+			continue
+		}
 		last, _ := d.Headers[deadletter.HeaderLastError].(string)
 		if d.Headers[deadletter.HeaderReason] != string(deadletter.ReasonUndecodable) || !strings.Contains(last, c.wantErr) {
 			t.Errorf("%s: reason %v, last error %q; want undecodable saying %q", c.name, d.Headers[deadletter.HeaderReason], last, c.wantErr)

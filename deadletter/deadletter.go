@@ -13,6 +13,11 @@ const (
 	ReasonExhausted   Reason = "exhausted"
 	ReasonPermanent   Reason = "permanent"
 	ReasonUndecodable Reason = "undecodable"
+	// ReasonOversized: the body was larger than the worker's WORKER_MAX_BODY.
+	// The worker rejects such a message without reading its body, and the
+	// broker moves it to the dead-letter queue whole, with an x-death
+	// record (reason "rejected") and none of eventfleet's headers.
+	ReasonOversized Reason = "oversized"
 )
 
 // Headers eventfleet writes on retried and dead-lettered messages. They are
@@ -37,6 +42,18 @@ const (
 	HeaderDeadAt = "eventfleet-dead-at"
 	// HeaderApp is the app whose worker dead-lettered the event.
 	HeaderApp = "eventfleet-app"
+	// HeaderUnreadable names the headers (comma-separated, "…" for "and
+	// what followed") that an eventfleet connection left out of a message
+	// because the AMQP client cannot read them: nested deeper than 32
+	// levels, more than 8192 entries in one table or array, an unknown
+	// field type. The rest of the message is delivered; a hop or replay
+	// carries this header on instead of the unreadable ones.
+	HeaderUnreadable = "eventfleet-unreadable-headers"
+	// HeaderWithheldBody is set, on delivery only, on a message whose body
+	// was larger than the receiving connection's limit: the body's size in
+	// bytes. The body was not read into memory; the delivery's body is
+	// empty. Never published: a connection drops it from what it receives.
+	HeaderWithheldBody = "eventfleet-withheld-body"
 )
 
 // MaxErrorLen bounds HeaderLastError so headers stay far below the broker's

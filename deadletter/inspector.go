@@ -30,6 +30,10 @@ var (
 	ErrUnconfirmed = errors.New("deadletter: replayed message not confirmed")
 	// ErrInvalidOptions wraps every options validation error.
 	ErrInvalidOptions = errors.New("deadletter: invalid options")
+	// ErrBodyWithheld: a message selected for replay whose body the
+	// connection did not read (over its body limit) stays in the queue: a
+	// copy without it would lose the event.
+	ErrBodyWithheld = errors.New("deadletter: body not read")
 )
 
 // MaxScan is the most messages one operation can hold unacknowledged: the
@@ -382,6 +386,10 @@ type Summary struct {
 	ByType map[string]int
 	// ByReason counts messages per Reason.
 	ByReason map[Reason]int
+	// Unreadable counts messages with headers the AMQP client cannot read
+	// (Message.Unreadable): shown without them, still listed, purged and
+	// replayed like any other.
+	Unreadable int
 	// Oldest and Newest are the earliest and latest Message.Time (zero when
 	// no message has one).
 	Oldest, Newest time.Time
@@ -409,6 +417,9 @@ func (i *Inspector) List(ctx context.Context) (Summary, error) {
 		m := ReadMessage(&d, i.unrouted)
 		sum.ByType[m.Type]++
 		sum.ByReason[m.Reason]++
+		if m.Unreadable != "" {
+			sum.Unreadable++
+		}
 		if !m.Time.IsZero() {
 			if sum.Oldest.IsZero() || m.Time.Before(sum.Oldest) {
 				sum.Oldest = m.Time

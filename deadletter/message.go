@@ -58,7 +58,9 @@ type Message struct {
 	Source string
 	// Reason says why the message is here: one of ReasonExhausted,
 	// ReasonPermanent, ReasonUndecodable (HeaderReason), a broker reason such
-	// as ReasonDeliveryLimit (x-death), ReasonUnrouted, or ReasonUnknown.
+	// as ReasonDeliveryLimit (x-death), ReasonOversized for a message a
+	// worker rejected (x-death reason "rejected"), ReasonUnrouted, or
+	// ReasonUnknown.
 	Reason Reason
 	// App is the app whose worker dead-lettered the event (HeaderApp).
 	App string
@@ -77,6 +79,13 @@ type Message struct {
 	// read (the quorum queue's x-delivery-count): every Peek, List, dry run
 	// and every scan that passed over it raise it by one.
 	Deliveries int
+	// Unreadable names the headers the connection left out because the AMQP
+	// client cannot read them (HeaderUnreadable), empty when none.
+	Unreadable string
+	// WithheldBody is the size of a body the connection did not read because
+	// it is over the connection's limit (HeaderWithheldBody); Body is empty
+	// then. Zero when Body is the message's body.
+	WithheldBody int64
 	// ContentType and Body are the message's, unchanged.
 	ContentType string
 	Body        []byte
@@ -233,6 +242,8 @@ func ReadMessage(d *amqp091.Delivery, unrouted bool) Message {
 	if n, ok := intHeader(h, "x-delivery-count"); ok && n >= 0 {
 		m.Deliveries = int(n)
 	}
+	m.Unreadable, _ = h[HeaderUnreadable].(string)
+	m.WithheldBody, _ = h[HeaderWithheldBody].(int64)
 	m.FirstFailure = timeHeader(h, HeaderFirstFailure)
 	xs := xDeaths(h)
 	if r, ok := h[HeaderReason].(string); ok && r != "" {
@@ -240,6 +251,10 @@ func ReadMessage(d *amqp091.Delivery, unrouted bool) Message {
 		m.Time = timeHeader(h, HeaderDeadAt)
 	} else if unrouted {
 		m.Reason = ReasonUnrouted
+	} else if len(xs) > 0 && xs[0].reason == "rejected" {
+		// A worker rejects only a body over its limit, so that the broker
+		// moves the message whole; no header of ours says so.
+		m.Reason = ReasonOversized
 	} else if len(xs) > 0 && xs[0].reason != "" {
 		m.Reason = Reason(xs[0].reason)
 	} else {
@@ -301,6 +316,7 @@ func ReplayPublishing(d *amqp091.Delivery, m Message) amqp091.Publishing {
 	}
 	// x-death would grow with every die→replay cycle.
 	delete(h, "x-death")
+	delete(h, HeaderWithheldBody)
 	for _, k := range DeliveryHeaders {
 		delete(h, k)
 	}

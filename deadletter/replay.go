@@ -28,8 +28,8 @@ const (
 type ReplayedMessage struct {
 	Message Message
 	Outcome Outcome
-	// Err says why a message was kept: it wraps ErrReturned, ErrNacked or
-	// ErrUnconfirmed.
+	// Err says why a message was kept: it wraps ErrReturned, ErrNacked,
+	// ErrUnconfirmed or ErrBodyWithheld.
 	Err error
 }
 
@@ -262,6 +262,10 @@ func (r *replayer) publish(ctx context.Context, d amqp091.Delivery, m Message) e
 		r.kept(m, fmt.Errorf("%w: message %s says nothing about its routing key", ErrReturned, m.ID))
 		return nil
 	}
+	if m.WithheldBody > 0 {
+		r.kept(m, fmt.Errorf("%w: message %s has a body of %d bytes, over the connection's body limit", ErrBodyWithheld, m.ID, m.WithheldBody))
+		return nil
+	}
 	p.seq = r.pch.GetNextPublishSeqNo()
 	err := r.pch.PublishWithContext(ctx, p.exchange, p.key,
 		true,  // mandatory: an unroutable copy comes back, and the original stays
@@ -347,7 +351,7 @@ func (r *replayer) kept(m Message, err error) {
 	r.res.Kept++
 	known := false
 	for _, e := range r.keptErrs {
-		for _, kind := range []error{ErrReturned, ErrNacked, ErrUnconfirmed} {
+		for _, kind := range []error{ErrReturned, ErrNacked, ErrUnconfirmed, ErrBodyWithheld} {
 			known = known || (errors.Is(e, kind) && errors.Is(err, kind))
 		}
 	}
