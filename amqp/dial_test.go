@@ -18,7 +18,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,4 +363,57 @@ func TestDial_BrokerRefusesTheLogin(t *testing.T) {
 		t.Errorf("err = %v; want the broker's 403 during the AMQP handshake", err)
 	}
 	checkNoPassword(t, err)
+}
+
+// recordingConn keeps the first bytes read through it.
+type recordingConn struct {
+	net.Conn
+	mu   sync.Mutex
+	read []byte
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if len(c.read) < 4096 {
+		c.read = append(c.read, p[:n]...)
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *recordingConn) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.read)
+}
+
+// The socket hook sits below TLS, the inbound hook above it: inbound reads
+// what the broker said in plaintext.
+func TestDial_HooksWrapBelowAndAboveTLS(t *testing.T) {
+	cert, caFile := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const answer = "HTTP/1.1 400 Bad Request\r\n\r\n"
+	p := startPeer(t, ln, func(c net.Conn) { _, _ = c.Write([]byte(answer)) })
+	u := fmt.Sprintf("amqps://guest:%s@%s/?connection_timeout=2000&cacertfile=%s", dialPassword, p.addr, url.QueryEscape(caFile))
+	var sock, in *recordingConn
+	_, err = amqp.DialWithHooks(context.Background(), u,
+		func(c net.Conn) net.Conn { sock = &recordingConn{Conn: c}; return sock },
+		func(c net.Conn) net.Conn { in = &recordingConn{Conn: c}; return in })
+	if err == nil || !strings.Contains(err.Error(), "AMQP handshake") {
+		t.Fatalf("err = %v; want the AMQP handshake to fail on the HTTP answer", err)
+	}
+	if sock == nil || in == nil {
+		t.Fatal("a hook was not called")
+	}
+	if got := in.bytes(); !strings.HasPrefix(string(got), "HTTP/1.1") {
+		t.Errorf("inbound read %q; want the peer's plaintext answer", got)
+	}
+	if got := sock.bytes(); len(got) == 0 || got[0] != 0x16 || strings.Contains(string(got), "HTTP/1.1") {
+		t.Errorf("the socket hook read %.40q; want TLS records only", got)
+	}
+	p.waitClosed(t, 1)
 }
