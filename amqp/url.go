@@ -66,6 +66,10 @@ func parseURL(u string) (amqp091.URI, error) {
 	if p.Scheme != "amqp" && p.Scheme != "amqps" {
 		return bad("unknown scheme; the URL must start with amqp:// or amqps://")
 	}
+	if p.User == nil && strings.Contains(u, "@") {
+		// "amqp://user:1234/x@host/" parses as host "user", port 1234.
+		return bad(`an "@" after the host; percent-encode "/", "?" and "#" in the password, and "@" in a vhost as %40`)
+	}
 	if port := p.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return bad("port out of range 1-65535")

@@ -19,6 +19,7 @@ var badURLs = []struct {
 	{"amqp://user:S3cret/PW@host/", "not a port number"},
 	{"amqp://user:S3cret#PW@host/", "not a port number"},
 	{"amqp://user:S3cretPW@host:99999/", "port out of range"},
+	{"amqp://user:1234/S3cret@host/", `an "@" after the host`},
 	{"amqp://user:S3cret PW@host/", "space"},
 	{"amqp://user:S3cret\nPW@host/", "control character"},
 	{"amqp://user:S3cret\tPW@host/", "control character"},
