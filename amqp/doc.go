@@ -32,7 +32,9 @@
 //
 // Publisher and Worker each own their connections (a Worker has one to consume
 // and one, through its own Publisher, to publish retries), reconnect with
-// retry.Backoff, and re-declare their topology on every connection. A delivery
+// retry.Backoff, and re-declare their topology on every connection. Every dial
+// (Dial, dial.go) has a deadline, DefaultHandshakeTimeout, for the TCP connect,
+// TLS and AMQP handshakes together, and closes its socket when its context ends. A delivery
 // is acked on the channel it came from; after a reconnect, acks of older
 // deliveries fail and the broker redelivers them.
 //

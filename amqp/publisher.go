@@ -709,9 +709,13 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var sock *corkConn
-	conn, err := dial(dctx, p.cfg.URL, p.cfg.Name, p.cfg.Heartbeat, func(c net.Conn) net.Conn {
-		sock = &corkConn{Conn: c}
-		return sock
+	conn, err := dial(dctx, p.cfg.URL, dialOptions{
+		name:      p.cfg.Name,
+		heartbeat: p.cfg.Heartbeat,
+		wrapSocket: func(c net.Conn) net.Conn {
+			sock = &corkConn{Conn: c}
+			return sock
+		},
 	})
 	if err != nil {
 		return nil, err

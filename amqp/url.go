@@ -1,10 +1,11 @@
 package amqp
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -14,69 +15,136 @@ import (
 const DefaultURL = "amqp://guest:guest@localhost:5672/"
 
 // RedactURL returns u with its password replaced by "xxxxx", for logs and
-// errors. An unparsable URL is hidden entirely rather than echoed.
+// errors. A URL whose password cannot be told apart is hidden entirely rather
+// than echoed: an unparsable one, one without "//" ("user:pw@host" parses
+// with "user" as the scheme), and one with an "@" outside the user info
+// ("amqp://user:pw/x@host/" parses with "pw" as the port).
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
-	if err != nil {
+	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(u, "@")) {
 		return "<unparsable AMQP URL>"
 	}
 	return p.Redacted()
 }
 
-// ValidateURL checks that u is an AMQP URL the client accepts. The error
-// never contains the password.
+// ValidateURL checks that u is an AMQP URL the client accepts, including,
+// for amqps://, that its certificate files load. The error never contains
+// the password.
 func ValidateURL(u string) error { return validateURL(u) }
 
 func validateURL(u string) error {
-	if _, err := amqp091.ParseURI(u); err != nil {
-		return fmt.Errorf("%w: AMQP URL %s: %v", ErrInvalidConfig, RedactURL(u), err)
+	_, err := parseTarget(u, dialOptions{})
+	return err
+}
+
+// URLError is an AMQP URL the client cannot use. Its text never contains
+// the password. errors.Is(err, ErrInvalidConfig) holds.
+type URLError struct {
+	URL     string // the URL, redacted
+	Problem string // what is wrong, in words
+}
+
+func (e *URLError) Error() string {
+	return fmt.Sprintf("%v: AMQP URL %s: %s", ErrInvalidConfig, e.URL, e.Problem)
+}
+
+func (e *URLError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// parseURL is amqp091.ParseURI with errors that say what is wrong in words:
+// the parser's own errors quote the URL, password included.
+func parseURL(u string) (amqp091.URI, error) {
+	bad := func(problem string) (amqp091.URI, error) {
+		return amqp091.URI{}, &URLError{URL: RedactURL(u), Problem: problem}
 	}
-	return nil
+	if strings.ContainsRune(u, ' ') {
+		return bad(`contains a space; percent-encode it (%20) in the user or password`)
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return bad(urlProblem(err))
+	}
+	if p.Scheme != "amqp" && p.Scheme != "amqps" {
+		return bad("unknown scheme; the URL must start with amqp:// or amqps://")
+	}
+	if p.User == nil && strings.Contains(u, "@") {
+		// "amqp://user:1234/x@host/" parses as host "user", port 1234.
+		return bad(`an "@" after the host; percent-encode "/", "?" and "#" in the password, and "@" in a vhost as %40`)
+	}
+	if port := p.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("port out of range 1-65535")
+		}
+	}
+	uri, err := amqp091.ParseURI(u)
+	if err != nil {
+		// What is left are query parameters; their errors quote only the value.
+		return bad(err.Error())
+	}
+	if timeout := uri.ConnectionTimeout; timeout < 0 || time.Duration(timeout) > time.Hour/time.Millisecond {
+		return bad("connection_timeout must be milliseconds between 0 and 3600000")
+	}
+	return uri, nil
+}
+
+// urlProblem names what net/url rejected without quoting it: its errors echo
+// the URL, and even the bad escape alone is a piece of the password.
+func urlProblem(err error) string {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	var escape url.EscapeError
+	var host url.InvalidHostError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &escape):
+		return `a "%" not followed by two hex digits; write a literal "%" in the user or password as %25`
+	case errors.As(err, &host):
+		return "an invalid character in the host"
+	case strings.Contains(msg, "invalid port"):
+		return `the text after the host's ":" is not a port number; if the password contains "/", "?" or "#", percent-encode it`
+	case strings.Contains(msg, "control character"):
+		return "a control character (newline, tab, ...)"
+	case strings.Contains(msg, "userinfo"):
+		return "an invalid character in the user or password; percent-encode it"
+	case strings.Contains(msg, "missing protocol scheme"):
+		return "no scheme; the URL must start with amqp:// or amqps://"
+	}
+	return `not a URL; percent-encode reserved characters ("?", "#", "@", ":", "/", "%") in the user or password`
+}
+
+// urlQuery is u's query; u has passed parseURL.
+func urlQuery(u string) (url.Values, error) {
+	p, err := url.Parse(u)
+	if err != nil {
+		return nil, &URLError{URL: RedactURL(u), Problem: urlProblem(err)}
+	}
+	return p.Query(), nil
+}
+
+// saslFromURI picks the SASL mechanisms as amqp091.DialConfig does: the
+// URL's auth_mechanism values, else PLAIN with the URL's credentials.
+func saslFromURI(uri amqp091.URI) ([]amqp091.Authentication, error) {
+	if len(uri.AuthMechanism) == 0 {
+		return []amqp091.Authentication{uri.PlainAuth()}, nil
+	}
+	var sasl []amqp091.Authentication
+	for _, m := range uri.AuthMechanism {
+		switch strings.ToUpper(m) {
+		case "PLAIN":
+			sasl = append(sasl, uri.PlainAuth())
+		case "AMQPLAIN":
+			sasl = append(sasl, uri.AMQPlainAuth())
+		case "EXTERNAL":
+			sasl = append(sasl, &amqp091.ExternalAuth{})
+		default:
+			return nil, &URLError{Problem: fmt.Sprintf("auth_mechanism %q: use PLAIN, AMQPLAIN or EXTERNAL", m)}
+		}
+	}
+	return sasl, nil
 }
 
 // DefaultHeartbeat is the AMQP heartbeat interval asked for when none is
 // configured. A peer that stays silent for about three intervals (a half-open
 // connection, a frozen broker) is treated as gone.
 const DefaultHeartbeat = 10 * time.Second
-
-// dial opens a connection named name (shown in the management UI). It gives up
-// when ctx ends. Errors never contain the password. wrap, if not nil, wraps
-// the TCP socket (below TLS, for amqps).
-func dial(ctx context.Context, u, name string, heartbeat time.Duration, wrap func(net.Conn) net.Conn) (*amqp091.Connection, error) {
-	type result struct {
-		c   *amqp091.Connection
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		props := amqp091.NewConnectionProperties()
-		props.SetClientConnectionName(name)
-		c, err := amqp091.DialConfig(u, amqp091.Config{
-			Properties: props,
-			Heartbeat:  heartbeat,
-			Dial: func(network, addr string) (net.Conn, error) {
-				d := net.Dialer{Timeout: 10 * time.Second}
-				c, err := d.DialContext(ctx, network, addr)
-				if err == nil && wrap != nil {
-					c = wrap(c)
-				}
-				return c, err
-			},
-		})
-		ch <- result{c, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", RedactURL(u), r.err)
-		}
-		return r.c, nil
-	case <-ctx.Done():
-		go func() { // close the connection if the dial still succeeds
-			if r := <-ch; r.c != nil {
-				_ = r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
-}

@@ -523,7 +523,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := dial(ctx, w.cfg.URL, "eventfleet-worker-"+w.cfg.App, w.cfg.Heartbeat, nil)
+	conn, err := dial(ctx, w.cfg.URL, dialOptions{name: "eventfleet-worker-" + w.cfg.App, heartbeat: w.cfg.Heartbeat})
 	if err != nil {
 		return nil, err
 	}

@@ -16,8 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
-
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/config"
@@ -127,14 +125,11 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 	if err != nil {
 		return exitUsage, err
 	}
-	props := amqp091.NewConnectionProperties()
-	props.SetClientConnectionName("eventfleet-dlq-" + cfg.App())
-	conn, err := amqp091.DialConfig(cfg.AMQPURL, amqp091.Config{
-		Properties: props,
-		Heartbeat:  amqp.DefaultHeartbeat,
-		Dial:       amqp091.DefaultDial(10 * time.Second),
-	})
+	conn, err := amqp.Dial(context.Background(), cfg.AMQPURL, "eventfleet-dlq-"+cfg.App())
 	if err != nil {
+		if cause := errors.Unwrap(err); cause != nil { // the URL once is enough
+			err = cause
+		}
 		return exitFatal, fmt.Errorf("cannot connect to the broker at %s: %v", amqp.RedactURL(cfg.AMQPURL), err)
 	}
 	defer conn.Close()

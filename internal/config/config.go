@@ -70,7 +70,11 @@ func (b Broker) validate() error {
 		return &Error{"LOG_LEVEL", b.LogLevel, "use debug, info, warn or error"}
 	}
 	if err := amqp.ValidateURL(b.AMQPURL); err != nil {
-		return &Error{"AMQP_URL", amqp.RedactURL(b.AMQPURL), "not an AMQP URL (amqp://user:password@host:5672/vhost)"}
+		reason := "not an AMQP URL (amqp://user:password@host:5672/vhost)"
+		if ue := (*amqp.URLError)(nil); errors.As(err, &ue) {
+			reason = "not a usable AMQP URL: " + ue.Problem
+		}
+		return &Error{"AMQP_URL", amqp.RedactURL(b.AMQPURL), reason}
 	}
 	if strings.TrimSpace(b.Exchange) == "" || len(b.Exchange) > 200 {
 		return &Error{"EXCHANGE", b.Exchange, "must be 1-200 characters"}
