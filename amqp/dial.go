@@ -19,9 +19,9 @@ import (
 // URL's connection_timeout (milliseconds, as amqp091-go reads it) overrides it.
 const DefaultHandshakeTimeout = 10 * time.Second
 
-// frameMax is what the client offers in connection.tune-ok: RabbitMQ's
+// clientFrameMax is what the client offers in connection.tune-ok: RabbitMQ's
 // default frame_max, as amqp091.DialConfig offers.
-const frameMax = 128 << 10
+const clientFrameMax = 128 << 10
 
 // ErrHandshakeTimeout: the broker address accepted the connection but did
 // not complete the TLS or AMQP handshake within the handshake timeout.
@@ -33,9 +33,26 @@ var ErrHandshakeTimeout = errors.New("amqp: no answer within the handshake timeo
 // deadline of DefaultHandshakeTimeout on the handshakes, heartbeats of
 // DefaultHeartbeat (the URL's heartbeat wins), and the socket closed at once
 // when ctx ends. Errors never contain the password.
-func Dial(ctx context.Context, url, name string) (*amqp091.Connection, error) {
-	return dial(ctx, url, dialOptions{name: name})
+//
+// Like every connection of this package, it never hands amqp091 a header it
+// cannot read (see deadletter.HeaderUnreadable); WithMaxBody also keeps
+// large bodies out of memory.
+func Dial(ctx context.Context, url, name string, opts ...DialOption) (*amqp091.Connection, error) {
+	o := dialOptions{name: name}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return dial(ctx, url, o)
 }
+
+// A DialOption changes what Dial does.
+type DialOption func(*dialOptions)
+
+// WithMaxBody makes the connection withhold bodies over n bytes: such a
+// delivery arrives with an empty body and deadletter.HeaderWithheldBody
+// giving the body's size, and the body is discarded as it arrives, never
+// held in memory. 0 (the default) keeps every body.
+func WithMaxBody(n int) DialOption { return func(o *dialOptions) { o.maxBody = n } }
 
 // dialOptions are what the package's own connections vary.
 type dialOptions struct {
@@ -44,6 +61,8 @@ type dialOptions struct {
 	handshakeTimeout time.Duration // 0: DefaultHandshakeTimeout
 	// wrapSocket, if set, wraps the TCP socket, below TLS (socket corking).
 	wrapSocket func(net.Conn) net.Conn
+	// maxBody: bodies over it are withheld (see vetInbound); 0: none.
+	maxBody int
 	// inbound, if set, wraps the plaintext connection amqp091 reads and
 	// writes, above TLS. What it returns must pass SetDeadline and
 	// SetReadDeadline through to the socket (embedding net.Conn does):
@@ -117,6 +136,9 @@ func dialURL(ctx context.Context, u string, o dialOptions) (*amqp091.Connection,
 		}
 		conn = tc
 	}
+	// Every connection is vetted: one header amqp091 cannot read would
+	// otherwise close the whole connection, on every redelivery.
+	conn = vetInbound(conn, o.maxBody)
 	if o.inbound != nil {
 		conn = o.inbound(conn)
 	}
@@ -163,7 +185,7 @@ func parseTarget(u string, o dialOptions) (target, error) {
 		config: amqp091.Config{
 			Vhost:      uri.Vhost,
 			ChannelMax: uri.ChannelMax,
-			FrameSize:  frameMax,
+			FrameSize:  clientFrameMax,
 			Heartbeat:  o.heartbeat,
 			Properties: props,
 			Locale:     "en_US",

@@ -162,7 +162,11 @@ func (c *inboundConn) tune() {
 	}
 	p := b[frameHeaderLen:]
 	if binary.BigEndian.Uint16(p[0:2]) == 10 && binary.BigEndian.Uint16(p[2:4]) == 30 {
-		if fm := binary.BigEndian.Uint32(p[6:10]); fm >= frameMinSize {
+		// The client offers clientFrameMax, so frames never exceed the
+		// smaller of the two (0 from the server means no limit).
+		if fm := binary.BigEndian.Uint32(p[6:10]); fm == 0 || fm > clientFrameMax {
+			c.frameMax = clientFrameMax
+		} else if fm >= frameMinSize {
 			c.frameMax = fm
 		}
 	}

@@ -72,8 +72,11 @@ type WorkerConfig struct {
 	// deliveries without ack (a worker crashing on the message each time) the
 	// broker dead-letters it. Defaults to 20. Ignored for classic queues.
 	DeliveryLimit int
-	// MaxBody is the largest body accepted; larger ones are dead-lettered as
-	// undecodable. Defaults to 16 MiB.
+	// MaxBody is the largest body accepted. A larger one is not read into
+	// memory: its frames are discarded as they arrive, the delivery is
+	// rejected, and the app queue's dead-lettering moves the message whole
+	// to the dead-letter queue (reason "oversized"). A worker therefore
+	// holds at most Prefetch bodies of MaxBody bytes. Defaults to 16 MiB.
 	MaxBody int
 	// Backoff is the reconnect schedule. Defaults to 100ms doubling up to 30s.
 	Backoff retry.Backoff
@@ -523,7 +526,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := dial(ctx, w.cfg.URL, dialOptions{name: "eventfleet-worker-" + w.cfg.App, heartbeat: w.cfg.Heartbeat})
+	conn, err := dial(ctx, w.cfg.URL, dialOptions{name: "eventfleet-worker-" + w.cfg.App, heartbeat: w.cfg.Heartbeat, maxBody: w.cfg.MaxBody})
 	if err != nil {
 		return nil, err
 	}
