@@ -1,6 +1,7 @@
-# The integration tests need a RabbitMQ: the one at AMQP_URL, by default the
-# one `make up` starts. Docs quote this command; keep it here, in one place.
-TEST_CMD = AMQP_URL=$${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/} go test -race -count=1 ./...
+# The README's test command; .ci/run runs the same. The integration tests find
+# a RabbitMQ themselves: AMQP_URL, else one at 127.0.0.1:5672, else one that
+# testcontainers starts (internal/brokertest).
+TEST_CMD = go test -race -count=1 ./...
 
 .DEFAULT_GOAL := help
 .PHONY: help build test test-short lint up down
@@ -11,7 +12,7 @@ help: ## list the targets
 build: ## build cmd/publisher and cmd/worker into bin/
 	go build -o bin/ ./cmd/...
 
-test: ## all tests with the race detector; needs RabbitMQ (make up)
+test: ## all tests with the race detector (README, Testing: how they find a RabbitMQ)
 	$(TEST_CMD)
 
 test-short: ## unit tests only, no broker needed

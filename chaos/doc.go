@@ -11,7 +11,7 @@
 // The short versions run in the README's test command. The long versions
 // (more events, more rounds) run with
 //
-//	AMQP_URL=amqp://guest:guest@localhost:5672/ go test -v -count=1 -timeout 60m ./chaos/ -chaos.long
+//	go test -v -count=1 -timeout 30m ./chaos/ -chaos.long
 //
 // docs/reliability.md has the figures.
 package chaos

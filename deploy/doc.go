@@ -1,7 +1,8 @@
 // Package deploy has no code, only deploy_test.go, which keeps the deployment
 // files at the repository root honest: Dockerfile, docker-compose.yml and
 // fly.toml must agree with the settings the binaries read (internal/config)
-// and with each other. It needs no broker and no Docker engine:
+// and with each other; testcmd_test.go keeps .ci/run and the Makefile running
+// the README's test command. It needs no broker and no Docker engine:
 //
 //	go test ./deploy/
 //

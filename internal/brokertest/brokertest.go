@@ -1,14 +1,18 @@
-// Package brokertest gives integration tests a real RabbitMQ: the one named by
-// AMQP_URL, or else one started with testcontainers where a Docker engine is
-// reachable. With neither, tests fail with a message that says how to provide
-// one. Tests isolate themselves with unique names (Name) and delete what they
-// declared (Cleanup).
+// Package brokertest gives integration tests a real RabbitMQ. It looks, in
+// this order, for the broker named by AMQP_URL, for one answering at LocalURL,
+// and for a Docker engine where testcontainers can start Image; it says once
+// on stderr which broker the tests use (password hidden). With none of them,
+// tests fail with a message that says how to provide one. Tests isolate
+// themselves with unique names (Name) and delete what they declared (Cleanup).
 package brokertest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -21,13 +25,25 @@ import (
 	tcrabbit "github.com/testcontainers/testcontainers-go/modules/rabbitmq"
 )
 
-// Image is the RabbitMQ image started when AMQP_URL is not set.
+// Image is the RabbitMQ image started when no other broker is found.
 const Image = "rabbitmq:3.13-management-alpine"
+
+// LocalURL is where the tests look for a running broker when AMQP_URL is
+// unset: a broker installed on the machine (apt, Homebrew) with its defaults.
+const LocalURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// probeTimeout bounds the connection and handshake to LocalURL: a refused
+// port answers at once, and a peer that accepts and stays silent must not
+// hold the tests up.
+const probeTimeout = 5 * time.Second
+
+// ErrNoBroker is the cause when no broker was found for the tests.
+var ErrNoBroker = errors.New("no RabbitMQ for integration tests")
 
 var (
 	once      sync.Once
 	brokerURL string
-	urlErr    string
+	urlErr    error
 )
 
 // URL returns the broker URL for tests, failing t when there is none.
@@ -36,50 +52,87 @@ func URL(t testing.TB) string {
 	if testing.Short() {
 		t.Skip("integration test: needs RabbitMQ; skipped with -short")
 	}
-	once.Do(func() { brokerURL, urlErr = find() })
-	if brokerURL == "" {
+	once.Do(func() {
+		var from string
+		brokerURL, from, urlErr = discover(os.Getenv("AMQP_URL"), LocalURL, dockerLikely, startContainer)
+		if urlErr == nil {
+			fmt.Fprintf(os.Stderr, "brokertest: tests use RabbitMQ at %s (%s)\n", Redact(brokerURL), from)
+		}
+	})
+	if urlErr != nil {
 		t.Fatal(urlErr)
 	}
 	return brokerURL
 }
 
-func find() (string, string) {
-	if u := os.Getenv("AMQP_URL"); u != "" {
-		return u, ""
+// discover picks the tests' broker: envURL when set (not dialled: an explicit
+// choice wins, and its failures show in the tests), else localURL when a
+// broker answers there, else one started by container when docker says an
+// engine may be reachable. It returns the URL and where it came from.
+func discover(envURL, localURL string, docker func() bool, container func() (string, error)) (string, string, error) {
+	if envURL != "" {
+		return envURL, "AMQP_URL", nil
 	}
-	const how = "no RabbitMQ for integration tests: set AMQP_URL (e.g. AMQP_URL=amqp://guest:guest@127.0.0.1:5672/), " +
-		"or run where a Docker engine is reachable so testcontainers can start " + Image
-	if !dockerLikely() {
-		return "", how + " (no Docker socket found)"
+	localErr := probe(localURL)
+	if localErr == nil {
+		return localURL, "AMQP_URL unset; a broker answers there", nil
 	}
+	why := fmt.Sprintf("AMQP_URL is unset, nothing answers at %s (%v)", Redact(localURL), localErr)
+	if !docker() {
+		why += ", and no Docker socket was found"
+	} else {
+		u, err := container()
+		if err == nil {
+			return u, "AMQP_URL unset, none at " + Redact(localURL) + "; testcontainers started " + Image, nil
+		}
+		why += ", and testcontainers failed: " + err.Error()
+	}
+	return "", "", fmt.Errorf("%w: %s. Provide one: set AMQP_URL=amqp://user:password@host:5672/, "+
+		"or start a local RabbitMQ (apt install rabbitmq-server, or brew install rabbitmq; guest/guest on 127.0.0.1:5672), "+
+		"or run where a Docker engine is reachable so testcontainers can start %s", ErrNoBroker, why, Image)
+}
+
+// probe reports whether a RabbitMQ accepts guest's login at u within
+// probeTimeout.
+func probe(u string) error {
+	conn, err := amqp091.DialConfig(u, amqp091.Config{Dial: amqp091.DefaultDial(probeTimeout)})
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// startContainer starts Image with testcontainers and returns its AMQP URL.
+// Ryuk, testcontainers' reaper, removes the container when the tests end.
+func startContainer() (u string, err error) {
 	// testcontainers up to v0.41 panics instead of failing when no Docker
-	// engine answers; turn that into the message above.
-	var msg string
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				msg = how + " (testcontainers: " + strings.TrimSpace(toString(r)) + ")"
-			}
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		c, err := tcrabbit.Run(ctx, Image)
-		if err != nil {
-			msg = how + " (testcontainers: " + err.Error() + ")"
-			return
+	// engine answers; turn that into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s", strings.TrimSpace(toString(r)))
 		}
-		u, err := c.AmqpURL(ctx)
-		if err != nil {
-			_ = testcontainers.TerminateContainer(c)
-			msg = how + " (testcontainers: " + err.Error() + ")"
-			return
-		}
-		brokerURL = u
 	}()
-	if brokerURL != "" {
-		return brokerURL, ""
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := tcrabbit.Run(ctx, Image)
+	if err != nil {
+		return "", err
 	}
-	return "", msg
+	u, err = c.AmqpURL(ctx)
+	if err != nil {
+		_ = testcontainers.TerminateContainer(c)
+		return "", err
+	}
+	return u, nil
+}
+
+// Redact returns u with its password replaced, for messages.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
 
 func toString(r any) string {
