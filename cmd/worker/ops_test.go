@@ -62,9 +62,9 @@ func TestWorker_ReadyzFollowsTheBrokerConnection(t *testing.T) {
 	addr := adminAddr(t, p)
 	base := "http://" + addr
 	// health is the container health check: `worker health` in the same
-	// environment asks /readyz.
+	// environment asks /readyz, and checks that this app's worker answers.
 	health := func() int {
-		return startWorker(t, map[string]string{"METRICS_ADDR": addr}, "health").wait(10 * time.Second)
+		return startWorker(t, map[string]string{"METRICS_ADDR": addr, "APP_NAME": a.name}, "health").wait(30 * time.Second)
 	}
 	p.waitConsuming()
 	ready := func() int { code, _ := httpGet(t, base+"/readyz"); return code }
