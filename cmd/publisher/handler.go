@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/tracing"
 )
@@ -46,6 +47,9 @@ type handlerConfig struct {
 	// Metrics, when set, is served on GET /metrics (when METRICS_ADDR is
 	// PUBLISHER_ADDR).
 	Metrics *metrics.Metrics
+	// Identity names the process in /healthz and /readyz, as on
+	// METRICS_ADDR, so that `publisher health` can tell it is asking its own.
+	Identity admin.Identity
 }
 
 type handler struct {
@@ -100,6 +104,14 @@ type unconfirmedResponse struct {
 type healthResponse struct {
 	Status          string `json:"status"`
 	BrokerConnected bool   `json:"broker_connected"`
+	Role            string `json:"role,omitempty"`
+	App             string `json:"app,omitempty"`
+	Instance        string `json:"instance,omitempty"`
+}
+
+func (h *handler) health(status string, connected bool) healthResponse {
+	id := h.cfg.Identity
+	return healthResponse{Status: status, BrokerConnected: connected, Role: id.Role, App: id.App, Instance: id.Instance}
 }
 
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
@@ -246,7 +258,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	if !getOrHead(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, healthResponse{Status: "ok", BrokerConnected: h.pub.Connected()})
+	writeJSON(w, http.StatusOK, h.health("ok", h.pub.Connected()))
 }
 
 // readyz fails while the broker is not connected, so a load balancer sends
@@ -256,10 +268,10 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.pub.Connected() {
-		writeJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "not ready: broker not connected"})
+		writeJSON(w, http.StatusServiceUnavailable, h.health("not ready: broker not connected", false))
 		return
 	}
-	writeJSON(w, http.StatusOK, healthResponse{Status: "ready", BrokerConnected: true})
+	writeJSON(w, http.StatusOK, h.health("ready", true))
 }
 
 func getOrHead(w http.ResponseWriter, r *http.Request) bool {

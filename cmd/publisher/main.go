@@ -23,8 +23,9 @@ const usage = `Usage:
   publisher publish [--file FILE]  publish newline-delimited JSON events from FILE (default stdin)
   publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz;
                                    GET /metrics, /healthz, /readyz on METRICS_ADDR
-  publisher health                 exit 0 if the server on METRICS_ADDR (or PUBLISHER_ADDR when
-                                   METRICS_ADDR=off) is ready, else 1: a container health check
+  publisher health                 exit 0 if this APP_NAME's publisher serve is ready (asked on
+                                   METRICS_ADDR, its recorded address when unset, or PUBLISHER_ADDR
+                                   when METRICS_ADDR=off), else 1: a container health check
   publisher -h | --help            show this help
 
 An event is one JSON object:
@@ -40,8 +41,9 @@ Environment:
   PUBLISHER_ADDR      serve: listen address (default :8080)
   PUBLISHER_MAX_BODY  serve: largest POST /events body in bytes (default 1048576)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
-  METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090);
-                      the same as PUBLISHER_ADDR shares that port (it is often public)
+  METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090;
+                      unset and :9090 taken: a free port, logged at WARN); the same as
+                      PUBLISHER_ADDR shares that port (it is often public)
   OTEL_TRACES_EXPORTER  otlp exports spans over OTLP/HTTP, none nothing (default none);
                       a traceparent sent to POST /events is continued either way
   OTEL_EXPORTER_OTLP_PROTOCOL  only http/protobuf is built in
@@ -110,19 +112,29 @@ func health(ctx context.Context, environ map[string]string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	addr := t.MetricsAddr
-	if addr == config.MetricsOff {
-		if addr = environ["PUBLISHER_ADDR"]; addr == "" {
-			addr = ":8080"
-		}
-	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := admin.Probe(pctx, addr); err != nil {
-		return fmt.Errorf("not ready: %w", err)
+	if t.MetricsAddr == config.MetricsOff {
+		// /readyz is on PUBLISHER_ADDR, which has no fallback.
+		addr := environ["PUBLISHER_ADDR"]
+		if addr == "" {
+			addr = ":8080"
+		}
+		if _, err := admin.Probe(pctx, addr); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "ready")
+		return nil
 	}
-	fmt.Fprintln(stdout, "ready")
-	return nil
+	target := admin.Target{Role: admin.RolePublisher, App: config.App(environ), Addr: t.MetricsAddr, Default: t.MetricsAddr}
+	if t.MetricsAddrDefault {
+		target.Addr = "" // ask the recorded address of this app's publisher
+	}
+	lines, err := admin.Check(pctx, target)
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
+	return err
 }
 
 // command is a parsed command line; an empty name means help was shown.

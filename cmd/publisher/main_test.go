@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,9 @@ type proc struct {
 	code           int // valid once exited is closed
 }
 
+// unsetMetricsAddr in startBin's env leaves METRICS_ADDR out.
+const unsetMetricsAddr = "METRICS_ADDR=\x00unset"
+
 // startBin runs the binary with only PATH and env in its environment, so the
 // test's own AMQP_URL and friends never leak in. It is killed at cleanup if
 // it is still running.
@@ -65,8 +69,15 @@ func startBin(t *testing.T, env []string, stdin io.Reader, args ...string) *proc
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	// METRICS_ADDR: parallel servers cannot all have the default :9090;
-	// env, later in the list, overrides it.
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}, env...)
+	// env, later in the list, overrides it, and unsetMetricsAddr drops it.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}
+	for _, kv := range env {
+		if kv == unsetMetricsAddr {
+			cmd.Env = slices.DeleteFunc(cmd.Env, func(s string) bool { return strings.HasPrefix(s, "METRICS_ADDR=") })
+			continue
+		}
+		cmd.Env = append(cmd.Env, kv)
+	}
 	if g := os.Getenv("GORACE"); g != "" {
 		cmd.Env = append(cmd.Env, "GORACE="+g)
 	}

@@ -31,9 +31,11 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	// often public (Fly's http_service), and metrics name event types and
 	// volumes. Setting both to the same address shares the port on purpose
 	// (but two ":0" are two ports the kernel picks).
-	hcfg := handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log}
+	id := admin.NewIdentity(admin.RolePublisher, cfg.App())
+	hcfg := handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log, Identity: id}
 	if _, port, _ := net.SplitHostPort(cfg.Addr); cfg.MetricsAddr == cfg.Addr && port != "0" {
 		hcfg.Metrics = m
+		defer admin.Announce(log, id, ln.Addr().String())()
 	} else if cfg.MetricsAddr != config.MetricsOff {
 		ready := func() error {
 			switch {
@@ -44,7 +46,14 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 			}
 			return nil
 		}
-		as, err := admin.Start(cfg.MetricsAddr, m, ready, log)
+		as, err := admin.Start(admin.Config{
+			Addr:     cfg.MetricsAddr,
+			Fallback: cfg.MetricsAddrDefault,
+			Identity: id,
+			Metrics:  m,
+			Ready:    ready,
+			Logger:   log,
+		})
 		if err != nil {
 			_ = ln.Close()
 			return err
@@ -54,7 +63,8 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 			defer cancel()
 			_ = as.Stop(sctx)
 		}()
-		log.Info("serving /metrics, /healthz and /readyz", "addr", as.Addr())
+		log.Info("serving /metrics, /healthz and /readyz", "addr", as.Addr(), "instance", id.Instance)
+		defer admin.Announce(log, id, as.Addr())()
 	}
 	srv := &http.Server{
 		Handler: newHandler(p, hcfg),

@@ -33,7 +33,7 @@ type command struct {
 var commands = []command{
 	{name: "run", summary: "consume the app's queue and hand each event to the handler (the default)", run: runWorker},
 	{name: "dlq", summary: "list, peek at, replay or purge the app's dead letters or the unrouted events (below)", run: runDLQ},
-	{name: "health", summary: "exit 0 if the worker on METRICS_ADDR is consuming, else 1 (a container health check)", run: runHealth},
+	{name: "health", summary: "exit 0 if this app's worker (every one on this host) is consuming, else 1 (a container health check)", run: runHealth},
 }
 
 // dispatch picks the subcommand and returns the exit code.
@@ -129,7 +129,9 @@ Consuming
                       after it, their events go back to the queue [25s]
 
 Metrics, health and tracing
-  METRICS_ADDR        where /metrics, /healthz and /readyz are served, or off [:9090]
+  METRICS_ADDR        where /metrics, /healthz and /readyz are served, or off [:9090];
+                      unset and :9090 taken: a free port, logged at WARN; worker
+                      health then finds it (recorded in $XDG_RUNTIME_DIR or $TMPDIR)
   OTEL_TRACES_EXPORTER  otlp exports spans over OTLP/HTTP; none exports
                       nothing [none]; trace context is passed on (AMQP
                       headers, webhook requests) either way

@@ -52,6 +52,9 @@ type proc struct {
 	code   int           // exit code, valid once done is closed
 }
 
+// unset, as a value in startWorker's env, leaves the variable out.
+const unset = "\x00unset"
+
 // startWorker runs the worker binary with exactly env (nothing inherited) and
 // args. It is killed at cleanup if still running.
 func startWorker(t *testing.T, env map[string]string, args ...string) *proc {
@@ -59,10 +62,14 @@ func startWorker(t *testing.T, env map[string]string, args ...string) *proc {
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(workerBin, args...)
 	// Parallel workers cannot all have the default :9090; a test that
-	// wants the endpoint sets METRICS_ADDR itself.
-	p.cmd.Env = []string{"METRICS_ADDR=127.0.0.1:0"}
+	// wants the default says METRICS_ADDR=unset.
+	if _, ok := env["METRICS_ADDR"]; !ok {
+		p.cmd.Env = []string{"METRICS_ADDR=127.0.0.1:0"}
+	}
 	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		if v != unset {
+			p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		}
 	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {

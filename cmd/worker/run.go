@@ -73,7 +73,15 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 			}
 			return nil
 		}
-		srv, err := admin.Start(cfg.MetricsAddr, m, ready, log)
+		id := admin.NewIdentity(admin.RoleWorker, cfg.App())
+		srv, err := admin.Start(admin.Config{
+			Addr:     cfg.MetricsAddr,
+			Fallback: cfg.MetricsAddrDefault,
+			Identity: id,
+			Metrics:  m,
+			Ready:    ready,
+			Logger:   log,
+		})
 		if err != nil {
 			fmt.Fprintf(stderr, "worker: %v\n", err)
 			return exitFatal
@@ -83,8 +91,10 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 			defer cancel()
 			_ = srv.Stop(ctx)
 		}()
-		// The bound address matters when METRICS_ADDR has port 0.
-		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
+		// The bound address matters when METRICS_ADDR has port 0 or the
+		// default was taken.
+		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr(), "instance", id.Instance)
+		defer admin.Announce(log, id, srv.Addr())()
 	}
 	log.Info("starting worker", append([]any{
 		"app", cfg.App(),
@@ -159,13 +169,20 @@ func runHealth(args []string, stdout, stderr io.Writer, environ map[string]strin
 		fmt.Fprintln(stderr, "worker health: METRICS_ADDR=off: the worker serves no /readyz to ask")
 		return exitUsage
 	}
+	target := admin.Target{Role: admin.RoleWorker, App: config.App(environ), Addr: t.MetricsAddr, Default: t.MetricsAddr}
+	if t.MetricsAddrDefault {
+		target.Addr = "" // ask the recorded address of this app's worker
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := admin.Probe(ctx, t.MetricsAddr); err != nil {
-		fmt.Fprintf(stderr, "worker health: not ready: %v\n", err)
+	lines, err := admin.Check(ctx, target)
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "worker health: %v\n", err)
 		return exitFatal
 	}
-	fmt.Fprintln(stdout, "ready")
 	return exitOK
 }
 

@@ -4,14 +4,17 @@
 // Orchestrators route traffic and raise alerts on /readyz; they restart on
 // /healthz, so it never depends on the broker: a broker outage must not make
 // every worker restart in a loop.
+//
+// Both answers name the process (role, app and a random instance id made at
+// start), and each process records its bound address in a runtime directory,
+// so that a binary's `health` command asks its own process rather than
+// whatever answers on the default port (see Check).
 package admin
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,14 +26,19 @@ import (
 // ReadyFunc reports nil when the process is ready, else why not.
 type ReadyFunc func() error
 
-// Status is the JSON body of /healthz and /readyz.
+// Status is the JSON body of /healthz and /readyz. Status and Reason are
+// what probes read; Role, App and Instance say which process answered.
 type Status struct {
-	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
+	Status   string `json:"status"`
+	Reason   string `json:"reason,omitempty"`
+	Role     string `json:"role,omitempty"`
+	App      string `json:"app,omitempty"`
+	Instance string `json:"instance,omitempty"`
 }
 
-// Routes registers /metrics (when m is not nil), /healthz and /readyz on mux.
-func Routes(mux *http.ServeMux, m *metrics.Metrics, ready ReadyFunc) {
+// Routes registers /metrics (when m is not nil), /healthz and /readyz on mux;
+// their answers carry id.
+func Routes(mux *http.ServeMux, m *metrics.Metrics, id Identity, ready ReadyFunc) {
 	if m != nil {
 		mux.Handle("/metrics", m.Handler())
 	}
@@ -38,17 +46,17 @@ func Routes(mux *http.ServeMux, m *metrics.Metrics, ready ReadyFunc) {
 		if !getOrHead(w, r) {
 			return
 		}
-		write(w, http.StatusOK, Status{Status: "ok"})
+		write(w, http.StatusOK, id.status("ok", ""))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !getOrHead(w, r) {
 			return
 		}
 		if err := ready(); err != nil {
-			write(w, http.StatusServiceUnavailable, Status{Status: "not ready", Reason: err.Error()})
+			write(w, http.StatusServiceUnavailable, id.status("not ready", err.Error()))
 			return
 		}
-		write(w, http.StatusOK, Status{Status: "ready"})
+		write(w, http.StatusOK, id.status("ready", ""))
 	})
 }
 
@@ -68,6 +76,25 @@ func write(w http.ResponseWriter, code int, s Status) {
 	_ = json.NewEncoder(w).Encode(s)
 }
 
+// Config configures Start.
+type Config struct {
+	// Addr is METRICS_ADDR, host:port. Required.
+	Addr string
+	// Fallback, when Addr is taken, listens on a free port of the same host
+	// instead of failing, and logs the address at WARN. Only for the default
+	// address (METRICS_ADDR unset): one an operator chose fails at start.
+	Fallback bool
+	// Identity names the process in the answers. Required.
+	Identity Identity
+	// Metrics is served on /metrics; nil serves no /metrics.
+	Metrics *metrics.Metrics
+	// Ready decides /readyz. Required.
+	Ready ReadyFunc
+	// Logger gets the fallback warning and server errors. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
 // Server is a running endpoint server.
 type Server struct {
 	srv  *http.Server
@@ -75,21 +102,24 @@ type Server struct {
 	done chan struct{}
 }
 
-// Start listens on addr (named METRICS_ADDR in errors) and serves the
+// Start listens on cfg.Addr (named METRICS_ADDR in errors) and serves the
 // endpoints in the background.
-func Start(addr string, m *metrics.Metrics, ready ReadyFunc, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+func Start(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ln, err := listen(cfg.Addr, cfg.Fallback, cfg.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("listen on METRICS_ADDR=%s: %w (set another address, or METRICS_ADDR=off)", addr, err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
-	Routes(mux, m, ready)
+	Routes(mux, cfg.Metrics, cfg.Identity, cfg.Ready)
 	s := &Server{
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 5 * time.Second,
 			WriteTimeout:      30 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		},
 		ln:   ln,
 		done: make(chan struct{}),
@@ -97,13 +127,14 @@ func Start(addr string, m *metrics.Metrics, ready ReadyFunc, log *slog.Logger) (
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics endpoint stopped", "err", err)
+			cfg.Logger.Error("metrics endpoint stopped", "err", err)
 		}
 	}()
 	return s, nil
 }
 
-// Addr is the bound address, useful when addr had port 0.
+// Addr is the bound address, which differs from METRICS_ADDR when its port
+// was 0 or the default was taken.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Stop closes the server, waiting for running requests until ctx ends.
@@ -111,33 +142,4 @@ func (s *Server) Stop(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	<-s.done
 	return err
-}
-
-// Probe asks the endpoint server on addr (a METRICS_ADDR value; an empty
-// host means this machine) for /readyz, for container health checks in an
-// image without curl. It returns nil when ready, else why not.
-func Probe(ctx context.Context, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("METRICS_ADDR=%s: %w", addr, err)
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	var st Status
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&st)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s %s", url, resp.Status, st.Status, st.Reason)
-	}
-	return nil
 }

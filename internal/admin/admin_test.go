@@ -27,17 +27,20 @@ func get(t *testing.T, method, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 func TestServer_Endpoints(t *testing.T) {
 	t.Parallel()
 	var ready atomic.Bool
 	m := metrics.New()
 	m.Published("A", metrics.Confirmed, 0)
-	srv, err := admin.Start("127.0.0.1:0", m, func() error {
+	id := admin.NewIdentity(admin.RoleWorker, "orders")
+	srv, err := admin.Start(admin.Config{Addr: "127.0.0.1:0", Metrics: m, Identity: id, Ready: func() error {
 		if !ready.Load() {
 			return errors.New("not consuming: connecting to the broker")
 		}
 		return nil
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +55,9 @@ func TestServer_Endpoints(t *testing.T) {
 	_ = json.Unmarshal([]byte(body), &st)
 	if code != http.StatusServiceUnavailable || st.Reason != "not consuming: connecting to the broker" {
 		t.Errorf("/readyz while not ready = %d %s", code, body)
+	}
+	if st.Role != "worker" || st.App != "orders" || st.Instance != id.Instance || len(id.Instance) != 16 {
+		t.Errorf("/readyz names %q %q %q, want worker orders %q", st.Role, st.App, st.Instance, id.Instance)
 	}
 	ready.Store(true)
 	if code, body := get(t, "GET", base+"/readyz"); code != 200 {
@@ -70,13 +76,14 @@ func TestServer_Endpoints(t *testing.T) {
 
 func TestStart_AddressInUseNamesTheVariable(t *testing.T) {
 	t.Parallel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	first, err := admin.Start("127.0.0.1:0", nil, func() error { return nil }, log)
+	cfg := admin.Config{Addr: "127.0.0.1:0", Ready: func() error { return nil }, Logger: quiet()}
+	first, err := admin.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = first.Stop(context.Background()) }()
-	_, err = admin.Start(first.Addr(), nil, func() error { return nil }, log)
+	cfg.Addr = first.Addr()
+	_, err = admin.Start(cfg)
 	if err == nil || !strings.Contains(err.Error(), "METRICS_ADDR="+first.Addr()) {
 		t.Fatalf("second Start on %s: %v, want an error naming METRICS_ADDR", first.Addr(), err)
 	}

@@ -86,8 +86,12 @@ func (b Broker) validate() error {
 // `worker run` and `publisher serve` share.
 type Telemetry struct {
 	// MetricsAddr is where /metrics, /healthz and /readyz are served;
-	// "off" serves nothing there.
+	// "off" serves nothing there. Unset or empty means DefaultMetricsAddr.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9090"`
+	// MetricsAddrDefault is true when METRICS_ADDR was unset or empty: a
+	// taken default port then falls back to a free one, and the health
+	// commands look for their process's recorded address.
+	MetricsAddrDefault bool
 	// The OpenTelemetry SDK reads the other OTEL_* variables itself
 	// (endpoint, headers, service name, sampler); these are the ones that
 	// decide whether and how spans are exported, checked here so a typo
@@ -100,6 +104,19 @@ type Telemetry struct {
 
 // MetricsOff is the METRICS_ADDR value that turns the endpoint off.
 const MetricsOff = "off"
+
+// DefaultMetricsAddr is METRICS_ADDR's default.
+const DefaultMetricsAddr = ":9090"
+
+func (t *Telemetry) noteDefault(environ map[string]string) {
+	t.MetricsAddrDefault = environ["METRICS_ADDR"] == ""
+}
+
+// App is the app name environ gives (APP_NAME, else FLY_APP_NAME, else
+// "app"), unchecked: for the health commands, which only compare it.
+func App(environ map[string]string) string {
+	return Broker{AppName: environ["APP_NAME"], FlyAppName: environ["FLY_APP_NAME"]}.App()
+}
 
 // Tracing returns the options for tracing.Setup; service is the default
 // service.name.
@@ -200,6 +217,7 @@ func LoadTelemetry(environ map[string]string) (Telemetry, error) {
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
+	c.noteDefault(environ)
 	return c, c.validate()
 }
 
@@ -212,6 +230,7 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
+	c.noteDefault(environ)
 	if err := c.Broker.validate(); err != nil {
 		return c, err
 	}
@@ -243,6 +262,7 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
+	c.noteDefault(environ)
 	if err := c.Broker.validate(); err != nil {
 		return c, err
 	}

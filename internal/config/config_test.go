@@ -106,3 +106,35 @@ func TestTelemetry_Defaults(t *testing.T) {
 		t.Error("OTEL_SDK_DISABLED=TRUE did not turn export off")
 	}
 }
+
+// An unset or empty METRICS_ADDR is the default, which may fall back to a
+// free port; any value an operator wrote, even ":9090", is not.
+func TestTelemetry_MetricsAddrDefault(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		environ map[string]string
+		want    bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"METRICS_ADDR": ""}, true},
+		{map[string]string{"METRICS_ADDR": ":9090"}, false},
+		{map[string]string{"METRICS_ADDR": "127.0.0.1:9191"}, false},
+	} {
+		w, werr := LoadWorker(tc.environ)
+		p, perr := LoadPublisher(tc.environ)
+		h, herr := LoadTelemetry(tc.environ)
+		if werr != nil || perr != nil || herr != nil {
+			t.Fatalf("%v: %v %v %v", tc.environ, werr, perr, herr)
+		}
+		if w.MetricsAddrDefault != tc.want || p.MetricsAddrDefault != tc.want || h.MetricsAddrDefault != tc.want {
+			t.Errorf("%v: MetricsAddrDefault worker %v publisher %v telemetry %v, want %v", tc.environ,
+				w.MetricsAddrDefault, p.MetricsAddrDefault, h.MetricsAddrDefault, tc.want)
+		}
+		if w.MetricsAddr == "" {
+			t.Errorf("%v: METRICS_ADDR empty after load", tc.environ)
+		}
+	}
+	if App(map[string]string{"FLY_APP_NAME": "fly"}) != "fly" || App(nil) != "app" {
+		t.Error("App does not follow APP_NAME, FLY_APP_NAME, app")
+	}
+}
