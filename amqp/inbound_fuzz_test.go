@@ -21,6 +21,17 @@ import (
 // own frame reader on a chosen header.
 func scriptedBroker(conn net.Conn, header []byte, bodySize int) {
 	defer conn.Close()
+	// Writes go through their own goroutine, so the reads below never wait
+	// for a client that stopped reading (amqp091 stops at a frame it cannot
+	// parse, then writes connection.close, which must be read).
+	out := make(chan []byte, 64)
+	defer close(out)
+	go func() {
+		for b := range out {
+			_, _ = conn.Write(b)
+		}
+	}()
+	write := func(b []byte) bool { out <- b; return true }
 	read := func() (cls, meth uint16, ok bool) {
 		var h [7]byte
 		if _, err := io.ReadFull(conn, h[:]); err != nil {
@@ -35,8 +46,7 @@ func scriptedBroker(conn net.Conn, header []byte, bodySize int) {
 	method := func(ch uint16, cls, meth uint16, args []byte) bool {
 		p := binary.BigEndian.AppendUint16(nil, cls)
 		p = binary.BigEndian.AppendUint16(p, meth)
-		_, err := conn.Write(rawFrame(frameMethod, ch, append(p, args...)))
-		return err == nil
+		return write(rawFrame(frameMethod, ch, append(p, args...)))
 	}
 	longstr := func(b []byte, s string) []byte {
 		return append(binary.BigEndian.AppendUint32(b, uint32(len(s))), s...)
@@ -88,14 +98,10 @@ func scriptedBroker(conn net.Conn, header []byte, bodySize int) {
 			if !method(1, 60, 71, getOK) {
 				return
 			}
-			if _, err := conn.Write(header); err != nil {
-				return
-			}
+			write(header)
 			for left := bodySize; left > 0; {
 				n := min(left, 4000)
-				if _, err := conn.Write(rawFrame(frameBody, 1, bytes.Repeat([]byte("b"), n))); err != nil {
-					return
-				}
+				write(rawFrame(frameBody, 1, bytes.Repeat([]byte("b"), n)))
 				left -= n
 			}
 		default: // connection.close and the like: done
