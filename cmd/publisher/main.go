@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -82,7 +81,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	log := cfg.Logger(stderr)
 	m := metrics.New()
 	p, err := amqp.NewPublisher(cfg.PublisherConfig(log, m))
 	if err != nil {

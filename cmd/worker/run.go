@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -34,7 +33,7 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		return exitUsage
 	}
 	// Stdout belongs to HANDLER=log's event lines; logs go to stderr.
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	log := cfg.Logger(stderr)
 
 	h, attrs, err := newHandler(cfg, stdout)
 	if err != nil {

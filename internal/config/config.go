@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -62,6 +63,20 @@ func (b Broker) Level() slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(b.LogLevel)) // checked in validate
 	return l
+}
+
+// Logger is the binaries' logger: JSON lines on w at LOG_LEVEL, durations
+// written as text ("1.5s"), not as nanoseconds.
+func (b Broker) Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: b.Level(),
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		},
+	}))
 }
 
 func (b Broker) validate() error {

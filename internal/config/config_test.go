@@ -138,3 +138,12 @@ func TestTelemetry_MetricsAddrDefault(t *testing.T) {
 		t.Error("App does not follow APP_NAME, FLY_APP_NAME, app")
 	}
 }
+
+func TestLogger_DurationsAsText(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	Broker{LogLevel: "info"}.Logger(&b).Info("x", "delay", 1500*time.Millisecond)
+	if !strings.Contains(b.String(), `"delay":"1.5s"`) {
+		t.Errorf("log line %s, want the delay as text", b.String())
+	}
+}
