@@ -230,8 +230,10 @@ func publishLines(ctx context.Context, s sender, in io.Reader, stderr io.Writer,
 	interrupt := func() bool {
 		interrupted, signaled = true, nil
 		if n := watch.inFlight(); n > 0 {
-			fmt.Fprintf(stderr, "interrupted: waiting for the confirms of %d events in flight "+
-				"(at most PUBLISH_TIMEOUT without one); interrupt again to give up on them\n", n)
+			r.note(fmt.Sprintf("interrupted: stopped sending; waiting for the confirms of %d events in flight "+
+				"(at most PUBLISH_TIMEOUT without one); interrupt again to give up on them", n))
+		} else {
+			r.note("interrupted: stopped sending")
 		}
 		return opt.readRest
 	}
@@ -384,6 +386,13 @@ type report struct {
 	mu                sync.Mutex
 	published, failed int
 	haltShown         bool
+}
+
+// note writes a line to stderr between the publish goroutines' lines.
+func (r *report) note(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintln(r.w, s)
 }
 
 // invalid reports a line that is not an event; it cannot be sent again as
