@@ -1,7 +1,7 @@
 // Command publisher publishes domain events to the domain exchange with
 // publisher confirms, from a file or over HTTP.
 //
-//	publisher publish [--file FILE]   one JSON event per line, from FILE or stdin
+//	publisher publish [--file FILE] [--failed FILE]   one JSON event per line, from FILE or stdin
 //	publisher serve                   POST /events on PUBLISHER_ADDR
 //
 // Each event is a JSON object in the event.Input format:
@@ -13,12 +13,20 @@
 // Blank lines are skipped. Invalid lines are reported on stderr as
 // "line N: reason" and counted as failed; the valid lines are still published.
 // Up to PUBLISH_WINDOW events are in flight at once, so their order on the
-// broker may differ from the file's (PUBLISH_WINDOW=1 keeps it, slowly). Each
-// event has PUBLISH_TIMEOUT to be confirmed, counted from when it is sent.
-// When the broker stays unreachable for a whole PUBLISH_TIMEOUT, the remaining
-// events are not sent (each would only wait out its own timeout) and count as
-// failed. stdout gets exactly one line, "published=N failed=M", once reading
-// has begun (a --file that cannot be opened is only an error on stderr).
+// broker may differ from the file's (PUBLISH_WINDOW=1 keeps it, slowly).
+//
+// An event has no deadline of its own: it waits through reconnects (sent
+// again with the same id) and is retried after a nack. The run gives up when
+// no event was confirmed for PUBLISH_TIMEOUT (default 1m here) while events
+// were waiting, when PUBLISH_DEADLINE (default 0: none) runs out, on a fatal
+// publisher error, or at a second SIGINT/SIGTERM (the first stops sending and
+// waits for the events in flight). Then the events in flight fail and the
+// remaining ones are not sent; all count as failed. --failed FILE gets every
+// event that was not confirmed, in input order, as input NDJSON with the id
+// it was published under, so `publish --file FILE` sends exactly those again.
+// stdout gets exactly one line, "published=N failed=M", once reading has
+// begun (a --file that cannot be opened, or a --failed file that cannot be
+// created, is only an error on stderr).
 //
 // # serve
 //

@@ -19,7 +19,9 @@ import (
 )
 
 const usage = `Usage:
-  publisher publish [--file FILE]  publish newline-delimited JSON events from FILE (default stdin)
+  publisher publish [--file FILE] [--failed FILE]
+                                   publish newline-delimited JSON events from FILE (default stdin);
+                                   --failed writes the events not confirmed there, to send again
   publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz;
                                    GET /metrics, /healthz, /readyz on METRICS_ADDR
   publisher health                 exit 0 if this APP_NAME's publisher serve is ready (asked on
@@ -36,7 +38,9 @@ Environment:
   APP_NAME            app_id of the messages (else FLY_APP_NAME, else "app")
   LOG_LEVEL           debug, info, warn or error (default info)
   PUBLISH_WINDOW      events in flight awaiting confirms (default 256)
-  PUBLISH_TIMEOUT     confirm deadline per event (publish) or per request (serve) (default 10s)
+  PUBLISH_TIMEOUT     serve: confirm deadline per request (default 10s); publish: give up after
+                      this long without any confirm while events wait (default 1m)
+  PUBLISH_DEADLINE    publish: give up after this long in all (default 0: no bound)
   PUBLISHER_ADDR      serve: listen address (default :8080)
   PUBLISHER_MAX_BODY  serve: largest POST /events body in bytes (default 1048576)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
@@ -83,7 +87,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}
 	log := cfg.Logger(stderr)
 	m := metrics.New()
-	p, err := amqp.NewPublisher(cfg.PublisherConfig(log, m))
+	pcfg := cfg.PublisherConfig(log, m)
+	if cmd.name == "publish" {
+		pcfg.Backoff = publishBackoff
+	}
+	p, err := amqp.NewPublisher(pcfg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +107,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		}
 	}()
 	if cmd.name == "publish" {
-		return publish(ctx, cfg, p, cmd.file, stdin, stdout, stderr)
+		return publish(ctx, cfg, p, cmd.file, cmd.failed, stdin, stdout, stderr)
 	}
 	return serve(ctx, cfg, p, m, log)
 }
@@ -138,8 +146,9 @@ func health(ctx context.Context, environ map[string]string, stdout io.Writer) er
 
 // command is a parsed command line; an empty name means help was shown.
 type command struct {
-	name string
-	file string // publish --file
+	name   string
+	file   string // publish --file
+	failed string // publish --failed
 }
 
 func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
@@ -155,6 +164,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 		return command{}, nil
 	case "publish":
 		fs.StringVar(&cmd.file, "file", "", "read events from `FILE` instead of stdin (\"-\" is stdin)")
+		fs.StringVar(&cmd.failed, "failed", "", "write the events not confirmed to `FILE`, as NDJSON with their ids, to send again with --file")
 	case "serve", "health":
 	default:
 		fmt.Fprintf(stderr, "publisher: unknown command %q\n\n%s", cmd.name, usage)

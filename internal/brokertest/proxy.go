@@ -1,7 +1,6 @@
 package brokertest
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -18,6 +17,8 @@ type Proxy struct {
 	conns   map[net.Conn]struct{}
 	refuse  bool
 	stopped bool
+	open    chan struct{} // closed while bytes flow; see Partition
+	quit    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 }
 
@@ -37,7 +38,9 @@ func NewProxy(t testing.TB) *Proxy {
 	if err != nil {
 		t.Fatalf("proxy listen: %v", err)
 	}
-	p := &Proxy{ln: ln, target: host, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: host, conns: map[net.Conn]struct{}{},
+		open: make(chan struct{}), quit: make(chan struct{})}
+	close(p.open)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Close)
@@ -67,6 +70,44 @@ func (p *Proxy) SetRefuse(refuse bool) {
 	p.mu.Unlock()
 }
 
+// Partition stops every byte in both directions, on open connections and on
+// new ones (which are accepted), without closing anything: a silent network
+// partition. What is sent meanwhile waits in the sockets' buffers, as TCP
+// retransmission would deliver it, until Heal.
+func (p *Proxy) Partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.open:
+		p.open = make(chan struct{})
+	default:
+	}
+}
+
+// Heal ends a Partition: the held bytes flow again.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.open:
+	default:
+		close(p.open)
+	}
+}
+
+// flowing waits while the proxy is partitioned; false means it was closed.
+func (p *Proxy) flowing() bool {
+	p.mu.Lock()
+	open := p.open
+	p.mu.Unlock()
+	select {
+	case <-open:
+		return true
+	case <-p.quit:
+		return false
+	}
+}
+
 // Close stops the proxy and cuts all connections.
 func (p *Proxy) Close() {
 	p.mu.Lock()
@@ -75,6 +116,7 @@ func (p *Proxy) Close() {
 		return
 	}
 	p.stopped = true
+	close(p.quit)
 	p.mu.Unlock()
 	_ = p.ln.Close()
 	p.Cut()
@@ -124,7 +166,7 @@ func (p *Proxy) accept() {
 		p.wg.Add(2)
 		pipe := func(dst, src net.Conn) {
 			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
+			p.copy(dst, src)
 			_ = dst.Close()
 			_ = src.Close()
 			p.untrack(dst)
@@ -133,4 +175,25 @@ func (p *Proxy) accept() {
 		go pipe(in, out)
 		go pipe(out, in)
 	}
+}
+
+// copy is io.Copy that holds the bytes while the proxy is partitioned.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for p.flowing() {
+		n, err := src.Read(buf)
+		// A read that was waiting when the partition began delivers
+		// nothing until the partition ends.
+		if n > 0 && (!p.flowing() || writeAll(dst, buf[:n]) != nil) {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func writeAll(w net.Conn, b []byte) error {
+	_, err := w.Write(b)
+	return err
 }

@@ -184,13 +184,26 @@ type Publisher struct {
 	Addr string `env:"PUBLISHER_ADDR" envDefault:":8080"`
 	// Window is the number of publishes in flight awaiting confirms.
 	Window int `env:"PUBLISH_WINDOW" envDefault:"256"`
-	// Timeout bounds waiting for a confirm (per HTTP request, per NDJSON event).
+	// Timeout bounds waiting for the confirms of one `serve` request.
 	Timeout time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"10s"`
+	// ProgressTimeout is how long a `publish` run may go without any confirm
+	// while events wait (for a connection or their confirm) before it gives
+	// up: PUBLISH_TIMEOUT when set, else DefaultProgressTimeout.
+	ProgressTimeout time.Duration `env:"-"`
+	// Deadline bounds a whole `publish` run. Defaults to 0: no bound.
+	Deadline time.Duration `env:"PUBLISH_DEADLINE"`
 	// MaxBody is the largest POST /events body in bytes.
 	MaxBody int64 `env:"PUBLISHER_MAX_BODY" envDefault:"1048576"`
 	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
 }
+
+// DefaultProgressTimeout is PUBLISH_TIMEOUT for `publisher publish` when it
+// is not set. A batch run is unattended: it should ride through a broker
+// restart (a node boots in 5-15 s, and reconnecting adds up to 5 s) and a
+// partition until the heartbeat notices it (about 30 s), and fail only when
+// the broker stays away.
+const DefaultProgressTimeout = time.Minute
 
 // Worker holds cmd/worker's settings.
 type Worker struct {
@@ -257,10 +270,16 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 		return c, intErr("PUBLISH_WINDOW", c.Window, "must be 1..65535")
 	case c.Timeout <= 0:
 		return c, &Error{"PUBLISH_TIMEOUT", c.Timeout.String(), "must be positive"}
+	case c.Deadline < 0:
+		return c, &Error{"PUBLISH_DEADLINE", c.Deadline.String(), "must be positive, or 0 (the default) for no bound"}
 	case c.MaxBody < 1:
 		return c, &Error{"PUBLISHER_MAX_BODY", fmt.Sprint(c.MaxBody), "must be positive"}
 	case c.ShutdownTimeout <= 0:
 		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
+	}
+	c.ProgressTimeout = DefaultProgressTimeout
+	if environ["PUBLISH_TIMEOUT"] != "" {
+		c.ProgressTimeout = c.Timeout
 	}
 	if err := validateApp(c.App(), environ); err != nil {
 		return c, err

@@ -71,7 +71,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		}
 	}
 	for env, name := range map[string]string{"PUBLISH_WINDOW": "x", "PUBLISH_TIMEOUT": "0s", "PUBLISHER_MAX_BODY": "0",
-		"METRICS_ADDR": "localhost", "OTEL_TRACES_EXPORTER": "zipkin"} {
+		"PUBLISH_DEADLINE": "-1s",
+		"METRICS_ADDR":     "localhost", "OTEL_TRACES_EXPORTER": "zipkin"} {
 		_, err := LoadPublisher(map[string]string{env: name})
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Var != env {
@@ -145,5 +146,38 @@ func TestLogger_DurationsAsText(t *testing.T) {
 	Broker{LogLevel: "info"}.Logger(&b).Info("x", "delay", 1500*time.Millisecond)
 	if !strings.Contains(b.String(), `"delay":"1.5s"`) {
 		t.Errorf("log line %s, want the delay as text", b.String())
+	}
+}
+
+// TestLoadPublisher_Timeouts: PUBLISH_TIMEOUT keeps its 10s default for
+// serve, publish waits a minute without progress unless it is set, and
+// PUBLISH_DEADLINE is off unless set.
+func TestLoadPublisher_Timeouts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env                       map[string]string
+		serve, progress, deadline time.Duration
+	}{
+		{map[string]string{}, 10 * time.Second, time.Minute, 0},
+		{map[string]string{"PUBLISH_TIMEOUT": "3s"}, 3 * time.Second, 3 * time.Second, 0},
+		{map[string]string{"PUBLISH_DEADLINE": "2h"}, 10 * time.Second, time.Minute, 2 * time.Hour},
+		{map[string]string{"PUBLISH_DEADLINE": "0"}, 10 * time.Second, time.Minute, 0},
+	}
+	for _, tt := range tests {
+		c, err := LoadPublisher(tt.env)
+		if err != nil {
+			t.Fatalf("LoadPublisher(%v): %v", tt.env, err)
+		}
+		if c.Timeout != tt.serve || c.ProgressTimeout != tt.progress || c.Deadline != tt.deadline {
+			t.Errorf("LoadPublisher(%v): Timeout %v ProgressTimeout %v Deadline %v, want %v %v %v",
+				tt.env, c.Timeout, c.ProgressTimeout, c.Deadline, tt.serve, tt.progress, tt.deadline)
+		}
+	}
+	for _, v := range []string{"soon", "-5m"} {
+		_, err := LoadPublisher(map[string]string{"PUBLISH_DEADLINE": v})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "PUBLISH_DEADLINE" {
+			t.Errorf("PUBLISH_DEADLINE=%s: %v, want an error naming PUBLISH_DEADLINE", v, err)
+		}
 	}
 }
