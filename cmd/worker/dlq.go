@@ -119,13 +119,15 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 		return exitUsage, err
 	}
 
-	// Only the broker settings: a dead-letter tool must work even when the
-	// worker's handler settings are broken.
-	cfg, err := config.LoadBroker(environ)
+	// The broker settings and the body limit only: a dead-letter tool must
+	// work even when the worker's handler settings are broken.
+	cfg, err := config.LoadInspect(environ)
 	if err != nil {
 		return exitUsage, err
 	}
-	conn, err := amqp.Dial(context.Background(), cfg.AMQPURL, "eventfleet-dlq-"+cfg.App())
+	// With the worker's body limit: a body it would not read is not loaded
+	// here either (shown as withheld, kept by replay).
+	conn, err := amqp.Dial(context.Background(), cfg.AMQPURL, "eventfleet-dlq-"+cfg.App(), amqp.WithMaxBody(cfg.MaxBody))
 	if err != nil {
 		if cause := errors.Unwrap(err); cause != nil { // the URL once is enough
 			err = cause

@@ -224,6 +224,29 @@ type Worker struct {
 	WebhookTimeout   time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
 }
 
+// Inspect holds `worker dlq`'s settings: the shared ones, and the worker's
+// body limit, so that it reads dead letters as the worker would.
+type Inspect struct {
+	Broker
+	MaxBody int `env:"WORKER_MAX_BODY" envDefault:"16777216"`
+}
+
+// LoadInspect reads and checks Inspect, whatever the worker's handler
+// settings say.
+func LoadInspect(environ map[string]string) (Inspect, error) {
+	var c Inspect
+	if err := parse(&c, environ); err != nil {
+		return c, err
+	}
+	if err := c.Broker.validate(); err != nil {
+		return c, err
+	}
+	if c.MaxBody < 1 {
+		return c, intErr("WORKER_MAX_BODY", c.MaxBody, "must be positive")
+	}
+	return c, nil
+}
+
 // LoadBroker reads and checks only the settings both binaries share, for
 // tools such as `worker dlq` that must work whatever the worker's handler
 // settings say.

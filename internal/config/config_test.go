@@ -181,3 +181,17 @@ func TestLoadPublisher_Timeouts(t *testing.T) {
 		}
 	}
 }
+
+// worker dlq reads with the worker's body limit, and only that of its
+// settings: a broken HANDLER must not stop it.
+func TestLoadInspect(t *testing.T) {
+	t.Parallel()
+	c, err := LoadInspect(map[string]string{"HANDLER": "nonsense", "WORKER_MAX_BODY": "1024"})
+	if err != nil || c.MaxBody != 1024 {
+		t.Fatalf("LoadInspect = %+v, %v", c, err)
+	}
+	var ce *Error
+	if _, err := LoadInspect(map[string]string{"WORKER_MAX_BODY": "0"}); !errors.As(err, &ce) || ce.Var != "WORKER_MAX_BODY" {
+		t.Errorf("WORKER_MAX_BODY=0: %v, want an error naming it", err)
+	}
+}
