@@ -37,6 +37,9 @@ func plainClientFails(t *testing.T, queue string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Before anything else: a connection that closed already would close
+	// a channel registered late without saying why.
+	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +51,6 @@ func plainClientFails(t *testing.T, queue string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
 	select {
 	case d, ok := <-ds:
 		if ok {
@@ -96,12 +98,14 @@ func TestWorker_UnreadableHeaderDoesNotStallTheQueue(t *testing.T) {
 
 			logs := &lockedBuffer{}
 			b.log = slog.New(slog.NewTextHandler(logs, nil))
+			began := time.Now()
 			w = b.worker(t, amqp.WorkerConfig{App: app, QueueType: qt, EventTypes: []string{"Deep", "Good"}}, h)
 			brokertest.Eventually(t, 20*time.Second, "all 11 events handled", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				return len(got) == 11
 			})
+			t.Logf("%s: the hostile event and the 10 behind it handled %v after the worker started", qt, time.Since(began).Round(time.Millisecond))
 			mu.Lock()
 			deep := got["deep"]
 			mu.Unlock()
@@ -148,9 +152,11 @@ func TestWorker_OversizedBodyIsNotHeldOrSentAgain(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			w = b.worker(t, amqp.WorkerConfig{App: app, QueueType: qt, MaxBody: maxBody, EventTypes: []string{"Big", "Good"}}, r)
 			dead := deadletter.QueueName(w.Queue())
+			began := time.Now()
 			brokertest.Eventually(t, 30*time.Second, "3 in the dead-letter queue and the good one handled", func() bool {
 				return brokertest.Depth(t, dead) >= 3 && r.count("good") == 1
 			})
+			t.Logf("%s: three %d MiB bodies in the dead-letter queue %v after the worker consumed", qt, size>>20, time.Since(began).Round(time.Millisecond))
 			runtime.ReadMemStats(&after)
 			if n := after.TotalAlloc - before.TotalAlloc; n > size {
 				t.Errorf("the worker allocated %d MiB for three %d MiB bodies over its %d MiB limit",
