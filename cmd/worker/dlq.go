@@ -390,31 +390,36 @@ func dlqPeek(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, filter 
 	fmt.Fprintf(&b, "%s: %d%s of %s, head of the queue first\n", res.Queue, len(res.Messages), selected, count(f, res.Depth))
 	for _, m := range res.Messages {
 		b.WriteString("\n")
-		// Every value comes from the message: escaped, so that none can
-		// move the cursor or start a line of its own.
-		field := func(name, value string) {
-			if value != "" {
-				fmt.Fprintf(&b, "  %-12s %s\n", name+":", termSafe(value))
-			}
-		}
-		field("id", m.ID)
-		field("type", m.Type)
-		if m.RoutingKey != m.Type {
-			field("routing key", m.RoutingKey)
-		}
-		field("aggregate", m.AggregateID)
-		field("source", m.Source)
-		field("reason", string(m.Reason))
-		field("attempts", strconv.Itoa(m.Attempts))
-		if m.Replays > 0 {
-			field("replays", strconv.Itoa(m.Replays))
-		}
-		field("time", timeText(m.Time))
-		field("last error", oneLine(m.LastError, 300))
-		field("body", oneLine(bodyText(m.Body), 500))
+		writeMessageText(&b, m)
 	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
+}
+
+// writeMessageText writes m as "peek" shows it, one field a line. Every
+// value comes from the message: escaped, so that none can move the cursor
+// or start a line of its own.
+func writeMessageText(b *strings.Builder, m deadletter.Message) {
+	field := func(name, value string) {
+		if value != "" {
+			fmt.Fprintf(b, "  %-12s %s\n", name+":", termSafe(value))
+		}
+	}
+	field("id", m.ID)
+	field("type", m.Type)
+	if m.RoutingKey != m.Type {
+		field("routing key", m.RoutingKey)
+	}
+	field("aggregate", m.AggregateID)
+	field("source", m.Source)
+	field("reason", string(m.Reason))
+	field("attempts", strconv.Itoa(m.Attempts))
+	if m.Replays > 0 {
+		field("replays", strconv.Itoa(m.Replays))
+	}
+	field("time", timeText(m.Time))
+	field("last error", oneLine(m.LastError, 300))
+	field("body", oneLine(bodyText(m.Body), 500))
 }
 
 func bodyText(b []byte) string {
