@@ -45,6 +45,9 @@ func FuzzDeliveryPath(f *testing.F) {
 		[]byte{4, 0, 0xf9, 'p', 17, 0xf5, 'e', 0, 15, 3, 40, 1, 1, 'q', 16, 3, 2, 9, 13, 4, 0, 0, 0, 7})
 	f.Add([]byte(`{"a":[1,2,3]}`), "application/vnd.x+json; charset=utf-8", "identity", "Order.Placed", "", "", "", "Order.Placed",
 		uint64(253402300800000), []byte{13, 18, 0, 0xfe, 'z', 5, 0, 0xf1, 'y', 2, 2, 9, 50, 9})
+	// finding 3 of issue #12: a 192 KiB eventfleet-pad header on a non-JSON body.
+	f.Add([]byte("not json"), "text/plain", "", "Pad", "pad-1", "", "domain_events", "Pad", uint64(1764620000),
+		[]byte{17, 0, 0xff, 'p'})
 
 	f.Fuzz(func(t *testing.T, body []byte, contentType, contentEncoding, typ, messageID, appID, exchange, routingKey string,
 		ts uint64, headers []byte,

@@ -116,9 +116,9 @@ func (r *reader) key() string {
 // table reads entries until the seed ends or an entry count runs out.
 func (r *reader) table(depth int) amqp091.Table {
 	t := amqp091.Table{}
-	n := int(r.byte() % 16)
-	if depth == 0 {
-		n = 64 // the top level reads the whole seed
+	n := 64 // the top level reads the whole seed
+	if depth > 0 {
+		n = int(r.byte() % 16)
 	}
 	for i := 0; i < n && len(r.b) > 0; i++ {
 		k := r.key()
