@@ -142,7 +142,7 @@ func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
 		ID:      deliveryID(d),
 		Type:    d.Type,
 		Source:  d.AppId,
-		Time:    d.Timestamp,
+		Time:    deadletter.EventTime(d.Timestamp),
 		Attempt: attemptOf(d.Headers),
 		Headers: d.Headers,
 	}

@@ -71,7 +71,8 @@ type Message struct {
 	// LastError is the last handler error (HeaderLastError).
 	LastError string
 	// Time is when the message arrived here: HeaderDeadAt, else the time of
-	// the latest x-death record, else the publish timestamp. Zero if unknown.
+	// the latest x-death record, else the publish timestamp (read by
+	// EventTime, so milliseconds are understood). Zero if unknown.
 	Time time.Time
 	// FirstFailure is HeaderFirstFailure, zero when absent.
 	FirstFailure time.Time
@@ -261,10 +262,10 @@ func ReadMessage(d *amqp091.Delivery, unrouted bool) Message {
 		m.Reason = ReasonUnknown
 	}
 	if m.Time.IsZero() && !unrouted && len(xs) > 0 {
-		m.Time = xs[0].time
+		m.Time = EventTime(xs[0].time)
 	}
 	if m.Time.IsZero() {
-		m.Time = d.Timestamp
+		m.Time = EventTime(d.Timestamp)
 	}
 	return m
 }

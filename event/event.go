@@ -44,6 +44,9 @@ var (
 	ErrInvalidType = errors.New("invalid event type")
 	ErrInvalidData = errors.New("event data is not valid JSON")
 	ErrInvalidID   = errors.New("invalid event id")
+	// ErrInvalidAggregateID: an aggregate_id over 1024 bytes, not UTF-8, or
+	// with a control character.
+	ErrInvalidAggregateID = errors.New("invalid aggregate_id")
 )
 
 // ValidateType reports whether t can be used as an event type: non-empty, at
@@ -69,16 +72,28 @@ func ValidateType(t string) error {
 	return nil
 }
 
-// Validate checks an event before it is published.
+// Validate checks an event before it is published. Type, ID and
+// AggregateID must be UTF-8 without control characters (C0, DEL, C1): they
+// end up in logs, HTTP headers and terminals. Workers still handle events
+// from foreign publishers that break this rule.
 func (e *Event) Validate() error {
 	if err := ValidateType(e.Type); err != nil {
 		return err
 	}
+	if err := checkText(e.Type); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidType, err)
+	}
 	if len(e.ID) > 255 {
 		return fmt.Errorf("%w: %d bytes, the limit is 255", ErrInvalidID, len(e.ID))
 	}
+	if err := checkText(e.ID); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidID, err)
+	}
 	if len(e.AggregateID) > 1024 {
-		return fmt.Errorf("aggregate_id is %d bytes, the limit is 1024", len(e.AggregateID))
+		return fmt.Errorf("%w: %d bytes, the limit is 1024", ErrInvalidAggregateID, len(e.AggregateID))
+	}
+	if err := checkText(e.AggregateID); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidAggregateID, err)
 	}
 	if len(e.Data) > 0 && !ValidJSON(e.Data) {
 		return ErrInvalidData

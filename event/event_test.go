@@ -28,6 +28,13 @@ func TestParseInput(t *testing.T) {
 		{`{"type":"` + strings.Repeat("x", 256) + `"}`, "limit is 255"},
 		{`{"type":"T","id":"` + strings.Repeat("x", 256) + `"}`, "invalid event id"},
 		{`[{"type":"T"}]`, "invalid JSON"},
+		{`{"type":"T","id":"a\u001b[2J\n  reason: FAKE"}`, `invalid event id: "a\x1b[2J\n  reason: FAKE" contains control character U+001B`},
+		{`{"type":"T","id":"a\u009bb"}`, `invalid event id: "a\u009bb" contains control character U+009B`},
+		{`{"type":"T","id":"a\u007fb"}`, "invalid event id"},
+		{`{"type":"T","id":"Grüße-\u4e16"}`, ""},
+		{`{"type":"T","aggregate_id":"lib\r\n1"}`, `invalid aggregate_id: "lib\r\n1" contains control character U+000D`},
+		{`{"type":"T","aggregate_id":"` + strings.Repeat("x", 1025) + `"}`, "invalid aggregate_id: 1025 bytes"},
+		{`{"type":"T\u0085"}`, `invalid event type: "T\u0085" contains control character U+0085`},
 	}
 	for _, tt := range tests {
 		ev, err := ParseInput([]byte(tt.in))
@@ -79,4 +86,27 @@ func TestRegistry(t *testing.T) {
 		}
 	}()
 	r.OnFunc("A", func(context.Context, Event) error { return nil })
+}
+
+// TestValidate_ControlCharacters: ids and aggregate ids with control
+// characters or invalid UTF-8 are refused with a sentinel naming the field.
+func TestValidate_ControlCharacters(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		ev   Event
+		want error
+	}{
+		{Event{Type: "T", ID: "a\x1bb"}, ErrInvalidID},
+		{Event{Type: "T", ID: "a\xffb"}, ErrInvalidID},
+		{Event{Type: "T", AggregateID: "a\nb"}, ErrInvalidAggregateID},
+		{Event{Type: "T", AggregateID: "a\xc3"}, ErrInvalidAggregateID},
+		{Event{Type: "T\u009b"}, ErrInvalidType},
+		{Event{Type: "T", ID: "ok\tnot"}, ErrInvalidID},
+		{Event{Type: "T", ID: "ok", AggregateID: "lib-1 ünïcode"}, nil},
+	}
+	for _, tt := range tests {
+		if err := tt.ev.Validate(); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("Validate(%+v) = %v, want %v", tt.ev, err, tt.want)
+		}
+	}
 }

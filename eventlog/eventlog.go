@@ -45,7 +45,7 @@ func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 		Type:        ev.Type,
 		AggregateID: ev.AggregateID,
 		Source:      ev.Source,
-		Time:        ev.Time.UTC(),
+		Time:        showable(ev.Time),
 		Attempt:     ev.Attempt,
 		Data:        ev.Data,
 	}
@@ -64,4 +64,17 @@ func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 		return fmt.Errorf("eventlog: write event %q: %w", ev.ID, err)
 	}
 	return nil
+}
+
+// showable is t in UTC, or the zero time (left out of the line) when JSON
+// cannot show it: outside the years 0 to 9999. Workers already read foreign
+// timestamps with deadletter.EventTime; this keeps the handler itself from
+// failing an event for its timestamp.
+func showable(t time.Time) time.Time {
+	// Unix seconds of 0000-01-01 and 10000-01-01 UTC; cheaper than t.Year().
+	const first, end = -62167219200, 253402300800
+	if s := t.Unix(); s < first || s >= end {
+		return time.Time{}
+	}
+	return t.UTC()
 }

@@ -14,6 +14,11 @@
 //	X-Event-Attempt: 1 on the first delivery, 2 on the first retry, …
 //	X-Aggregate-Id:  the aggregate ID, only when the event has one
 //	X-Event-Source:  the publishing app (AMQP app_id), only when known
+//	X-Event-Dropped-Headers: only when one of the headers above was left out
+//	                 because its value cannot be an HTTP header value (a
+//	                 foreign publisher's id, aggregate id or app id with a
+//	                 control character other than tab); names them,
+//	                 comma-separated. The event is still delivered.
 //
 // # Outcome
 //

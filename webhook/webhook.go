@@ -47,6 +47,9 @@ const (
 	HeaderAttempt     = "X-Event-Attempt"
 	HeaderAggregateID = "X-Aggregate-Id"
 	HeaderSource      = "X-Event-Source"
+	// HeaderDropped names, comma-separated, the headers above that were left
+	// out because their value cannot be an HTTP header value.
+	HeaderDropped = "X-Event-Dropped-Headers"
 )
 
 // ErrInvalidConfig wraps every Config validation error.
@@ -183,36 +186,54 @@ func (h *Handler) Handle(ctx context.Context, ev event.Event) error {
 }
 
 func (h *Handler) request(ctx context.Context, ev event.Event) (*http.Request, error) {
+	req, err := NewRequest(ctx, h.url, ev)
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("webhook: POST %s: %v", h.display, err))
+	}
+	return req, nil
+}
+
+// NewRequest is the POST a Handler sends for ev to url (see the package
+// documentation for its headers). It fails only for a url that
+// http.NewRequest refuses: every event can be sent. An envelope value that
+// HTTP cannot carry in a header (a control character other than tab, in an
+// id, aggregate id or source a foreign publisher set) is left out, and its
+// header's name listed in HeaderDropped.
+func NewRequest(ctx context.Context, url string, ev event.Event) (*http.Request, error) {
 	body := []byte(ev.Data)
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, retry.Permanent(fmt.Errorf("webhook: POST %s: %v", h.display, err))
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(ev.Attempt))
+	var dropped []string
 	for _, f := range []struct {
-		header, field, value string
-		optional             bool
+		header, value string
+		optional      bool
 	}{
-		{HeaderEventID, "id", ev.ID, false},
-		{HeaderEventType, "type", ev.Type, false},
-		{HeaderAggregateID, "aggregate id", ev.AggregateID, true},
-		{HeaderSource, "source", ev.Source, true},
+		{HeaderEventID, ev.ID, false},
+		{HeaderEventType, ev.Type, false},
+		{HeaderAggregateID, ev.AggregateID, true},
+		{HeaderSource, ev.Source, true},
 	} {
-		if f.optional && f.value == "" {
-			continue // left out rather than sent empty
+		switch {
+		case f.optional && f.value == "":
+			// left out rather than sent empty
+		case !validHeaderValue(f.value):
+			// net/http would refuse the whole request, with an error that
+			// looks like a network failure; the event itself is fine.
+			dropped = append(dropped, f.header)
+		default:
+			req.Header.Set(f.header, f.value)
 		}
-		if !validHeaderValue(f.value) {
-			// net/http would refuse the request with an error that looks
-			// like a network failure; retrying cannot change the event.
-			return nil, retry.Permanent(fmt.Errorf("webhook: event %q: its %s cannot be sent as header %s: it contains a control character",
-				ev.ID, f.field, f.header))
-		}
-		req.Header.Set(f.header, f.value)
+	}
+	if dropped != nil {
+		req.Header.Set(HeaderDropped, strings.Join(dropped, ","))
 	}
 	// The worker's process span (or, without span export, the publisher's
 	// trace context) continues in the receiving app's trace.

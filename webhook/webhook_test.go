@@ -179,6 +179,7 @@ func TestHandle_RequestArrivesExactly(t *testing.T) {
 				"X-Event-Attempt": "3",
 				"X-Aggregate-Id":  "library-42",
 				"X-Event-Source":  "catalog",
+				HeaderDropped:     "",
 			},
 			body: `{"z": 1,  "a":[1, 2], "s":"<&>"}`,
 		},
@@ -235,17 +236,37 @@ func TestHandle_RequestArrivesExactly(t *testing.T) {
 	}
 }
 
-func TestHandle_ControlCharacterInHeaderIsPermanent(t *testing.T) {
+// TestHandle_UnsendableHeaderValuesAreDropped: a foreign publisher's id,
+// aggregate id or app id with a control character does not fail the event;
+// the header is left out and named.
+func TestHandle_UnsendableHeaderValuesAreDropped(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(w http.ResponseWriter, r *http.Request) {})
 	ev := testEvent()
+	ev.ID = "id\x1b[2J\n  reason:      FAKE"
 	ev.AggregateID = "a\r\nX-Injected: 1"
-	err := b.handler.Handle(context.Background(), ev)
-	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "X-Aggregate-Id") {
-		t.Fatalf("got %v, want a permanent error naming X-Aggregate-Id", err)
+	ev.Source = "legacy\x00"
+	if err := b.handler.Handle(context.Background(), ev); err != nil {
+		t.Fatalf("Handle: %v, want the event delivered", err)
 	}
-	if n := len(b.requests()); n != 0 {
-		t.Errorf("endpoint got %d requests, want none", n)
+	reqs := b.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("endpoint got %d requests, want 1", len(reqs))
+	}
+	h := reqs[0].header
+	for _, name := range []string{HeaderEventID, HeaderAggregateID, HeaderSource, "X-Injected"} {
+		if v, ok := h[name]; ok {
+			t.Errorf("header %s = %q, want it absent", name, v)
+		}
+	}
+	if got, want := h.Get(HeaderDropped), "X-Event-Id,X-Aggregate-Id,X-Event-Source"; got != want {
+		t.Errorf("%s = %q, want %q", HeaderDropped, got, want)
+	}
+	if got := h.Get(HeaderEventType); got != ev.Type {
+		t.Errorf("%s = %q, want %q", HeaderEventType, got, ev.Type)
+	}
+	if string(reqs[0].body) != string(ev.Data) {
+		t.Errorf("body %q, want %q", reqs[0].body, ev.Data)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 func runDLQ(args []string, stdout, stderr io.Writer, environ map[string]string) int {
 	code, err := dlq(args, stdout, stderr, environ)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker dlq: %v\n", err)
+		fmt.Fprintf(stderr, "worker dlq: %s\n", termSafe(err.Error()))
 	}
 	return code
 }
@@ -316,13 +317,14 @@ func dlqList(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, _ deadl
 	return err
 }
 
-// writeCounts writes counts, largest first, then by name.
+// writeCounts writes counts, largest first, then by name (escaped by
+// termSafe: event types come from messages).
 func writeCounts(b *strings.Builder, counts map[string]int) {
 	keys := make([]string, 0, len(counts))
 	width := 0
 	for k := range counts {
 		keys = append(keys, k)
-		width = max(width, len(k))
+		width = max(width, len(termSafe(k)))
 	}
 	slices.SortFunc(keys, func(a, b string) int {
 		if counts[a] != counts[b] {
@@ -331,7 +333,7 @@ func writeCounts(b *strings.Builder, counts map[string]int) {
 		return strings.Compare(a, b)
 	})
 	for _, k := range keys {
-		fmt.Fprintf(b, "  %-*s  %d\n", width, k, counts[k])
+		fmt.Fprintf(b, "  %-*s  %d\n", width, termSafe(k), counts[k])
 	}
 }
 
@@ -388,29 +390,36 @@ func dlqPeek(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, filter 
 	fmt.Fprintf(&b, "%s: %d%s of %s, head of the queue first\n", res.Queue, len(res.Messages), selected, count(f, res.Depth))
 	for _, m := range res.Messages {
 		b.WriteString("\n")
-		field := func(name, value string) {
-			if value != "" {
-				fmt.Fprintf(&b, "  %-12s %s\n", name+":", value)
-			}
-		}
-		field("id", m.ID)
-		field("type", m.Type)
-		if m.RoutingKey != m.Type {
-			field("routing key", m.RoutingKey)
-		}
-		field("aggregate", m.AggregateID)
-		field("source", m.Source)
-		field("reason", string(m.Reason))
-		field("attempts", strconv.Itoa(m.Attempts))
-		if m.Replays > 0 {
-			field("replays", strconv.Itoa(m.Replays))
-		}
-		field("time", timeText(m.Time))
-		field("last error", oneLine(m.LastError, 300))
-		field("body", oneLine(bodyText(m.Body), 500))
+		writeMessageText(&b, m)
 	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
+}
+
+// writeMessageText writes m as "peek" shows it, one field a line. Every
+// value comes from the message: escaped, so that none can move the cursor
+// or start a line of its own.
+func writeMessageText(b *strings.Builder, m deadletter.Message) {
+	field := func(name, value string) {
+		if value != "" {
+			fmt.Fprintf(b, "  %-12s %s\n", name+":", termSafe(value))
+		}
+	}
+	field("id", m.ID)
+	field("type", m.Type)
+	if m.RoutingKey != m.Type {
+		field("routing key", m.RoutingKey)
+	}
+	field("aggregate", m.AggregateID)
+	field("source", m.Source)
+	field("reason", string(m.Reason))
+	field("attempts", strconv.Itoa(m.Attempts))
+	if m.Replays > 0 {
+		field("replays", strconv.Itoa(m.Replays))
+	}
+	field("time", timeText(m.Time))
+	field("last error", oneLine(m.LastError, 300))
+	field("body", oneLine(bodyText(m.Body), 500))
 }
 
 func bodyText(b []byte) string {
@@ -444,7 +453,7 @@ func dlqReplay(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, filte
 			if r.Err != nil {
 				line += ": " + r.Err.Error()
 			}
-			fmt.Fprintln(stdout, line)
+			fmt.Fprintln(stdout, termSafe(line))
 		}})
 	if notStarted(err) {
 		return err
@@ -471,7 +480,7 @@ func notStarted(err error) bool {
 
 func dlqPurge(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, filter deadletter.Filter, stdout, stderr io.Writer) error {
 	res, err := in.Purge(ctx, deadletter.PurgeOptions{Filter: filter, OnPurge: func(m deadletter.Message) {
-		fmt.Fprintf(stdout, "purged  %s  %s\n", m.ID, m.Type)
+		fmt.Fprintf(stdout, "purged  %s  %s\n", termSafe(m.ID), termSafe(m.Type))
 	}})
 	if !notStarted(err) {
 		fmt.Fprintf(stdout, "purged %s from %s\n", count(f, res.Purged), res.Queue)
@@ -481,7 +490,31 @@ func dlqPurge(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, filter
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSONControls(buf.Bytes()))
+	return err
+}
+
+// escapeJSONControls writes DEL and the C1 controls (U+0080–U+009F) of
+// encoded JSON as \u escapes: encoding/json escapes C0 controls and invalid
+// UTF-8 but leaves these raw, and some terminals act on them. They can only
+// occur inside strings, where the escape means the same.
+func escapeJSONControls(b []byte) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for _, r := range string(b) {
+		if r >= 0x7f && r <= 0x9f {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
 }
