@@ -279,6 +279,8 @@ type listJSON struct {
 	ByReason map[string]int `json:"by_reason"`
 	Oldest   string         `json:"oldest,omitempty"`
 	Newest   string         `json:"newest,omitempty"`
+	// Unreadable counts messages with headers the client could not read.
+	Unreadable int `json:"unreadable_headers"`
 }
 
 func dlqList(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, _ deadletter.Filter, stdout, stderr io.Writer) error {
@@ -289,7 +291,7 @@ func dlqList(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, _ deadl
 	scanNote(stderr, sum.Scan)
 	if f.output == "json" {
 		out := listJSON{Queue: sum.Queue, Count: sum.Scanned, Complete: !sum.Incomplete, ByType: sum.ByType,
-			ByReason: map[string]int{}, Oldest: timeString(sum.Oldest), Newest: timeString(sum.Newest)}
+			ByReason: map[string]int{}, Oldest: timeString(sum.Oldest), Newest: timeString(sum.Newest), Unreadable: sum.Unreadable}
 		for r, n := range sum.ByReason {
 			out.ByReason[string(r)] = n
 		}
@@ -313,6 +315,9 @@ func dlqList(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, _ deadl
 		reasons[string(r)] = n
 	}
 	writeCounts(&b, reasons)
+	if sum.Unreadable > 0 {
+		fmt.Fprintf(&b, "unreadable headers: %d (shown without them; peek names them)\n", sum.Unreadable)
+	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
 }
@@ -339,34 +344,41 @@ func writeCounts(b *strings.Builder, counts map[string]int) {
 
 // messageJSON is one message of "peek -o json".
 type messageJSON struct {
-	ID           string          `json:"id"`
-	Type         string          `json:"type"`
-	RoutingKey   string          `json:"routing_key"`
-	Exchange     string          `json:"exchange"`
-	AggregateID  string          `json:"aggregate_id,omitempty"`
-	Source       string          `json:"source,omitempty"`
-	Reason       string          `json:"reason"`
-	App          string          `json:"app,omitempty"`
-	Attempts     int             `json:"attempts"`
-	Replays      int             `json:"replays"`
-	LastError    string          `json:"last_error,omitempty"`
-	Time         string          `json:"time,omitempty"`
-	FirstFailure string          `json:"first_failure,omitempty"`
-	Deliveries   int             `json:"deliveries"`
-	ContentType  string          `json:"content_type,omitempty"`
+	ID           string `json:"id"`
+	Type         string `json:"type"`
+	RoutingKey   string `json:"routing_key"`
+	Exchange     string `json:"exchange"`
+	AggregateID  string `json:"aggregate_id,omitempty"`
+	Source       string `json:"source,omitempty"`
+	Reason       string `json:"reason"`
+	App          string `json:"app,omitempty"`
+	Attempts     int    `json:"attempts"`
+	Replays      int    `json:"replays"`
+	LastError    string `json:"last_error,omitempty"`
+	Time         string `json:"time,omitempty"`
+	FirstFailure string `json:"first_failure,omitempty"`
+	Deliveries   int    `json:"deliveries"`
+	ContentType  string `json:"content_type,omitempty"`
+	// Unreadable names headers the client could not read (left out).
+	Unreadable string `json:"unreadable_headers,omitempty"`
+	// WithheldBody is the size of a body over WORKER_MAX_BODY, not read;
+	// Body is null then.
+	WithheldBody int64           `json:"withheld_body,omitempty"`
 	Body         json.RawMessage `json:"body"`
 }
 
 func toJSON(m deadletter.Message) messageJSON {
 	body := json.RawMessage(m.Body)
-	if !json.Valid(m.Body) {
+	if m.WithheldBody > 0 {
+		body = json.RawMessage("null")
+	} else if !json.Valid(m.Body) {
 		// Not JSON (an undecodable event): the body as a string.
 		body, _ = json.Marshal(strings.ToValidUTF8(string(m.Body), "\uFFFD"))
 	}
 	return messageJSON{ID: m.ID, Type: m.Type, RoutingKey: m.RoutingKey, Exchange: m.Exchange, AggregateID: m.AggregateID,
 		Source: m.Source, Reason: string(m.Reason), App: m.App, Attempts: m.Attempts, Replays: m.Replays,
 		LastError: m.LastError, Time: timeString(m.Time), FirstFailure: timeString(m.FirstFailure),
-		Deliveries: m.Deliveries, ContentType: m.ContentType, Body: body}
+		Deliveries: m.Deliveries, ContentType: m.ContentType, Unreadable: m.Unreadable, WithheldBody: m.WithheldBody, Body: body}
 }
 
 func dlqPeek(ctx context.Context, in *deadletter.Inspector, f *dlqFlags, filter deadletter.Filter, stdout, stderr io.Writer) error {
@@ -419,6 +431,11 @@ func writeMessageText(b *strings.Builder, m deadletter.Message) {
 	}
 	field("time", timeText(m.Time))
 	field("last error", oneLine(m.LastError, 300))
+	field("unreadable", m.Unreadable)
+	if m.WithheldBody > 0 {
+		field("body", fmt.Sprintf("(not read: %d bytes, over WORKER_MAX_BODY)", m.WithheldBody))
+		return
+	}
 	field("body", oneLine(bodyText(m.Body), 500))
 }
 

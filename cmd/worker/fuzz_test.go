@@ -16,7 +16,7 @@ import (
 
 // peekFields are the field names "peek" writes, each at a line's start.
 var peekFields = []string{"id", "type", "routing key", "aggregate", "source", "reason", "attempts", "replays",
-	"time", "last error", "body"}
+	"time", "last error", "unreadable", "body"}
 
 // FuzzDLQRender reads arbitrary messages as "worker dlq" finds them in a
 // dead-letter or unrouted queue and renders them as peek, replay --dry-run,
