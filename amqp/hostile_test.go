@@ -99,7 +99,7 @@ func TestWorker_UnreadableHeaderDoesNotStallTheQueue(t *testing.T) {
 			logs := &lockedBuffer{}
 			b.log = slog.New(slog.NewTextHandler(logs, nil))
 			began := time.Now()
-			w = b.worker(t, amqp.WorkerConfig{App: app, QueueType: qt, EventTypes: []string{"Deep", "Good"}}, h)
+			b.worker(t, amqp.WorkerConfig{App: app, QueueType: qt, EventTypes: []string{"Deep", "Good"}}, h)
 			brokertest.Eventually(t, 20*time.Second, "all 11 events handled", func() bool {
 				mu.Lock()
 				defer mu.Unlock()

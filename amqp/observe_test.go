@@ -352,8 +352,8 @@ func wantAttrs(t *testing.T, s sdktrace.ReadOnlySpan, want map[string]string) {
 		have[kv.Key] = kv.Value
 	}
 	for k, v := range want {
-		if got, ok := have[attribute.Key(k)]; !ok || got.Emit() != v {
-			t.Errorf("span %q: %s = %q, want %q", s.Name(), k, got.Emit(), v)
+		if got, ok := have[attribute.Key(k)]; !ok || got.String() != v {
+			t.Errorf("span %q: %s = %q, want %q", s.Name(), k, got.String(), v)
 		}
 	}
 }

@@ -135,12 +135,6 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *hook) count(id string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.attempts[id])
-}
-
 func (h *hook) seenAll(ids []string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
