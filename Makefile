@@ -3,6 +3,9 @@
 # testcontainers starts (internal/brokertest).
 TEST_CMD = go test -race -count=1 ./...
 
+# staticcheck's version for `make lint` (fetched through the Go module proxy).
+STATICCHECK = v0.8.2
+
 .DEFAULT_GOAL := help
 .PHONY: help build test test-short lint up down
 
@@ -18,8 +21,9 @@ test: ## all tests with the race detector (README, Testing: how they find a Rabb
 test-short: ## unit tests only, no broker needed
 	go test -short -count=1 ./...
 
-lint: ## go vet, and fail on files gofmt would change
+lint: ## go vet, staticcheck, and fail on files gofmt would change
 	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -w these files:"; echo "$$out"; exit 1; fi
 
 up: ## start RabbitMQ, the publisher and the workers (docker-compose.yml)
