@@ -241,6 +241,9 @@ func LoadInspect(environ map[string]string) (Inspect, error) {
 	if err := c.Broker.validate(); err != nil {
 		return c, err
 	}
+	if err := validateApp(c.App(), environ); err != nil {
+		return c, err
+	}
 	if c.MaxBody < 1 {
 		return c, intErr("WORKER_MAX_BODY", c.MaxBody, "must be positive")
 	}

@@ -194,4 +194,7 @@ func TestLoadInspect(t *testing.T) {
 	if _, err := LoadInspect(map[string]string{"WORKER_MAX_BODY": "0"}); !errors.As(err, &ce) || ce.Var != "WORKER_MAX_BODY" {
 		t.Errorf("WORKER_MAX_BODY=0: %v, want an error naming it", err)
 	}
+	if _, err := LoadInspect(map[string]string{"APP_NAME": "no spaces"}); !errors.As(err, &ce) || ce.Var != "APP_NAME" {
+		t.Errorf("APP_NAME=no spaces: %v, want an error naming it", err)
+	}
 }
