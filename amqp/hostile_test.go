@@ -208,3 +208,26 @@ func TestDial_UnreadableHeaderOnAnyConnection(t *testing.T) {
 		t.Error("the connection closed")
 	}
 }
+
+// TestWorker_LargeHeadersNamedLikeOursStillMove: a 123 KB "eventfleet-pad"
+// header on a non-JSON body could not be moved ("headers too large"), once a
+// second until the delivery limit (classic: for ever), because only headers
+// without the "eventfleet-" prefix were dropped to make room.
+func TestWorker_LargeHeadersNamedLikeOursStillMove(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := newRecorder(nil)
+	w := b.worker(t, amqp.WorkerConfig{EventTypes: []string{"Padded"}}, r)
+	rawPublish(t, b.exchange, "Padded", amqp091.Publishing{MessageId: "padded", ContentType: "text/plain",
+		Headers: amqp091.Table{"eventfleet-pad": strings.Repeat("p", 123_000)}, Body: []byte("not json")})
+	dead := deadletter.QueueName(w.Queue())
+	brokertest.Eventually(t, 20*time.Second, "the padded message dead-lettered", func() bool {
+		return brokertest.Depth(t, dead) == 1
+	})
+	d := brokertest.Drain(t, dead, 1, 5*time.Second)[0]
+	if d.Headers[deadletter.HeaderReason] != string(deadletter.ReasonUndecodable) || d.Headers["eventfleet-pad"] != nil ||
+		!strings.Contains(d.Headers[amqp.HeaderDropped].(string), "eventfleet-pad") || string(d.Body) != "not json" {
+		t.Errorf("dead letter: reason %v, dropped %v, pad kept %v, body %q", d.Headers[deadletter.HeaderReason],
+			d.Headers[amqp.HeaderDropped], d.Headers["eventfleet-pad"] != nil, d.Body)
+	}
+}
