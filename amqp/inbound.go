@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -33,6 +34,9 @@ const (
 	readerMaxDepth    = 32
 	readerMaxElements = 8192
 )
+
+// heartbeatFrame stands in for each discarded body frame (see frame).
+var heartbeatFrame = []byte{8, 0, 0, 0, 0, 0, 0, frameEnd}
 
 // inboundConn is the connection amqp091 reads from. It passes the broker's
 // frames through unchanged except two kinds of content header, which it
@@ -107,6 +111,15 @@ func (c *inboundConn) Read(p []byte) (int, error) {
 	}
 }
 
+// ConnectionState is the TLS state of the connection below, for
+// amqp091.Connection.ConnectionState; empty without TLS.
+func (c *inboundConn) ConnectionState() tls.ConnectionState {
+	if t, ok := c.Conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		return t.ConnectionState()
+	}
+	return tls.ConnectionState{}
+}
+
 // frame looks at the next frame's header and decides how it is handed on.
 func (c *inboundConn) frame() error {
 	h, err := c.r.Peek(frameHeaderLen)
@@ -133,6 +146,10 @@ func (c *inboundConn) frame() error {
 			} else {
 				c.skip[ch] = left - uint64(size)
 			}
+			// amqp091 renews its read deadline (heartbeat × 1.5) per frame
+			// it reads: a withheld body that streams in slowly must not
+			// look like a silent broker.
+			c.out = heartbeatFrame
 			return nil
 		}
 	case frameHeader:
@@ -164,9 +181,14 @@ func (c *inboundConn) tune() {
 	if binary.BigEndian.Uint16(p[0:2]) == 10 && binary.BigEndian.Uint16(p[2:4]) == 30 {
 		// The client offers clientFrameMax, so frames never exceed the
 		// smaller of the two (0 from the server means no limit).
-		if fm := binary.BigEndian.Uint32(p[6:10]); fm == 0 || fm > clientFrameMax {
+		// A smaller one than AMQP's minimum is read as the minimum, as
+		// amqp091 does.
+		switch fm := binary.BigEndian.Uint32(p[6:10]); {
+		case fm == 0 || fm > clientFrameMax:
 			c.frameMax = clientFrameMax
-		} else if fm >= frameMinSize {
+		case fm < frameMinSize:
+			c.frameMax = frameMinSize
+		default:
 			c.frameMax = fm
 		}
 	}
@@ -228,6 +250,13 @@ func vetHeader(frame []byte, maxBody uint64, frameMax int) (out []byte, withheld
 	if !withhold && !v.changed() {
 		return frame, 0
 	}
+	// The properties after the headers, without bytes past them (padding
+	// amqp091 skips): they are copied, and must not crowd out the table.
+	end, ok := propertiesEnd(payload, headersEnd, flags)
+	if !ok {
+		return frame, 0
+	}
+	payload = payload[:end]
 	if withhold {
 		withheld = bodySize
 		bodySize = 0
@@ -256,6 +285,30 @@ func vetHeader(frame []byte, maxBody uint64, frameMax int) (out []byte, withheld
 	return out, withheld
 }
 
+// propertiesEnd is where the properties after the headers end, from at.
+func propertiesEnd(payload []byte, at int, flags uint16) (int, bool) {
+	for bit := uint16(0x1000); bit >= 0x0004; bit >>= 1 {
+		if flags&bit == 0 {
+			continue
+		}
+		switch bit {
+		case 0x1000, 0x0800: // delivery mode, priority
+			at++
+		case 0x0040: // timestamp
+			at += 8
+		default: // short strings
+			if at >= len(payload) {
+				return 0, false
+			}
+			at += 1 + int(payload[at])
+		}
+		if at > len(payload) {
+			return 0, false
+		}
+	}
+	return at, true
+}
+
 // tableEntry is one entry of a header table, as encoded.
 type tableEntry struct {
 	key string
@@ -268,10 +321,11 @@ type tableVet struct {
 	unreadable []string     // names of entries left out
 	rest       bool         // entries after an unknown field type were lost too
 	stale      bool         // it carried a marker of ours that must not pass
+	tooMany    bool         // more entries than amqp091 takes in one table
 	prior      string       // an earlier HeaderUnreadable value
 }
 
-func (v tableVet) changed() bool { return len(v.unreadable) > 0 || v.rest || v.stale }
+func (v tableVet) changed() bool { return len(v.unreadable) > 0 || v.rest || v.stale || v.tooMany }
 
 // vetTable walks a top-level header table (its bytes after the length) the
 // way amqp091 reads it. The common case, nothing to change, allocates
@@ -304,9 +358,11 @@ func (v *tableVet) walk(b []byte, collect bool) {
 			return
 		}
 		at += n
-		count++
+		if count++; count > readerMaxElements {
+			v.tooMany = true // rebuild trims the table
+		}
 		switch {
-		case !ok || count >= readerMaxElements: // one slot stays free for the marker
+		case !ok:
 			v.unreadable = append(v.unreadable, string(key))
 		case string(key) == deadletter.HeaderWithheldBody:
 			v.stale = true // only this connection may say a body was withheld
@@ -326,6 +382,18 @@ func (v *tableVet) walk(b []byte, collect bool) {
 func (v tableVet) rebuild(withheld uint64, room int) []byte {
 	keep := slices.Clone(v.keep)
 	names := v.unreadable
+	// amqp091 takes at most readerMaxElements entries, our markers included.
+	markers := 1 // HeaderUnreadable: trimming below names what it trims
+	if withheld > 0 {
+		markers++
+	}
+	if len(keep)+markers > readerMaxElements {
+		cut := readerMaxElements - markers
+		for _, e := range keep[cut:] {
+			names = append(names, e.key)
+		}
+		keep = keep[:cut]
+	}
 	for {
 		marker := unreadableValue(v.prior, names, v.rest)
 		size := 0
@@ -337,6 +405,11 @@ func (v tableVet) rebuild(withheld uint64, room int) []byte {
 		}
 		if withheld > 0 {
 			size += 1 + len(deadletter.HeaderWithheldBody) + 9
+		}
+		if len(keep) == 0 && size > room && marker != "" {
+			// Only our markers, and still too large (a frame full of other
+			// properties): the shortest marker that still says so.
+			marker = "…"
 		}
 		if size <= room || len(keep) == 0 {
 			var t []byte

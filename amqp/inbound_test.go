@@ -3,6 +3,7 @@ package amqp
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -359,6 +360,8 @@ func TestInboundConn_DiscardsWithheldBodies(t *testing.T) {
 		stream = append(stream, f...)
 		if kept {
 			want = append(want, f...)
+		} else {
+			want = append(want, heartbeatFrame...) // keeps amqp091's read deadline alive
 		}
 	}
 	add(tuneFrame(131072), true)
@@ -384,5 +387,42 @@ func TestInboundConn_ProtocolHeaderPassesRaw(t *testing.T) {
 	stream := []byte("AMQP\x00\x00\x09\x01")
 	if got := readAll(t, serve(t, stream, 0), 3); !bytes.Equal(got, stream) {
 		t.Errorf("got %q", got)
+	}
+}
+
+// A table at amqp091's entry limit plus our markers must still be readable:
+// the rewrite trims it to leave room for them.
+func TestVetInbound_WideTableAndWithheldBody(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{8191, 8192, 8300} {
+		var entries []kv
+		for i := range n {
+			entries = append(entries, kv{fmt.Sprintf("k%05d", i), field{'V'}})
+		}
+		hf := headerFrame(1, 100, encTable(entries...))
+		d, err := getThrough(hf, 100, func(c net.Conn) net.Conn { return vetInbound(c, 10) })
+		if err != nil {
+			t.Fatalf("%d entries and a withheld body: %v", n, err)
+		}
+		if d.Headers[deadletter.HeaderWithheldBody] != int64(100) || len(d.Headers) > readerMaxElements {
+			t.Errorf("%d entries: %d headers, withheld %v", n, len(d.Headers), d.Headers[deadletter.HeaderWithheldBody])
+		}
+	}
+}
+
+// Bytes after the last property (padding amqp091 skips) are not copied into
+// a rewrite, which must fit frame_max.
+func TestVetHeader_PaddingAfterPropertiesIsDropped(t *testing.T) {
+	t.Parallel()
+	f := headerFrame(1, 50, encTable(kv{"deep", nested(33)}))
+	pad := bytes.Repeat([]byte{0}, frameMinSize-len(f))
+	payload := append(append([]byte{}, f[frameHeaderLen:len(f)-1]...), pad...)
+	f = rawFrame(frameHeader, 1, payload)
+	out, _ := vetHeader(f, 10, frameMinSize)
+	if len(out) > frameMinSize {
+		t.Fatalf("rewritten frame is %d bytes, over frame_max %d", len(out), frameMinSize)
+	}
+	if h := parseHeader(t, out); h.trailer != "id-1" || h.headers[deadletter.HeaderWithheldBody] == nil {
+		t.Errorf("properties after the headers lost: %+v", h)
 	}
 }

@@ -202,8 +202,10 @@ func valueSize(v any) int {
 			n += valueSize(e)
 		}
 		return n
+	case nil:
+		return 1 // void
 	default:
-		return 9 // numbers, bools, timestamps, decimals, void
+		return 9 // numbers, bools, timestamps, decimals
 	}
 }
 
@@ -239,6 +241,9 @@ func fitHeaders(h amqp091.Table) {
 		size int
 	}
 	var dropped []string
+	// Sized once, then less each entry dropped: a table of thousands of
+	// small headers must not cost a full walk per drop.
+	size := tableSize(h)
 	for _, optional := range []bool{false, true} {
 		var candidates []entry
 		for k, v := range h {
@@ -248,14 +253,15 @@ func fitHeaders(h amqp091.Table) {
 		}
 		slices.SortFunc(candidates, func(a, b entry) int { return b.size - a.size })
 		for _, e := range candidates {
-			if tableSize(h) <= MaxHeaderBytes-2048 {
+			if size <= MaxHeaderBytes-2048 {
 				break
 			}
 			delete(h, e.k)
+			size -= e.size
 			dropped = append(dropped, e.k)
 		}
 	}
-	if tableSize(h) > MaxHeaderBytes-2048 {
+	if size > MaxHeaderBytes-2048 {
 		// Only a foreign publisher's forged values of our own headers can
 		// be this large: bound them as our own are bounded.
 		for k, v := range h {
