@@ -76,8 +76,30 @@ func StartNode(t testing.TB) *Node {
 		n.stop()
 		_ = os.RemoveAll(dir)
 	})
+	reapWhenGone(dir)
 	n.Start(t)
 	return n
+}
+
+// reapWhenGone starts a watcher, in a session of its own, that kills the
+// node whose data is in dir and removes dir as soon as this test process is
+// gone. A node is a detached server: a test binary that dies without its
+// cleanups (a -timeout panic, SIGKILL) would otherwise leave it running.
+// After a normal cleanup dir is gone and the watcher just ends.
+func reapWhenGone(dir string) {
+	// The node's processes are found by their environment, which names
+	// dir: there may be no pid file yet (the node was still booting).
+	script := `while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done
+[ -d "$2" ] || exit 0
+for p in /proc/[0-9]*; do
+  grep -qsF "RABBITMQ_MNESIA_BASE=$2/mnesia" "$p/environ" && kill -9 "${p#/proc/}" 2>/dev/null
+done
+rm -rf "$2"`
+	cmd := exec.Command("sh", "-c", script, "reaper", strconv.Itoa(os.Getpid()), dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.Start() == nil {
+		go func() { _ = cmd.Wait() }()
+	}
 }
 
 func freePort(t testing.TB) int {
