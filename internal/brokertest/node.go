@@ -95,11 +95,11 @@ for p in /proc/[0-9]*; do
   grep -qsF "RABBITMQ_MNESIA_BASE=$2/mnesia" "$p/environ" && kill -9 "${p#/proc/}" 2>/dev/null
 done
 rm -rf "$2"`
-	cmd := exec.Command("sh", "-c", script, "reaper", strconv.Itoa(os.Getpid()), dir)
+	// The shell starts the watcher in the background and exits at once, so
+	// nothing here waits for it (goleak) and init reaps it.
+	cmd := exec.Command("sh", "-c", "("+script+") >/dev/null 2>&1 &", "reaper", strconv.Itoa(os.Getpid()), dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if cmd.Start() == nil {
-		go func() { _ = cmd.Wait() }()
-	}
+	_ = cmd.Run()
 }
 
 func freePort(t testing.TB) int {
