@@ -42,50 +42,27 @@
 //
 // Filter selects by type, id and age for Peek, Replay and Purge.
 //
-// # What reading does to the queue (measured on RabbitMQ 3.10.8)
+// # What reading does to the queue
 //
 // Quorum queues cannot be browsed: the only way to read a message is to take
 // delivery of it. Every operation therefore consumes the queue with manual
 // acknowledgements and a prefetch window as large as the queue (at most
-// MaxScan), acknowledges only what it removes, and ends by closing its
-// channel; it never nacks and never cancels its consumer. What this does, as
-// measured on the quorum queues of RabbitMQ 3.10.8 (TestQuorumQueue_ReturnOrder
-// pins the facts the package relies on):
+// MaxScan), acknowledges only what it removes, reads on until it has been
+// delivered every message the queue gives back first, and ends by closing its
+// channel; it never nacks, never cancels its consumer and never uses
+// basic.get, each of which would reorder the queue. So:
 //
-//   - Nothing is lost, and the order is kept. A channel that closes (or a
-//     connection that dies, e.g. a killed "worker dlq") gives back everything it
-//     held unacknowledged, in delivery order, also messages still on their way
-//     to the client, ahead of every message never delivered (5 to 1,500
-//     messages, three rounds each: always in order).
-//   - Every message the operation was delivered has its delivery count
-//     (x-delivery-count, Message.Deliveries) raised by one and is marked
-//     redelivered. Because the window is as large as the queue, that is in
-//     practice every message in the queue, also for a Peek limited to one
-//     message. The queues eventfleet declares for dead letters and unrouted
-//     events have no delivery limit, so the count only informs; Replay strips
-//     it. While an operation runs, its messages show as unacknowledged rather
-//     than ready.
-//   - The queue keeps given-back messages in a list it delivers first, and a
-//     closing channel appends to that list. Had an operation read only the
-//     front of that list (say "peek --limit 2" after a "list"), the two would
-//     have gone behind the rest of it: measured, [m2 … m7 m0 m1]. So before it
-//     closes, every operation reads on until it has been delivered the whole
-//     list (the first delivery that is not a redelivery ends it). A queue whose
-//     list is longer than MaxScan can therefore not be kept in order; the
-//     operation says Incomplete.
-//   - The consumer and its held messages go back a few milliseconds after the
-//     channel closed, together. Operations wait for that (at most 3 s) before
-//     they return, and refuse with ErrBusy a queue that still has consumers
-//     after 3 s, since reads by two consumers at once would interleave. Quorum
-//     queues on 3.10.8 ignore the exclusive flag of basic.consume, so the
-//     consumer count is the only guard.
+//   - nothing is lost and the order is kept, also when the process is killed;
+//   - every message read has its delivery count (x-delivery-count,
+//     Message.Deliveries) raised by one, in practice every message in the
+//     queue, also for a Peek of one; the dead-letter and unrouted queues have
+//     no delivery limit, so the count only informs, and Replay strips it;
+//   - a queue whose given-back list is longer than MaxScan cannot be kept in
+//     order: the operation says Incomplete;
+//   - operations wait (at most 3 s) for their consumer to go before they
+//     return, and refuse with ErrBusy a queue that still has other consumers.
 //
-// What would have broken order, also measured: basic.nack or basic.reject with
-// requeue puts messages at the tail of a quorum queue (single or multiple,
-// after basic.consume or basic.get); a basic.cancel before closing sends the
-// deliveries still in flight to the tail; basic.get followed by a channel close
-// gives messages back scrambled (40 messages: in no recognisable order). A
-// basic.qos after basic.consume does not change a quorum consumer's window, and
-// prefetch 0 means at most 2,000 unacknowledged deliveries, so the window is
-// set once, before consuming, to the queue's depth.
+// The broker behaviour behind each point, measured on RabbitMQ 3.10.8 and
+// pinned by TestQuorumQueue_ReturnOrder, is in docs/design.md ("Reading a
+// quorum dead-letter queue").
 package deadletter
