@@ -291,7 +291,6 @@ func republishing(d *amqp091.Delivery, id string, edit func(amqp091.Table)) amqp
 	for _, k := range deadletter.DeliveryHeaders {
 		delete(h, k)
 	}
-	delete(h, deadletter.HeaderWithheldBody) // said by our connection, of this delivery only
 	h[deadletter.HeaderRoutingKey] = originalKey(d)
 	h[deadletter.HeaderExchange] = originalExchange(d)
 	edit(h)

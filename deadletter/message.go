@@ -277,11 +277,13 @@ var DeliveryHeaders = []string{"x-delivery-count", "x-first-death-exchange", "x-
 	"x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}
 
 // Republish is the message a delivery becomes when it is published again:
-// its properties and body, headers h (the caller's edited copy) and message
-// id id, persistent. user_id is dropped (the broker checks it against the
-// publishing connection's user) and so is expiration (it would race a delay
-// queue's TTL, or expire a replayed event).
+// its properties and body, headers h (the caller's edited copy) less
+// HeaderWithheldBody, and message id id, persistent. user_id is dropped (the
+// broker checks it against the publishing connection's user) and so is
+// expiration (it would race a delay queue's TTL, or expire a replayed event).
 func Republish(d *amqp091.Delivery, id string, h amqp091.Table) amqp091.Publishing {
+	// Said by the receiving connection, of that delivery only.
+	delete(h, HeaderWithheldBody)
 	return amqp091.Publishing{
 		Headers:         h,
 		ContentType:     d.ContentType,
@@ -317,7 +319,6 @@ func ReplayPublishing(d *amqp091.Delivery, m Message) amqp091.Publishing {
 	}
 	// x-death would grow with every die→replay cycle.
 	delete(h, "x-death")
-	delete(h, HeaderWithheldBody)
 	for _, k := range DeliveryHeaders {
 		delete(h, k)
 	}
