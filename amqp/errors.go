@@ -6,6 +6,8 @@ import (
 	"regexp"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
 )
 
 // Errors returned by this package. Test with errors.Is.
@@ -18,6 +20,8 @@ var (
 	ErrReturned = errors.New("amqp: broker returned the message as unroutable")
 	// ErrClosed: the Publisher or Worker was stopped.
 	ErrClosed = errors.New("amqp: closed")
+	// ErrAlreadyStarted: Start was called twice.
+	ErrAlreadyStarted = errors.New("amqp: already started")
 	// ErrTopologyMismatch: an exchange or queue exists with other arguments
 	// than this configuration declares (the broker's 406 inequivalent arg).
 	ErrTopologyMismatch = errors.New("amqp: existing topology does not match the configuration")
@@ -60,6 +64,14 @@ func declareError(kind, name string, err error) error {
 			ErrTopologyMismatch, kind, name, arg, aerr.Reason, hint)
 	}
 	return fmt.Errorf("declare %s %q: %w", kind, name, err)
+}
+
+// startError is Start's error for a Lifecycle that would not start.
+func startError(err error) error {
+	if errors.Is(err, lifecycle.ErrStarted) {
+		return ErrAlreadyStarted
+	}
+	return ErrClosed
 }
 
 // isFatal reports errors that reconnecting cannot fix.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
 	"github.com/eventfleet/eventfleet/tracing"
@@ -115,18 +116,13 @@ type Publisher struct {
 	// of the allocations.
 	spanName string
 
-	mu      sync.Mutex
-	sess    *pubSession   // nil while disconnected
-	ready   chan struct{} // closed while sess != nil
-	started bool
+	// life: Stopping refuses new publishes; Halted (once those in flight
+	// are settled, or Stop's context ended) ends the connection loop.
+	life *lifecycle.Lifecycle
 
-	stopping  chan struct{} // closed by Stop: no new publishes
-	closeNow  chan struct{} // closed once in-flight publishes are settled
-	closeOnce sync.Once
-	done      chan struct{} // closed when the connection loop has ended
-	doneOnce  sync.Once
-	fatal     error // why the loop ended, set before done closes
-	calls     sync.WaitGroup
+	mu    sync.Mutex
+	sess  *pubSession   // nil while disconnected
+	ready chan struct{} // closed while sess != nil
 
 	unrouted atomic.Int64
 }
@@ -160,47 +156,37 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		log:      log,
 		slots:    make(chan struct{}, cfg.Window),
 		ready:    make(chan struct{}),
-		stopping: make(chan struct{}),
-		closeNow: make(chan struct{}),
-		done:     make(chan struct{}),
+		life:     lifecycle.New(),
 	}, nil
 }
 
 // Start connects in the background and returns at once: a broker that is not
 // up yet is retried with backoff while Publish calls wait (bounded by their
 // contexts). Watch Done for errors that retrying cannot fix.
-func (p *Publisher) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.started {
-		return errors.New("amqp: publisher already started")
+func (p *Publisher) Start(context.Context) error {
+	if err := p.life.Start(); err != nil {
+		return startError(err)
 	}
-	select {
-	case <-p.stopping:
-		return ErrClosed
-	default:
-	}
-	p.started = true
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		<-p.closeNow
-		cancel()
-	}()
-	go p.run(runCtx)
+	go p.run()
 	return nil
 }
 
-// begin registers a publish call, or refuses it once Stop was called.
+// begin admits a publish call, or refuses it once Stop was called; a nil
+// error must be paired with p.life.Leave.
 func (p *Publisher) begin() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.stopping:
-		return ErrClosed
-	default:
+	if p.life.Enter() != nil {
+		return p.closedErr()
 	}
-	p.calls.Add(1)
 	return nil
+}
+
+// closedErr is the error of a call the Publisher can no longer serve: the
+// fatal error that ended it, else ErrClosed.
+func (p *Publisher) closedErr() error {
+	if err := p.life.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
 }
 
 // Ready returns a channel that is closed while the Publisher is connected.
@@ -220,18 +206,11 @@ func (p *Publisher) Connected() bool {
 
 // Done is closed when the Publisher has stopped for good: after Stop, or on an
 // error that reconnecting cannot fix (see Err).
-func (p *Publisher) Done() <-chan struct{} { return p.done }
+func (p *Publisher) Done() <-chan struct{} { return p.life.Done() }
 
 // Err returns why the Publisher stopped: nil after Stop, or a fatal error such
 // as ErrTopologyMismatch. Valid once Done is closed.
-func (p *Publisher) Err() error {
-	select {
-	case <-p.done:
-		return p.fatal
-	default:
-		return nil
-	}
-}
+func (p *Publisher) Err() error { return p.life.Err() }
 
 // Unrouted counts events this Publisher kept in the unrouted queue.
 func (p *Publisher) Unrouted() int64 { return p.unrouted.Load() }
@@ -319,7 +298,7 @@ func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp0
 	if err := p.begin(); err != nil {
 		return published{}, err
 	}
-	defer p.calls.Done()
+	defer p.life.Leave()
 	if err := p.acquire(ctx); err != nil {
 		return published{}, err
 	}
@@ -357,7 +336,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
 	if err := p.begin(); err != nil {
 		return err
 	}
-	defer p.calls.Done()
+	defer p.life.Leave()
 	b := batch{p: p, ctx: ctx, evs: evs, errs: make([]error, len(evs))}
 	for i := range evs {
 		_, span, msg, err := p.prepare(ctx, &evs[i])
@@ -506,8 +485,8 @@ func (p *Publisher) acquire(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for a publish slot: %w", ctx.Err())
-	case <-p.closeNow:
-		return ErrClosed
+	case <-p.life.Halted():
+		return p.closedErr()
 	}
 }
 
@@ -584,13 +563,8 @@ func (p *Publisher) session(ctx context.Context) (*pubSession, error) {
 		case <-ready:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("no broker connection: %w", ctx.Err())
-		case <-p.closeNow:
-			return nil, ErrClosed
-		case <-p.done:
-			if p.fatal != nil {
-				return nil, p.fatal
-			}
-			return nil, ErrClosed
+		case <-p.life.Halted():
+			return nil, p.closedErr()
 		}
 	}
 }
@@ -599,110 +573,62 @@ func (p *Publisher) session(ctx context.Context) (*pubSession, error) {
 // (or ctx to end), then closes the connection. It is safe to call twice or
 // before Start. It returns ctx.Err() if ctx ended first.
 func (p *Publisher) Stop(ctx context.Context) error {
-	p.mu.Lock()
-	select {
-	case <-p.stopping:
-	default:
-		close(p.stopping)
-	}
-	started := p.started
-	p.mu.Unlock()
-
-	waited := make(chan struct{})
-	go func() { p.calls.Wait(); close(waited) }()
-	var err error
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	p.closeOnce.Do(func() { close(p.closeNow) })
+	started := p.life.Stop()
+	err := p.life.Drain(ctx)
+	p.life.Halt()
 	if started {
-		<-p.done
-	} else {
-		p.finishRun(nil)
+		<-p.life.Done()
 	}
 	return err
 }
 
-// finishRun records why the Publisher stopped and closes Done, once.
-func (p *Publisher) finishRun(err error) {
-	p.doneOnce.Do(func() {
-		p.fatal = err
-		close(p.done)
-	})
-}
-
 // run owns the connection: connect, serve until the session dies, reconnect.
 // It keeps reconnecting while Stop waits for in-flight publishes, which may
-// need a new connection to be confirmed; it ends when closeNow is closed.
-func (p *Publisher) run(ctx context.Context) {
-	var fatal error
-	defer func() { p.finishRun(fatal) }()
-	for attempt := 0; ; attempt++ {
-		if ctx.Err() != nil {
-			return
-		}
-		s, err := p.connect(ctx)
-		if err != nil {
-			if isFatal(err) {
-				p.log.Error("publisher stopped", "err", err)
-				fatal = err
-				return
+// need a new connection to be confirmed; it ends on Halt.
+func (p *Publisher) run() {
+	err := lifecycle.Loop[*pubSession]{
+		Backoff: p.cfg.Backoff,
+		Quit:    p.life.Halted(),
+		Connect: func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
+		Fatal:   isFatal,
+		Serve:   p.serve,
+		Failed: func(err error, lost bool, _ uint64, attempt int) {
+			if lost {
+				p.log.Warn("broker connection lost; reconnecting", "err", err, "attempt", attempt)
+			} else {
+				p.log.Warn("broker connection failed; retrying", "err", err, "attempt", attempt)
 			}
-			p.log.Warn("broker connection failed; retrying", "err", err, "attempt", attempt+1)
-			if p.sleep(attempt) {
-				return
-			}
-			continue
-		}
-		if attempt > 0 {
-			p.log.Info("connected to broker")
-		}
-		p.mu.Lock()
-		p.sess = s
-		close(p.ready)
-		p.mu.Unlock()
-		p.connm.Up(true)
-
-		began := time.Now()
-		select {
-		case <-s.dead:
-		case <-p.closeNow:
-			s.close()
-		}
-		p.mu.Lock()
-		p.sess = nil
-		p.ready = make(chan struct{})
-		p.mu.Unlock()
-		p.connm.Up(false)
-		select {
-		case <-p.closeNow:
-			return
-		default:
-		}
-		// A session that dies soon after it began counts as a failed
-		// attempt, so a connection that keeps dying backs off too.
-		if time.Since(began) > time.Minute {
-			attempt = 0
-		}
-		p.log.Warn("broker connection lost; reconnecting", "err", s.cause(), "attempt", attempt+1)
-		if p.sleep(attempt) {
-			return
-		}
+		},
+	}.Run()
+	if err != nil {
+		p.log.Error("publisher stopped", "err", err)
 	}
+	p.life.Finish(err)
 }
 
-// sleep backs off; it reports true when the Publisher is stopping.
-func (p *Publisher) sleep(attempt int) bool {
-	t := time.NewTimer(p.cfg.Backoff.Delay(attempt))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return false
-	case <-p.closeNow:
-		return true
+// serve makes s the session publishes use until it dies or the Publisher
+// halts, and returns why it died.
+func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
+	if attempt > 0 {
+		p.log.Info("connected to broker")
 	}
+	p.mu.Lock()
+	p.sess = s
+	close(p.ready)
+	p.mu.Unlock()
+	p.connm.Up(true)
+
+	select {
+	case <-s.dead:
+	case <-p.life.Halted():
+		s.close()
+	}
+	p.mu.Lock()
+	p.sess = nil
+	p.ready = make(chan struct{})
+	p.mu.Unlock()
+	p.connm.Up(false)
+	return s.cause()
 }
 
 func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {

@@ -61,7 +61,7 @@ func (w *Worker) newSlot() *handlerSlot {
 	// abandoned late, and an idle worker has no timers running.
 	s.timer = time.AfterFunc(time.Hour, s.check)
 	s.timer.Stop()
-	s.unhook = context.AfterFunc(w.hardStop, s.check)
+	s.unhook = context.AfterFunc(w.hardStop(), s.check)
 	s.mu.Unlock()
 	return s
 }
@@ -73,7 +73,7 @@ func (s *handlerSlot) call(c *handlerCall) (abandoned bool, err error) {
 	s.mu.Lock()
 	// Checked under mu: a hard stop either comes first and no handler
 	// starts, or finds the call running and abandons it.
-	if err := w.hardStop.Err(); err != nil {
+	if err := w.hardStop().Err(); err != nil {
 		s.mu.Unlock()
 		return false, err
 	}
@@ -95,7 +95,7 @@ func (s *handlerSlot) call(c *handlerCall) (abandoned bool, err error) {
 	if abandoned {
 		return true, nil
 	}
-	if err != nil && timedOut && w.hardStop.Err() == nil {
+	if err != nil && timedOut && w.hardStop().Err() == nil {
 		err = fmt.Errorf("handler timed out after %v: %w", w.cfg.HandlerTimeout, err)
 	}
 	return false, err
@@ -122,7 +122,7 @@ func (s *handlerSlot) check() {
 		s.mu.Unlock()
 		return
 	}
-	err := w.hardStop.Err() // non-nil: a hard stop, whoever called
+	err := w.hardStop().Err() // non-nil: a hard stop, whoever called
 	if !s.running {
 		if err == nil {
 			s.armed = false // the timer fired; the hard-stop hook leaves it be

@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
 	"github.com/eventfleet/eventfleet/tracing"
@@ -188,18 +189,14 @@ type Worker struct {
 	jobs     chan job
 	inflight sync.WaitGroup // handler calls in progress
 
+	// life: Stopping takes no more deliveries; a halt (Stop's context
+	// ended) cancels handler contexts and leaves their messages unacked.
+	life  *lifecycle.Lifecycle
+	loops sync.WaitGroup // handler loops
+
 	mu       sync.Mutex
-	started  bool
 	ready    chan struct{} // closed while consuming
 	consumer atomic.Bool
-
-	stopping  chan struct{} // closed by Stop: take no more deliveries
-	hardStop  context.Context
-	hardAbort context.CancelFunc // cancels handler contexts
-	done      chan struct{}
-	doneOnce  sync.Once
-	fatal     error
-	loops     sync.WaitGroup
 
 	handled, retried, dead atomic.Int64
 }
@@ -250,7 +247,6 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	hard, abort := context.WithCancel(context.Background())
 	return &Worker{
 		cfg:      cfg,
 		log:      log,
@@ -268,12 +264,9 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 			bindings:      bindings,
 			delays:        cfg.Retry.Stages(),
 		},
-		jobs:      make(chan job),
-		ready:     make(chan struct{}),
-		stopping:  make(chan struct{}),
-		hardStop:  hard,
-		hardAbort: abort,
-		done:      make(chan struct{}),
+		jobs:  make(chan job),
+		ready: make(chan struct{}),
+		life:  lifecycle.New(),
 	}, nil
 }
 
@@ -288,18 +281,11 @@ func (w *Worker) Bindings() []string { return slices.Clone(w.topo.bindings) }
 // Errors that reconnecting cannot fix (ErrTopologyMismatch) stop the Worker:
 // watch Done and Err.
 func (w *Worker) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.started {
-		return errors.New("amqp: worker already started")
+	if err := w.life.Start(); err != nil {
+		return startError(err)
 	}
-	select {
-	case <-w.stopping:
-		return ErrClosed
-	default:
-	}
-	w.started = true
 	if err := w.hops.Start(ctx); err != nil {
+		w.life.Finish(err)
 		return err
 	}
 	for range w.cfg.Concurrency {
@@ -322,17 +308,10 @@ func (w *Worker) Ready() <-chan struct{} {
 func (w *Worker) Consuming() bool { return w.consumer.Load() }
 
 // Done is closed when the Worker has stopped: after Stop, or on a fatal error.
-func (w *Worker) Done() <-chan struct{} { return w.done }
+func (w *Worker) Done() <-chan struct{} { return w.life.Done() }
 
 // Err returns the fatal error that stopped the Worker, once Done is closed.
-func (w *Worker) Err() error {
-	select {
-	case <-w.done:
-		return w.fatal
-	default:
-		return nil
-	}
-}
+func (w *Worker) Err() error { return w.life.Err() }
 
 // Stats are counts since Start.
 type Stats struct {
@@ -351,138 +330,90 @@ func (w *Worker) Stats() Stats {
 // redelivers them) and Stop returns ctx.Err(). Safe to call twice or before
 // Start.
 func (w *Worker) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	select {
-	case <-w.stopping:
-	default:
-		close(w.stopping)
-	}
-	started := w.started
-	w.mu.Unlock()
-	if !started {
-		w.finish(nil)
+	if !w.life.Stop() {
 		return nil
 	}
-	var err error
 	select {
-	case <-w.done:
+	case <-w.life.Done():
+		return nil
 	case <-ctx.Done():
-		err = ctx.Err()
-		w.hardAbort()
-		<-w.done
+		w.life.Halt()
+		<-w.life.Done()
+		return ctx.Err()
 	}
-	return err
 }
 
-func (w *Worker) finish(err error) {
-	w.doneOnce.Do(func() {
-		w.fatal = err
-		close(w.done)
-	})
-}
+// hardStop is the context a hard stop cancels; handler contexts derive from it.
+func (w *Worker) hardStop() context.Context { return w.life.HaltContext() }
 
 // run owns the consuming connection. It ends after Stop (once handlers have
 // drained) or on a fatal error.
 func (w *Worker) run() {
-	var fatal error
-	defer func() {
-		close(w.jobs)
-		w.loops.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = w.hops.Stop(ctx)
-		cancel()
-		w.hardAbort()
-		w.finish(fatal)
-	}()
-	var gen uint64
 	consumed := false
-	for attempt := 0; ; attempt++ {
-		if w.isStopping() {
-			return
-		}
-		gen++
-		s, err := w.connect(gen)
-		if err != nil {
-			if isFatal(err) {
-				w.log.Error("worker stopped", "err", err)
-				fatal = err
-				w.mu.Lock()
-				select {
-				case <-w.stopping:
-				default:
-					close(w.stopping)
-				}
-				w.mu.Unlock()
-				return
+	err := lifecycle.Loop[*workerSession]{
+		Backoff: w.cfg.Backoff,
+		Quit:    w.life.Stopping(),
+		Connect: w.connect,
+		Fatal:   isFatal,
+		Serve: func(s *workerSession, gen uint64, _ int) error {
+			if consumed {
+				w.log.Info("consuming again", "queue", w.topo.queue, "connection", gen)
+			} else {
+				// Logged once, on the first session that consumes, even
+				// after failed attempts: deploy checks and tests wait for it.
+				w.log.Info("consuming", "queue", w.topo.queue, "bindings", w.topo.bindings,
+					"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
+				consumed = true
 			}
-			w.log.Warn("cannot consume; retrying", "err", err, "attempt", attempt+1)
-			if w.sleep(attempt) {
-				return
+			return w.consume(s)
+		},
+		Failed: func(err error, lost bool, gen uint64, attempt int) {
+			if lost {
+				w.log.Warn("consumer stopped; reconnecting", "err", err, "connection", gen, "attempt", attempt)
+			} else {
+				w.log.Warn("cannot consume; retrying", "err", err, "attempt", attempt)
 			}
-			continue
-		}
-		if consumed {
-			w.log.Info("consuming again", "queue", w.topo.queue, "connection", gen)
-		} else {
-			// Logged once, on the first session that consumes, even after
-			// failed attempts: deploy checks and tests wait for it.
-			w.log.Info("consuming", "queue", w.topo.queue, "bindings", w.topo.bindings,
-				"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
-			consumed = true
-		}
-		// Consuming is true before Ready closes: whoever waited for Ready
-		// (a readiness probe, a test) must not see false after it.
-		w.consumer.Store(true)
-		w.mu.Lock()
-		close(w.ready)
-		w.mu.Unlock()
-		w.connm.Up(true)
-		sampled := w.startSampling(s)
-
-		began := time.Now()
-		cause := w.serve(s)
-
-		sampled()
-		w.consumer.Store(false)
-		w.connm.Up(false)
-		w.mu.Lock()
-		w.ready = make(chan struct{})
-		w.mu.Unlock()
-		if w.isStopping() {
-			s.drainAndClose(w)
-			return
-		}
-		_ = s.conn.Close()
-		// A session that ends soon after it began counts as a failed
-		// attempt, so a consumer that keeps dying backs off too.
-		if time.Since(began) > time.Minute {
-			attempt = 0
-		}
-		w.log.Warn("consumer stopped; reconnecting", "err", cause, "connection", gen, "attempt", attempt+1)
-		if w.sleep(attempt) {
-			return
-		}
+		},
+	}.Run()
+	if err != nil {
+		w.log.Error("worker stopped", "err", err)
+		w.life.Stop()
 	}
+	close(w.jobs)
+	w.loops.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = w.hops.Stop(ctx)
+	cancel()
+	w.life.Halt()
+	w.life.Finish(err)
 }
 
-func (w *Worker) isStopping() bool {
-	select {
-	case <-w.stopping:
-		return true
-	default:
-		return false
-	}
-}
+// consume serves one session until it ends, then tears it down: on Stop by
+// draining its handlers first. It returns why the session ended.
+func (w *Worker) consume(s *workerSession) error {
+	// Consuming is true before Ready closes: whoever waited for Ready
+	// (a readiness probe, a test) must not see false after it.
+	w.consumer.Store(true)
+	w.mu.Lock()
+	close(w.ready)
+	w.mu.Unlock()
+	w.connm.Up(true)
+	sampled := w.startSampling(s)
 
-func (w *Worker) sleep(attempt int) bool {
-	t := time.NewTimer(w.cfg.Backoff.Delay(attempt))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return false
-	case <-w.stopping:
-		return true
+	cause := w.serve(s)
+
+	sampled()
+	w.consumer.Store(false)
+	w.connm.Up(false)
+	w.mu.Lock()
+	w.ready = make(chan struct{})
+	w.mu.Unlock()
+	if w.life.IsStopping() {
+		s.drainAndClose(w)
+		return nil
 	}
+	_ = s.conn.Close()
+	return cause
 }
 
 // workerSession is one consuming connection.
@@ -521,7 +452,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 	defer cancel()
 	go func() {
 		select {
-		case <-w.stopping:
+		case <-w.life.Stopping():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -594,7 +525,7 @@ func (w *Worker) serve(s *workerSession) error {
 	for {
 		// Stopping is checked on every turn, so a steady stream of
 		// deliveries taken by the fast path below cannot hide it.
-		if w.isStopping() {
+		if w.life.IsStopping() {
 			return nil
 		}
 		var d amqp091.Delivery
@@ -632,7 +563,7 @@ func (w *Worker) serve(s *workerSession) error {
 			case e := <-s.closed:
 				s.markDead()
 				return closeCause(e)
-			case <-w.stopping:
+			case <-w.life.Stopping():
 				return nil
 			}
 		}
@@ -647,7 +578,7 @@ func (w *Worker) serve(s *workerSession) error {
 		default:
 			select {
 			case w.jobs <- j:
-			case <-w.stopping:
+			case <-w.life.Stopping():
 				// Not started: it stays unacked and goes back to the head of
 				// the queue when drainAndClose closes the channel.
 				w.inflight.Done()
@@ -717,7 +648,7 @@ func (w *Worker) waitInflight() {
 	go func() { w.inflight.Wait(); close(idle) }()
 	select {
 	case <-idle:
-	case <-w.hardStop.Done():
+	case <-w.hardStop().Done():
 	}
 }
 
@@ -779,7 +710,7 @@ func (w *Worker) conclude(c *handlerCall, err error) {
 		j.s.acks.ack(d.DeliveryTag)
 		w.handled.Add(1)
 		w.settled(span, ev.Type, metrics.Ack)
-	case w.hardStop.Err() != nil:
+	case w.hardStop().Err() != nil:
 		// Hard stop: leave it unacked; it goes back to the queue.
 	case retry.IsPermanent(err):
 		log().Warn("permanent failure; dead-lettering", "err", err)
@@ -827,7 +758,7 @@ func (w *Worker) undecodable(ctx context.Context, span trace.Span, j job, ev eve
 // context in its headers. With the default no-op tracer it only carries that
 // context to the handler, so attributes are set only on a span that records.
 func (w *Worker) startSpan(d *amqp091.Delivery, ev *event.Event) (context.Context, trace.Span) {
-	ctx := tracing.Extract(w.hardStop, d.Headers)
+	ctx := tracing.Extract(w.hardStop(), d.Headers)
 	ctx, span := w.tracer.Start(ctx, w.spanName, consumerSpan...)
 	if span.IsRecording() {
 		span.SetAttributes(tracing.System, tracing.OpName.String("process"), tracing.OpType.String("process"),
@@ -900,13 +831,13 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadlett
 	if err != nil {
 		w.settled(process, ev.Type, metrics.Requeue)
 		w.eventLog(process, ev).Error("cannot move event; leaving it to the broker", "target", target, "err", err)
-		if w.hardStop.Err() == nil {
+		if w.hardStop().Err() == nil {
 			// A short pause so a broker-side problem does not become a hot
 			// loop of redeliveries.
 			t := time.NewTimer(time.Second)
 			select {
 			case <-t.C:
-			case <-w.hardStop.Done():
+			case <-w.hardStop().Done():
 			}
 			t.Stop()
 			_ = j.s.acks.nack(d.DeliveryTag, true /* requeue */)

@@ -1,0 +1,96 @@
+package lifecycle
+
+import (
+	"time"
+
+	"github.com/eventfleet/eventfleet/retry"
+)
+
+// HealthySession is how long a session must last for the next connect to
+// start the backoff schedule afresh. A session that ends sooner counts as a
+// failed attempt, so a connection that keeps dying right after it opens backs
+// off as a refused one does.
+const HealthySession = time.Minute
+
+// Loop is a reconnect loop over sessions of type S (one connection each).
+// Only Connect and Serve are required.
+type Loop[S any] struct {
+	// Backoff is the schedule between attempts.
+	Backoff retry.Backoff
+	// Quit ends the loop: between attempts, and during a backoff.
+	Quit <-chan struct{}
+	// Connect opens session number gen (1, 2, …).
+	Connect func(gen uint64) (S, error)
+	// Fatal reports a Connect error that retrying cannot fix: the loop
+	// returns it. Nil means every error is retried.
+	Fatal func(error) bool
+	// Serve runs a session until it ends, tears it down, and returns why it
+	// ended. attempt counts the failed attempts before it (0: none).
+	Serve func(s S, gen uint64, attempt int) error
+	// Failed is told of a Connect error that will be retried, and of a
+	// session that ended (lost, with its gen), before the backoff. attempt
+	// is 1 for the first failure in a row. Optional.
+	Failed func(err error, lost bool, gen uint64, attempt int)
+}
+
+// Run runs the loop until Quit closes (it returns nil) or Connect fails
+// fatally (it returns that error).
+func (l Loop[S]) Run() error {
+	var gen uint64
+	for attempt := 0; ; attempt++ {
+		if l.quitting() {
+			return nil
+		}
+		gen++
+		s, err := l.Connect(gen)
+		if err != nil {
+			if l.Fatal != nil && l.Fatal(err) {
+				return err
+			}
+			l.failed(err, false, gen, attempt+1)
+			if l.sleep(attempt) {
+				return nil
+			}
+			continue
+		}
+		began := time.Now()
+		cause := l.Serve(s, gen, attempt)
+		if l.quitting() {
+			return nil
+		}
+		if time.Since(began) > HealthySession {
+			attempt = 0
+		}
+		l.failed(cause, true, gen, attempt+1)
+		if l.sleep(attempt) {
+			return nil
+		}
+	}
+}
+
+func (l Loop[S]) failed(err error, lost bool, gen uint64, attempt int) {
+	if l.Failed != nil {
+		l.Failed(err, lost, gen, attempt)
+	}
+}
+
+func (l Loop[S]) quitting() bool {
+	select {
+	case <-l.Quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep backs off; it reports true when Quit closed meanwhile.
+func (l Loop[S]) sleep(attempt int) bool {
+	t := time.NewTimer(l.Backoff.Delay(attempt))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-l.Quit:
+		return true
+	}
+}
