@@ -416,6 +416,15 @@ func (w *Worker) consume(s *workerSession) error {
 	return cause
 }
 
+// sessionPhase is how far a session is through its cautious start (see widen).
+type sessionPhase int
+
+const (
+	phaseNarrow   sessionPhase = iota // one consumer, prefetch 1
+	phaseWidening                     // the wide consumer runs; the narrow one's last delivery may still come
+	phaseWide                         // the wide consumer alone
+)
+
 // workerSession is one consuming connection.
 type workerSession struct {
 	gen        uint64
@@ -427,11 +436,11 @@ type workerSession struct {
 	closed     chan *amqp091.Error
 	dead       chan struct{} // closed when the channel is gone
 	deadOnce   sync.Once
-	// widened: the session has left its cautious start (see widen);
-	// cautious is the narrow consumer's delivery stream until it ends.
-	// Only serve and drainAndClose touch them.
-	widened  bool
-	cautious <-chan amqp091.Delivery
+	// phase of the session's cautious start (see widen); narrow is the
+	// narrow consumer's delivery stream while widening. Only serve touches
+	// them.
+	phase  sessionPhase
+	narrow <-chan amqp091.Delivery
 	// acks batches this channel's acks (see acker).
 	acks *acker
 }
@@ -514,8 +523,7 @@ func (w *Worker) serve(s *workerSession) error {
 				return errors.New("delivery channel closed")
 			}
 		}
-		if !s.widened && !d.Redelivered {
-			s.widened = true
+		if s.phase == phaseNarrow && !d.Redelivered {
 			if err := w.widen(s); err != nil {
 				return fmt.Errorf("open the prefetch window: %w", err)
 			}
@@ -534,7 +542,7 @@ func (w *Worker) serve(s *workerSession) error {
 		// select locks every channel it names (as in the Publisher). Not
 		// while the narrow consumer's last delivery may still come: a full
 		// window must not keep it waiting.
-		fast := s.cautious == nil
+		fast := s.phase != phaseWidening
 		if fast {
 			select {
 			case d, ok = <-s.deliveries:
@@ -552,9 +560,9 @@ func (w *Worker) serve(s *workerSession) error {
 				if err := delivered(d, ok); err != nil {
 					return err
 				}
-			case d, ok = <-s.cautious:
+			case d, ok = <-s.narrow:
 				if !ok {
-					s.cautious = nil // the narrow consumer is done
+					s.phase, s.narrow = phaseWide, nil // the narrow consumer is done
 					continue
 				}
 			case tag := <-s.cancels:
@@ -605,7 +613,7 @@ func (w *Worker) cancelled(tag string) error {
 // delivered before, widen opens the full window. basic.qos only applies to
 // consumers started after it, so widen starts a second consumer with the full
 // prefetch and cancels the narrow one; the narrow one's last delivery stays
-// ackable on the channel and arrives through s.cautious.
+// ackable on the channel and arrives through s.narrow.
 func (w *Worker) widen(s *workerSession) error {
 	if err := s.ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
 		return err
@@ -623,7 +631,7 @@ func (w *Worker) widen(s *workerSession) error {
 	if err := s.ch.Cancel(s.tag, false /* noWait */); err != nil {
 		return err
 	}
-	s.cautious, s.deliveries, s.tag = s.deliveries, ds, tag
+	s.phase, s.narrow, s.deliveries, s.tag = phaseWidening, s.deliveries, ds, tag
 	return nil
 }
 
@@ -657,7 +665,7 @@ func (w *Worker) waitInflight() {
 // overruns its timeout is abandoned by its slot (see handlerSlot), which
 // starts a new loop in its place.
 func (w *Worker) handleLoop() {
-	s := w.newSlot()
+	s := newSlot(w.cfg.HandlerTimeout, w.hardStop(), w.handler, w.abandoned)
 	for j := range w.jobs {
 		if w.process(j, s) {
 			// The slot settled the delivery, and the new loop took this
@@ -669,6 +677,19 @@ func (w *Worker) handleLoop() {
 	}
 	s.close()
 	w.loops.Done()
+}
+
+// abandoned settles the delivery of a call its slot gave up on, and starts a
+// new handler loop in place of the stuck one.
+func (w *Worker) abandoned(c *handlerCall, err error) {
+	w.conclude(c, err)
+	w.m.InFlight(-1)
+	w.inflight.Done() // added by serve
+	// The new loop takes over the stuck one's count in w.loops (no Add: Stop
+	// may be waiting on it already), only now, so that the Worker does not
+	// finish while the delivery is being settled. After Stop it finds
+	// w.jobs closed and ends at once.
+	go w.handleLoop()
 }
 
 // process runs one delivery to its end: handler, then ack or hop. It reports
