@@ -1,0 +1,38 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/deadletter"
+)
+
+// keepUnrouted stores an unroutable event in the unrouted queue on the same
+// session, then resolves the original with that outcome. The copy records
+// where the event was headed so it can be replayed to the exchange later.
+func (s *pubSession) keepUnrouted(rec *pending) {
+	msg := rec.msg
+	h := make(amqp091.Table, len(msg.Headers)+2)
+	for k, v := range msg.Headers {
+		h[k] = v
+	}
+	h[deadletter.HeaderRoutingKey] = rec.key
+	h[deadletter.HeaderExchange] = rec.exchange
+	msg.Headers = h
+	cp := &pending{exchange: "", key: UnroutedQueue(s.p.cfg.Exchange), msg: msg, done: make(chan error, 1)}
+	err := s.publish(context.Background(), cp)
+	if err == nil {
+		err = <-cp.done
+	}
+	if err == nil {
+		rec.unrouted = true
+		s.p.unrouted.Add(1)
+		s.p.log.Debug("event kept in unrouted queue", "event_id", msg.MessageId, "type", rec.key)
+	} else if !errors.Is(err, errConnLost) {
+		err = fmt.Errorf("keeping unroutable event in %q: %w", cp.key, err)
+	}
+	rec.finish(err)
+}
