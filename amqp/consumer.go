@@ -131,92 +131,109 @@ func (w *Worker) consume(s *workerSession) error {
 }
 
 // serve feeds deliveries to the handlers until the session ends or the
-// Worker is stopping. It returns why the session ended.
+// Worker is stopping. It returns why the session ended (nil: stopping).
 func (w *Worker) serve(s *workerSession) error {
-	// delivered handles what the (widened) consumer's channel gave.
-	delivered := func(d amqp091.Delivery, ok bool) error {
-		if !ok {
-			s.markDead()
-			select {
-			case e := <-s.closed:
-				return closeCause(e)
-			case tag := <-s.cancels:
-				return w.cancelled(tag)
-			default:
-				return errors.New("delivery channel closed")
-			}
-		}
-		if s.phase == phaseNarrow && !d.Redelivered {
-			if err := w.widen(s); err != nil {
-				return fmt.Errorf("open the prefetch window: %w", err)
-			}
-		}
-		return nil
-	}
-	for {
-		// Stopping is checked on every turn, so a steady stream of
-		// deliveries taken by the fast path below cannot hide it.
-		if w.life.IsStopping() {
+	// Stopping is checked on every turn, so a steady stream of deliveries
+	// taken by next's fast path cannot hide it.
+	for !w.life.IsStopping() {
+		d, err := w.next(s)
+		if err == errStopping {
 			return nil
 		}
-		var d amqp091.Delivery
-		var ok bool
-		// A delivery already waiting is taken with a plain receive; the full
-		// select locks every channel it names (as in the Publisher). Not
-		// while the narrow consumer's last delivery may still come: a full
-		// window must not keep it waiting.
-		fast := s.phase != phaseWidening
-		if fast {
-			select {
-			case d, ok = <-s.deliveries:
-			default:
-				fast = false
-			}
+		if err != nil {
+			return err
 		}
-		if fast {
-			if err := delivered(d, ok); err != nil {
-				return err
-			}
-		} else {
-			select {
-			case d, ok = <-s.deliveries:
-				if err := delivered(d, ok); err != nil {
-					return err
-				}
-			case d, ok = <-s.narrow:
-				if !ok {
-					s.phase, s.narrow = phaseWide, nil // the narrow consumer is done
-					continue
-				}
-			case tag := <-s.cancels:
-				s.markDead()
-				return w.cancelled(tag)
-			case e := <-s.closed:
-				s.markDead()
-				return closeCause(e)
-			case <-w.life.Stopping():
-				return nil
-			}
+		if !w.handOver(s, d) {
+			return nil
 		}
-		s.acks.seen(d.DeliveryTag)
-		// Counted as in flight before it is handed over, so that a Stop
-		// right after the hand-over waits for it.
-		w.inflight.Add(1)
-		w.m.InFlight(1)
-		j := job{d: d, gen: s.gen, s: s}
+	}
+	return nil
+}
+
+// errStopping is next's answer when the Worker stops before a delivery comes.
+var errStopping = errors.New("stopping")
+
+// next waits for the session's next delivery, or for it to end (it returns
+// why), or for the Worker to stop (errStopping).
+func (w *Worker) next(s *workerSession) (amqp091.Delivery, error) {
+	// A delivery already waiting is taken with a plain receive; the full
+	// select locks every channel it names (as in the Publisher). Not while
+	// the narrow consumer's last delivery may still come: a full window must
+	// not keep it waiting.
+	if s.phase != phaseWidening {
 		select {
-		case w.jobs <- j: // a handler goroutine was waiting
+		case d, ok := <-s.deliveries:
+			return w.delivered(s, d, ok)
 		default:
-			select {
-			case w.jobs <- j:
-			case <-w.life.Stopping():
-				// Not started: it stays unacked and goes back to the head of
-				// the queue when drainAndClose closes the channel.
-				w.inflight.Done()
-				w.m.InFlight(-1)
-				return nil
-			}
 		}
+	}
+	for {
+		select {
+		case d, ok := <-s.deliveries:
+			return w.delivered(s, d, ok)
+		case d, ok := <-s.narrow:
+			if ok {
+				return d, nil
+			}
+			s.phase, s.narrow = phaseWide, nil // the narrow consumer is done
+		case tag := <-s.cancels:
+			s.markDead()
+			return amqp091.Delivery{}, w.cancelled(tag)
+		case e := <-s.closed:
+			s.markDead()
+			return amqp091.Delivery{}, closeCause(e)
+		case <-w.life.Stopping():
+			return amqp091.Delivery{}, errStopping
+		}
+	}
+}
+
+// delivered checks what the current consumer's channel gave: a closed
+// channel ends the session; the first delivery never delivered before ends
+// its cautious start.
+func (w *Worker) delivered(s *workerSession, d amqp091.Delivery, ok bool) (amqp091.Delivery, error) {
+	if !ok {
+		s.markDead()
+		select {
+		case e := <-s.closed:
+			return d, closeCause(e)
+		case tag := <-s.cancels:
+			return d, w.cancelled(tag)
+		default:
+			return d, errors.New("delivery channel closed")
+		}
+	}
+	if s.phase == phaseNarrow && !d.Redelivered {
+		if err := w.widen(s); err != nil {
+			return d, fmt.Errorf("open the prefetch window: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// handOver gives d to a handler loop; it reports false when the Worker
+// stopped first.
+func (w *Worker) handOver(s *workerSession, d amqp091.Delivery) bool {
+	s.acks.seen(d.DeliveryTag)
+	// Counted as in flight before it is handed over, so that a Stop right
+	// after the hand-over waits for it.
+	w.inflight.Add(1)
+	w.m.InFlight(1)
+	j := job{d: d, gen: s.gen, s: s}
+	select {
+	case w.jobs <- j: // a handler loop was waiting
+		return true
+	default:
+	}
+	select {
+	case w.jobs <- j:
+		return true
+	case <-w.life.Stopping():
+		// Not started: it stays unacked and goes back to the head of the
+		// queue when drainAndClose closes the channel.
+		w.inflight.Done()
+		w.m.InFlight(-1)
+		return false
 	}
 }
 
