@@ -248,8 +248,7 @@ func (w *Worker) cancelled(tag string) error {
 // first, and if one of those crashes workers every time, a crash with one
 // delivery in flight returns only it, so the quorum delivery limit counts
 // against it alone rather than against every good event that shared a
-// prefetch window with it (measured: 10 of 50 good events dead-lettered with
-// the window open from the start). At the first delivery that was never
+// prefetch window with it (docs/design.md, "Worker"). At the first delivery that was never
 // delivered before, widen opens the full window. basic.qos only applies to
 // consumers started after it, so widen starts a second consumer with the full
 // prefetch and cancels the narrow one; the narrow one's last delivery stays
@@ -280,7 +279,7 @@ func (w *Worker) widen(s *workerSession) error {
 // ahead but no handler took stay unacked until the close, which returns them
 // to the head of the queue in their order. (A nack with requeue, or
 // cancelling the consumer first, would put them at the tail of a quorum
-// queue, measured on 3.10.8.)
+// queue: docs/design.md, "Worker".)
 func (s *workerSession) drainAndClose(w *Worker) {
 	w.waitInflight()
 	s.acks.flush()

@@ -11,9 +11,9 @@ import (
 const corkMax = 64 << 10
 
 // corkConn is the Publisher's socket. amqp091-go flushes after every publish,
-// so a hand-written loop makes one write(2) per message; measured on our
-// machine that is about 40% of the client's CPU, and the broker then reads
-// one small segment per message too. The Publisher's writer goroutine knows
+// so a hand-written loop makes one write(2) per message, the largest item in
+// the client's CPU (docs/design.md, "Client costs measured"), and the broker
+// then reads one small segment per message too. The Publisher's writer goroutine knows
 // when more messages are already queued behind the one it is sending: it
 // corks the socket for the burst, the client's flushes land in a buffer, and
 // uncork sends them in one write. Nothing waits for a timer: a burst is only

@@ -29,8 +29,8 @@ func Propagator() propagation.TextMapPropagator { return propagator }
 // on) unless Setup or the application installs another, even later.
 //
 // With no provider installed, a span for a context that carries no trace
-// would record nothing and propagate nothing, yet starting it costs three
-// allocations (5% of a publisher's CPU with 256 callers); the tracer skips
+// would record nothing and propagate nothing, yet starting it allocates
+// (docs/design.md, "Client costs measured"); the tracer skips
 // it and returns the context's own (no-op) span instead. A context that
 // carries a trace still gets a span, so its trace goes on.
 func Tracer(tp trace.TracerProvider) trace.Tracer {
