@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -27,29 +28,11 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		fmt.Fprintf(stderr, "worker run: unexpected argument %q; settings come from the environment (see worker -h)\n", args[0])
 		return exitUsage
 	}
-	cfg, err := config.LoadWorker(environ)
-	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
-		return exitUsage
+	p, code := newProcess(stdout, stderr, environ)
+	if p == nil {
+		return code
 	}
-	// Stdout belongs to HANDLER=log's event lines; logs go to stderr.
-	log := cfg.Logger(stderr)
-
-	h, attrs, err := newHandler(cfg, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
-		return exitUsage
-	}
-	m := metrics.New()
-	w, err := amqp.NewWorker(cfg.WorkerConfig(log, m), h)
-	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
-		if errors.Is(err, amqp.ErrInvalidConfig) {
-			return exitUsage
-		}
-		return exitFatal
-	}
-	flushTraces, err := tracing.Setup(context.Background(), cfg.Tracing("eventfleet-worker"))
+	flushTraces, err := tracing.Setup(context.Background(), p.cfg.Tracing("eventfleet-worker"))
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return exitFatal
@@ -58,80 +41,135 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := flushTraces(ctx); err != nil {
-			log.Warn("could not export the last spans", "err", err)
+			p.log.Warn("could not export the last spans", "err", err)
 		}
 	}()
-	var draining atomic.Bool
-	if cfg.MetricsAddr != config.MetricsOff {
-		ready := func() error {
-			switch {
-			case draining.Load():
-				return errors.New("shutting down")
-			case !w.Consuming():
-				return errors.New("not consuming: connecting to the broker")
-			}
-			return nil
-		}
-		id := admin.NewIdentity(admin.RoleWorker, cfg.App())
-		srv, err := admin.Start(admin.Config{
-			Addr:     cfg.MetricsAddr,
-			Fallback: cfg.MetricsAddrDefault,
-			Identity: id,
-			Metrics:  m,
-			Ready:    ready,
-			Logger:   log,
-		})
-		if err != nil {
-			fmt.Fprintf(stderr, "worker: %v\n", err)
-			return exitFatal
-		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Stop(ctx)
-		}()
-		// The bound address matters when METRICS_ADDR has port 0 or the
-		// default was taken.
-		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr(), "instance", id.Instance)
-		defer admin.Announce(log, id, srv.Addr())()
+	stopAdmin, err := p.serveAdmin()
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return exitFatal
 	}
-	log.Info("starting worker", append([]any{
-		"app", cfg.App(),
-		"queue", w.Queue(),
-		"bindings", w.Bindings(),
-		"exchange", cfg.Exchange,
-		"broker", amqp.RedactURL(cfg.AMQPURL),
-	}, attrs...)...)
+	defer stopAdmin()
+	p.log.Info("starting worker", append([]any{
+		"app", p.cfg.App(),
+		"queue", p.w.Queue(),
+		"bindings", p.w.Bindings(),
+		"exchange", p.cfg.Exchange,
+		"broker", amqp.RedactURL(p.cfg.AMQPURL),
+	}, p.attrs...)...)
+	return p.run()
+}
 
+// process is one "worker run": its settings, logger and Worker.
+type process struct {
+	cfg      config.Worker
+	log      *slog.Logger
+	w        *amqp.Worker
+	m        *metrics.Metrics
+	attrs    []any       // log attributes describing the handler
+	draining atomic.Bool // set when shutdown begins: /readyz answers 503 from then
+}
+
+// newProcess reads the settings and builds the handler and the Worker. On a
+// problem it prints it and returns nil with the exit code.
+func newProcess(stdout, stderr io.Writer, environ map[string]string) (*process, int) {
+	cfg, err := config.LoadWorker(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return nil, exitUsage
+	}
+	// Stdout belongs to HANDLER=log's event lines; logs go to stderr.
+	p := &process{cfg: cfg, log: cfg.Logger(stderr), m: metrics.New()}
+	h, attrs, err := newHandler(cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return nil, exitUsage
+	}
+	p.attrs = attrs
+	if p.w, err = amqp.NewWorker(cfg.WorkerConfig(p.log, p.m), h); err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		if errors.Is(err, amqp.ErrInvalidConfig) {
+			return nil, exitUsage
+		}
+		return nil, exitFatal
+	}
+	return p, exitOK
+}
+
+// serveAdmin serves /metrics, /healthz and /readyz unless METRICS_ADDR=off;
+// the returned function stops it.
+func (p *process) serveAdmin() (stop func(), err error) {
+	if p.cfg.MetricsAddr == config.MetricsOff {
+		return func() {}, nil
+	}
+	ready := func() error {
+		switch {
+		case p.draining.Load():
+			return errors.New("shutting down")
+		case !p.w.Consuming():
+			return errors.New("not consuming: connecting to the broker")
+		}
+		return nil
+	}
+	id := admin.NewIdentity(admin.RoleWorker, p.cfg.App())
+	srv, err := admin.Start(admin.Config{
+		Addr:     p.cfg.MetricsAddr,
+		Fallback: p.cfg.MetricsAddrDefault,
+		Identity: id,
+		Metrics:  p.m,
+		Ready:    ready,
+		Logger:   p.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The bound address matters when METRICS_ADDR has port 0 or the default
+	// was taken.
+	p.log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr(), "instance", id.Instance)
+	unannounce := admin.Announce(p.log, id, srv.Addr())
+	return func() {
+		unannounce()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	}, nil
+}
+
+// run starts the Worker and waits for a signal (then drains) or a fatal
+// error; it returns the exit code.
+func (p *process) run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The worker's lifetime is not tied to ctx: a signal starts the drain
-	// below rather than cutting connections.
-	if err := w.Start(context.Background()); err != nil {
-		log.Error("cannot start worker", "err", err)
+	// rather than cutting connections.
+	if err := p.w.Start(context.Background()); err != nil {
+		p.log.Error("cannot start worker", "err", err)
 		return exitFatal
 	}
-
 	select {
-	case <-w.Done():
-		err := w.Err()
+	case <-p.w.Done():
+		err := p.w.Err()
 		if err == nil {
 			err = errors.New("worker stopped without being asked to")
 		}
-		log.Error("worker stopped", "err", err)
+		p.log.Error("worker stopped", "err", err)
 		return exitFatal
 	case <-ctx.Done():
 	}
-
 	// From here a second signal kills the process at once (Go's default
 	// handling), for an operator who will not wait for the drain.
 	stop()
-	draining.Store(true)
-	log.Info("shutting down: waiting for running handlers", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	return p.drain()
+}
+
+// drain stops the Worker within SHUTDOWN_TIMEOUT and returns the exit code.
+func (p *process) drain() int {
+	p.draining.Store(true)
+	p.log.Info("shutting down: waiting for running handlers", "timeout", p.cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
 	defer cancel()
-	err = w.Stop(sctx)
-	st := w.Stats()
+	err := p.w.Stop(ctx)
+	st := p.w.Stats()
 	stats := []any{"handled", st.Handled, "retried", st.Retried, "dead_lettered", st.DeadLettered}
 	if err != nil {
 		// Still exit 0. The handlers that did not finish had their contexts
@@ -140,15 +178,15 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		// to this app's next worker. Nothing is lost (delivery is at least
 		// once; handlers deduplicate on the event ID), so this is a normal
 		// stop, not a crash for the orchestrator to act on.
-		log.Warn("shutdown timeout passed; unfinished events go back to the queue",
-			append([]any{"timeout", cfg.ShutdownTimeout.String(), "err", err}, stats...)...)
+		p.log.Warn("shutdown timeout passed; unfinished events go back to the queue",
+			append([]any{"timeout", p.cfg.ShutdownTimeout.String(), "err", err}, stats...)...)
 		return exitOK
 	}
-	if err := w.Err(); err != nil {
-		log.Error("worker stopped", "err", err)
+	if err := p.w.Err(); err != nil {
+		p.log.Error("worker stopped", "err", err)
 		return exitFatal
 	}
-	log.Info("worker stopped", stats...)
+	p.log.Info("worker stopped", stats...)
 	return exitOK
 }
 
