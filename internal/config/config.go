@@ -27,6 +27,7 @@ import (
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
 	"github.com/eventfleet/eventfleet/tracing"
+	"github.com/eventfleet/eventfleet/webhook"
 )
 
 // Error is an invalid setting.
@@ -348,26 +349,41 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 			"RETRY_DELAYS": c.RetryDelays,
 		})
 	}
-	switch {
-	case c.ShutdownTimeout <= 0:
+	if c.ShutdownTimeout <= 0 {
 		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
-	case c.WebhookTimeout <= 0:
-		return c, &Error{"WEBHOOK_TIMEOUT", c.WebhookTimeout.String(), "must be positive"}
 	}
 	switch c.Handler {
-	case "log":
-	case "webhook":
-		if c.WebhookURL == "" {
-			return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
-		}
-		if !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://") {
-			// The URL may carry a password or a token: never echo it.
-			return c, &Error{"WEBHOOK_URL", "<hidden>", "must be an http:// or https:// URL"}
-		}
+	case "log", "webhook":
 	default:
 		return c, &Error{"HANDLER", c.Handler, "use log or webhook"}
 	}
+	if c.Handler == "webhook" && c.WebhookURL == "" {
+		return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
+	}
+	// WEBHOOK_TIMEOUT is checked whatever the handler, so that a typo shows
+	// before someone switches to HANDLER=webhook; WEBHOOK_URL only matters then.
+	var we *webhook.ConfigError
+	if err := c.WebhookConfig().Validate(); errors.As(err, &we) {
+		switch {
+		case we.Field == "Timeout":
+			return c, &Error{"WEBHOOK_TIMEOUT", we.Value, we.Reason}
+		case we.Field == "URL" && c.Handler == "webhook":
+			// The URL may carry a password or a token: never echo it.
+			return c, &Error{"WEBHOOK_URL", "<hidden>", we.Reason}
+		}
+	}
 	return c, nil
+}
+
+// WebhookConfig maps the settings to the webhook handler's configuration,
+// the webhook's defaults filled in first (see WorkerConfig).
+func (c Worker) WebhookConfig() webhook.Config {
+	wc := webhook.Config{}.WithDefaults()
+	wc.URL = c.WebhookURL
+	wc.Timeout = c.WebhookTimeout
+	// Every concurrent handler can hold a connection; keep them all.
+	wc.MaxIdleConnsPerHost = max(c.Concurrency, webhook.DefaultMaxIdleConnsPerHost)
+	return wc
 }
 
 // WorkerConfig maps the settings to the library's configuration; log and m

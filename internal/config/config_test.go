@@ -206,7 +206,7 @@ func TestLoadInspect(t *testing.T) {
 func TestLoad_WrittenZeroIsRefused(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"WORKER_CONCURRENCY", "WORKER_PREFETCH", "HANDLER_TIMEOUT",
-		"RETRY_MAX_ATTEMPTS", "DELIVERY_LIMIT", "WORKER_MAX_BODY"} {
+		"RETRY_MAX_ATTEMPTS", "DELIVERY_LIMIT", "WORKER_MAX_BODY", "WEBHOOK_TIMEOUT"} {
 		var ce *Error
 		if _, err := LoadWorker(map[string]string{name: "0"}); !errors.As(err, &ce) || ce.Var != name {
 			t.Errorf("%s=0: %v, want an error naming it", name, err)

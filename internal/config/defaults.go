@@ -75,7 +75,7 @@ func defaultWorker() Worker {
 		MaxBody:          d.MaxBody,
 		ShutdownTimeout:  DefaultShutdownTimeout,
 		Handler:          DefaultHandler,
-		WebhookTimeout:   webhook.DefaultTimeout,
+		WebhookTimeout:   webhook.Config{}.WithDefaults().Timeout,
 	}
 }
 
