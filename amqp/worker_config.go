@@ -49,9 +49,9 @@ type WorkerConfig struct {
 	Exchange string
 	// App names the app; its queue is "events_<App>". Required.
 	App string
-	// QueueType of the app's queue: QueueQuorum or QueueClassic. Defaults to
+	// QueueType of the app's queue: QueueQuorum or QueueClassic. Delay,
+	// dead-letter and unrouted queues are always quorum queues. Defaults to
 	// QueueQuorum.
-	// Delay, dead-letter and unrouted queues are always quorum queues.
 	QueueType string
 	// EventTypes are the binding keys of the app's queue. Empty means: the
 	// types of an *event.Registry handler without catch-all, else all ("#").
