@@ -27,9 +27,50 @@ var (
 	ErrTopologyMismatch = errors.New("amqp: existing topology does not match the configuration")
 	// ErrHeadersTooLarge: a message's headers would not fit in one AMQP frame.
 	ErrHeadersTooLarge = errors.New("amqp: message headers too large")
-	// ErrInvalidConfig wraps every configuration validation error.
+	// ErrInvalidConfig wraps every configuration validation error; a refused
+	// PublisherConfig or WorkerConfig field is also a *ConfigError.
 	ErrInvalidConfig = errors.New("amqp: invalid configuration")
 )
+
+// ConfigError is a PublisherConfig or WorkerConfig field that NewPublisher
+// or NewWorker refuses. It names the field so that a caller that fills the
+// Config from elsewhere (internal/config, from the environment) can name its
+// own setting without checking the value again. errors.Is(err,
+// ErrInvalidConfig) holds.
+type ConfigError struct {
+	// Field is the Go field, e.g. "Prefetch"; "Retry.Delays" and
+	// "Retry.MaxAttempts" for the retry policy's.
+	Field string
+	// Value is the refused value as text (an URL with its password hidden).
+	Value string
+	// Reason says what is wrong and what is accepted, e.g. "must be 1..65535".
+	Reason string
+	// Err is the underlying error, if any: a *URLError for URL, a
+	// retry.ErrInvalidPolicy for the retry policy's fields.
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%v: %s %s: %s", ErrInvalidConfig, e.Field, e.Value, e.Reason)
+}
+
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configError is a *ConfigError for field, whose value is v.
+func configError(field string, v any, reason string) error {
+	return &ConfigError{Field: field, Value: fmt.Sprint(v), Reason: reason}
+}
+
+// urlConfigError is a *ConfigError for an URL validateURL refused.
+func urlConfigError(field, u string, err error) error {
+	ce := &ConfigError{Field: field, Value: RedactURL(u), Reason: err.Error(), Err: err}
+	if ue := (*URLError)(nil); errors.As(err, &ue) {
+		ce.Reason = ue.Problem
+	}
+	return ce
+}
 
 // errConnLost is internal: the session carrying a message died before the
 // confirm arrived, so the caller publishes it again on the next session.

@@ -51,8 +51,8 @@ type Publisher struct {
 
 // NewPublisher validates cfg and returns a Publisher. Call Start to connect.
 func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	m := cfg.Metrics

@@ -1,8 +1,10 @@
 package amqp
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -50,7 +52,10 @@ type PublisherConfig struct {
 	role string
 }
 
-func (c PublisherConfig) withDefaults() PublisherConfig {
+// WithDefaults returns c with every zero field set to its default. It is
+// the one place the defaults are filled in: NewPublisher calls it, and so
+// does a caller that wants to show or adjust them (internal/config).
+func (c PublisherConfig) WithDefaults() PublisherConfig {
 	if c.URL == "" {
 		c.URL = DefaultURL
 	}
@@ -75,12 +80,34 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	return c
 }
 
-func (c PublisherConfig) validate() error {
-	if len(c.AppID) > 255 {
-		return fmt.Errorf("%w: app id is %d bytes, AMQP allows 255", ErrInvalidConfig, len(c.AppID))
+// MaxWindow is the largest Window: the most unconfirmed publishes a channel
+// keeps track of.
+const MaxWindow = 65535
+
+// Validate reports the first field NewPublisher refuses, as a *ConfigError.
+// It checks c as it is, a zero field included: call it on c.WithDefaults(),
+// as NewPublisher does.
+func (c PublisherConfig) Validate() error {
+	switch {
+	case len(c.AppID) > 255:
+		return configError("AppID", c.AppID, fmt.Sprintf("is %d bytes, AMQP allows 255", len(c.AppID)))
+	case c.Window < 1 || c.Window > MaxWindow:
+		return configError("Window", c.Window, fmt.Sprintf("must be 1..%d", MaxWindow))
 	}
-	if c.Window < 1 || c.Window > 65535 {
-		return fmt.Errorf("%w: publish window must be 1..65535, got %d", ErrInvalidConfig, c.Window)
+	if err := ValidateExchange(c.Exchange); err != nil {
+		return configError("Exchange", c.Exchange, err.Error())
 	}
-	return validateURL(c.URL)
+	if err := validateURL(c.URL); err != nil {
+		return urlConfigError("URL", c.URL, err)
+	}
+	return nil
+}
+
+// ValidateExchange checks a domain exchange's name: the unrouted queue's name
+// is made from it.
+func ValidateExchange(name string) error {
+	if strings.TrimSpace(name) == "" || len(name) > 200 {
+		return errors.New("must be 1-200 characters")
+	}
+	return nil
 }

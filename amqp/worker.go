@@ -60,8 +60,8 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidConfig)
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	bindings := slices.Clone(cfg.EventTypes)

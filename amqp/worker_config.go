@@ -21,6 +21,15 @@ const (
 	DefaultSampleInterval = 15 * time.Second
 )
 
+// Worker limits.
+const (
+	// MaxConcurrency bounds the handlers one Worker runs at once: each holds a
+	// goroutine and up to MaxBody of body.
+	MaxConcurrency = 10000
+	// MaxPrefetch is the largest prefetch count basic.qos takes.
+	MaxPrefetch = 65535
+)
+
 var appNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$`)
 
 // ValidateAppName checks an app name: it becomes part of queue names.
@@ -40,32 +49,39 @@ type WorkerConfig struct {
 	Exchange string
 	// App names the app; its queue is "events_<App>". Required.
 	App string
-	// QueueType of the app's queue: QueueQuorum (default) or QueueClassic.
-	// Delay, dead-letter and unrouted queues are always quorum queues.
+	// QueueType of the app's queue: QueueQuorum or QueueClassic. Delay,
+	// dead-letter and unrouted queues are always quorum queues. Defaults to
+	// QueueQuorum.
 	QueueType string
 	// EventTypes are the binding keys of the app's queue. Empty means: the
 	// types of an *event.Registry handler without catch-all, else all ("#").
 	EventTypes []string
-	// Concurrency is how many handlers run at once. Defaults to 16.
+	// Concurrency is how many handlers run at once, 1..MaxConcurrency.
+	// Defaults to DefaultConcurrency (16).
 	Concurrency int
-	// Prefetch is how many unacked deliveries the broker sends ahead.
-	// Defaults to 64; it is raised to Concurrency if lower.
+	// Prefetch is how many unacked deliveries the broker sends ahead,
+	// 1..MaxPrefetch; it is raised to Concurrency if lower. Defaults to
+	// DefaultPrefetch (64).
 	Prefetch int
 	// HandlerTimeout bounds one handler call: its context ends then, and a
 	// timeout counts as a retryable failure. A handler still running a tenth
-	// later (at most 1s) is abandoned and its event retried. Defaults to 30s.
+	// later (at most 1s) is abandoned and its event retried. Defaults to
+	// DefaultHandlerTimeout (30s).
 	HandlerTimeout time.Duration
-	// Retry is the delayed-retry policy. Defaults to 1s,10s,1m,5m and 5 attempts.
+	// Retry is the delayed-retry policy. Defaults to retry.DefaultDelays
+	// (1s,10s,1m,5m) and retry.DefaultMaxAttempts (5).
 	Retry retry.Policy
 	// DeliveryLimit is the quorum queue's x-delivery-limit: after that many
 	// deliveries without ack (a worker crashing on the message each time) the
-	// broker dead-letters it. Defaults to 20. Ignored for classic queues.
+	// broker dead-letters it. Defaults to DefaultDeliveryLimit (20). Ignored
+	// for classic queues.
 	DeliveryLimit int
 	// MaxBody is the largest body accepted. A larger one is not read into
 	// memory: its frames are discarded as they arrive, the delivery is
 	// rejected, and the app queue's dead-lettering moves the message whole
 	// to the dead-letter queue (reason "oversized"). A worker therefore
-	// holds at most Prefetch bodies of MaxBody bytes. Defaults to 16 MiB.
+	// holds at most Prefetch bodies of MaxBody bytes. Defaults to
+	// DefaultMaxBody (16 MiB).
 	MaxBody int
 	// Backoff is the reconnect schedule. Defaults to 100ms doubling up to 30s.
 	Backoff retry.Backoff
@@ -78,7 +94,7 @@ type WorkerConfig struct {
 	// queue depths. Defaults to nil: no metrics.
 	Metrics *metrics.Metrics
 	// SampleInterval is how often queue depths are sampled for Metrics
-	// (one passive declare per queue). Defaults to 15s.
+	// (one passive declare per queue). Defaults to DefaultSampleInterval (15s).
 	SampleInterval time.Duration
 	// TracerProvider makes the process and settle spans. Defaults to otel's
 	// global provider. The handler's context carries the publisher's trace
@@ -86,7 +102,11 @@ type WorkerConfig struct {
 	TracerProvider trace.TracerProvider
 }
 
-func (c WorkerConfig) withDefaults() WorkerConfig {
+// WithDefaults returns c with every zero field set to its default, and
+// Prefetch raised to Concurrency. It is the one place the defaults are
+// filled in: NewWorker calls it, and so does a caller that wants to show or
+// adjust them (internal/config).
+func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if c.URL == "" {
 		c.URL = DefaultURL
 	}
@@ -125,35 +145,47 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	return c
 }
 
-func (c WorkerConfig) validate() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+// Validate reports the first field NewWorker refuses, as a *ConfigError.
+// It checks c as it is, a zero field included: call it on c.WithDefaults(),
+// as NewWorker does.
+func (c WorkerConfig) Validate() error {
+	if err := ValidateAppName(c.App); err != nil {
+		return configError("App", c.App, err.Error())
+	}
+	if err := ValidateExchange(c.Exchange); err != nil {
+		return configError("Exchange", c.Exchange, err.Error())
 	}
 	switch {
-	case ValidateAppName(c.App) != nil:
-		return bad("%v", ValidateAppName(c.App))
 	case c.QueueType != QueueQuorum && c.QueueType != QueueClassic:
-		return bad("queue type %q: use %q or %q", c.QueueType, QueueQuorum, QueueClassic)
-	case c.Concurrency < 1:
-		return bad("concurrency must be at least 1, got %d", c.Concurrency)
-	case c.Prefetch > 65535:
-		return bad("prefetch must be at most 65535, got %d", c.Prefetch)
-	case c.HandlerTimeout < 0:
-		return bad("handler timeout must be positive, got %v", c.HandlerTimeout)
+		return configError("QueueType", c.QueueType, fmt.Sprintf("use %s or %s", QueueQuorum, QueueClassic))
+	case c.Concurrency < 1 || c.Concurrency > MaxConcurrency:
+		return configError("Concurrency", c.Concurrency, fmt.Sprintf("must be 1..%d", MaxConcurrency))
+	case c.Prefetch < 1 || c.Prefetch > MaxPrefetch:
+		return configError("Prefetch", c.Prefetch, fmt.Sprintf("must be 1..%d", MaxPrefetch))
+	case c.HandlerTimeout <= 0:
+		return configError("HandlerTimeout", c.HandlerTimeout, "must be positive")
 	case c.DeliveryLimit < 1:
-		return bad("delivery limit must be at least 1, got %d", c.DeliveryLimit)
-	case c.MaxBody < 0:
-		return bad("max body must be positive, got %d", c.MaxBody)
-	case c.SampleInterval < 0:
-		return bad("sample interval must be positive, got %v", c.SampleInterval)
+		return configError("DeliveryLimit", c.DeliveryLimit, "must be at least 1")
+	case c.MaxBody < 1:
+		return configError("MaxBody", c.MaxBody, "must be positive")
+	case c.SampleInterval <= 0:
+		return configError("SampleInterval", c.SampleInterval, "must be positive")
 	}
 	for _, k := range c.EventTypes {
 		if err := ValidateBindingKey(k); err != nil {
-			return bad("%v", err)
+			return configError("EventTypes", k, err.Error())
 		}
 	}
-	if err := c.Retry.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	// The policy's two fields are asked about one at a time, so that the
+	// error names the one at fault.
+	if err := (retry.Policy{MaxAttempts: c.Retry.MaxAttempts}).Validate(); err != nil {
+		return &ConfigError{Field: "Retry.MaxAttempts", Value: fmt.Sprint(c.Retry.MaxAttempts), Reason: err.Error(), Err: err}
 	}
-	return validateURL(c.URL)
+	if err := c.Retry.Validate(); err != nil {
+		return &ConfigError{Field: "Retry.Delays", Value: fmt.Sprint(c.Retry.Delays), Reason: err.Error(), Err: err}
+	}
+	if err := validateURL(c.URL); err != nil {
+		return urlConfigError("URL", c.URL, err)
+	}
+	return nil
 }

@@ -74,7 +74,29 @@ type Config struct {
 	MaxIdleConnsPerHost int
 }
 
-func (c Config) withDefaults() Config {
+// ConfigError is a Config field that New refuses. It names the field so
+// that a caller filling the Config from elsewhere (internal/config, from the
+// environment) can name its own setting. errors.Is(err, ErrInvalidConfig)
+// holds.
+type ConfigError struct {
+	Field  string // the Go field: "URL", "Timeout", "MaxIdleConnsPerHost"
+	Value  string // the refused value as text; an URL without password or query, or "" when it cannot be shown safely
+	Reason string // what is wrong, e.g. "scheme must be http or https"
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%v: %s %s", ErrInvalidConfig, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("%v: %s %s: %s", ErrInvalidConfig, e.Field, e.Value, e.Reason)
+}
+
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// WithDefaults returns c with every zero field set to its default. It is
+// the one place the defaults are filled in: New calls it, and so does a
+// caller that wants to show or adjust them.
+func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -84,27 +106,33 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-func (c Config) validate() (*url.URL, error) {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
-	}
-	if c.URL == "" {
-		return nil, bad("URL is required")
+// Validate reports the first field New refuses, as a *ConfigError. It
+// checks c as it is, a zero field included: call it on c.WithDefaults(), as
+// New does.
+func (c Config) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+func (c Config) parse() (*url.URL, error) {
+	switch {
+	case c.Timeout <= 0:
+		return nil, &ConfigError{"Timeout", c.Timeout.String(), "must be positive"}
+	case c.MaxIdleConnsPerHost <= 0:
+		return nil, &ConfigError{"MaxIdleConnsPerHost", fmt.Sprint(c.MaxIdleConnsPerHost), "must be positive"}
+	case c.URL == "":
+		return nil, &ConfigError{"URL", "", "is required"}
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		// url.Parse quotes the whole URL in its error, password included.
-		return nil, bad("URL is not a valid URL")
+		return nil, &ConfigError{"URL", "", "is not a valid URL"}
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, bad("URL %s: scheme must be http or https", redact(u))
+		return nil, &ConfigError{"URL", redact(u), "scheme must be http or https"}
 	case u.Hostname() == "":
-		return nil, bad("URL %s: has no host", redact(u))
-	case c.Timeout < 0:
-		return nil, bad("timeout must be positive, got %v", c.Timeout)
-	case c.MaxIdleConnsPerHost < 0:
-		return nil, bad("max idle connections per host must be positive, got %d", c.MaxIdleConnsPerHost)
+		return nil, &ConfigError{"URL", redact(u), "has no host"}
 	}
 	return u, nil
 }
@@ -130,8 +158,8 @@ var _ event.Handler = (*Handler)(nil)
 
 // New validates cfg and returns a Handler.
 func New(cfg Config) (*Handler, error) {
-	cfg = cfg.withDefaults()
-	u, err := cfg.validate()
+	cfg = cfg.WithDefaults()
+	u, err := cfg.parse()
 	if err != nil {
 		return nil, err
 	}

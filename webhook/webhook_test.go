@@ -446,7 +446,7 @@ func TestNew_Validation(t *testing.T) {
 		{"no host", Config{URL: "http:///hook"}, "has no host"},
 		{"port only", Config{URL: "http://:8080/hook"}, "has no host"},
 		{"unparsable", Config{URL: "http://user:hunter2@exa mple.com/"}, "not a valid URL"},
-		{"negative timeout", Config{URL: "http://example.com", Timeout: -time.Second}, "timeout must be positive"},
+		{"negative timeout", Config{URL: "http://example.com", Timeout: -time.Second}, "Timeout -1s: must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -519,5 +519,29 @@ func TestSnippet(t *testing.T) {
 	long := snippet([]byte(strings.Repeat("\xff", SnippetLen)))
 	if len(long) > SnippetLen {
 		t.Errorf("snippet of invalid bytes is %d bytes, more than %d", len(long), SnippetLen)
+	}
+}
+
+// Validate names the field at fault, for internal/config to name its
+// variable; it sees a zero as a value, so a caller that filled in the
+// defaults (WithDefaults) learns that a written 0 is out of range.
+func TestConfig_ValidateNamesTheField(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{URL: "ftp://u:hunter2@x/"}.WithDefaults(), "URL"},
+		{Config{URL: "http://x/", Timeout: 0, MaxIdleConnsPerHost: 1}, "Timeout"},
+		{Config{URL: "http://x/", Timeout: time.Second}, "MaxIdleConnsPerHost"},
+	} {
+		err := tt.cfg.Validate()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != tt.field || !errors.Is(err, ErrInvalidConfig) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%+v: %v, want a *ConfigError for %s", tt.cfg, err, tt.field)
+		}
+	}
+	if err := (Config{URL: "http://x/"}).WithDefaults().Validate(); err != nil {
+		t.Errorf("the defaults are refused: %v", err)
 	}
 }

@@ -125,7 +125,7 @@ func health(ctx context.Context, environ map[string]string, stdout io.Writer) er
 		// /readyz is on PUBLISHER_ADDR, which has no fallback.
 		addr := environ["PUBLISHER_ADDR"]
 		if addr == "" {
-			addr = ":8080"
+			addr = config.DefaultPublisherAddr
 		}
 		if _, err := admin.Probe(pctx, addr); err != nil {
 			return err

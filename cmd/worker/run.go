@@ -228,12 +228,7 @@ func runHealth(args []string, stdout, stderr io.Writer, environ map[string]strin
 func newHandler(cfg config.Worker, stdout io.Writer) (event.Handler, []any, error) {
 	switch cfg.Handler {
 	case "webhook":
-		h, err := webhook.New(webhook.Config{
-			URL:     cfg.WebhookURL,
-			Timeout: cfg.WebhookTimeout,
-			// Every concurrent handler can hold a connection; keep them all.
-			MaxIdleConnsPerHost: max(cfg.Concurrency, webhook.DefaultMaxIdleConnsPerHost),
-		})
+		h, err := webhook.New(cfg.WebhookConfig())
 		if err != nil {
 			// webhook's errors never quote the URL's password or query.
 			return nil, nil, &config.Error{Var: "WEBHOOK_URL", Value: "<hidden>", Reason: err.Error()}

@@ -1,6 +1,13 @@
 // Package config reads the binaries' settings from the environment with
 // caarlos0/env and checks them. Every error names the variable at fault, so
 // `cmd/*` can print it and exit with code 2.
+//
+// The library's settings (amqp.WorkerConfig, amqp.PublisherConfig) keep
+// their defaults and their checks in the library: this package fills its
+// structs from WithDefaults, maps the environment onto them and asks
+// Validate, turning the *amqp.ConfigError's field into the variable's name.
+// It checks only what the library does not know: parsing, and the
+// binaries' own settings.
 package config
 
 import (
@@ -20,6 +27,7 @@ import (
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
 	"github.com/eventfleet/eventfleet/tracing"
+	"github.com/eventfleet/eventfleet/webhook"
 )
 
 // Error is an invalid setting.
@@ -36,14 +44,14 @@ func (e *Error) Error() string {
 // Broker holds the settings both binaries share.
 type Broker struct {
 	// AMQPURL is the broker's URL; keep it in a secret, it holds the password.
-	AMQPURL string `env:"AMQP_URL" envDefault:"amqp://guest:guest@localhost:5672/"`
+	AMQPURL string `env:"AMQP_URL"`
 	// Exchange is the domain exchange.
-	Exchange string `env:"EXCHANGE" envDefault:"domain_events"`
+	Exchange string `env:"EXCHANGE"`
 	// AppName names this app; FlyAppName is its fallback, then "app".
 	AppName    string `env:"APP_NAME"`
 	FlyAppName string `env:"FLY_APP_NAME"`
 	// LogLevel is debug, info, warn or error.
-	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	LogLevel string `env:"LOG_LEVEL"`
 }
 
 // App is APP_NAME, else FLY_APP_NAME, else "app".
@@ -85,14 +93,10 @@ func (b Broker) validate() error {
 		return &Error{"LOG_LEVEL", b.LogLevel, "use debug, info, warn or error"}
 	}
 	if err := amqp.ValidateURL(b.AMQPURL); err != nil {
-		reason := "not an AMQP URL (amqp://user:password@host:5672/vhost)"
-		if ue := (*amqp.URLError)(nil); errors.As(err, &ue) {
-			reason = "not a usable AMQP URL: " + ue.Problem
-		}
-		return &Error{"AMQP_URL", amqp.RedactURL(b.AMQPURL), reason}
+		return urlError(amqp.RedactURL(b.AMQPURL), err)
 	}
-	if strings.TrimSpace(b.Exchange) == "" || len(b.Exchange) > 200 {
-		return &Error{"EXCHANGE", b.Exchange, "must be 1-200 characters"}
+	if err := amqp.ValidateExchange(b.Exchange); err != nil {
+		return &Error{"EXCHANGE", b.Exchange, err.Error()}
 	}
 	return nil
 }
@@ -102,7 +106,7 @@ func (b Broker) validate() error {
 type Telemetry struct {
 	// MetricsAddr is where /metrics, /healthz and /readyz are served;
 	// "off" serves nothing there. Unset or empty means DefaultMetricsAddr.
-	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9090"`
+	MetricsAddr string `env:"METRICS_ADDR"`
 	// MetricsAddrDefault is true when METRICS_ADDR was unset or empty: a
 	// taken default port then falls back to a free one, and the health
 	// commands look for their process's recorded address.
@@ -119,9 +123,6 @@ type Telemetry struct {
 
 // MetricsOff is the METRICS_ADDR value that turns the endpoint off.
 const MetricsOff = "off"
-
-// DefaultMetricsAddr is METRICS_ADDR's default.
-const DefaultMetricsAddr = ":9090"
 
 func (t *Telemetry) noteDefault(environ map[string]string) {
 	t.MetricsAddrDefault = environ["METRICS_ADDR"] == ""
@@ -180,61 +181,60 @@ func (t Telemetry) validate() error {
 type Publisher struct {
 	Broker
 	Telemetry
-	// Addr is where `publisher serve` listens.
-	Addr string `env:"PUBLISHER_ADDR" envDefault:":8080"`
+	// Addr is where `publisher serve` listens. Defaults to
+	// DefaultPublisherAddr.
+	Addr string `env:"PUBLISHER_ADDR"`
 	// Window is the number of publishes in flight awaiting confirms.
-	Window int `env:"PUBLISH_WINDOW" envDefault:"256"`
+	// Defaults to amqp.DefaultWindow.
+	Window int `env:"PUBLISH_WINDOW"`
 	// Timeout bounds waiting for the confirms of one `serve` request.
-	Timeout time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"10s"`
+	// Defaults to DefaultPublishTimeout.
+	Timeout time.Duration `env:"PUBLISH_TIMEOUT"`
 	// ProgressTimeout is how long a `publish` run may go without any confirm
 	// while events wait (for a connection or their confirm) before it gives
 	// up: PUBLISH_TIMEOUT when set, else DefaultProgressTimeout.
 	ProgressTimeout time.Duration `env:"-"`
 	// Deadline bounds a whole `publish` run. Defaults to 0: no bound.
 	Deadline time.Duration `env:"PUBLISH_DEADLINE"`
-	// MaxBody is the largest POST /events body in bytes.
-	MaxBody int64 `env:"PUBLISHER_MAX_BODY" envDefault:"1048576"`
-	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT.
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
+	// MaxBody is the largest POST /events body in bytes. Defaults to
+	// DefaultPublisherMaxBody.
+	MaxBody int64 `env:"PUBLISHER_MAX_BODY"`
+	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT. Defaults to
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT"`
 }
 
-// DefaultProgressTimeout is PUBLISH_TIMEOUT for `publisher publish` when it
-// is not set. A batch run is unattended: it should ride through a broker
-// restart (a node boots in 5-15 s, and reconnecting adds up to 5 s) and a
-// partition until the heartbeat notices it (about 30 s), and fail only when
-// the broker stays away.
-const DefaultProgressTimeout = time.Minute
-
-// Worker holds cmd/worker's settings.
+// Worker holds cmd/worker's settings. The fields that amqp.WorkerConfig
+// has too take their defaults from it (see defaultWorker).
 type Worker struct {
 	Broker
 	Telemetry
 	EventTypes       []string      `env:"EVENT_TYPES" envSeparator:","`
-	QueueType        string        `env:"QUEUE_TYPE" envDefault:"quorum"`
-	Concurrency      int           `env:"WORKER_CONCURRENCY" envDefault:"16"`
-	Prefetch         int           `env:"WORKER_PREFETCH" envDefault:"64"`
-	HandlerTimeout   time.Duration `env:"HANDLER_TIMEOUT" envDefault:"30s"`
-	RetryDelays      string        `env:"RETRY_DELAYS" envDefault:"1s,10s,1m,5m"`
-	RetryMaxAttempts int           `env:"RETRY_MAX_ATTEMPTS" envDefault:"5"`
-	DeliveryLimit    int           `env:"DELIVERY_LIMIT" envDefault:"20"`
-	MaxBody          int           `env:"WORKER_MAX_BODY" envDefault:"16777216"`
-	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
-	Handler          string        `env:"HANDLER" envDefault:"log"`
+	QueueType        string        `env:"QUEUE_TYPE"`
+	Concurrency      int           `env:"WORKER_CONCURRENCY"`
+	Prefetch         int           `env:"WORKER_PREFETCH"`
+	HandlerTimeout   time.Duration `env:"HANDLER_TIMEOUT"`
+	RetryDelays      string        `env:"RETRY_DELAYS"`
+	RetryMaxAttempts int           `env:"RETRY_MAX_ATTEMPTS"`
+	DeliveryLimit    int           `env:"DELIVERY_LIMIT"`
+	MaxBody          int           `env:"WORKER_MAX_BODY"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT"`
+	Handler          string        `env:"HANDLER"`
 	WebhookURL       string        `env:"WEBHOOK_URL"`
-	WebhookTimeout   time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+	WebhookTimeout   time.Duration `env:"WEBHOOK_TIMEOUT"`
 }
 
 // Inspect holds `worker dlq`'s settings: the shared ones, and the worker's
 // body limit, so that it reads dead letters as the worker would.
 type Inspect struct {
 	Broker
-	MaxBody int `env:"WORKER_MAX_BODY" envDefault:"16777216"`
+	MaxBody int `env:"WORKER_MAX_BODY"`
 }
 
 // LoadInspect reads and checks Inspect, whatever the worker's handler
 // settings say.
 func LoadInspect(environ map[string]string) (Inspect, error) {
-	var c Inspect
+	c := defaultInspect()
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
@@ -244,8 +244,11 @@ func LoadInspect(environ map[string]string) (Inspect, error) {
 	if err := validateApp(c.App(), environ); err != nil {
 		return c, err
 	}
-	if c.MaxBody < 1 {
-		return c, intErr("WORKER_MAX_BODY", c.MaxBody, "must be positive")
+	// The worker's own check of its body limit, on a worker that has only it set.
+	wc := amqp.WorkerConfig{App: c.App()}.WithDefaults()
+	wc.MaxBody = c.MaxBody
+	if err := wc.Validate(); err != nil {
+		return c, libraryError(err, environ, nil)
 	}
 	return c, nil
 }
@@ -254,7 +257,7 @@ func LoadInspect(environ map[string]string) (Inspect, error) {
 // tools such as `worker dlq` that must work whatever the worker's handler
 // settings say.
 func LoadBroker(environ map[string]string) (Broker, error) {
-	var c Broker
+	c := defaultBroker()
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
@@ -267,7 +270,7 @@ func LoadBroker(environ map[string]string) (Broker, error) {
 // LoadTelemetry reads and checks only the telemetry settings, for the
 // binaries' health subcommands.
 func LoadTelemetry(environ map[string]string) (Telemetry, error) {
-	var c Telemetry
+	c := defaultTelemetry()
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
@@ -280,7 +283,7 @@ func Environ() map[string]string { return env.ToMap(os.Environ()) }
 
 // LoadPublisher reads and checks the publisher's settings from environ.
 func LoadPublisher(environ map[string]string) (Publisher, error) {
-	var c Publisher
+	c := defaultPublisher()
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
@@ -291,9 +294,13 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 	if err := c.Telemetry.validate(); err != nil {
 		return c, err
 	}
+	if err := validateApp(c.App(), environ); err != nil {
+		return c, err
+	}
+	if err := c.PublisherConfig(nil, nil).Validate(); err != nil {
+		return c, libraryError(err, environ, nil)
+	}
 	switch {
-	case c.Window < 1 || c.Window > 65535:
-		return c, intErr("PUBLISH_WINDOW", c.Window, "must be 1..65535")
 	case c.Timeout <= 0:
 		return c, &Error{"PUBLISH_TIMEOUT", c.Timeout.String(), "must be positive"}
 	case c.Deadline < 0:
@@ -307,9 +314,6 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 	if environ["PUBLISH_TIMEOUT"] != "" {
 		c.ProgressTimeout = c.Timeout
 	}
-	if err := validateApp(c.App(), environ); err != nil {
-		return c, err
-	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return c, &Error{"PUBLISHER_ADDR", c.Addr, "use host:port or :port, e.g. :8080"}
 	}
@@ -318,7 +322,7 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 
 // LoadWorker reads and checks the worker's settings from environ.
 func LoadWorker(environ map[string]string) (Worker, error) {
-	var c Worker
+	c := defaultWorker()
 	if err := parse(&c, environ); err != nil {
 		return c, err
 	}
@@ -329,88 +333,144 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 	if err := c.Telemetry.validate(); err != nil {
 		return c, err
 	}
+	if err := validateApp(c.App(), environ); err != nil {
+		return c, err
+	}
 	for i, t := range c.EventTypes {
 		c.EventTypes[i] = strings.TrimSpace(t)
-		if err := amqp.ValidateBindingKey(c.EventTypes[i]); err != nil {
-			return c, &Error{"EVENT_TYPES", strings.Join(c.EventTypes, ","), err.Error()}
-		}
 	}
-	delays, err := retry.ParseDelays(c.RetryDelays)
-	if err != nil {
+	// Parsing is ours; whether the delays are usable is the library's.
+	if _, err := retry.ParseDelays(c.RetryDelays); err != nil {
 		return c, &Error{"RETRY_DELAYS", c.RetryDelays, err.Error()}
 	}
-	if err := (retry.Policy{Delays: delays, MaxAttempts: max(c.RetryMaxAttempts, 1)}).Validate(); err != nil {
-		return c, &Error{"RETRY_DELAYS", c.RetryDelays, err.Error()}
+	if err := c.WorkerConfig(nil, nil).Validate(); err != nil {
+		return c, libraryError(err, environ, map[string]string{
+			"EVENT_TYPES":  strings.Join(c.EventTypes, ","),
+			"RETRY_DELAYS": c.RetryDelays,
+		})
 	}
-	switch {
-	case c.QueueType != amqp.QueueQuorum && c.QueueType != amqp.QueueClassic:
-		return c, &Error{"QUEUE_TYPE", c.QueueType, "use quorum or classic"}
-	case c.Concurrency < 1 || c.Concurrency > 10000:
-		return c, intErr("WORKER_CONCURRENCY", c.Concurrency, "must be 1..10000")
-	case c.Prefetch < 1 || c.Prefetch > 65535:
-		return c, intErr("WORKER_PREFETCH", c.Prefetch, "must be 1..65535")
-	case c.HandlerTimeout <= 0:
-		return c, &Error{"HANDLER_TIMEOUT", c.HandlerTimeout.String(), "must be positive"}
-	case c.RetryMaxAttempts < 1:
-		return c, intErr("RETRY_MAX_ATTEMPTS", c.RetryMaxAttempts, "must be at least 1")
-	case c.DeliveryLimit < 1:
-		return c, intErr("DELIVERY_LIMIT", c.DeliveryLimit, "must be at least 1")
-	case c.MaxBody < 1:
-		return c, intErr("WORKER_MAX_BODY", c.MaxBody, "must be positive")
-	case c.ShutdownTimeout <= 0:
+	if c.ShutdownTimeout <= 0 {
 		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
-	case c.WebhookTimeout <= 0:
-		return c, &Error{"WEBHOOK_TIMEOUT", c.WebhookTimeout.String(), "must be positive"}
 	}
 	switch c.Handler {
-	case "log":
-	case "webhook":
-		if c.WebhookURL == "" {
-			return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
-		}
-		if !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://") {
-			// The URL may carry a password or a token: never echo it.
-			return c, &Error{"WEBHOOK_URL", "<hidden>", "must be an http:// or https:// URL"}
-		}
+	case "log", "webhook":
 	default:
 		return c, &Error{"HANDLER", c.Handler, "use log or webhook"}
 	}
-	if err := validateApp(c.App(), environ); err != nil {
-		return c, err
+	if c.Handler == "webhook" && c.WebhookURL == "" {
+		return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
+	}
+	// WEBHOOK_TIMEOUT is checked whatever the handler, so that a typo shows
+	// before someone switches to HANDLER=webhook; WEBHOOK_URL only matters then.
+	var we *webhook.ConfigError
+	if err := c.WebhookConfig().Validate(); errors.As(err, &we) {
+		switch {
+		case we.Field == "Timeout":
+			return c, &Error{"WEBHOOK_TIMEOUT", we.Value, we.Reason}
+		case we.Field == "URL" && c.Handler == "webhook":
+			// The URL may carry a password or a token: never echo it.
+			return c, &Error{"WEBHOOK_URL", "<hidden>", we.Reason}
+		}
 	}
 	return c, nil
 }
 
-// WorkerConfig maps the settings to the library's configuration; m may be nil.
-func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerConfig {
-	delays, _ := retry.ParseDelays(c.RetryDelays) // checked by LoadWorker
-	return amqp.WorkerConfig{
-		URL:            c.AMQPURL,
-		Exchange:       c.Exchange,
-		App:            c.App(),
-		QueueType:      c.QueueType,
-		EventTypes:     c.EventTypes,
-		Concurrency:    c.Concurrency,
-		Prefetch:       c.Prefetch,
-		HandlerTimeout: c.HandlerTimeout,
-		Retry:          retry.Policy{Delays: delays, MaxAttempts: c.RetryMaxAttempts},
-		DeliveryLimit:  c.DeliveryLimit,
-		MaxBody:        c.MaxBody,
-		Logger:         log,
-		Metrics:        m,
-	}
+// WebhookConfig maps the settings to the webhook handler's configuration,
+// the webhook's defaults filled in first (see WorkerConfig).
+func (c Worker) WebhookConfig() webhook.Config {
+	wc := webhook.Config{}.WithDefaults()
+	wc.URL = c.WebhookURL
+	wc.Timeout = c.WebhookTimeout
+	// Every concurrent handler can hold a connection; keep them all.
+	wc.MaxIdleConnsPerHost = max(c.Concurrency, webhook.DefaultMaxIdleConnsPerHost)
+	return wc
 }
 
-// PublisherConfig maps the settings to the library's configuration; m may be nil.
+// WorkerConfig maps the settings to the library's configuration; log and m
+// may be nil. The library's defaults are filled in first, so that a setting
+// of 0 stays 0 and Validate refuses it: in the environment, the default is
+// asked for by leaving the variable unset.
+func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerConfig {
+	delays, _ := retry.ParseDelays(c.RetryDelays) // checked by LoadWorker
+	wc := amqp.WorkerConfig{Logger: log, Metrics: m}.WithDefaults()
+	wc.URL = c.AMQPURL
+	wc.Exchange = c.Exchange
+	wc.App = c.App()
+	wc.QueueType = c.QueueType
+	wc.EventTypes = c.EventTypes
+	wc.Concurrency = c.Concurrency
+	wc.Prefetch = c.Prefetch
+	wc.HandlerTimeout = c.HandlerTimeout
+	wc.Retry = retry.Policy{Delays: delays, MaxAttempts: c.RetryMaxAttempts}
+	wc.DeliveryLimit = c.DeliveryLimit
+	wc.MaxBody = c.MaxBody
+	return wc
+}
+
+// PublisherConfig maps the settings to the library's configuration; log and
+// m may be nil. As for WorkerConfig, the library's defaults come first.
 func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.PublisherConfig {
-	return amqp.PublisherConfig{
-		URL:      c.AMQPURL,
-		Exchange: c.Exchange,
-		AppID:    c.App(),
-		Window:   c.Window,
-		Logger:   log,
-		Metrics:  m,
+	pc := amqp.PublisherConfig{Logger: log, Metrics: m}.WithDefaults()
+	pc.URL = c.AMQPURL
+	pc.Exchange = c.Exchange
+	pc.AppID = c.App()
+	pc.Window = c.Window
+	return pc
+}
+
+// libraryVars names the variable that sets each library Config field, for
+// the library's *amqp.ConfigError.
+var libraryVars = map[string]string{
+	"URL":               "AMQP_URL",
+	"Exchange":          "EXCHANGE",
+	"App":               "APP_NAME",
+	"AppID":             "APP_NAME",
+	"Window":            "PUBLISH_WINDOW",
+	"QueueType":         "QUEUE_TYPE",
+	"EventTypes":        "EVENT_TYPES",
+	"Concurrency":       "WORKER_CONCURRENCY",
+	"Prefetch":          "WORKER_PREFETCH",
+	"HandlerTimeout":    "HANDLER_TIMEOUT",
+	"DeliveryLimit":     "DELIVERY_LIMIT",
+	"MaxBody":           "WORKER_MAX_BODY",
+	"Retry.Delays":      "RETRY_DELAYS",
+	"Retry.MaxAttempts": "RETRY_MAX_ATTEMPTS",
+}
+
+// libraryError turns the library's *amqp.ConfigError into an *Error naming
+// the variable. values overrides the value shown, by variable, where the
+// library's field holds it in another form (EVENT_TYPES as a list).
+func libraryError(err error, environ, values map[string]string) error {
+	var ce *amqp.ConfigError
+	if !errors.As(err, &ce) {
+		return err
 	}
+	name, ok := libraryVars[ce.Field]
+	if !ok {
+		return err // a field the environment does not set: a bug here
+	}
+	switch name {
+	case "AMQP_URL":
+		return urlError(ce.Value, err) // the library hid the password
+	case "APP_NAME":
+		if environ["APP_NAME"] == "" {
+			name = "FLY_APP_NAME"
+		}
+	}
+	value, ok := values[name]
+	if !ok {
+		value = ce.Value
+	}
+	return &Error{name, value, ce.Reason}
+}
+
+// urlError is AMQP_URL's error; redacted is the URL without its password.
+func urlError(redacted string, err error) error {
+	reason := "not an AMQP URL (amqp://user:password@host:5672/vhost)"
+	if ue := (*amqp.URLError)(nil); errors.As(err, &ue) {
+		reason = "not a usable AMQP URL: " + ue.Problem
+	}
+	return &Error{"AMQP_URL", redacted, reason}
 }
 
 func validateApp(app string, environ map[string]string) error {
@@ -423,8 +483,6 @@ func validateApp(app string, environ map[string]string) error {
 	}
 	return nil
 }
-
-func intErr(name string, v int, reason string) error { return &Error{name, fmt.Sprint(v), reason} }
 
 // parse runs caarlos0/env and turns its errors, which name Go fields, into
 // errors that name the environment variable.

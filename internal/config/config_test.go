@@ -198,3 +198,33 @@ func TestLoadInspect(t *testing.T) {
 		t.Errorf("APP_NAME=no spaces: %v, want an error naming it", err)
 	}
 }
+
+// The library reads a zero field as its default; in the environment the
+// default is asked for by leaving the variable unset (or empty), so a 0
+// that was written is refused, by the library's own check, naming the
+// variable.
+func TestLoad_WrittenZeroIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"WORKER_CONCURRENCY", "WORKER_PREFETCH", "HANDLER_TIMEOUT",
+		"RETRY_MAX_ATTEMPTS", "DELIVERY_LIMIT", "WORKER_MAX_BODY", "WEBHOOK_TIMEOUT"} {
+		var ce *Error
+		if _, err := LoadWorker(map[string]string{name: "0"}); !errors.As(err, &ce) || ce.Var != name {
+			t.Errorf("%s=0: %v, want an error naming it", name, err)
+		}
+		if _, err := LoadWorker(map[string]string{name: ""}); err != nil {
+			t.Errorf("%s empty: %v, want the default", name, err)
+		}
+	}
+	var ce *Error
+	if _, err := LoadPublisher(map[string]string{"PUBLISH_WINDOW": "0"}); !errors.As(err, &ce) || ce.Var != "PUBLISH_WINDOW" ||
+		!strings.Contains(err.Error(), "1..65535") {
+		t.Errorf("PUBLISH_WINDOW=0: %v, want an error naming it and the range", err)
+	}
+	c, err := LoadWorker(map[string]string{"WORKER_CONCURRENCY": "100"})
+	if err != nil || c.WorkerConfig(nil, nil).Concurrency != 100 {
+		t.Fatalf("WORKER_CONCURRENCY=100: %v", err)
+	}
+	if _, err := LoadWorker(map[string]string{"WORKER_CONCURRENCY": "10001"}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "1..10000") {
+		t.Errorf("WORKER_CONCURRENCY=10001: %v, want the library's bound", err)
+	}
+}
