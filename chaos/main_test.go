@@ -1,0 +1,9 @@
+package chaos
+
+import (
+	"testing"
+
+	"github.com/eventfleet/eventfleet/internal/proctest"
+)
+
+func TestMain(m *testing.M) { proctest.Main(m) }
