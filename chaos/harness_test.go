@@ -168,7 +168,7 @@ func (r *rig) publishLoop(p *amqp.Publisher, prefix string, n, callers int, time
 				cancel()
 				r.check.Published(id, err)
 				if pace > 0 {
-					time.Sleep(pace)
+					time.Sleep(pace) // the load's rate: pacing
 				}
 			}
 		}()

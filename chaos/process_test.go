@@ -57,7 +57,7 @@ func TestWorkersKilledMidHandler(t *testing.T) {
 	published := procPublish(t, f, procIDs(events), events/(kills+1), nil)
 
 	for k := range kills {
-		time.Sleep(700*time.Millisecond + rand.N(600*time.Millisecond))
+		time.Sleep(700*time.Millisecond + rand.N(600*time.Millisecond)) // paces the kills: the fault itself
 		i := rand.N(len(workers))
 		inflight := f.hook.inflight.Load()
 		workers[i].Kill(t)
@@ -108,7 +108,7 @@ func TestWorkersRollingRestart(t *testing.T) {
 	// so every SIGTERM finds handlers running and deliveries prefetched.
 	stop := make(chan struct{})
 	published := procPublish(t, f, procIDs(maxEvents), 200, stop)
-	time.Sleep(time.Second)
+	brokertest.Eventually(t, 30*time.Second, "webhook requests in flight", func() bool { return f.hook.inflight.Load() > 0 })
 
 	for round := range rounds {
 		for i, w := range workers {

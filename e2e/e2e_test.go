@@ -80,7 +80,7 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if slow > 0 && typ == "SlowEvent" {
-		time.Sleep(slow)
+		time.Sleep(slow) // the slow handler's work, still running at SIGTERM
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

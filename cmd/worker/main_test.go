@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -183,17 +184,9 @@ func publish(t *testing.T, exchange string, msgs ...message) {
 // waitDepth polls until queue holds want ready messages.
 func waitDepth(t *testing.T, queue string, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := brokertest.Depth(t, queue)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %s holds %d messages after %v, want %d", queue, got, timeout, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	brokertest.Eventually(t, timeout, fmt.Sprintf("queue %s to hold %d messages", queue, want), func() bool {
+		return brokertest.Depth(t, queue) == want
+	})
 }
 
 // deadLetters reads the n dead letters of a, keyed by message_id, and checks

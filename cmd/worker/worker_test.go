@@ -306,7 +306,7 @@ func TestWorker_UnreachableBrokerKeepsRetrying(t *testing.T) {
 		return strings.Count(p.Stderr.String(), `"msg":"cannot consume; retrying"`) >= 2
 	})
 	if wait := 2*time.Second - time.Since(started); wait > 0 {
-		time.Sleep(wait)
+		time.Sleep(wait) // negative check: would the worker give up and exit?
 	}
 	if p.Exited() {
 		t.Fatalf("worker exited with %d while the broker is unreachable", p.Code())
