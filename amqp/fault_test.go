@@ -33,7 +33,7 @@ func TestPublisher_MemoryAlarmBlocksThenResumes(t *testing.T) {
 
 	// A tiny watermark raises the memory alarm: the broker blocks publishers.
 	node.Ctl(t, "set_vm_memory_high_watermark", "0.0000001")
-	time.Sleep(500 * time.Millisecond) // the alarm and connection.blocked reach us
+	time.Sleep(500 * time.Millisecond) // the alarm takes hold; no state shows it here: connection.blocked comes only once we publish
 	short, cancelShort := context.WithTimeout(context.Background(), time.Second)
 	defer cancelShort()
 	start := time.Now()
@@ -55,7 +55,7 @@ func TestPublisher_MemoryAlarmBlocksThenResumes(t *testing.T) {
 		defer cancel()
 		done <- p.Publish(ctx, ev("AfterAlarm", "", 3))
 	}()
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // the alarm's last stretch, with the publish most likely waiting in it
 	node.Ctl(t, "set_vm_memory_high_watermark", "0.4")
 	if err := <-done; err != nil {
 		t.Fatalf("publish across the end of the alarm: %v", err)
@@ -88,7 +88,7 @@ func TestPublisher_BrokerKilledAndRestarted(t *testing.T) {
 	// a quorum queue restarts with that queue leaderless for good (publishes
 	// to it are never confirmed); killed 15s later, it recovers in under a
 	// second. Crash a node that has been up a while, as in production.
-	time.Sleep(15 * time.Second)
+	time.Sleep(15 * time.Second) // the node's uptime before the crash: part of the fault
 	node.Kill(t)
 	// While the broker is down a publish fails by its deadline, not at once
 	// and not never.
@@ -142,7 +142,7 @@ func TestPublisher_BatchAcrossConnectionCuts(t *testing.T) {
 	}
 	go func() {
 		for range 2 {
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond) // paces the cuts: the fault itself
 			proxy.Cut()
 		}
 	}()

@@ -191,7 +191,7 @@ func TestPublisher_BrokerAppearsLater(t *testing.T) {
 	proxy.SetRefuse(true)
 	p := b.publisher(t, amqp.PublisherConfig{URL: proxy.URL(t)})
 	go func() {
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // how long the broker is absent: the fault itself
 		proxy.SetRefuse(false)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -238,7 +238,7 @@ func TestPublisher_ConnectionCutRepublishesUnconfirmed(t *testing.T) {
 	}
 	// Cut the connection a few times while publishing.
 	for range 3 {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond) // paces the cuts: the fault itself
 		proxy.Cut()
 	}
 	wg.Wait()

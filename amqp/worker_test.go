@@ -195,7 +195,7 @@ func TestWorker_RetryComesBackToThisAppOnly(t *testing.T) {
 	p := b.publisher(t, amqp.PublisherConfig{})
 	ids := publishAll(t, p, ev("Shared", "", 1))
 	brokertest.Eventually(t, 20*time.Second, "third attempt", func() bool { return failing.count(ids[0]) == 3 })
-	time.Sleep(300 * time.Millisecond) // let any wrongly routed copy arrive
+	time.Sleep(300 * time.Millisecond) // negative check: would a wrongly routed copy follow?
 	if n := other.count(ids[0]); n != 1 {
 		t.Fatalf("the other app saw the event %d times, want 1", n)
 	}
@@ -252,7 +252,7 @@ func TestWorker_GracefulStopFinishesInflightHandler(t *testing.T) {
 	var finished atomic.Bool
 	h := event.HandlerFunc(func(ctx context.Context, _ event.Event) error {
 		started <- struct{}{}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the handler's work, still running when Stop is called
 		finished.Store(true)
 		return ctx.Err()
 	})

@@ -39,21 +39,21 @@ func TestBrokerKilledAndRestartedUnderLoad(t *testing.T) {
 	// Measured on 3.10.8: a node killed within seconds of declaring a quorum
 	// queue restarts with the queue leaderless; let it settle first, as a
 	// production broker would have.
-	time.Sleep(15 * time.Second)
+	time.Sleep(15 * time.Second) // the queues' age before the first kill: part of the scenario
 	for round := range rounds {
 		if round == 1 {
 			node.StopClean(t)
 		} else {
 			node.Kill(t)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the outage's length: the fault itself
 		start := time.Now()
 		node.Start(t)
 		booted := time.Now()
 		waitReady(t, w1)
 		t.Logf("round %d: broker booted in %v; worker consuming %v after the broker accepted connections", round+1,
 			booted.Sub(start).Round(time.Millisecond), time.Since(booted).Round(time.Millisecond))
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // load between rounds: pacing
 	}
 	close(stop)
 	wg.Wait()
@@ -87,17 +87,17 @@ func TestConnectionFaults(t *testing.T) {
 				r.publishLoop(p, side, 500000, 4, 20*time.Second, 5*time.Millisecond, stop)
 			}()
 			for round := range scale(2, 8) {
-				time.Sleep(time.Second)
+				time.Sleep(time.Second) // load between faults: pacing
 				// reset_peer: the next bytes get a TCP RST.
 				proxy.add(t, "reset", "reset_peer", "downstream", `{"timeout":0}`)
-				time.Sleep(300 * time.Millisecond)
+				time.Sleep(300 * time.Millisecond) // the reset's length: the fault itself
 				proxy.remove(t, "reset")
-				time.Sleep(time.Second)
+				time.Sleep(time.Second) // load between faults: pacing
 				// Half-open: no data flows either way, no FIN, no RST. Only
 				// heartbeats (1s here) can tell.
 				proxy.add(t, "silence-up", "timeout", "upstream", `{"timeout":0}`)
 				proxy.add(t, "silence-down", "timeout", "downstream", `{"timeout":0}`)
-				time.Sleep(4 * time.Second)
+				time.Sleep(4 * time.Second) // the silence's length: the fault itself
 				proxy.remove(t, "silence-up")
 				proxy.remove(t, "silence-down")
 				t.Logf("round %d done", round+1)
@@ -124,9 +124,9 @@ func TestMemoryAlarmUnderLoad(t *testing.T) {
 		defer close(done)
 		r.publishLoop(p, "alarm", 500000, 4, 2*time.Second, 5*time.Millisecond, stop)
 	}()
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // load before the fault: pacing
 	node.Ctl(t, "set_vm_memory_high_watermark", "0.0000001")
-	time.Sleep(4 * time.Second)
+	time.Sleep(4 * time.Second) // the alarm's length before the probe: the fault itself
 	// While the alarm is on, a publish must come back by its deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	start := time.Now()
@@ -140,7 +140,7 @@ func TestMemoryAlarmUnderLoad(t *testing.T) {
 		t.Errorf("publish under alarm: %v after %v; want DeadlineExceeded after ~1s", err, time.Since(start))
 	}
 	node.Ctl(t, "set_vm_memory_high_watermark", "0.4")
-	time.Sleep(2 * time.Second) // publishing resumes after the alarm
+	time.Sleep(2 * time.Second) // load after the alarm, for settle to check: pacing
 	close(stop)
 	<-done
 	rep := r.settle(url, 2*time.Minute)
@@ -168,7 +168,7 @@ func TestBrokerUnreachableAtStart(t *testing.T) {
 	if w.Consuming() || p.Connected() {
 		t.Fatal("ready without a broker")
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // how long the broker is absent: the fault itself
 	proxy.up(t)
 	waitReady(t, w)
 	r.publishLoop(p, "late", 200, 2, 20*time.Second, 0, nil)
@@ -191,9 +191,9 @@ func TestPublisherOutage(t *testing.T) {
 		defer close(done)
 		r.publishLoop(p, "outage", 500000, 4, time.Second, 5*time.Millisecond, stop)
 	}()
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // load before the fault: pacing
 	proxy.down()
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // the outage's length: the fault itself
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	start := time.Now()
 	err := p.Publish(ctx, event.Event{ID: "outage-probe", Type: "ChaosEvent", Data: []byte(`{}`)})
@@ -202,7 +202,7 @@ func TestPublisherOutage(t *testing.T) {
 		t.Errorf("publish during outage: %v after %v; want DeadlineExceeded after ~1s", err, time.Since(start))
 	}
 	proxy.up(t)
-	time.Sleep(2 * time.Second) // publishing resumes after the outage
+	time.Sleep(2 * time.Second) // load after the outage, for settle to check: pacing
 	close(stop)
 	<-done
 	rep := r.settle(url, time.Minute)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -28,13 +27,6 @@ import (
 )
 
 var chaosLong = flag.Bool("chaos.long", false, "run the long versions of the chaos scenarios (minutes)")
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	code := m.Run()
-	procRemoveBinary()
-	os.Exit(code)
-}
 
 // scale picks the short (CI) or long (-chaos.long) size of a scenario.
 func scale(short, long int) int {
@@ -176,7 +168,7 @@ func (r *rig) publishLoop(p *amqp.Publisher, prefix string, n, callers int, time
 				cancel()
 				r.check.Published(id, err)
 				if pace > 0 {
-					time.Sleep(pace)
+					time.Sleep(pace) // the load's rate: pacing
 				}
 			}
 		}()

@@ -272,8 +272,7 @@ func TestPoisonExactAttemptsThenDeadLetter(t *testing.T) {
 		return w.Stats().Handled == int64(goods)
 	})
 	settled := time.Since(start)
-	// Give a stray extra attempt the chance to show up before counting.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // negative check: would a stray extra attempt follow?
 
 	for id, k := range kindOf {
 		got := calls.of(id)
@@ -719,7 +718,7 @@ func poisonCrashLoop(t *testing.T, concurrency, prefetch int, allGoodHandled boo
 	}
 	elapsed := time.Since(start)
 	stopReading()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // negative check: would a late dead letter follow?
 	dead.drain()
 
 	crash := dead.got["crash-0"]

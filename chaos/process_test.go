@@ -9,8 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,10 +57,10 @@ func TestWorkersKilledMidHandler(t *testing.T) {
 	published := procPublish(t, f, procIDs(events), events/(kills+1), nil)
 
 	for k := range kills {
-		time.Sleep(700*time.Millisecond + rand.N(600*time.Millisecond))
+		time.Sleep(700*time.Millisecond + rand.N(600*time.Millisecond)) // paces the kills: the fault itself
 		i := rand.N(len(workers))
 		inflight := f.hook.inflight.Load()
-		workers[i].kill(t)
+		workers[i].Kill(t)
 		t.Logf("kill %d/%d: SIGKILLed %s (webhook requests in flight: %d)", k+1, kills, workers[i], inflight)
 		workers[i] = f.start(t)
 	}
@@ -110,16 +108,16 @@ func TestWorkersRollingRestart(t *testing.T) {
 	// so every SIGTERM finds handlers running and deliveries prefetched.
 	stop := make(chan struct{})
 	published := procPublish(t, f, procIDs(maxEvents), 200, stop)
-	time.Sleep(time.Second)
+	brokertest.Eventually(t, 30*time.Second, "webhook requests in flight", func() bool { return f.hook.inflight.Load() > 0 })
 
 	for round := range rounds {
 		for i, w := range workers {
 			inflight := f.hook.inflight.Load()
 			began := time.Now()
-			w.signal(t, syscall.SIGTERM)
+			w.Signal(t, syscall.SIGTERM)
 			// With -race the exit takes ~1s longer: the race runtime sleeps
 			// at exit (GORACE atexit_sleep_ms, default 1000).
-			code, ok := w.wait(shutdown + 2*time.Second)
+			code, ok := w.Wait(shutdown + 2*time.Second)
 			took := time.Since(began)
 			if !ok {
 				t.Fatalf("round %d: %s still running %v after SIGTERM (SHUTDOWN_TIMEOUT=%v)", round+1, w, took.Round(time.Millisecond), shutdown)
@@ -127,7 +125,7 @@ func TestWorkersRollingRestart(t *testing.T) {
 			if code != 0 {
 				t.Errorf("round %d: %s exited with %d after SIGTERM, want 0", round+1, w, code)
 			}
-			if strings.Contains(w.stderr.String(), "shutdown timeout passed") {
+			if strings.Contains(w.Stderr.String(), "shutdown timeout passed") {
 				t.Errorf("round %d: %s hit SHUTDOWN_TIMEOUT with 100 ms handlers", round+1, w)
 			}
 			workers[i] = f.start(t)
@@ -156,39 +154,8 @@ func procLong() bool {
 	return f != nil && f.Value.String() == "true"
 }
 
-var (
-	procBuildOnce sync.Once
-	procBinDir    string
-	procBinPath   string
-	procBuildErr  error
-)
-
-// procBinary builds cmd/worker once per test binary (with -race when the tests
-// run with -race) and returns its path.
-func procBinary(t testing.TB) string {
-	t.Helper()
-	procBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eventfleet-chaos-worker-")
-		if err != nil {
-			procBuildErr = err
-			return
-		}
-		procBinDir = dir
-		procBinPath, procBuildErr = proctest.Build(dir, "worker", "github.com/eventfleet/eventfleet/cmd/worker")
-	})
-	if procBuildErr != nil {
-		t.Fatal(procBuildErr)
-	}
-	return procBinPath
-}
-
-// procRemoveBinary deletes the worker binary built by procBinary. A TestMain
-// may call it after m.Run; without one the binary stays in the temp dir.
-func procRemoveBinary() {
-	if procBinDir != "" {
-		_ = os.RemoveAll(procBinDir)
-	}
-}
+// procWorkerBin is cmd/worker, built for the first scenario that runs it.
+var procWorkerBin = proctest.NewBinary("worker", "github.com/eventfleet/eventfleet/cmd/worker")
 
 // procHook is the webhook endpoint the workers POST to. It records what it
 // handled in the checker, and counts the requests whose client went away
@@ -251,7 +218,7 @@ type procFleet struct {
 // worker is left to declare them again.
 func procNewFleet(t *testing.T, delay func() time.Duration, extraEnv ...string) *procFleet {
 	t.Helper()
-	procBinary(t) // build before anything starts
+	procWorkerBin.Path(t) // build before anything starts
 	url := brokertest.URL(t)
 	f := &procFleet{
 		url:       url,
@@ -305,7 +272,7 @@ func procNewFleet(t *testing.T, delay func() time.Duration, extraEnv ...string) 
 		defer cancel()
 		_ = pub.Stop(ctx)
 		if t.Failed() {
-			t.Logf("publisher log:\n%s", procTail(f.pubLog.String(), 4000))
+			t.Logf("publisher log:\n%s", proctest.Tail(f.pubLog.String(), 4000))
 		}
 	})
 	f.drainCh = brokertest.Channel(t)
@@ -382,37 +349,12 @@ func procPublish(t *testing.T, f *procFleet, ids []string, rate int, stop <-chan
 	return done
 }
 
-// start starts one more worker process.
+// start starts one more worker process with exactly f's environment.
 func (f *procFleet) start(t *testing.T) *procWorker {
 	t.Helper()
 	n := f.started.Add(1)
-	w := &procWorker{name: fmt.Sprintf("worker %d", n), done: make(chan struct{}), stderr: &proctest.Buffer{}}
-	w.cmd = exec.Command(procBinary(t))
-	// Exactly this environment, nothing inherited.
-	w.cmd.Env = f.env
-	w.cmd.Stderr = w.stderr
-	if err := w.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", w.name, err)
-	}
-	w.name = fmt.Sprintf("%s (pid %d)", w.name, w.cmd.Process.Pid)
-	go func() {
-		_ = w.cmd.Wait()
-		w.code = w.cmd.ProcessState.ExitCode()
-		close(w.done)
-	}()
-	t.Cleanup(func() {
-		if !w.exited() {
-			_ = w.cmd.Process.Kill()
-		}
-		<-w.done
-		if strings.Contains(w.stderr.String(), "DATA RACE") {
-			t.Errorf("%s reported a data race:\n%s", w, w.stderr.String())
-		}
-		if t.Failed() {
-			t.Logf("%s stderr (tail):\n%s", w, procTail(w.stderr.String(), 3000))
-		}
-	})
-	return w
+	p := proctest.Start(t, procWorkerBin.Path(t), f.env)
+	return &procWorker{Proc: p, name: fmt.Sprintf("worker %d (pid %d)", n, p.Pid())}
 }
 
 // settle waits until every confirmed event was handled or dead-lettered (or
@@ -465,49 +407,11 @@ func (f *procFleet) drainDead(t *testing.T) int {
 
 // procWorker is one running worker process.
 type procWorker struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *proctest.Buffer
-	done   chan struct{} // closed when the process has exited
-	code   int           // exit code, valid once done is closed
+	*proctest.Proc
+	name string // "worker 3 (pid 1234)": the fleet counts its workers
 }
 
 func (w *procWorker) String() string { return w.name }
-
-func (w *procWorker) exited() bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits up to timeout for the process to exit and returns its exit code.
-func (w *procWorker) wait(timeout time.Duration) (code int, exited bool) {
-	select {
-	case <-w.done:
-		return w.code, true
-	case <-time.After(timeout):
-		return -1, false
-	}
-}
-
-func (w *procWorker) signal(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := w.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %s: %v", w, err)
-	}
-}
-
-// kill SIGKILLs the process and waits until it is gone.
-func (w *procWorker) kill(t *testing.T) {
-	t.Helper()
-	w.signal(t, syscall.SIGKILL)
-	if _, ok := w.wait(10 * time.Second); !ok {
-		t.Fatalf("%s still running 10s after SIGKILL", w)
-	}
-}
 
 // waitConsuming waits until the worker logs that it consumes: its queue is
 // declared and bound, so events published from then on reach it. A worker
@@ -516,25 +420,5 @@ func (w *procWorker) kill(t *testing.T) {
 // and one basic.consume gets 541 INTERNAL_ERROR.
 func (w *procWorker) waitConsuming(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		log := w.stderr.String()
-		if strings.Contains(log, `"msg":"consuming"`) || strings.Contains(log, `"msg":"consuming again"`) {
-			return
-		}
-		if w.exited() {
-			t.Fatalf("%s exited with %d before consuming:\n%s", w, w.code, procTail(w.stderr.String(), 3000))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not consuming after 30s:\n%s", w, procTail(w.stderr.String(), 3000))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func procTail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
+	w.WaitLog(t, 30*time.Second, `"msg":"consuming"`, `"msg":"consuming again"`)
 }

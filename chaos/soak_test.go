@@ -58,7 +58,7 @@ func TestSoakMixedFaults(t *testing.T) {
 
 	// Measured on 3.10.8: kill a node only once its quorum queues are
 	// established (see docs/design.md).
-	time.Sleep(15 * time.Second)
+	time.Sleep(15 * time.Second) // the queues' age before the first fault: part of the scenario
 	faults := map[string]int{}
 	over := func(round int) bool {
 		if !*chaosLong {
@@ -78,7 +78,7 @@ func TestSoakMixedFaults(t *testing.T) {
 		switch kind {
 		case "kill-broker":
 			node.Kill(t)
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // the outage's length: the fault itself
 			node.Start(t)
 		case "cut-publishers":
 			pubProxy.cutAll(t)
@@ -88,7 +88,7 @@ func TestSoakMixedFaults(t *testing.T) {
 			x := []*toxi{pubProxy, workProxy}[rand.N(2)]
 			x.add(t, "silence-up", "timeout", "upstream", `{"timeout":0}`)
 			x.add(t, "silence-down", "timeout", "downstream", `{"timeout":0}`)
-			time.Sleep(3 * time.Second)
+			time.Sleep(3 * time.Second) // the silence's length: the fault itself
 			x.remove(t, "silence-up")
 			x.remove(t, "silence-down")
 		case "replace-worker":
@@ -101,11 +101,11 @@ func TestSoakMixedFaults(t *testing.T) {
 			wmu.Unlock()
 		case "memory-alarm":
 			node.Ctl(t, "set_vm_memory_high_watermark", "0.0000001")
-			time.Sleep(2 * time.Second)
+			time.Sleep(2 * time.Second) // the alarm's length: the fault itself
 			node.Ctl(t, "set_vm_memory_high_watermark", "0.4")
 		}
 		t.Logf("fault %d: %s (%v)", round+1, kind, time.Since(start).Round(time.Millisecond))
-		time.Sleep(time.Duration(2000+rand.N(2000)) * time.Millisecond)
+		time.Sleep(time.Duration(2000+rand.N(2000)) * time.Millisecond) // load between faults: pacing
 	}
 	close(stop)
 	<-published

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,90 +22,41 @@ import (
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
 
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eventfleet-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	for _, name := range []string{"publisher", "worker"} {
-		if _, err := proctest.Build(dir, name, "../cmd/"+name); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			_ = os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+// bins are the binaries the fleet runs, as they are deployed.
+var bins = map[string]*proctest.Binary{
+	"publisher": proctest.NewBinary("publisher", "github.com/eventfleet/eventfleet/cmd/publisher"),
+	"worker":    proctest.NewBinary("worker", "github.com/eventfleet/eventfleet/cmd/worker"),
 }
 
 // proc is a running binary whose output is captured.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stdout proctest.Buffer
-	stderr proctest.Buffer
-	done   chan struct{}
-	err    error
-}
+type proc struct{ *proctest.Proc }
 
+// start runs the binary name with env and PATH, nothing else inherited.
 func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	// Many processes run at once: none may take the default METRICS_ADDR.
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}
+	kvs := []string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}
 	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		kvs = append(kvs, k+"="+v)
 	}
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s stderr (last 3000 bytes):\n%s", name, tail(p.stderr.String(), 3000))
-		}
-	})
-	return p
+	return &proc{proctest.Start(t, bins[name].Path(t), kvs, args...)}
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
+func tail(s string, n int) string { return proctest.Tail(s, n) }
 
 func (p *proc) output() (string, string) {
-	return p.stdout.String(), p.stderr.String()
+	return p.Stdout.String(), p.Stderr.String()
 }
 
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop(t *testing.T, within time.Duration) int {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, within)
+	p.Signal(t, syscall.SIGTERM)
+	code, ok := p.Wait(within)
+	if !ok {
+		t.Fatalf("%s did not exit within %v of SIGTERM", p, within)
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return code
 }
 
 // hook is the webhook receiver of app a.
@@ -130,7 +80,7 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if slow > 0 && typ == "SlowEvent" {
-		time.Sleep(slow)
+		time.Sleep(slow) // the slow handler's work, still running at SIGTERM
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -240,13 +190,13 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 	}
 	pub := start(t, "publisher", with(map[string]string{"APP_NAME": "e2e-publisher"}), "publish", "--file", file)
 	select {
-	case <-pub.done:
+	case <-pub.Done():
 	case <-time.After(2 * time.Minute):
 		t.Fatal("publisher publish did not finish")
 	}
 	out, errOut := pub.output()
-	if pub.cmd.ProcessState.ExitCode() != 0 || strings.TrimSpace(out) != "published=3000 failed=0" {
-		t.Fatalf("publisher: exit %d, stdout %q, stderr %s", pub.cmd.ProcessState.ExitCode(), out, tail(errOut, 2000))
+	if pub.Code() != 0 || strings.TrimSpace(out) != "published=3000 failed=0" {
+		t.Fatalf("publisher: exit %d, stdout %q, stderr %s", pub.Code(), out, tail(errOut, 2000))
 	}
 
 	// App a: each of its events, app b: each of its events, via different handlers.
@@ -349,7 +299,7 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 		t.Fatal(err)
 	}
 	pubSlow := start(t, "publisher", with(map[string]string{"APP_NAME": "e2e-publisher"}), "publish", "--file", file2)
-	<-pubSlow.done
+	<-pubSlow.Done()
 	brokertest.Eventually(t, 30*time.Second, "slow events in flight", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()

@@ -79,7 +79,7 @@ func hexs(b []byte) string {
 func logAddr(t *testing.T, p *proc, msg string) string {
 	t.Helper()
 	var addr string
-	brokertest.Eventually(t, 30*time.Second, p.name+" log "+msg, func() bool {
+	brokertest.Eventually(t, 30*time.Second, p.String()+" log "+msg, func() bool {
 		_, stderr := p.output()
 		sc := bufio.NewScanner(strings.NewReader(stderr))
 		for sc.Scan() {
@@ -208,7 +208,7 @@ func TestFleet_TraceAndMetricsCrossTheFleet(t *testing.T) {
 	}
 	for _, p := range []*proc{pub, worker} {
 		if code := p.stop(t, 30*time.Second); code != 0 {
-			t.Errorf("%s exited %d", p.name, code)
+			t.Errorf("%s exited %d", p.String(), code)
 		}
 	}
 }

@@ -146,6 +146,7 @@ func TestConn_ReconnectsAndBlockedTime(t *testing.T) {
 	c.Up(true) // first connect: not a reconnect
 	c.Blocked(true)
 	c.Blocked(true) // repeated alarms do not restart the clock
+	// The sleeps are blocked time to measure, not waits for a state.
 	time.Sleep(20 * time.Millisecond)
 	c.Blocked(false)
 	c.Up(false)

@@ -57,9 +57,9 @@ func TestCLI(t *testing.T) {
 			}
 			p := startWorker(t, env, tt.args...)
 			if code := p.wait(30 * time.Second); code != tt.wantCode {
-				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, p.stdout.String(), p.stderr.String())
+				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, p.Stdout.String(), p.Stderr.String())
 			}
-			stdout, stderr := p.stdout.String(), p.stderr.String()
+			stdout, stderr := p.Stdout.String(), p.Stderr.String()
 			if tt.wantStdout == nil && stdout != "" {
 				t.Errorf("stdout is for event lines only, got %q", stdout)
 			}

@@ -38,7 +38,7 @@ func dlqRun(t *testing.T, env map[string]string, args ...string) dlqResult {
 	env["GORACE"] = "atexit_sleep_ms=0"
 	p := startWorker(t, env, append([]string{"dlq"}, args...)...)
 	code := p.wait(60 * time.Second)
-	return dlqResult{code: code, stdout: p.stdout.String(), stderr: p.stderr.String()}
+	return dlqResult{code: code, stdout: p.Stdout.String(), stderr: p.Stderr.String()}
 }
 
 func (r dlqResult) expect(t *testing.T, code int, stdout ...string) {
@@ -273,17 +273,14 @@ func TestDLQ_InterruptedReplayLosesNothing(t *testing.T) {
 	seedDead(t, a, time.Now(), all...)
 	p := startWorker(t, a.env(t), "dlq", "replay", "--rate", "5")
 	brokertest.Eventually(t, 30*time.Second, "three events replayed", func() bool {
-		if p.exited() {
-			t.Fatalf("replay exited with %d early:\n%s%s", p.code, p.stdout.String(), p.stderr.String())
+		if p.Exited() {
+			t.Fatalf("replay exited with %d early:\n%s%s", p.Code(), p.Stdout.String(), p.Stderr.String())
 		}
-		return strings.Count(p.stdout.String(), "replayed  ") >= 3
+		return strings.Count(p.Stdout.String(), "replayed  ") >= 3
 	})
-	if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no chance to clean up
-		t.Fatal(err)
-	}
-	p.wait(10 * time.Second)
+	p.Kill(t) // SIGKILL: no chance to clean up
 	var printed []string
-	for _, l := range p.stdout.Lines() {
+	for _, l := range p.Stdout.Lines() {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "replayed" {
 			printed = append(printed, f[1])
 		}
@@ -329,22 +326,22 @@ func TestDLQ_ReplaySIGINTStopsBetweenMessages(t *testing.T) {
 	seedDead(t, a, time.Now(), all...)
 	p := startWorker(t, a.env(t), "dlq", "replay", "--rate", "4")
 	brokertest.Eventually(t, 30*time.Second, "one event replayed", func() bool {
-		return strings.Contains(p.stdout.String(), "replayed  dl-0")
+		return strings.Contains(p.Stdout.String(), "replayed  dl-0")
 	})
 	p.signal(syscall.SIGINT)
 	if code := p.wait(15 * time.Second); code != 1 {
-		t.Fatalf("exit code %d after SIGINT, want 1\n%s", code, p.stderr.String())
+		t.Fatalf("exit code %d after SIGINT, want 1\n%s", code, p.Stderr.String())
 	}
-	if want := "interrupted; everything not yet replayed or purged is still in " + a.dead; !strings.Contains(p.stderr.String(), want) {
-		t.Errorf("stderr %q, want %q", p.stderr.String(), want)
+	if want := "interrupted; everything not yet replayed or purged is still in " + a.dead; !strings.Contains(p.Stderr.String(), want) {
+		t.Errorf("stderr %q, want %q", p.Stderr.String(), want)
 	}
 	inApp := ids(brokertest.Drain(t, a.queue, -1, 300*time.Millisecond))
 	inDead := ids(brokertest.Drain(t, a.dead, -1, 300*time.Millisecond))
 	if got := slices.Concat(inApp, inDead); !slices.Equal(got, all) {
 		t.Errorf("app queue %v + dead-letter queue %v, want exactly %v", inApp, inDead, all)
 	}
-	if n := strings.Count(p.stdout.String(), "replayed  "); n != len(inApp) {
-		t.Errorf("%d reported replayed, %d in the app queue:\n%s", n, len(inApp), p.stdout.String())
+	if n := strings.Count(p.Stdout.String(), "replayed  "); n != len(inApp) {
+		t.Errorf("%d reported replayed, %d in the app queue:\n%s", n, len(inApp), p.Stdout.String())
 	}
 }
 

@@ -20,7 +20,7 @@ type serving struct {
 func servingLine(t *testing.T, p *proc) serving {
 	t.Helper()
 	p.waitLog(`"msg":"serving /metrics, /healthz and /readyz"`, 30*time.Second)
-	for _, l := range p.stderr.Lines() {
+	for _, l := range p.Stderr.Lines() {
 		var s struct {
 			serving
 			Msg string
@@ -53,7 +53,7 @@ func TestWorker_TwoOnOneHostWithTheDefaultMetricsAddr(t *testing.T) {
 		}
 		p := startWorker(t, env, "health")
 		code = p.wait(30 * time.Second)
-		return code, p.stdout.String(), p.stderr.String()
+		return code, p.Stdout.String(), p.Stderr.String()
 	}
 
 	// No worker runs: the publisher on :9090 must not pass for one.
@@ -110,10 +110,7 @@ func TestWorker_TwoOnOneHostWithTheDefaultMetricsAddr(t *testing.T) {
 	if code, out, errs := health(); code != exitOK || strings.Contains(out, s2.Instance) || !strings.Contains(out, s1.Instance) {
 		t.Errorf("worker health after one stopped: exit %d, %q %q; want 0 naming only %s", code, out, errs, s1.Instance)
 	}
-	if err := w1.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	w1.wait(30 * time.Second)
+	w1.Kill(t)
 	if code, out, errs := health(); code != exitFatal || !strings.Contains(errs, "no record of a running worker") {
 		t.Errorf("worker health after the last was killed: exit %d, %q %q; want %d", code, out, errs, exitFatal)
 	}

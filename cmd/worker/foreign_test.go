@@ -49,7 +49,7 @@ func TestWorker_LogHandlerReadsMillisecondTimestamps(t *testing.T) {
 	noID := amqp091.Publishing{DeliveryMode: amqp091.Persistent, AppId: "amqplib", Timestamp: amqplibTimestamp(),
 		Headers: amqp091.Table{"aggregate_id": "lib-ms"}, Body: []byte(`{"card":2}`)}
 	publishTo(t, brokertest.Channel(t), a.exchange, cardAdded, withID, noID)
-	brokertest.Eventually(t, 45*time.Second, "2 event lines on stdout", func() bool { return len(p.stdout.Lines()) >= 2 })
+	brokertest.Eventually(t, 45*time.Second, "2 event lines on stdout", func() bool { return len(p.Stdout.Lines()) >= 2 })
 	p.stop(15 * time.Second)
 
 	derived := deadletter.DerivedID(a.exchange, cardAdded, amqplibTimestamp(), "amqplib", "lib-ms", noID.Body)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,38 +17,16 @@ import (
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
 
-// workerBin is the worker binary, built once by TestMain. Tests run it as a
-// process, the way it is deployed: signals, exit codes and streams are part
-// of what they check.
-var workerBin string
+// workerBin is the worker binary. Tests run it as a process, the way it is
+// deployed: signals, exit codes and streams are part of what they check.
+var workerBin = proctest.NewBinary("worker", "github.com/eventfleet/eventfleet/cmd/worker")
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eventfleet-worker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// With -race when the tests run with it, so races in the worker and
-	// the amqp library fail these tests too.
-	workerBin, err = proctest.Build(dir, "worker", ".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		_ = os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
-// proc is a running worker process.
+// proc is a running worker process, bound to its test.
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdout proctest.Buffer
-	stderr proctest.Buffer
-	done   chan struct{} // closed when the process has exited
-	code   int           // exit code, valid once done is closed
+	*proctest.Proc
+	t *testing.T
 }
 
 // unset, as a value in startWorker's env, leaves the variable out.
@@ -59,70 +36,32 @@ const unset = "\x00unset"
 // args. It is killed at cleanup if still running.
 func startWorker(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(workerBin, args...)
+	var kvs []string
 	// Parallel workers cannot all have the default :9090; a test that
 	// wants the default says METRICS_ADDR=unset.
 	if _, ok := env["METRICS_ADDR"]; !ok {
-		p.cmd.Env = []string{"METRICS_ADDR=127.0.0.1:0"}
+		kvs = append(kvs, "METRICS_ADDR=127.0.0.1:0")
 	}
 	for k, v := range env {
 		if v != unset {
-			p.cmd.Env = append(p.cmd.Env, k+"="+v)
+			kvs = append(kvs, k+"="+v)
 		}
 	}
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if strings.Contains(p.stderr.String(), "DATA RACE") {
-			t.Errorf("the worker reported a data race:\n%s", p.stderr.String())
-		}
-		if t.Failed() {
-			t.Logf("worker stderr:\n%s", p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return &proc{Proc: proctest.Start(t, workerBin.Path(t), kvs, args...), t: t}
 }
 
 // wait returns the exit code, failing the test if the process is still
 // running after timeout.
 func (p *proc) wait(timeout time.Duration) int {
 	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(timeout):
+	code, ok := p.Wait(timeout)
+	if !ok {
 		p.t.Fatalf("worker still running %v later", timeout)
-		return -1
 	}
+	return code
 }
 
-func (p *proc) signal(sig os.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal worker: %v", err)
-	}
-}
+func (p *proc) signal(sig os.Signal) { p.t.Helper(); p.Signal(p.t, sig) }
 
 // stop sends SIGTERM and expects exit code 0 within timeout.
 func (p *proc) stop(timeout time.Duration) {
@@ -136,12 +75,7 @@ func (p *proc) stop(timeout time.Duration) {
 // waitLog polls stderr until it contains want.
 func (p *proc) waitLog(want string, timeout time.Duration) {
 	p.t.Helper()
-	brokertest.Eventually(p.t, timeout, fmt.Sprintf("worker log %q", want), func() bool {
-		if p.exited() {
-			p.t.Fatalf("worker exited with %d while waiting for log %q", p.code, want)
-		}
-		return strings.Contains(p.stderr.String(), want)
-	})
+	p.WaitLog(p.t, timeout, want)
 }
 
 // waitConsuming waits until the worker consumes, so its queue exists and is
@@ -250,17 +184,9 @@ func publish(t *testing.T, exchange string, msgs ...message) {
 // waitDepth polls until queue holds want ready messages.
 func waitDepth(t *testing.T, queue string, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := brokertest.Depth(t, queue)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %s holds %d messages after %v, want %d", queue, got, timeout, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	brokertest.Eventually(t, timeout, fmt.Sprintf("queue %s to hold %d messages", queue, want), func() bool {
+		return brokertest.Depth(t, queue) == want
+	})
 }
 
 // deadLetters reads the n dead letters of a, keyed by message_id, and checks

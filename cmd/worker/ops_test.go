@@ -17,7 +17,7 @@ import (
 func adminAddr(t *testing.T, p *proc) string {
 	t.Helper()
 	p.waitLog(`"msg":"serving /metrics, /healthz and /readyz"`, 30*time.Second)
-	for _, l := range p.stderr.Lines() {
+	for _, l := range p.Stderr.Lines() {
 		var line struct{ Msg, Addr string }
 		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "serving /metrics") {
 			return line.Addr
@@ -75,7 +75,7 @@ func TestWorker_ReadyzFollowsTheBrokerConnection(t *testing.T) {
 		msgs = append(msgs, message{id: fmt.Sprintf("ready-%d", i), typ: cardAdded, body: `{}`})
 	}
 	publish(t, a.exchange, msgs...)
-	brokertest.Eventually(t, 10*time.Second, "5 events handled", func() bool { return len(p.stdout.Lines()) == 5 })
+	brokertest.Eventually(t, 10*time.Second, "5 events handled", func() bool { return len(p.Stdout.Lines()) == 5 })
 
 	proxy.SetRefuse(true)
 	proxy.Cut()
@@ -111,11 +111,11 @@ func TestWorker_ReadyzFollowsTheBrokerConnection(t *testing.T) {
 		_, m = httpGet(t, base+"/metrics")
 		n, _ := metricValue(m, acked)
 		f, _ := metricValue(m, inFlight)
-		return f == 0 && n == float64(len(p.stdout.Lines()))
+		return f == 0 && n == float64(len(p.Stdout.Lines()))
 	})
 	// Nothing lost, nothing made up: exactly the 5 events were handled.
 	handled := map[string]int{}
-	for _, l := range p.stdout.Lines() {
+	for _, l := range p.Stdout.Lines() {
 		var ev struct{ ID string }
 		_ = json.Unmarshal([]byte(l), &ev)
 		handled[ev.ID]++
@@ -128,7 +128,7 @@ func TestWorker_ReadyzFollowsTheBrokerConnection(t *testing.T) {
 			t.Errorf("event %s never handled", msg.id)
 		}
 	}
-	if n := len(p.stdout.Lines()); n > len(msgs) {
+	if n := len(p.Stdout.Lines()); n > len(msgs) {
 		t.Logf("%d handlings of %d events: acks cut off with the connection were redelivered", n, len(msgs))
 	}
 	for _, want := range []string{
@@ -153,8 +153,8 @@ func TestWorker_MetricsAddrInUse(t *testing.T) {
 	if code := second.wait(30 * time.Second); code != exitFatal {
 		t.Fatalf("exit %d, want %d", code, exitFatal)
 	}
-	if !strings.Contains(second.stderr.String(), "METRICS_ADDR="+addr) {
-		t.Errorf("stderr does not name METRICS_ADDR:\n%s", second.stderr.String())
+	if !strings.Contains(second.Stderr.String(), "METRICS_ADDR="+addr) {
+		t.Errorf("stderr does not name METRICS_ADDR:\n%s", second.Stderr.String())
 	}
 	first.stop(30 * time.Second)
 }
@@ -168,8 +168,8 @@ func TestHealth_BadSettings(t *testing.T) {
 	} {
 		p := startWorker(t, map[string]string{"METRICS_ADDR": env}, "health")
 		code := p.wait(10 * time.Second)
-		if code == exitOK || !strings.Contains(p.stderr.String(), want) {
-			t.Errorf("METRICS_ADDR=%s: exit %d, stderr %q; want a failure naming %q", env, code, p.stderr.String(), want)
+		if code == exitOK || !strings.Contains(p.Stderr.String(), want) {
+			t.Errorf("METRICS_ADDR=%s: exit %d, stderr %q; want a failure naming %q", env, code, p.Stderr.String(), want)
 		}
 	}
 }

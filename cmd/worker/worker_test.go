@@ -38,7 +38,7 @@ type logLine struct {
 func eventLines(t *testing.T, p *proc) []logLine {
 	t.Helper()
 	var out []logLine
-	for _, l := range p.stdout.Lines() {
+	for _, l := range p.Stdout.Lines() {
 		var ll logLine
 		if err := json.Unmarshal([]byte(l), &ll); err != nil || ll.ID == "" {
 			t.Fatalf("stdout line %q is not an event line (%v)", l, err)
@@ -52,7 +52,7 @@ func eventLines(t *testing.T, p *proc) []logLine {
 // deployment's log shipper parses every line.
 func checkLogsAreJSON(t *testing.T, p *proc) {
 	t.Helper()
-	for _, l := range p.stderr.Lines() {
+	for _, l := range p.Stderr.Lines() {
 		if !json.Valid([]byte(l)) || !strings.HasPrefix(l, "{") {
 			t.Errorf("stderr line is not JSON: %q", l)
 		}
@@ -73,7 +73,7 @@ func TestWorker_LogHandlerWritesEachEventOnce(t *testing.T) {
 	}
 	publish(t, a.exchange, msgs...)
 	brokertest.Eventually(t, 45*time.Second, fmt.Sprintf("%d event lines on stdout", n), func() bool {
-		return len(p.stdout.Lines()) >= n
+		return len(p.Stdout.Lines()) >= n
 	})
 
 	p.stop(15 * time.Second) // well before SHUTDOWN_TIMEOUT's default 25s: nothing is running
@@ -101,7 +101,7 @@ func TestWorker_LogHandlerWritesEachEventOnce(t *testing.T) {
 	if got := brokertest.Depth(t, a.queue); got != 0 {
 		t.Errorf("%d events left in %s after a clean stop, want 0", got, a.queue)
 	}
-	stderr := p.stderr.String()
+	stderr := p.Stderr.String()
 	for _, want := range []string{`"msg":"starting worker"`, `"queue":"` + a.queue + `"`, `"bindings":["#"]`,
 		`"handler":"log"`, `"broker":"amqp://guest:xxxxx@`, `"msg":"worker stopped"`, `"handled":200`} {
 		if !strings.Contains(stderr, want) {
@@ -264,15 +264,15 @@ func TestWorker_UndecodableBodyIsDeadLettered(t *testing.T) {
 	)
 	waitDepth(t, a.dead, 1, 30*time.Second)
 	brokertest.Eventually(t, 30*time.Second, "the good event on stdout", func() bool {
-		return strings.Contains(p.stdout.String(), `"id":"good-0"`)
+		return strings.Contains(p.Stdout.String(), `"id":"good-0"`)
 	})
-	if p.exited() {
-		t.Fatalf("worker exited with %d after an undecodable message", p.code)
+	if p.Exited() {
+		t.Fatalf("worker exited with %d after an undecodable message", p.Code())
 	}
 	// The worker still takes events after the bad one.
 	publish(t, a.exchange, message{id: "good-1", typ: cardAdded, body: `{"card":3}`})
 	brokertest.Eventually(t, 30*time.Second, "a later event on stdout", func() bool {
-		return strings.Contains(p.stdout.String(), `"id":"good-1"`)
+		return strings.Contains(p.Stdout.String(), `"id":"good-1"`)
 	})
 	p.stop(15 * time.Second)
 
@@ -300,28 +300,28 @@ func TestWorker_UnreachableBrokerKeepsRetrying(t *testing.T) {
 	started := time.Now()
 	// At least two failed connection attempts, and at least 2s of life.
 	brokertest.Eventually(t, 30*time.Second, "two reconnect attempts", func() bool {
-		if p.exited() {
-			t.Fatalf("worker exited with %d while the broker is unreachable", p.code)
+		if p.Exited() {
+			t.Fatalf("worker exited with %d while the broker is unreachable", p.Code())
 		}
-		return strings.Count(p.stderr.String(), `"msg":"cannot consume; retrying"`) >= 2
+		return strings.Count(p.Stderr.String(), `"msg":"cannot consume; retrying"`) >= 2
 	})
 	if wait := 2*time.Second - time.Since(started); wait > 0 {
-		time.Sleep(wait)
+		time.Sleep(wait) // negative check: would the worker give up and exit?
 	}
-	if p.exited() {
-		t.Fatalf("worker exited with %d while the broker is unreachable", p.code)
+	if p.Exited() {
+		t.Fatalf("worker exited with %d while the broker is unreachable", p.Code())
 	}
 	p.stop(15 * time.Second)
 
-	stderr := p.stderr.String()
+	stderr := p.Stderr.String()
 	if strings.Contains(stderr, password) {
 		t.Errorf("stderr contains the broker password:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, `"broker":"amqp://guest:xxxxx@127.0.0.1:1/"`) {
 		t.Errorf("the start log does not name the broker with the password hidden:\n%s", stderr)
 	}
-	if p.stdout.String() != "" {
-		t.Errorf("stdout is for event lines only, got %q", p.stdout.String())
+	if p.Stdout.String() != "" {
+		t.Errorf("stdout is for event lines only, got %q", p.Stdout.String())
 	}
 	checkLogsAreJSON(t, p)
 }
@@ -340,7 +340,7 @@ func TestWorker_TopologyMismatchExits1(t *testing.T) {
 	if code := p.wait(30 * time.Second); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
-	stderr := p.stderr.String()
+	stderr := p.Stderr.String()
 	for _, want := range []string{"existing topology does not match", "already exists with a different", a.queue} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not explain the mismatch (%q):\n%s", want, stderr)
@@ -380,8 +380,8 @@ func TestWorker_ShutdownTimeoutReturnsEventsToQueue(t *testing.T) {
 	}
 
 	p.stop(30 * time.Second)
-	if !strings.Contains(p.stderr.String(), "shutdown timeout passed; unfinished events go back to the queue") {
-		t.Errorf("stderr does not report the cut-short drain:\n%s", p.stderr.String())
+	if !strings.Contains(p.Stderr.String(), "shutdown timeout passed; unfinished events go back to the queue") {
+		t.Errorf("stderr does not report the cut-short drain:\n%s", p.Stderr.String())
 	}
 	// Back in the app's queue, not retried, not dead.
 	waitDepth(t, a.queue, 1, 30*time.Second)
@@ -429,15 +429,15 @@ func TestWorker_SIGTERMWaitsForRunningHandlers(t *testing.T) {
 	}
 	p.signal(syscall.SIGTERM)
 	p.waitLog("shutting down", 15*time.Second)
-	if p.exited() {
-		t.Fatalf("worker exited with %d while a handler was running", p.code)
+	if p.Exited() {
+		t.Fatalf("worker exited with %d while a handler was running", p.Code())
 	}
 	close(release) // the endpoint answers 200 now
 	if code := p.wait(20 * time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	if !strings.Contains(p.stderr.String(), `"handled":1`) {
-		t.Errorf("the running event was not acked before exit:\n%s", p.stderr.String())
+	if !strings.Contains(p.Stderr.String(), `"handled":1`) {
+		t.Errorf("the running event was not acked before exit:\n%s", p.Stderr.String())
 	}
 	if n := brokertest.Depth(t, a.queue); n != 0 {
 		t.Errorf("%d events in %s after the drain, want 0", n, a.queue)

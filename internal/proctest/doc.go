@@ -1,5 +1,7 @@
 // Package proctest helps tests that run eventfleet's binaries as processes,
-// the way they are deployed: it builds a command once (with -race when the
-// tests run with it, so a race in the binary fails them too) and collects a
-// process's output while the test reads it.
+// the way they are deployed. A Binary is built once per test binary, on first
+// use (with -race when the tests run with it, so a race in the binary fails
+// them too); Start runs it with exactly the environment given and collects
+// its output while the test reads it; Main, the TestMain of such packages,
+// removes what was built and checks for leaked goroutines (goleak).
 package proctest

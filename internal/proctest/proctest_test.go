@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
@@ -26,5 +28,25 @@ func TestBuildRunsTheCommand(t *testing.T) {
 	}
 	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("binary %s: %v %v", bin, fi, err)
+	}
+}
+
+func TestStartWaitLogAndSignal(t *testing.T) {
+	t.Parallel()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh:", err)
+	}
+	p := proctest.Start(t, sh, nil, "-c", `echo "$X" >&2; echo '{"msg":"ready"}' >&2; exec sleep 30`)
+	p.WaitLog(t, 10*time.Second, `"msg":"nope"`, `"msg":"ready"`)
+	if got := p.Stderr.Lines(); len(got) != 2 || got[0] != "" {
+		t.Fatalf("stderr lines %q: want the environment empty, then the log line", got)
+	}
+	if p.Exited() {
+		t.Fatal("exited while sleeping")
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code, ok := p.Wait(10 * time.Second); !ok || code != -1 {
+		t.Fatalf("after SIGTERM: code %d, exited %v; want -1 (signalled), true", code, ok)
 	}
 }
