@@ -168,9 +168,10 @@ type publishStats struct {
 // event sent has been confirmed or has failed.
 //
 // opt.window callers of Publish take the events in turn, so up to that many
-// are in flight at once, without waiting for the confirms of earlier ones. An event has no deadline of its own: it waits
-// through reconnects (the Publisher sends it again, with the same id, on the
-// next connection) and is retried after a nack, until the run gives up:
+// are in flight at once, without waiting for the confirms of earlier ones.
+// An event has no deadline of its own: it waits through reconnects (the
+// Publisher sends it again, with the same id, on the next connection) and
+// is retried after a nack, until the run gives up:
 // opt.timeout without any confirm while events wait, opt.deadline, a fatal
 // publisher error, or a second signal. Then the events in flight fail and the
 // rest are not sent; all of them go to opt.failed.
