@@ -77,6 +77,18 @@ func ValidateType(t string) error {
 // end up in logs, HTTP headers and terminals. Workers still handle events
 // from foreign publishers that break this rule.
 func (e *Event) Validate() error {
+	if err := e.validateText(); err != nil {
+		return err
+	}
+	if len(e.Data) > 0 && !ValidJSON(e.Data) {
+		return ErrInvalidData
+	}
+	return nil
+}
+
+// validateText is Validate without the data: for data already known to be
+// valid JSON, as part of a document that was checked whole.
+func (e *Event) validateText() error {
 	if err := ValidateType(e.Type); err != nil {
 		return err
 	}
@@ -94,9 +106,6 @@ func (e *Event) Validate() error {
 	}
 	if err := checkText(e.AggregateID); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidAggregateID, err)
-	}
-	if len(e.Data) > 0 && !ValidJSON(e.Data) {
-		return ErrInvalidData
 	}
 	return nil
 }
@@ -124,12 +133,20 @@ type Input struct {
 
 // Event converts the input to a validated Event. A missing id gets a new
 // UUIDv7; missing data becomes {}.
-func (in Input) Event() (Event, error) {
+func (in Input) Event() (Event, error) { return in.event(false) }
+
+// event is Event; dataValid says that in.Data is known to be valid JSON, so
+// it is not scanned again.
+func (in Input) event(dataValid bool) (Event, error) {
 	ev := Event{ID: in.ID, Type: in.Type, AggregateID: in.AggregateID, Data: in.Data}
 	if len(bytes.TrimSpace(ev.Data)) == 0 || bytes.Equal(bytes.TrimSpace(ev.Data), []byte("null")) {
 		ev.Data = json.RawMessage("{}")
 	}
-	if err := ev.Validate(); err != nil {
+	validate := ev.Validate
+	if dataValid {
+		validate = ev.validateText
+	}
+	if err := validate(); err != nil {
 		return Event{}, err
 	}
 	if ev.ID == "" {
@@ -160,5 +177,6 @@ func ParseInput(b []byte) (Event, error) {
 	if dec.More() {
 		return Event{}, errors.New("invalid JSON: more than one value")
 	}
-	return in.Event()
+	// The data is a part of b, which was found valid whole.
+	return in.event(true)
 }

@@ -30,15 +30,14 @@
 //
 // # serve
 //
-//	POST /events  one event object or a non-empty array of them
-//	  202 {"ids": [...]}                      every event confirmed
-//	  400 {"error": "...", "invalid": [...]}  bad JSON or event; "invalid" names array indexes
-//	  405 (Allow: POST)                       another method
-//	  413                                     body over PUBLISHER_MAX_BODY
-//	  415                                     a Content-Type that is not JSON
-//	  503 {"error", "confirmed", "unconfirmed"} (Retry-After) not all confirmed within PUBLISH_TIMEOUT
-//	GET /healthz  200 {"status": "ok", "broker_connected": bool}
-//	GET /readyz   200 when connected to the broker, else 503
+// POST /events on PUBLISHER_ADDR is package ingest's Handler (its doc lists
+// the answers: 202 once every event is confirmed, 400, 405, 413, 415, 503
+// with Retry-After). Beside it, /healthz and /readyz answer as internal/admin
+// answers them on METRICS_ADDR, in the same JSON:
+//
+//	GET /healthz  200 {"status": "ok", "role": "publisher", "app": ..., "instance": ...}
+//	GET /readyz   200 {"status": "ready", ...} when connected to the broker,
+//	              else 503 {"status": "not ready", "reason": "broker not connected", ...}
 //
 // SIGTERM or SIGINT stops accepting connections, lets requests in flight finish
 // within SHUTDOWN_TIMEOUT, then stops the publisher. Logs are JSON on stderr;

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
 	"github.com/eventfleet/eventfleet/metrics"
@@ -206,7 +207,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
-	case errors.As(err, &cfgErr), errors.Is(err, amqp.ErrInvalidConfig):
+	case errors.As(err, &cfgErr), errors.Is(err, amqp.ErrInvalidConfig), errors.Is(err, ingest.ErrInvalidConfig):
 		fmt.Fprintln(stderr, "publisher:", err)
 		return 2
 	default:

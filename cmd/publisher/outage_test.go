@@ -45,7 +45,7 @@ func failedFile(t *testing.T) (*failedLog, func() []event.Event) {
 			if line == "" {
 				continue
 			}
-			ev, err := parseEvent([]byte(line))
+			ev, err := event.ParseInput([]byte(line))
 			if err != nil {
 				t.Fatalf("failed file line %d %q: %v", i+1, line, err)
 			}

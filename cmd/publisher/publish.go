@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,10 +167,11 @@ type publishStats struct {
 // reports each failure on stderr with its line number. It returns once every
 // event sent has been confirmed or has failed.
 //
-// Events are sent as soon as a window slot is free, without waiting for the
-// confirms of earlier ones. An event has no deadline of its own: it waits
-// through reconnects (the Publisher sends it again, with the same id, on the
-// next connection) and is retried after a nack, until the run gives up:
+// opt.window callers of Publish take the events in turn, so up to that many
+// are in flight at once, without waiting for the confirms of earlier ones.
+// An event has no deadline of its own: it waits through reconnects (the
+// Publisher sends it again, with the same id, on the next connection) and
+// is retried after a nack, until the run gives up:
 // opt.timeout without any confirm while events wait, opt.deadline, a fatal
 // publisher error, or a second signal. Then the events in flight fail and the
 // rest are not sent; all of them go to opt.failed.
@@ -220,8 +220,32 @@ func publishLines(ctx context.Context, s sender, in io.Reader, stderr io.Writer,
 	}()
 
 	r := &report{w: stderr, log: opt.failed}
-	slots := make(chan struct{}, opt.window)
+	// window callers of Publish: the Publisher's own window is as large,
+	// so they keep it full without a goroutine per event.
+	jobs := make(chan job)
 	var wg sync.WaitGroup
+	for range opt.window {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				watch.begin()
+				err := send(run, s, j.ev, opt.timeout)
+				watch.end(err == nil)
+				if err != nil {
+					select {
+					case <-s.Done():
+						stopped()
+					default:
+					}
+				}
+				// Settled before this caller takes the next job: the loop
+				// must see a give-up that this result caused before it
+				// hands out another event.
+				r.done(j.n, j.seq, &j.ev, err)
+			}
+		}()
+	}
 	var stop error
 	signaled := ctx.Done()
 	interrupted := false
@@ -264,49 +288,32 @@ loop:
 		case len(bytes.TrimSpace(l.text)) == 0:
 			continue
 		}
-		ev, err := parseEvent(l.text)
-		if err != nil {
+		j := job{n: l.n, seq: seq} // not l: its text would stay in memory next to the event's copy
+		var err error
+		if j.ev, err = event.ParseInput(l.text); err != nil {
 			r.invalid(l.n, err)
 			continue
 		}
-		n, i := l.n, seq // not l: its text would stay in memory next to the event's copy
 		seq++
 		if interrupted || run.Err() != nil {
-			r.unsent(n, i, &ev, why(interrupted, run))
+			r.unsent(j.n, j.seq, &j.ev, why(interrupted, run))
 			continue
 		}
 		select {
-		case slots <- struct{}{}:
+		case jobs <- j:
 		case <-signaled:
-			r.unsent(n, i, &ev, why(true, run))
+			r.unsent(j.n, j.seq, &j.ev, why(true, run))
 			if interrupt() {
 				continue
 			}
 			break loop
 		case <-run.Done():
-			r.unsent(n, i, &ev, why(false, run))
+			r.unsent(j.n, j.seq, &j.ev, why(false, run))
 			continue
 		}
-		lastSent = n
-		watch.begin()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := send(run, s, ev, opt.timeout)
-			watch.end(err == nil)
-			if err != nil {
-				select {
-				case <-s.Done():
-					stopped()
-				default:
-				}
-			}
-			r.done(n, i, &ev, err)
-			// Free the slot only now: the loop must see a give-up that
-			// this result caused before it sends the next event.
-			<-slots
-		}()
+		lastSent = j.n
 	}
+	close(jobs)
 	wg.Wait()
 
 	stats := r.stats()
@@ -327,6 +334,12 @@ loop:
 		return stats, fmt.Errorf("%w: %d failed", errEventsFailed, stats.failed)
 	}
 	return stats, nil
+}
+
+// job is one event for a caller: line n, event number seq in input order.
+type job struct {
+	n, seq int
+	ev     event.Event
 }
 
 // fatalError is why the publisher stopped for good (amqp.ErrTopologyMismatch…).
@@ -365,16 +378,6 @@ func send(run context.Context, s sender, ev event.Event, timeout time.Duration) 
 			return err
 		}
 	}
-}
-
-// parseEvent is event.ParseInput made strict about trailing data: ParseInput
-// accepts `{"type":"a"}}` because its decoder stops after the first value.
-func parseEvent(b []byte) (event.Event, error) {
-	if !event.ValidJSON(b) {
-		err := json.Unmarshal(b, new(json.RawMessage)) // for the reason
-		return event.Event{}, fmt.Errorf("invalid JSON: %w", err)
-	}
-	return event.ParseInput(b)
 }
 
 // report counts outcomes, writes them to stderr and settles each event in

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
 	"github.com/eventfleet/eventfleet/metrics"
@@ -27,25 +28,31 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	if err != nil {
 		return fmt.Errorf("listen on PUBLISHER_ADDR=%s: %w", cfg.Addr, err)
 	}
+	// One readiness for both ports: the orchestrator may ask either.
+	ready := func() error {
+		switch {
+		case ctx.Err() != nil:
+			return errors.New("shutting down")
+		case !p.Connected():
+			return errors.New("broker not connected")
+		}
+		return nil
+	}
+	events, err := ingest.New(ingest.Config{Publisher: p, Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	// /metrics goes on its own address, METRICS_ADDR: PUBLISHER_ADDR is
 	// often public (Fly's http_service), and metrics name event types and
 	// volumes. Setting both to the same address shares the port on purpose
 	// (but two ":0" are two ports the kernel picks).
 	id := admin.NewIdentity(admin.RolePublisher, cfg.App())
-	hcfg := handlerConfig{Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log, Identity: id}
+	var shared *metrics.Metrics
 	if _, port, _ := net.SplitHostPort(cfg.Addr); cfg.MetricsAddr == cfg.Addr && port != "0" {
-		hcfg.Metrics = m
+		shared = m
 		defer admin.Announce(log, id, ln.Addr().String())()
 	} else if cfg.MetricsAddr != config.MetricsOff {
-		ready := func() error {
-			switch {
-			case ctx.Err() != nil:
-				return errors.New("shutting down")
-			case !p.Connected():
-				return errors.New("broker not connected")
-			}
-			return nil
-		}
 		as, err := admin.Start(admin.Config{
 			Addr:     cfg.MetricsAddr,
 			Fallback: cfg.MetricsAddrDefault,
@@ -67,7 +74,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 		defer admin.Announce(log, id, as.Addr())()
 	}
 	srv := &http.Server{
-		Handler: newHandler(p, hcfg),
+		Handler: publicMux(events, shared, id, ready),
 		// Slow clients must not hold connections (and the drain) forever; a
 		// request may take PUBLISH_TIMEOUT to be confirmed on top of its reading.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -114,4 +121,14 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// publicMux is what PUBLISHER_ADDR serves: POST /events, and /healthz and
+// /readyz as METRICS_ADDR answers them, since load balancers ask the port
+// they send to; /metrics only when shared is not nil.
+func publicMux(events http.Handler, shared *metrics.Metrics, id admin.Identity, ready admin.ReadyFunc) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/", events)
+	admin.Routes(mux, shared, id, ready)
+	return mux
 }

@@ -1,4 +1,4 @@
-package main
+package ingest_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/ingest"
 )
 
 // fakePublisher records batches and answers with publish, or confirms all.
@@ -52,6 +53,8 @@ const (
 	testMaxBody = 256
 )
 
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 type handlerBundle struct {
 	pub     *fakePublisher
 	handler http.Handler
@@ -62,11 +65,15 @@ func setupHandler(t *testing.T, pub *fakePublisher) handlerBundle {
 	if pub == nil {
 		pub = &fakePublisher{connected: true}
 	}
-	h := newHandler(pub, handlerConfig{
-		Timeout: testTimeout,
-		MaxBody: testMaxBody,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	h, err := ingest.New(ingest.Config{
+		Publisher: pub,
+		Timeout:   testTimeout,
+		MaxBody:   testMaxBody,
+		Logger:    quiet(),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return handlerBundle{pub: pub, handler: h}
 }
 
@@ -77,7 +84,7 @@ func serveRequest(t *testing.T, h http.Handler, method, path, contentType, body 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	rec := httptest.NewRecorder()
+	rec := newRecorder()
 	h.ServeHTTP(rec, req)
 	resp := rec.Result()
 	var got map[string]any
@@ -310,38 +317,23 @@ func TestHandler_Events_Unconfirmed(t *testing.T) {
 	}
 }
 
-func TestHandler_Health(t *testing.T) {
+// TestHandler_OtherPaths: the Handler serves /events only; /healthz and
+// /readyz are internal/admin's, mounted beside it.
+func TestHandler_OtherPaths(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name       string
-		method     string
-		path       string
-		connected  bool
-		wantStatus int
-		want       map[string]any // nil: only the status is checked
-	}{
-		{"healthz connected", "GET", "/healthz", true, 200, map[string]any{"status": "ok", "broker_connected": true}},
-		{"healthz disconnected", "GET", "/healthz", false, 200, map[string]any{"status": "ok", "broker_connected": false}},
-		{"healthz HEAD", "HEAD", "/healthz", true, 200, nil},
-		{"healthz POST", "POST", "/healthz", true, 405, nil},
-		{"readyz connected", "GET", "/readyz", true, 200, map[string]any{"status": "ready", "broker_connected": true}},
-		{"readyz disconnected", "GET", "/readyz", false, 503, map[string]any{"status": "not ready: broker not connected", "broker_connected": false}},
-		{"readyz DELETE", "DELETE", "/readyz", true, 405, nil},
-		{"unknown path", "GET", "/event", true, 404, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, path := range []string{"/", "/event", "/events/", "/healthz"} {
+		t.Run(path, func(t *testing.T) {
 			t.Parallel()
-			b := setupHandler(t, &fakePublisher{connected: tt.connected})
-			resp, got := serveRequest(t, b.handler, tt.method, tt.path, "", "")
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d, want %d; answer %v", resp.StatusCode, tt.wantStatus, got)
+			b := setupHandler(t, nil)
+			resp, got := serveRequest(t, b.handler, http.MethodPost, path, "", `{"type":"A"}`)
+			if resp.StatusCode != http.StatusNotFound || !strings.Contains(got["error"].(string), "POST events to /events") {
+				t.Errorf("POST %s = %d %v, want 404 naming /events", path, resp.StatusCode, got)
 			}
-			for k, v := range tt.want {
-				if got[k] != v {
-					t.Errorf("%s = %v, want %v (answer %v)", k, got[k], v, got)
-				}
+			if n := len(b.pub.published()); n != 0 {
+				t.Errorf("publisher called %d times", n)
 			}
 		})
 	}
 }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
