@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/webhook"
 )
 
@@ -18,10 +19,11 @@ const (
 	DefaultMetricsAddr = ":9090"
 	// DefaultPublisherAddr is PUBLISHER_ADDR's default.
 	DefaultPublisherAddr = ":8080"
-	// DefaultPublishTimeout is PUBLISH_TIMEOUT's default for `publisher serve`.
-	DefaultPublishTimeout = 10 * time.Second
-	// DefaultPublisherMaxBody is PUBLISHER_MAX_BODY's default: 1 MiB.
-	DefaultPublisherMaxBody = 1 << 20
+	// DefaultPublishTimeout is PUBLISH_TIMEOUT's default for `publisher
+	// serve`: the ingest's own.
+	DefaultPublishTimeout = ingest.DefaultTimeout
+	// DefaultPublisherMaxBody is PUBLISHER_MAX_BODY's default: the ingest's own.
+	DefaultPublisherMaxBody = ingest.DefaultMaxBody
 	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default, for both
 	// binaries: under the 30 s an orchestrator usually waits after SIGTERM.
 	DefaultShutdownTimeout = 25 * time.Second
