@@ -9,8 +9,8 @@ import (
 // State is where a Lifecycle is.
 type State int32
 
-// The states, in the only order they are entered (Idle may go straight to
-// Stopped).
+// The states, in the only order they are entered (Finish goes straight to
+// Stopped from any of them: after Stop before Start, or on a fatal error).
 const (
 	Idle     State = iota // made, not started
 	Running               // started; taking work
