@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/retry"
 )
 
 func TestPublisher_ConfirmedMessageCarriesTheWireContract(t *testing.T) {
@@ -301,5 +304,65 @@ func TestNewPublisher_RejectsBadConfig(t *testing.T) {
 	_, err := amqp.NewPublisher(amqp.PublisherConfig{URL: "ftp://user:hunter2@host/"})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error leaks the password or is nil: %v", err)
+	}
+}
+
+// A fatal error must reach every Publish that was waiting for a connection
+// when it came, not only Err: the caller needs to know that publishing again
+// cannot help (the old loop returned it from the wait for a session).
+func TestPublisher_TopologyMismatchReachesWaitingPublishes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ch := brokertest.Channel(t)
+	// The domain exchange exists as a fanout; the Publisher declares a topic one.
+	if err := ch.ExchangeDeclare(b.exchange, amqp091.ExchangeFanout,
+		true,  // durable
+		false, // autoDelete
+		false, // internal
+		false, // noWait
+		nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: b.url, Exchange: b.exchange, Logger: b.log,
+		Backoff: retry.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	const n = 64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Publish(ctx, ev("Mismatch", "", i))
+		}()
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	<-p.Done()
+	if !errors.Is(p.Err(), amqp.ErrTopologyMismatch) {
+		t.Fatalf("Err() = %v, want ErrTopologyMismatch", p.Err())
+	}
+	wrong := 0
+	for _, err := range errs {
+		if !errors.Is(err, amqp.ErrTopologyMismatch) {
+			if wrong == 0 {
+				t.Errorf("a waiting Publish returned %v, want ErrTopologyMismatch", err)
+			}
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		t.Fatalf("%d of %d waiting publishes did not get the fatal error", wrong, n)
+	}
+	// And one made after the Publisher ended.
+	if err := p.Publish(ctx, ev("Mismatch", "", n)); !errors.Is(err, amqp.ErrTopologyMismatch) {
+		t.Fatalf("Publish after the fatal error = %v, want ErrTopologyMismatch", err)
 	}
 }

@@ -6,6 +6,9 @@
 //	Idle ──Start──▶ Running ──Stop──▶ Stopping ──Halt──▶ Halting ──Finish──▶ Stopped
 //	  └─────────────────────Stop (never started)──────────────────────────────▲
 //
+// Finish from Running (a fatal error) goes straight to Stopped, recording the
+// error before Stopping and Halted close, so whoever they wake can ask Err.
+//
 // Stopping is the soft phase: no new work is taken, work in flight may
 // finish. Halting is the hard phase: Halted and HaltContext end, so whatever
 // still runs gives up. Finish records why the owner ended (nil after Stop, or

@@ -9,8 +9,8 @@ import (
 // State is where a Lifecycle is.
 type State int32
 
-// The states, in the only order they are entered (Idle may go straight to
-// Stopped).
+// The states, in the only order they are entered (Finish goes straight to
+// Stopped from any of them: after Stop before Start, or on a fatal error).
 const (
 	Idle     State = iota // made, not started
 	Running               // started; taking work
@@ -143,16 +143,24 @@ func (l *Lifecycle) HaltContext() context.Context { return l.halt }
 // Finish ends the lifecycle with err (nil after a Stop, else why the owner
 // could not go on): it stops and halts what is left and closes Done. Only the
 // first call counts.
+//
+// Err is recorded, and Done closed, in the same step that refuses new calls
+// and before the halt: a call refused by Enter, or woken by Halted, asks Err
+// why, and must hear the fatal error rather than nothing.
 func (l *Lifecycle) Finish(err error) {
-	l.Halt()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.state == Stopped {
+		l.mu.Unlock()
 		return
+	}
+	if l.state == Idle || l.state == Running {
+		close(l.stopping)
 	}
 	l.state = Stopped
 	l.err = err
 	close(l.done)
+	l.mu.Unlock()
+	l.cancel()
 }
 
 // Done is closed once Finish was called.
