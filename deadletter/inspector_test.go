@@ -31,7 +31,7 @@ var fastRetry = retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, Max
 // fixture is one test's app: names, a connection for the Inspector and a
 // confirm-mode channel for seeding.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	app      string
 	exchange string
 	queue    string // events_<app>
@@ -41,7 +41,7 @@ type fixture struct {
 	ch       *amqp091.Channel
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, app: brokertest.Name(t), exchange: brokertest.Name(t)}
 	f.queue = amqp.AppQueue(f.app)
@@ -162,7 +162,7 @@ func messageIDs(ms []deadletter.Message) []string {
 	return out
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
