@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
@@ -1098,8 +1097,8 @@ func (s *pubSession) keepUnrouted(rec *pending) {
 	for k, v := range msg.Headers {
 		h[k] = v
 	}
-	h[deadletter.HeaderRoutingKey] = rec.key
-	h[deadletter.HeaderExchange] = rec.exchange
+	h[HeaderRoutingKey] = rec.key
+	h[HeaderExchange] = rec.exchange
 	msg.Headers = h
 	cp := &pending{exchange: "", key: UnroutedQueue(s.p.cfg.Exchange), msg: msg, done: make(chan error, 1)}
 	err := s.publish(context.Background(), cp)

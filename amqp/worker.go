@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
@@ -783,12 +782,12 @@ func (w *Worker) conclude(c *handlerCall, err error) {
 		// Hard stop: leave it unacked; it goes back to the queue.
 	case retry.IsPermanent(err):
 		log().Warn("permanent failure; dead-lettering", "err", err)
-		w.hop(ctx, j, ev, deadletter.ReasonPermanent, 0, err)
+		w.hop(ctx, j, ev, ReasonPermanent, 0, err)
 	default:
 		delay, dead := w.cfg.Retry.Next(ev.Attempt)
 		if dead {
 			log().Warn("attempts exhausted; dead-lettering", "err", err, "max_attempts", w.cfg.Retry.MaxAttempts)
-			w.hop(ctx, j, ev, deadletter.ReasonExhausted, 0, err)
+			w.hop(ctx, j, ev, ReasonExhausted, 0, err)
 			return
 		}
 		log().Info("handler failed; retrying later", "err", err, "delay", delay.String())
@@ -807,7 +806,7 @@ func (w *Worker) undecodable(ctx context.Context, span trace.Span, j job, ev eve
 	log := w.eventLog(span, ev)
 	if !errors.Is(err, errOversized) {
 		log.Warn("undecodable message; dead-lettering", "err", err)
-		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
+		w.hop(ctx, j, ev, ReasonUndecodable, 0, err)
 		return
 	}
 	log.Warn("body over the limit; rejecting it to the dead-letter queue", "err", err)
@@ -861,7 +860,7 @@ func (w *Worker) settled(span trace.Span, typ, outcome string) {
 // publishing with a confirm before acking. A hop that cannot be confirmed
 // leaves the delivery to the broker: it is requeued after a pause, and the
 // quorum delivery limit bounds how often.
-func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadletter.Reason, delay time.Duration, cause error) {
+func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, delay time.Duration, cause error) {
 	d := &j.d
 	if !j.s.alive() {
 		// The channel is gone, so the broker requeues this delivery anyway;
@@ -869,14 +868,14 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadlett
 		return
 	}
 	now := time.Now()
-	target := deadletter.QueueName(w.topo.queue)
+	target := DeadQueue(w.topo.queue)
 	msg := republishing(d, ev.ID, func(h amqp091.Table) {
 		if reason == "" {
-			deadletter.Stamp(h, cause.Error(), now)
-			h[deadletter.HeaderAttempt] = int32(ev.Attempt + 1)
+			MarkFailed(h, cause.Error(), now)
+			h[HeaderAttempt] = int32(ev.Attempt + 1)
 		} else {
-			deadletter.Kill(h, reason, w.cfg.App, cause.Error(), now)
-			h[deadletter.HeaderAttempt] = int32(ev.Attempt)
+			MarkDead(h, reason, w.cfg.App, cause.Error(), now)
+			h[HeaderAttempt] = int32(ev.Attempt)
 		}
 	})
 	outcome := metrics.DeadLetter
@@ -931,7 +930,7 @@ func (w *Worker) startSampling(s *workerSession) (stop func()) {
 		return func() {}
 	}
 	type queue struct{ name, kind string }
-	queues := []queue{{w.topo.queue, metrics.KindApp}, {deadletter.QueueName(w.topo.queue), metrics.KindDeadLetter}}
+	queues := []queue{{w.topo.queue, metrics.KindApp}, {DeadQueue(w.topo.queue), metrics.KindDeadLetter}}
 	for _, d := range w.topo.delays {
 		queues = append(queues, queue{RetryQueue(w.topo.queue, d), metrics.KindRetry})
 	}

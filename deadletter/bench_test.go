@@ -21,7 +21,7 @@ func BenchmarkReplay(b *testing.B) {
 	for i := range seeds {
 		seeds[i] = dl{id: fmt.Sprintf("ev-%d", i), typ: "AEvent", attempt: 5}
 	}
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		if _, err := f.ch.QueuePurge(f.queue, false /* noWait */); err != nil {
