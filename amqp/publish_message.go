@@ -109,6 +109,10 @@ func (f *InFlight) wait(ctx context.Context) error {
 		if !errors.Is(err, errConnLost) {
 			return err
 		}
+		if ctx.Err() != nil {
+			// Not sent again: an ended ctx must not cost a copy.
+			return fmt.Errorf("message %s not confirmed: %w", f.msg.MessageId, ctx.Err())
+		}
 		f.p.log.Debug("republishing after connection loss", "message_id", f.msg.MessageId)
 		if err := f.send(ctx); err != nil {
 			return err

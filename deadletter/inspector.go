@@ -21,9 +21,11 @@ var (
 	// foreign consumer). An operation would then see only part of the queue
 	// and could not keep its order, so it refuses to start.
 	ErrBusy = errors.New("deadletter: queue has other consumers")
-	// ErrUnconfirmed: the connection failed or the broker did not confirm a
-	// replayed message in time. It stays where it was and may also have
-	// reached the target (a duplicate, never a loss).
+	// ErrUnconfirmed: the broker did not confirm a replayed message in time,
+	// or the Publisher stopped (a lost publishing connection alone is not
+	// this: the Publisher sends the copy again on its next one), or the
+	// original could not be removed. It stays where it was and may also
+	// have reached the target (a duplicate, never a loss).
 	ErrUnconfirmed = errors.New("deadletter: replayed message not confirmed")
 	// ErrInvalidOptions wraps every options validation error.
 	ErrInvalidOptions = errors.New("deadletter: invalid options")

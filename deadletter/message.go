@@ -34,7 +34,8 @@ type Message struct {
 	// key (how a worker reads it), else the delivery's routing key.
 	Type string
 	// RoutingKey and Exchange are where the event was first published:
-	// amqp.HeaderRoutingKey and amqp.HeaderExchange, else the broker's x-death record.
+	// amqp.HeaderRoutingKey and amqp.HeaderExchange, else the broker's
+	// x-death record.
 	// Empty when neither says (a message put into the queue by hand).
 	RoutingKey string
 	Exchange   string
@@ -43,10 +44,10 @@ type Message struct {
 	// Source is the publishing app (app_id).
 	Source string
 	// Reason says why the message is here: one of amqp.ReasonExhausted,
-	// amqp.ReasonPermanent, amqp.ReasonUndecodable (amqp.HeaderReason), a broker reason such
-	// as ReasonDeliveryLimit (x-death), amqp.ReasonOversized for a message a
-	// worker rejected (x-death reason "rejected"), ReasonUnrouted, or
-	// ReasonUnknown.
+	// amqp.ReasonPermanent, amqp.ReasonUndecodable (amqp.HeaderReason), a
+	// broker reason such as ReasonDeliveryLimit (x-death),
+	// amqp.ReasonOversized for a message a worker rejected (x-death reason
+	// "rejected"), ReasonUnrouted, or ReasonUnknown.
 	Reason amqp.Reason
 	// App is the app whose worker dead-lettered the event (amqp.HeaderApp).
 	App string
@@ -56,9 +57,9 @@ type Message struct {
 	Replays int
 	// LastError is the last handler error (amqp.HeaderLastError).
 	LastError string
-	// Time is when the message arrived here: amqp.HeaderDeadAt, else the time of
-	// the latest x-death record, else the publish timestamp (read by
-	// EventTime, so milliseconds are understood). Zero if unknown.
+	// Time is when the message arrived here: amqp.HeaderDeadAt, else the
+	// time of the latest x-death record, else the publish timestamp (read by
+	// amqp.EventTime, so milliseconds are understood). Zero if unknown.
 	Time time.Time
 	// FirstFailure is amqp.HeaderFirstFailure, zero when absent.
 	FirstFailure time.Time
@@ -70,8 +71,8 @@ type Message struct {
 	// client cannot read them (amqp.HeaderUnreadable), empty when none.
 	Unreadable string
 	// WithheldBody is the size of a body the connection did not read because
-	// it is over the connection's limit (amqp.HeaderWithheldBody); Body is empty
-	// then. Zero when Body is the message's body.
+	// it is over the connection's limit (amqp.HeaderWithheldBody); Body is
+	// empty then. Zero when Body is the message's body.
 	WithheldBody int64
 	// ContentType and Body are the message's, unchanged.
 	ContentType string
@@ -208,16 +209,18 @@ func ReadMessage(d *amqp091.Delivery, unrouted bool) Message {
 }
 
 // deathHeaders record one life of the event; a replay starts a new one.
-var deathHeaders = []string{amqp.HeaderAttempt, amqp.HeaderReason, amqp.HeaderDeadAt, amqp.HeaderLastError, amqp.HeaderFirstFailure, amqp.HeaderApp}
+var deathHeaders = []string{amqp.HeaderAttempt, amqp.HeaderReason, amqp.HeaderDeadAt, amqp.HeaderLastError,
+	amqp.HeaderFirstFailure, amqp.HeaderApp}
 
 // ReplayPublishing is the message Replay publishes for m (read from d): the
-// same properties, body and id, with the headers of its last life removed
-// (amqp.HeaderAttempt, so the next delivery is attempt 1, amqp.HeaderReason,
-// amqp.HeaderDeadAt, amqp.HeaderLastError, amqp.HeaderFirstFailure, amqp.HeaderApp, x-death and
-// the broker's other delivery headers), amqp.HeaderRoutingKey and amqp.HeaderExchange
-// kept (or set from x-death) so the event type survives, and amqp.HeaderReplays
-// raised by one. Headers therefore stay the same size however often an event
-// dies and is replayed. user_id (checked against the connection's user) and
+// same properties, body and id (amqp.Republish), with the headers of its
+// last life removed (amqp.HeaderAttempt, so the next delivery is attempt 1,
+// amqp.HeaderReason, amqp.HeaderDeadAt, amqp.HeaderLastError,
+// amqp.HeaderFirstFailure, amqp.HeaderApp, x-death and the broker's other
+// delivery headers), amqp.HeaderRoutingKey and amqp.HeaderExchange kept (or
+// set from x-death) so the event type survives, and amqp.HeaderReplays raised
+// by one. Headers therefore stay the same size however often an event dies
+// and is replayed. user_id (checked against the connection's user) and
 // expiration are dropped.
 func ReplayPublishing(d *amqp091.Delivery, m Message) amqp091.Publishing {
 	h := make(amqp091.Table, len(d.Headers)+3)
