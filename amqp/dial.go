@@ -35,7 +35,7 @@ var ErrHandshakeTimeout = errors.New("amqp: no answer within the handshake timeo
 // when ctx ends. Errors never contain the password.
 //
 // Like every connection of this package, it never hands amqp091 a header it
-// cannot read (see deadletter.HeaderUnreadable); WithMaxBody also keeps
+// cannot read (see HeaderUnreadable); WithMaxBody also keeps
 // large bodies out of memory.
 func Dial(ctx context.Context, url, name string, opts ...DialOption) (*amqp091.Connection, error) {
 	o := dialOptions{name: name}
@@ -49,7 +49,7 @@ func Dial(ctx context.Context, url, name string, opts ...DialOption) (*amqp091.C
 type DialOption func(*dialOptions)
 
 // WithMaxBody makes the connection withhold bodies over n bytes: such a
-// delivery arrives with an empty body and deadletter.HeaderWithheldBody
+// delivery arrives with an empty body and HeaderWithheldBody
 // giving the body's size, and the body is discarded as it arrives, never
 // held in memory. 0 (the default) keeps every body.
 func WithMaxBody(n int) DialOption { return func(o *dialOptions) { o.maxBody = n } }

@@ -20,6 +20,16 @@
 //     queue also dead-letters here when a message exceeds x-delivery-limit (a
 //     worker that crashes on it every time).
 //
+// # Wire contract
+//
+// This package owns what the messages and queues look like (README, "Wire
+// contract"), one file per concept, and the deadletter package reads and
+// replays dead letters by it: the header names and their readers
+// (headers.go), the Reason an event is dead for (reason.go), message ids,
+// derived for messages without one (ids.go), queue names (queues.go), what a
+// delivery becomes when it is published again (republish.go), the event time
+// of an AMQP timestamp (eventtime.go) and the errors (errors.go).
+//
 // # Guarantees
 //
 // Publisher.Publish returns nil only after the broker confirmed the message (and,

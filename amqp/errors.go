@@ -16,7 +16,8 @@ var (
 	// (basic.nack). Publishing it again may succeed.
 	ErrNacked = errors.New("amqp: broker nacked the message")
 	// ErrReturned: the broker could not route a message that had to be routed
-	// (an internal hop to a queue that no longer exists).
+	// (an internal hop to a queue that no longer exists, or a message sent
+	// with PublishMessage, such as a replayed dead letter).
 	ErrReturned = errors.New("amqp: broker returned the message as unroutable")
 	// ErrClosed: the Publisher or Worker was stopped.
 	ErrClosed = errors.New("amqp: closed")

@@ -13,7 +13,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -97,7 +96,7 @@ func ExampleWorker() {
 	url, exchange, app := exampleURL(), exampleName("example-worker"), exampleName("example-app")
 	policy := retry.Policy{Delays: []time.Duration{time.Second}, MaxAttempts: 2}
 	queue := amqp.AppQueue(app)
-	defer exampleCleanup(url, []string{queue, deadletter.QueueName(queue), amqp.RetryQueue(queue, time.Second),
+	defer exampleCleanup(url, []string{queue, amqp.DeadQueue(queue), amqp.RetryQueue(queue, time.Second),
 		amqp.UnroutedQueue(exchange)}, exchange)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 

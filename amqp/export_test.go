@@ -11,3 +11,11 @@ import (
 func DialWithHooks(ctx context.Context, u string, wrapSocket, inbound func(net.Conn) net.Conn) (*amqp091.Connection, error) {
 	return dial(ctx, u, dialOptions{name: "dial-test", wrapSocket: wrapSocket, inbound: inbound})
 }
+
+// What FuzzDeliveryPath (package amqp_test, so that it can read the dead
+// letter with the deadletter package, which imports this one) follows.
+var (
+	Decode       = decode
+	Republishing = republishing
+	TableSize    = tableSize
+)

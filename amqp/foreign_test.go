@@ -5,8 +5,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 // TestDecode_MillisecondTimestamp: amqplib's Date.now() timestamp is read as
@@ -25,7 +23,7 @@ func TestDecode_MillisecondTimestamp(t *testing.T) {
 	if !ev.Time.Equal(instant) {
 		t.Errorf("Time %v, want %v", ev.Time, instant)
 	}
-	want := deadletter.DerivedID("domain_events", "OrderPlaced", raw, "amqplib", "", d.Body)
+	want := DerivedID("domain_events", "OrderPlaced", raw, "amqplib", "", d.Body)
 	if ev.ID != want {
 		t.Errorf("ID %s, want %s (derived from the raw timestamp)", ev.ID, want)
 	}

@@ -1,4 +1,4 @@
-package amqp
+package amqp_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/eventlog"
 	"github.com/eventfleet/eventfleet/internal/fuzzmsg"
@@ -57,8 +58,8 @@ func FuzzDeliveryPath(f *testing.F) {
 			Headers: headers, Body: body})
 		ctx := context.Background()
 
-		ev, err := decode(d, 0)
-		if err != nil && !errors.Is(err, ErrUndecodable) {
+		ev, err := amqp.Decode(d, 0)
+		if err != nil && !errors.Is(err, amqp.ErrUndecodable) {
 			t.Fatalf("decode: %v does not wrap ErrUndecodable", err)
 		}
 		if y := ev.Time.Year(); !ev.Time.IsZero() && (y < 1970 || y > 9999) {
@@ -94,21 +95,21 @@ func FuzzDeliveryPath(f *testing.F) {
 			cause = err.Error()
 		}
 		hops := map[string]amqp091.Publishing{
-			"retry": republishing(d, ev.ID, func(h amqp091.Table) {
-				deadletter.Stamp(h, cause, now)
-				h[deadletter.HeaderAttempt] = int32(ev.Attempt + 1)
+			"retry": amqp.Republishing(d, ev.ID, func(h amqp091.Table) {
+				amqp.MarkFailed(h, cause, now)
+				h[amqp.HeaderAttempt] = int32(ev.Attempt + 1)
 			}),
-			"dead": republishing(d, ev.ID, func(h amqp091.Table) {
-				deadletter.Kill(h, deadletter.ReasonUndecodable, "fuzz", cause, now)
-				h[deadletter.HeaderAttempt] = int32(ev.Attempt)
+			"dead": amqp.Republishing(d, ev.ID, func(h amqp091.Table) {
+				amqp.MarkDead(h, amqp.ReasonUndecodable, "fuzz", cause, now)
+				h[amqp.HeaderAttempt] = int32(ev.Attempt)
 			}),
 		}
 		for name, hop := range hops {
 			if verr := hop.Headers.Validate(); verr != nil {
 				t.Fatalf("%s hop headers cannot be published: %v", name, verr)
 			}
-			if n := tableSize(hop.Headers); checkHopFits && n > MaxHeaderBytes {
-				t.Fatalf("%s hop headers are %d bytes, over MaxHeaderBytes %d", name, n, MaxHeaderBytes)
+			if n := amqp.TableSize(hop.Headers); checkHopFits && n > amqp.MaxHeaderBytes {
+				t.Fatalf("%s hop headers are %d bytes, over MaxHeaderBytes %d", name, n, amqp.MaxHeaderBytes)
 			}
 			if hop.MessageId != ev.ID || !hop.Timestamp.Equal(d.Timestamp) {
 				t.Fatalf("%s hop changed id %q → %q or timestamp %v → %v", name, ev.ID, hop.MessageId, d.Timestamp, hop.Timestamp)
@@ -124,8 +125,8 @@ func FuzzDeliveryPath(f *testing.F) {
 		if m.ID != ev.ID {
 			t.Fatalf("dead letter id %q, the worker's %q", m.ID, ev.ID)
 		}
-		if m.Reason != deadletter.ReasonUndecodable {
-			t.Fatalf("dead letter reason %q, want %q", m.Reason, deadletter.ReasonUndecodable)
+		if m.Reason != amqp.ReasonUndecodable {
+			t.Fatalf("dead letter reason %q, want %q", m.Reason, amqp.ReasonUndecodable)
 		}
 		checkShowable(t, m)
 		// Any message may sit in a dead-letter or unrouted queue as it came.

@@ -9,7 +9,6 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 )
 
@@ -73,16 +72,16 @@ func FuzzDecode(f *testing.F) {
 	) {
 		h := amqp091.Table{}
 		if origKey != "" {
-			h[deadletter.HeaderRoutingKey] = origKey
+			h[HeaderRoutingKey] = origKey
 		}
 		if origExchange != "" {
-			h[deadletter.HeaderExchange] = origExchange
+			h[HeaderExchange] = origExchange
 		}
 		if aggregateID != "" {
 			h[HeaderAggregateID] = aggregateID
 		}
 		if a := fuzzAttempt(attemptKind, attempt); a != nil {
-			h[deadletter.HeaderAttempt] = a
+			h[HeaderAttempt] = a
 		}
 		if deliveryCount != 0 {
 			h["x-delivery-count"] = deliveryCount
@@ -143,18 +142,18 @@ func FuzzDecode(f *testing.F) {
 			cause = err
 		}
 		retryHop := republishing(d, ev.ID, func(h amqp091.Table) {
-			deadletter.Stamp(h, cause.Error(), now)
-			h[deadletter.HeaderAttempt] = int32(ev.Attempt + 1)
+			MarkFailed(h, cause.Error(), now)
+			h[HeaderAttempt] = int32(ev.Attempt + 1)
 		})
 		deadHop := republishing(d, ev.ID, func(h amqp091.Table) {
-			deadletter.Kill(h, deadletter.ReasonUndecodable, "fuzz", cause.Error(), now)
-			h[deadletter.HeaderAttempt] = int32(ev.Attempt)
+			MarkDead(h, ReasonUndecodable, "fuzz", cause.Error(), now)
+			h[HeaderAttempt] = int32(ev.Attempt)
 		})
 		for name, msg := range map[string]amqp091.Publishing{"retry": retryHop, "dead": deadHop} {
 			if err := msg.Headers.Validate(); err != nil {
 				t.Fatalf("%s hop headers invalid: %v", name, err)
 			}
-			for _, k := range deadletter.DeliveryHeaders {
+			for _, k := range DeliveryHeaders {
 				if _, ok := msg.Headers[k]; ok {
 					t.Fatalf("%s hop carries broker header %q", name, k)
 				}
@@ -162,10 +161,10 @@ func FuzzDecode(f *testing.F) {
 			if msg.MessageId != ev.ID || !slices.Equal(msg.Body, d.Body) || msg.DeliveryMode != amqp091.Persistent {
 				t.Fatalf("%s hop changed the message: id %q body %d bytes mode %d", name, msg.MessageId, len(msg.Body), msg.DeliveryMode)
 			}
-			if msg.Headers[deadletter.HeaderRoutingKey] != originalKey(d) || msg.Headers[deadletter.HeaderExchange] != originalExchange(d) {
+			if msg.Headers[HeaderRoutingKey] != originalKey(d) || msg.Headers[HeaderExchange] != originalExchange(d) {
 				t.Fatalf("%s hop lost the origin", name)
 			}
-			if s, _ := msg.Headers[deadletter.HeaderLastError].(string); len(s) > deadletter.MaxErrorLen {
+			if s, _ := msg.Headers[HeaderLastError].(string); len(s) > MaxErrorLen {
 				t.Fatalf("%s hop last error is %d bytes", name, len(s))
 			}
 			// The hop as the app's queue delivers it again: same id, same

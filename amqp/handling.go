@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
@@ -92,12 +91,12 @@ func (w *Worker) conclude(c *handlerCall, err error) {
 		// Hard stop: leave it unacked; it goes back to the queue.
 	case retry.IsPermanent(err):
 		log().Warn("permanent failure; dead-lettering", "err", err)
-		w.hop(ctx, j, ev, deadletter.ReasonPermanent, 0, err)
+		w.hop(ctx, j, ev, ReasonPermanent, 0, err)
 	default:
 		delay, dead := w.cfg.Retry.Next(ev.Attempt)
 		if dead {
 			log().Warn("attempts exhausted; dead-lettering", "err", err, "max_attempts", w.cfg.Retry.MaxAttempts)
-			w.hop(ctx, j, ev, deadletter.ReasonExhausted, 0, err)
+			w.hop(ctx, j, ev, ReasonExhausted, 0, err)
 			return
 		}
 		log().Info("handler failed; retrying later", "err", err, "delay", delay.String())
@@ -116,7 +115,7 @@ func (w *Worker) undecodable(ctx context.Context, span trace.Span, j job, ev eve
 	log := w.eventLog(span, ev)
 	if !errors.Is(err, errOversized) {
 		log.Warn("undecodable message; dead-lettering", "err", err)
-		w.hop(ctx, j, ev, deadletter.ReasonUndecodable, 0, err)
+		w.hop(ctx, j, ev, ReasonUndecodable, 0, err)
 		return
 	}
 	log.Warn("body over the limit; rejecting it to the dead-letter queue", "err", err)

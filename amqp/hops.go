@@ -8,7 +8,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/tracing"
@@ -18,7 +17,7 @@ import (
 // publishing with a confirm before acking. A hop that cannot be confirmed
 // leaves the delivery to the broker: it is requeued after a pause, and the
 // quorum delivery limit bounds how often.
-func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadletter.Reason, delay time.Duration, cause error) {
+func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, delay time.Duration, cause error) {
 	d := &j.d
 	if !j.s.alive() {
 		// The channel is gone, so the broker requeues this delivery anyway;
@@ -26,14 +25,14 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason deadlett
 		return
 	}
 	now := time.Now()
-	target := deadletter.QueueName(w.topo.queue)
+	target := DeadQueue(w.topo.queue)
 	msg := republishing(d, ev.ID, func(h amqp091.Table) {
 		if reason == "" {
-			deadletter.Stamp(h, cause.Error(), now)
-			h[deadletter.HeaderAttempt] = int32(ev.Attempt + 1)
+			MarkFailed(h, cause.Error(), now)
+			h[HeaderAttempt] = int32(ev.Attempt + 1)
 		} else {
-			deadletter.Kill(h, reason, w.cfg.App, cause.Error(), now)
-			h[deadletter.HeaderAttempt] = int32(ev.Attempt)
+			MarkDead(h, reason, w.cfg.App, cause.Error(), now)
+			h[HeaderAttempt] = int32(ev.Attempt)
 		}
 	})
 	outcome := metrics.DeadLetter

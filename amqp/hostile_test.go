@@ -112,7 +112,7 @@ func TestWorker_UnreadableHeaderDoesNotStallTheQueue(t *testing.T) {
 			if _, ok := deep.Headers["deep"]; ok {
 				t.Error("the unreadable header reached the handler")
 			}
-			if deep.Headers[deadletter.HeaderUnreadable] != "deep" || deep.AggregateID != "a-1" {
+			if deep.Headers[amqp.HeaderUnreadable] != "deep" || deep.AggregateID != "a-1" {
 				t.Errorf("headers %v, aggregate %q: want the unreadable one named and the rest kept", deep.Headers, deep.AggregateID)
 			}
 			if n := strings.Count(logs.String(), "reconnecting"); n != 0 {
@@ -151,7 +151,7 @@ func TestWorker_OversizedBodyIsNotHeldOrSentAgain(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			w = b.worker(t, amqp.WorkerConfig{App: app, QueueType: qt, MaxBody: maxBody, EventTypes: []string{"Big", "Good"}}, r)
-			dead := deadletter.QueueName(w.Queue())
+			dead := amqp.DeadQueue(w.Queue())
 			began := time.Now()
 			brokertest.Eventually(t, 30*time.Second, "3 in the dead-letter queue and the good one handled", func() bool {
 				return brokertest.Depth(t, dead) >= 3 && r.count("good") == 1
@@ -167,9 +167,9 @@ func TestWorker_OversizedBodyIsNotHeldOrSentAgain(t *testing.T) {
 			}
 			for _, d := range brokertest.Drain(t, dead, 3, 5*time.Second) {
 				m := deadletter.ReadMessage(&d, false)
-				if m.Reason != deadletter.ReasonOversized || d.Headers[deadletter.HeaderReason] != nil || !bytes.Equal(d.Body, big) {
+				if m.Reason != amqp.ReasonOversized || d.Headers[amqp.HeaderReason] != nil || !bytes.Equal(d.Body, big) {
 					t.Errorf("%s: reason %q, our headers %v, body %d bytes: want the broker's move of the whole message",
-						d.MessageId, m.Reason, d.Headers[deadletter.HeaderReason], len(d.Body))
+						d.MessageId, m.Reason, d.Headers[amqp.HeaderReason], len(d.Body))
 				}
 			}
 		})
@@ -201,7 +201,7 @@ func TestDial_UnreadableHeaderOnAnyConnection(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("get: %v, %v", ok, err)
 	}
-	if d.Headers[deadletter.HeaderUnreadable] != "wide" || string(d.Body) != "x" {
+	if d.Headers[amqp.HeaderUnreadable] != "wide" || string(d.Body) != "x" {
 		t.Errorf("headers %v, body %q", d.Headers, d.Body)
 	}
 	if conn.IsClosed() {
@@ -220,14 +220,14 @@ func TestWorker_LargeHeadersNamedLikeOursStillMove(t *testing.T) {
 	w := b.worker(t, amqp.WorkerConfig{EventTypes: []string{"Padded"}}, r)
 	rawPublish(t, b.exchange, "Padded", amqp091.Publishing{MessageId: "padded", ContentType: "text/plain",
 		Headers: amqp091.Table{"eventfleet-pad": strings.Repeat("p", 123_000)}, Body: []byte("not json")})
-	dead := deadletter.QueueName(w.Queue())
+	dead := amqp.DeadQueue(w.Queue())
 	brokertest.Eventually(t, 20*time.Second, "the padded message dead-lettered", func() bool {
 		return brokertest.Depth(t, dead) == 1
 	})
 	d := brokertest.Drain(t, dead, 1, 5*time.Second)[0]
-	if d.Headers[deadletter.HeaderReason] != string(deadletter.ReasonUndecodable) || d.Headers["eventfleet-pad"] != nil ||
+	if d.Headers[amqp.HeaderReason] != string(amqp.ReasonUndecodable) || d.Headers["eventfleet-pad"] != nil ||
 		!strings.Contains(d.Headers[amqp.HeaderDropped].(string), "eventfleet-pad") || string(d.Body) != "not json" {
-		t.Errorf("dead letter: reason %v, dropped %v, pad kept %v, body %q", d.Headers[deadletter.HeaderReason],
+		t.Errorf("dead letter: reason %v, dropped %v, pad kept %v, body %q", d.Headers[amqp.HeaderReason],
 			d.Headers[amqp.HeaderDropped], d.Headers["eventfleet-pad"] != nil, d.Body)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 // AMQP 0-9-1 framing (spec §2.3.5, §4.2.6).
@@ -44,10 +42,10 @@ var heartbeatFrame = []byte{8, 0, 0, 0, 0, 0, 0, frameEnd}
 //
 //   - headers amqp091 cannot read (nested deeper than it reads, more entries
 //     than it takes, an unknown field type) are left out and named in
-//     deadletter.HeaderUnreadable, so the rest of the message is still
+//     HeaderUnreadable, so the rest of the message is still
 //     delivered instead of killing the connection;
 //   - a body larger than maxBody is withheld: the header says the body is
-//     empty and deadletter.HeaderWithheldBody gives its real size, and the
+//     empty and HeaderWithheldBody gives its real size, and the
 //     body frames are discarded as they arrive, so the body is never held
 //     in memory.
 //
@@ -364,10 +362,10 @@ func (v *tableVet) walk(b []byte, collect bool) {
 		switch {
 		case !ok:
 			v.unreadable = append(v.unreadable, string(key))
-		case string(key) == deadletter.HeaderWithheldBody:
+		case string(key) == HeaderWithheldBody:
 			v.stale = true // only this connection may say a body was withheld
 		case !collect:
-		case string(key) == deadletter.HeaderUnreadable:
+		case string(key) == HeaderUnreadable:
 			// Named again, with what is left out now.
 			v.prior, _ = decodeLongstr(b[valueAt:at])
 		default:
@@ -401,10 +399,10 @@ func (v tableVet) rebuild(withheld uint64, room int) []byte {
 			size += len(e.raw)
 		}
 		if marker != "" {
-			size += 1 + len(deadletter.HeaderUnreadable) + 5 + len(marker)
+			size += 1 + len(HeaderUnreadable) + 5 + len(marker)
 		}
 		if withheld > 0 {
-			size += 1 + len(deadletter.HeaderWithheldBody) + 9
+			size += 1 + len(HeaderWithheldBody) + 9
 		}
 		if len(keep) == 0 && size > room && marker != "" {
 			// Only our markers, and still too large (a frame full of other
@@ -417,13 +415,13 @@ func (v tableVet) rebuild(withheld uint64, room int) []byte {
 				t = append(t, e.raw...)
 			}
 			if marker != "" {
-				t = appendShortstr(t, deadletter.HeaderUnreadable)
+				t = appendShortstr(t, HeaderUnreadable)
 				t = append(t, 'S')
 				t = binary.BigEndian.AppendUint32(t, uint32(len(marker)))
 				t = append(t, marker...)
 			}
 			if withheld > 0 {
-				t = appendShortstr(t, deadletter.HeaderWithheldBody)
+				t = appendShortstr(t, HeaderWithheldBody)
 				t = append(t, 'l')
 				t = binary.BigEndian.AppendUint64(t, withheld)
 			}
@@ -454,7 +452,7 @@ func unreadableValue(prior string, names []string, rest bool) string {
 		}
 		s += "…"
 	}
-	return deadletter.TruncateError(s)
+	return TruncateError(s)
 }
 
 // scanField measures the field value at b (its type octet first) as

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 // scriptedBroker answers one amqp091 client on conn: the handshake, a channel,
@@ -164,7 +162,7 @@ func FuzzVetHeader(f *testing.F) {
 		encTable(kv{"wide", voids(8193)}),
 		append(encTable(kv{"a", fS("b")}), 1, 'z', 'Z', 9),
 		encTable(kv{"arr", fA(fF(kv{"k", nested(31)}), fS("s"))}),
-		encTable(kv{deadletter.HeaderWithheldBody, fL(1)}),
+		encTable(kv{HeaderWithheldBody, fL(1)}),
 	}
 	for _, s := range seeds {
 		f.Add(s, uint16(10), uint16(0))
@@ -180,14 +178,14 @@ func FuzzVetHeader(f *testing.F) {
 			t.Fatalf("vetted read failed: %v (plain: %v)", verr, perr)
 		}
 		withheld := limit > 0 && bodySize > limit
-		if got, _ := vetted.Headers[deadletter.HeaderWithheldBody].(int64); withheld != (got > 0 && got == int64(bodySize)) || withheld != (len(vetted.Body) == 0 && bodySize > 0) {
+		if got, _ := vetted.Headers[HeaderWithheldBody].(int64); withheld != (got > 0 && got == int64(bodySize)) || withheld != (len(vetted.Body) == 0 && bodySize > 0) {
 			t.Fatalf("body %d, limit %d: vetted body %d bytes, withheld header %v", bodySize, limit, len(vetted.Body), got)
 		}
 		if !withheld && len(vetted.Body) != int(bodySize) {
 			t.Fatalf("body %d bytes, want %d", len(vetted.Body), bodySize)
 		}
 		if perr != nil {
-			if _, ok := vetted.Headers[deadletter.HeaderUnreadable]; !ok && !withheld {
+			if _, ok := vetted.Headers[HeaderUnreadable]; !ok && !withheld {
 				t.Fatalf("amqp091 cannot read the table (%v), yet vetting named nothing", perr)
 			}
 			return
@@ -197,12 +195,12 @@ func FuzzVetHeader(f *testing.F) {
 		// whose length runs past the table's end as empty): those it may
 		// leave out although amqp091 reads them.
 		for k, v := range vetted.Headers {
-			if k != deadletter.HeaderUnreadable && k != deadletter.HeaderWithheldBody && !equalValues(plain.Headers[k], v) {
+			if k != HeaderUnreadable && k != HeaderWithheldBody && !equalValues(plain.Headers[k], v) {
 				t.Fatalf("header %q changed: plain %v, vetted %v", k, plain.Headers[k], v)
 			}
 		}
-		_, marked := vetted.Headers[deadletter.HeaderUnreadable]
-		if _, forged := plain.Headers[deadletter.HeaderWithheldBody]; !withheld && !forged && !marked && !equalTables(plain.Headers, vetted.Headers) {
+		_, marked := vetted.Headers[HeaderUnreadable]
+		if _, forged := plain.Headers[HeaderWithheldBody]; !withheld && !forged && !marked && !equalTables(plain.Headers, vetted.Headers) {
 			t.Fatalf("a table amqp091 reads was changed:\nplain  %v\nvetted %v", plain.Headers, vetted.Headers)
 		}
 	})
@@ -267,7 +265,7 @@ func TestVetInbound_AmqpClientReadsWhatItRefusedBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Headers["aggregate_id"] != "a-1" || d.Headers[deadletter.HeaderUnreadable] != "deep" || string(d.Body) != "bbb" || d.MessageId != "id-1" {
+	if d.Headers["aggregate_id"] != "a-1" || d.Headers[HeaderUnreadable] != "deep" || string(d.Body) != "bbb" || d.MessageId != "id-1" {
 		t.Errorf("delivery %+v", d)
 	}
 }

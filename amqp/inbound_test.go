@@ -8,8 +8,6 @@ import (
 	"net"
 	"strings"
 	"testing"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 // field is a test value in AMQP field-table encoding (type octet first).
@@ -197,7 +195,7 @@ func TestVetHeader_UnreadableHeadersAreLeftOutAndNamed(t *testing.T) {
 		kv{"deep", nested(40)},
 		kv{"eventfleet-attempt", fI(2)},
 		kv{"wide", voids(9000)},
-		kv{deadletter.HeaderWithheldBody, fL(5)}, // forged: only a connection may say so
+		kv{HeaderWithheldBody, fL(5)}, // forged: only a connection may say so
 		kv{"last", fS("kept")},
 	)
 	out, withheld := vetHeader(headerFrame(3, 10, table), 0, 131072)
@@ -205,15 +203,15 @@ func TestVetHeader_UnreadableHeadersAreLeftOutAndNamed(t *testing.T) {
 		t.Fatalf("withheld %d with no limit", withheld)
 	}
 	h := parseHeader(t, out)
-	if got := string(h.headers[deadletter.HeaderUnreadable]); got != string(fS("deep,wide")) {
-		t.Errorf("%s = %q, want deep,wide", deadletter.HeaderUnreadable, got)
+	if got := string(h.headers[HeaderUnreadable]); got != string(fS("deep,wide")) {
+		t.Errorf("%s = %q, want deep,wide", HeaderUnreadable, got)
 	}
 	for _, k := range []string{"aggregate_id", "eventfleet-attempt", "last"} {
 		if _, ok := h.headers[k]; !ok {
 			t.Errorf("readable header %q was left out", k)
 		}
 	}
-	for _, k := range []string{"deep", "wide", deadletter.HeaderWithheldBody} {
+	for _, k := range []string{"deep", "wide", HeaderWithheldBody} {
 		if _, ok := h.headers[k]; ok {
 			t.Errorf("header %q still there", k)
 		}
@@ -228,8 +226,8 @@ func TestVetHeader_UnknownTypeLosesTheRestOfTheTable(t *testing.T) {
 	table := append(encTable(kv{"a", fS("x")}), appendShortstr(nil, "odd")...)
 	table = append(table, 'Z', 1, 2, 3)
 	h := parseHeader(t, must(vetHeader(headerFrame(1, 0, table), 0, 131072)))
-	if got := string(h.headers[deadletter.HeaderUnreadable]); got != string(fS("…")) {
-		t.Errorf("%s = %q, want …", deadletter.HeaderUnreadable, got)
+	if got := string(h.headers[HeaderUnreadable]); got != string(fS("…")) {
+		t.Errorf("%s = %q, want …", HeaderUnreadable, got)
 	}
 	if _, ok := h.headers["a"]; !ok {
 		t.Error("the readable entry before the unknown type was lost")
@@ -238,10 +236,10 @@ func TestVetHeader_UnknownTypeLosesTheRestOfTheTable(t *testing.T) {
 
 func TestVetHeader_EarlierUnreadableNamesAreKept(t *testing.T) {
 	t.Parallel()
-	table := encTable(kv{deadletter.HeaderUnreadable, fS("old")}, kv{"deep", nested(33)})
+	table := encTable(kv{HeaderUnreadable, fS("old")}, kv{"deep", nested(33)})
 	h := parseHeader(t, must(vetHeader(headerFrame(1, 0, table), 0, 131072)))
-	if got := string(h.headers[deadletter.HeaderUnreadable]); got != string(fS("old,deep")) {
-		t.Errorf("%s = %q, want old,deep", deadletter.HeaderUnreadable, got)
+	if got := string(h.headers[HeaderUnreadable]); got != string(fS("old,deep")) {
+		t.Errorf("%s = %q, want old,deep", HeaderUnreadable, got)
 	}
 }
 
@@ -264,8 +262,8 @@ func TestVetHeader_OversizedBodyIsWithheld(t *testing.T) {
 			if h.bodySize != 0 {
 				t.Errorf("body size = %d, want 0", h.bodySize)
 			}
-			if got := string(h.headers[deadletter.HeaderWithheldBody]); got != string(fL(1000)) {
-				t.Errorf("%s = % x, want 1000", deadletter.HeaderWithheldBody, got)
+			if got := string(h.headers[HeaderWithheldBody]); got != string(fL(1000)) {
+				t.Errorf("%s = % x, want 1000", HeaderWithheldBody, got)
 			}
 			if tc.table != nil && h.headers["aggregate_id"] == nil {
 				t.Error("aggregate_id was lost")
@@ -297,10 +295,10 @@ func TestVetHeader_RewriteFitsFrameMax(t *testing.T) {
 	if _, ok := h.headers["big"]; ok {
 		t.Error("the largest header was kept, so the frame cannot fit")
 	}
-	if got := string(h.headers[deadletter.HeaderUnreadable]); got != string(fS("big")) {
-		t.Errorf("%s = %q, want big", deadletter.HeaderUnreadable, got)
+	if got := string(h.headers[HeaderUnreadable]); got != string(fS("big")) {
+		t.Errorf("%s = %q, want big", HeaderUnreadable, got)
 	}
-	if h.headers["small"] == nil || h.headers[deadletter.HeaderWithheldBody] == nil {
+	if h.headers["small"] == nil || h.headers[HeaderWithheldBody] == nil {
 		t.Error("small header or the withheld marker missing")
 	}
 }
@@ -404,8 +402,8 @@ func TestVetInbound_WideTableAndWithheldBody(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d entries and a withheld body: %v", n, err)
 		}
-		if d.Headers[deadletter.HeaderWithheldBody] != int64(100) || len(d.Headers) > readerMaxElements {
-			t.Errorf("%d entries: %d headers, withheld %v", n, len(d.Headers), d.Headers[deadletter.HeaderWithheldBody])
+		if d.Headers[HeaderWithheldBody] != int64(100) || len(d.Headers) > readerMaxElements {
+			t.Errorf("%d entries: %d headers, withheld %v", n, len(d.Headers), d.Headers[HeaderWithheldBody])
 		}
 	}
 }
@@ -422,7 +420,7 @@ func TestVetHeader_PaddingAfterPropertiesIsDropped(t *testing.T) {
 	if len(out) > frameMinSize {
 		t.Fatalf("rewritten frame is %d bytes, over frame_max %d", len(out), frameMinSize)
 	}
-	if h := parseHeader(t, out); h.trailer != "id-1" || h.headers[deadletter.HeaderWithheldBody] == nil {
+	if h := parseHeader(t, out); h.trailer != "id-1" || h.headers[HeaderWithheldBody] == nil {
 		t.Errorf("properties after the headers lost: %+v", h)
 	}
 }

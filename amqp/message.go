@@ -11,12 +11,8 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 )
-
-// HeaderAggregateID carries Event.AggregateID (wire contract).
-const HeaderAggregateID = "aggregate_id"
 
 // ErrUndecodable wraps every reason a delivery is not a readable event.
 var ErrUndecodable = errors.New("undecodable message")
@@ -29,7 +25,7 @@ var errOversized = fmt.Errorf("%w", ErrUndecodable)
 // withheldBody is the size of the body the connection left out of d (see
 // inboundConn), 0 when d has its body.
 func withheldBody(d *amqp091.Delivery) int64 {
-	n, _ := d.Headers[deadletter.HeaderWithheldBody].(int64)
+	n, _ := d.Headers[HeaderWithheldBody].(int64)
 	return n
 }
 
@@ -77,62 +73,6 @@ func isJSONContentType(ct string) bool {
 	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
 
-// originalKey is the routing key the event was first published with: hops
-// through delay queues deliver it with the queue's name as key instead.
-func originalKey(d *amqp091.Delivery) string {
-	if k, ok := d.Headers[deadletter.HeaderRoutingKey].(string); ok && k != "" {
-		return k
-	}
-	return d.RoutingKey
-}
-
-func originalExchange(d *amqp091.Delivery) string {
-	if x, ok := d.Headers[deadletter.HeaderExchange].(string); ok {
-		return x
-	}
-	return d.Exchange
-}
-
-// deliveryID returns the message_id, or for foreign messages without one an
-// id derived from the message (UUIDv5 of its original exchange, routing key,
-// timestamp, app id, aggregate id and body), so every redelivery of the same
-// message carries the same id. Two byte-identical messages without ids get the
-// same id, which is what a deduplicating handler should see anyway.
-func deliveryID(d *amqp091.Delivery) string {
-	if d.MessageId != "" {
-		return d.MessageId
-	}
-	agg, _ := d.Headers[HeaderAggregateID].(string)
-	return deadletter.DerivedID(originalExchange(d), originalKey(d), d.Timestamp, d.AppId, agg, d.Body)
-}
-
-// attemptOf reads our attempt header; absent or nonsense means 1.
-func attemptOf(h amqp091.Table) int {
-	var n int64
-	switch v := h[deadletter.HeaderAttempt].(type) {
-	case int8:
-		n = int64(v)
-	case int16:
-		n = int64(v)
-	case int32:
-		n = int64(v)
-	case int64:
-		n = v
-	case int:
-		n = int64(v)
-	case uint8:
-		n = int64(v)
-	case uint16:
-		n = int64(v)
-	case uint32:
-		n = int64(v)
-	}
-	if n < 1 || n > 1<<20 {
-		return 1
-	}
-	return int(n)
-}
-
 // decode turns a delivery into an event. It fails, wrapping ErrUndecodable,
 // for what no handler could use: a body over maxBody bytes, a compressed or
 // non-JSON body, or no usable event type. The event's ID and Attempt are set
@@ -142,7 +82,7 @@ func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
 		ID:      deliveryID(d),
 		Type:    d.Type,
 		Source:  d.AppId,
-		Time:    deadletter.EventTime(d.Timestamp),
+		Time:    EventTime(d.Timestamp),
 		Attempt: attemptOf(d.Headers),
 		Headers: d.Headers,
 	}
@@ -174,10 +114,6 @@ func decode(d *amqp091.Delivery, maxBody int) (event.Event, error) {
 // negotiated frame_max, 128 KiB on RabbitMQ by default; a larger one makes the
 // broker close the whole connection with FRAME_ERROR.
 const MaxHeaderBytes = 120 << 10
-
-// HeaderDropped lists foreign headers a hop left out so the message fits
-// MaxHeaderBytes (comma-separated names).
-const HeaderDropped = "eventfleet-dropped-headers"
 
 // tableSize is an upper bound of t's AMQP field-table encoding in bytes.
 func tableSize(t amqp091.Table) int {
@@ -211,26 +147,26 @@ func valueSize(v any) int {
 
 // essentialHeaders say what happened to an event; a hop always keeps them.
 // Each is bounded (an error or a list of names is truncated to
-// deadletter.MaxErrorLen, a routing key is at most 255 bytes), so together
+// MaxErrorLen, a routing key is at most 255 bytes), so together
 // they always fit.
 var essentialHeaders = map[string]bool{
-	deadletter.HeaderAttempt: true, deadletter.HeaderRoutingKey: true, deadletter.HeaderExchange: true,
-	deadletter.HeaderFirstFailure: true, deadletter.HeaderLastError: true, deadletter.HeaderReason: true,
-	deadletter.HeaderDeadAt: true, deadletter.HeaderApp: true, deadletter.HeaderReplays: true,
+	HeaderAttempt: true, HeaderRoutingKey: true, HeaderExchange: true,
+	HeaderFirstFailure: true, HeaderLastError: true, HeaderReason: true,
+	HeaderDeadAt: true, HeaderApp: true, HeaderReplays: true,
 	HeaderDropped: true,
 }
 
 // knownHeaders are the other headers of the wire contract: kept while
 // foreign ones can make room, dropped when only they can.
 var knownHeaders = map[string]bool{
-	HeaderAggregateID: true, deadletter.HeaderUnreadable: true, "traceparent": true, "tracestate": true,
+	HeaderAggregateID: true, HeaderUnreadable: true, "traceparent": true, "tracestate": true,
 }
 
 // fitHeaders makes h fit MaxHeaderBytes: it drops the largest foreign headers
 // first (anyone's, "eventfleet-" names that are not ours included), then, if
 // that is not enough, the largest of the wire contract's optional ones
 // (aggregate id, trace context), and names what it dropped in HeaderDropped.
-// The essential headers stay, cut to deadletter.MaxErrorLen if a foreign
+// The essential headers stay, cut to MaxErrorLen if a foreign
 // publisher made them larger, so a hop always fits.
 func fitHeaders(h amqp091.Table) {
 	if tableSize(h) <= MaxHeaderBytes {
@@ -266,8 +202,8 @@ func fitHeaders(h amqp091.Table) {
 		// be this large: bound them as our own are bounded.
 		for k, v := range h {
 			if s, ok := v.(string); ok && essentialHeaders[k] {
-				h[k] = deadletter.TruncateError(s)
-			} else if essentialHeaders[k] && valueSize(v) > deadletter.MaxErrorLen {
+				h[k] = TruncateError(s)
+			} else if essentialHeaders[k] && valueSize(v) > MaxErrorLen {
 				delete(h, k)
 				dropped = append(dropped, k)
 			}
@@ -276,24 +212,5 @@ func fitHeaders(h amqp091.Table) {
 	if prior, ok := h[HeaderDropped].(string); ok && prior != "" {
 		dropped = append([]string{prior}, dropped...)
 	}
-	h[HeaderDropped] = deadletter.TruncateError(strings.Join(dropped, ","))
-}
-
-// republishing copies a delivery into a message for a hop (delay queue or
-// dead-letter queue): same properties and id, our headers updated by edit.
-// user_id is dropped (the broker checks it against our connection's user) and
-// so is expiration (it would race the delay queue's TTL).
-func republishing(d *amqp091.Delivery, id string, edit func(amqp091.Table)) amqp091.Publishing {
-	h := make(amqp091.Table, len(d.Headers)+4)
-	for k, v := range d.Headers {
-		h[k] = v
-	}
-	for _, k := range deadletter.DeliveryHeaders {
-		delete(h, k)
-	}
-	h[deadletter.HeaderRoutingKey] = originalKey(d)
-	h[deadletter.HeaderExchange] = originalExchange(d)
-	edit(h)
-	fitHeaders(h)
-	return deadletter.Republish(d, id, h)
+	h[HeaderDropped] = TruncateError(strings.Join(dropped, ","))
 }

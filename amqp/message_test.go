@@ -8,8 +8,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 func TestDecode(t *testing.T) {
@@ -85,15 +83,15 @@ func TestRepublishingStripsBrokerState(t *testing.T) {
 		Exchange: "domain_events", RoutingKey: "X", UserId: "someone-else", Expiration: "60000",
 		Headers: amqp091.Table{"x-delivery-count": int64(3), "aggregate_id": "a1", "x-death": []any{}},
 	}
-	msg := republishing(&d, "id", func(h amqp091.Table) { h[deadletter.HeaderAttempt] = int32(2) })
+	msg := republishing(&d, "id", func(h amqp091.Table) { h[HeaderAttempt] = int32(2) })
 	if _, ok := msg.Headers["x-delivery-count"]; ok {
 		t.Error("x-delivery-count copied")
 	}
 	if msg.UserId != "" || msg.Expiration != "" {
 		t.Errorf("user_id %q / expiration %q copied: the broker would reject or expire the hop", msg.UserId, msg.Expiration)
 	}
-	if msg.Headers["aggregate_id"] != "a1" || msg.Headers[deadletter.HeaderRoutingKey] != "X" ||
-		msg.Headers[deadletter.HeaderExchange] != "domain_events" || msg.DeliveryMode != amqp091.Persistent {
+	if msg.Headers["aggregate_id"] != "a1" || msg.Headers[HeaderRoutingKey] != "X" ||
+		msg.Headers[HeaderExchange] != "domain_events" || msg.DeliveryMode != amqp091.Persistent {
 		t.Errorf("hop lost its origin: %+v", msg)
 	}
 	if err := msg.Headers.Validate(); err != nil {
@@ -152,7 +150,7 @@ func TestHugeForeignHeadersAreDroppedOnHops(t *testing.T) {
 		"aggregate_id": "a1",
 	}}
 	msg := republishing(&d, "id", func(h amqp091.Table) {
-		deadletter.Kill(h, deadletter.ReasonUndecodable, "app", strings.Repeat("e", 5000), time.Now())
+		MarkDead(h, ReasonUndecodable, "app", strings.Repeat("e", 5000), time.Now())
 	})
 	if tableSize(msg.Headers) > MaxHeaderBytes {
 		t.Fatalf("hop headers %d bytes, over %d", tableSize(msg.Headers), MaxHeaderBytes)
@@ -160,7 +158,7 @@ func TestHugeForeignHeadersAreDroppedOnHops(t *testing.T) {
 	if _, ok := msg.Headers["big"]; ok || msg.Headers[HeaderDropped] != "big" {
 		t.Fatalf("big header not dropped and named: %v", msg.Headers[HeaderDropped])
 	}
-	if msg.Headers["small"] != "kept" || msg.Headers["aggregate_id"] != "a1" || msg.Headers[deadletter.HeaderReason] != "undecodable" {
+	if msg.Headers["small"] != "kept" || msg.Headers["aggregate_id"] != "a1" || msg.Headers[HeaderReason] != "undecodable" {
 		t.Fatal("headers that fit were dropped")
 	}
 }
@@ -180,20 +178,20 @@ func TestHopsFitWhateverTheHeadersHold(t *testing.T) {
 		{"an eventfleet- header that is not ours", amqp091.Table{"eventfleet-pad": big, "aggregate_id": "a1"}, "eventfleet-pad"},
 		{"an oversized aggregate id", amqp091.Table{"aggregate_id": big, "other": "o"}, "aggregate_id"},
 		{"oversized trace context", amqp091.Table{"traceparent": big[:60_000], "tracestate": big[:60_000]}, ""},
-		{"a forged routing key header", amqp091.Table{deadletter.HeaderRoutingKey: big}, ""},
+		{"a forged routing key header", amqp091.Table{HeaderRoutingKey: big}, ""},
 		{"a forged dropped list", amqp091.Table{HeaderDropped: big, "x": big[:10]}, ""},
-		{"a forged binary header of ours", amqp091.Table{deadletter.HeaderReplays: []byte(big)}, deadletter.HeaderReplays},
+		{"a forged binary header of ours", amqp091.Table{HeaderReplays: []byte(big)}, HeaderReplays},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			d := amqp091.Delivery{RoutingKey: "X", Headers: tc.headers}
 			msg := republishing(&d, "id", func(h amqp091.Table) {
-				deadletter.Kill(h, deadletter.ReasonPermanent, "app", "boom", time.Now())
+				MarkDead(h, ReasonPermanent, "app", "boom", time.Now())
 			})
 			if n := tableSize(msg.Headers); n > MaxHeaderBytes {
 				t.Fatalf("hop headers are %d bytes, over %d", n, MaxHeaderBytes)
 			}
-			if msg.Headers[deadletter.HeaderReason] != "permanent" || msg.Headers[deadletter.HeaderLastError] != "boom" {
+			if msg.Headers[HeaderReason] != "permanent" || msg.Headers[HeaderLastError] != "boom" {
 				t.Errorf("our own headers were lost: %v", msg.Headers)
 			}
 			if got, _ := msg.Headers[HeaderDropped].(string); tc.dropped != "" && !strings.Contains(got, tc.dropped) {

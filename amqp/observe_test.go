@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/metrics"
@@ -156,7 +155,7 @@ func TestMetrics_CountWhatHappened(t *testing.T) {
 		t.Errorf("published Poison = %v, want %v (hops must not count)", got, poison)
 	}
 	// Depths are sampled: the dead letters show up within a few samples.
-	dlq := deadletter.QueueName(w.Queue())
+	dlq := amqp.DeadQueue(w.Queue())
 	brokertest.Eventually(t, 5*time.Second, "sampled dead-letter depth", func() bool {
 		return metricValue(t, m, "eventfleet_queue_messages", map[string]string{"queue": dlq, "kind": "dead_letter"}) == poison
 	})

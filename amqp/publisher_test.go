@@ -12,7 +12,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -118,8 +117,8 @@ func TestPublisher_UnroutedEventsAreKeptNotDropped(t *testing.T) {
 		t.Fatalf("routed %d (want %d), unrouted %d (want %d)", len(routed), n-wantUnrouted, len(kept), wantUnrouted)
 	}
 	for _, d := range kept {
-		if d.Type != "NobodyListens" || d.Headers[deadletter.HeaderRoutingKey] != "NobodyListens" ||
-			d.Headers[deadletter.HeaderExchange] != b.exchange {
+		if d.Type != "NobodyListens" || d.Headers[amqp.HeaderRoutingKey] != "NobodyListens" ||
+			d.Headers[amqp.HeaderExchange] != b.exchange {
 			t.Fatalf("unrouted copy lost its origin: type %q headers %v", d.Type, d.Headers)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/metrics"
 )
 
@@ -18,7 +17,7 @@ func (w *Worker) startSampling(s *workerSession) (stop func()) {
 		return func() {}
 	}
 	type queue struct{ name, kind string }
-	queues := []queue{{w.topo.queue, metrics.KindApp}, {deadletter.QueueName(w.topo.queue), metrics.KindDeadLetter}}
+	queues := []queue{{w.topo.queue, metrics.KindApp}, {DeadQueue(w.topo.queue), metrics.KindDeadLetter}}
 	for _, d := range w.topo.delays {
 		queues = append(queues, queue{RetryQueue(w.topo.queue, d), metrics.KindRetry})
 	}

@@ -13,7 +13,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -51,7 +50,7 @@ func setup(t *testing.T) *bundle {
 // cleanupApp deletes every queue a worker of app declares.
 func (b *bundle) cleanupApp(t *testing.T, app string, p retry.Policy) {
 	q := amqp.AppQueue(app)
-	queues := []string{q, deadletter.QueueName(q)}
+	queues := []string{q, amqp.DeadQueue(q)}
 	for _, d := range p.WithDefaults().Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}

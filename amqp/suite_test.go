@@ -12,7 +12,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -83,7 +82,7 @@ func behaviourRetried(t *testing.T, b *bundle, cfg amqp.WorkerConfig) {
 	if got := rec.attempts(ids[0]); fmt.Sprint(got) != "[1 2 3]" {
 		t.Fatalf("attempts = %v, want [1 2 3]", got)
 	}
-	if n := brokertest.Depth(t, deadletter.QueueName(w.Queue())); n != 0 {
+	if n := brokertest.Depth(t, amqp.DeadQueue(w.Queue())); n != 0 {
 		t.Fatalf("dead-letter queue holds %d after the retry succeeded, want 0", n)
 	}
 }
@@ -99,15 +98,15 @@ func behaviourDeadLettered(t *testing.T, b *bundle, cfg amqp.WorkerConfig) {
 	w := b.worker(t, cfg, h)
 	p := b.publisher(t, amqp.PublisherConfig{})
 	publishAll(t, p, ev("Permanent", "", 1), ev("Failing", "", 2))
-	dead := deadletter.QueueName(w.Queue())
+	dead := amqp.DeadQueue(w.Queue())
 	brokertest.Eventually(t, 20*time.Second, "two dead letters", func() bool { return brokertest.Depth(t, dead) == 2 })
 	got := map[string]string{}
 	for _, d := range brokertest.Drain(t, dead, 2, time.Second) {
-		got[d.Type] = fmt.Sprintf("%v/%v", d.Headers[deadletter.HeaderReason], d.Headers[deadletter.HeaderLastError])
+		got[d.Type] = fmt.Sprintf("%v/%v", d.Headers[amqp.HeaderReason], d.Headers[amqp.HeaderLastError])
 	}
 	want := map[string]string{
-		"Permanent": string(deadletter.ReasonPermanent) + "/permanent: bad card",
-		"Failing":   string(deadletter.ReasonExhausted) + "/downstream said no (attempt 3)",
+		"Permanent": string(amqp.ReasonPermanent) + "/permanent: bad card",
+		"Failing":   string(amqp.ReasonExhausted) + "/downstream said no (attempt 3)",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("dead letters (reason/last error) by type = %v, want %v", got, want)
@@ -160,13 +159,13 @@ func behaviourUndecodable(t *testing.T, b *bundle, cfg amqp.WorkerConfig) {
 	w := b.worker(t, cfg, rec)
 	// A foreign publisher's body that is not JSON.
 	rawPublish(t, b.exchange, "CardAddedToLibraryEvent", amqp091.Publishing{Body: []byte("<xml/>")})
-	dead := deadletter.QueueName(w.Queue())
+	dead := amqp.DeadQueue(w.Queue())
 	brokertest.Eventually(t, 20*time.Second, "dead letter", func() bool { return brokertest.Depth(t, dead) == 1 })
 	d := brokertest.Drain(t, dead, 1, time.Second)[0]
-	if r := fmt.Sprint(d.Headers[deadletter.HeaderReason]); r != string(deadletter.ReasonUndecodable) {
-		t.Errorf("reason %q, want %q", r, deadletter.ReasonUndecodable)
+	if r := fmt.Sprint(d.Headers[amqp.HeaderReason]); r != string(amqp.ReasonUndecodable) {
+		t.Errorf("reason %q, want %q", r, amqp.ReasonUndecodable)
 	}
-	if msg := fmt.Sprint(d.Headers[deadletter.HeaderLastError]); !strings.Contains(msg, "not valid JSON") {
+	if msg := fmt.Sprint(d.Headers[amqp.HeaderLastError]); !strings.Contains(msg, "not valid JSON") {
 		t.Errorf("last error %q does not say why", msg)
 	}
 	if string(d.Body) != "<xml/>" {

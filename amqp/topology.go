@@ -6,8 +6,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 // DefaultExchange is the domain exchange's name when none is configured.
@@ -21,15 +19,6 @@ const (
 
 // DefaultDeliveryLimit is the quorum x-delivery-limit of an app's queue.
 const DefaultDeliveryLimit = 20
-
-// AppQueue is the queue of app: "events_<app>".
-func AppQueue(app string) string { return "events_" + app }
-
-// UnroutedQueue is where unroutable events of exchange are kept.
-func UnroutedQueue(exchange string) string { return exchange + ".unrouted" }
-
-// RetryQueue is app queue q's delay queue for delay d, e.g. "events_a.retry.10s".
-func RetryQueue(q string, d time.Duration) string { return q + ".retry." + d.String() }
 
 // ValidateBindingKey checks one EVENT_TYPES entry. In a topic binding "*" and
 // "#" stand for whole dot-separated words only, so a key like "*Event" is legal
@@ -101,7 +90,7 @@ func (t appTopology) mainArgs() amqp091.Table {
 	args := amqp091.Table{
 		amqp091.QueueTypeArg:        t.queueType,
 		"x-dead-letter-exchange":    "",
-		"x-dead-letter-routing-key": deadletter.QueueName(t.queue),
+		"x-dead-letter-routing-key": DeadQueue(t.queue),
 	}
 	if t.queueType == QueueQuorum {
 		args["x-delivery-limit"] = int64(t.deliveryLimit)
@@ -129,7 +118,7 @@ func (t appTopology) declare(ch *amqp091.Channel) error {
 	if err := declareDomain(ch, t.exchange); err != nil {
 		return err
 	}
-	dead := deadletter.QueueName(t.queue)
+	dead := DeadQueue(t.queue)
 	if err := declareQueue(ch, dead, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
 		return err
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-
-	"github.com/eventfleet/eventfleet/deadletter"
 )
 
 // keepUnrouted stores an unroutable event in the unrouted queue on the same
@@ -19,8 +17,8 @@ func (s *pubSession) keepUnrouted(rec *pending) {
 	for k, v := range msg.Headers {
 		h[k] = v
 	}
-	h[deadletter.HeaderRoutingKey] = rec.key
-	h[deadletter.HeaderExchange] = rec.exchange
+	h[HeaderRoutingKey] = rec.key
+	h[HeaderExchange] = rec.exchange
 	msg.Headers = h
 	cp := &pending{exchange: "", key: UnroutedQueue(s.p.cfg.Exchange), msg: msg, done: make(chan error, 1)}
 	err := s.publish(context.Background(), cp)

@@ -13,7 +13,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -77,7 +76,7 @@ func TestWorker_RetriesWithDelaysThenDeadLetters(t *testing.T) {
 	p := b.publisher(t, amqp.PublisherConfig{})
 	ids := publishAll(t, p, ev("Poison", "agg-1", 1))
 
-	dead := deadletter.QueueName(w.Queue())
+	dead := amqp.DeadQueue(w.Queue())
 	brokertest.Eventually(t, 20*time.Second, "dead letter", func() bool { return brokertest.Depth(t, dead) == 1 })
 	if got := rec.attempts(ids[0]); fmt.Sprint(got) != "[1 2 3]" {
 		t.Fatalf("attempts = %v, want [1 2 3]", got)
@@ -89,19 +88,19 @@ func TestWorker_RetriesWithDelaysThenDeadLetters(t *testing.T) {
 	d := brokertest.Drain(t, dead, 1, time.Second)[0]
 	h := d.Headers
 	for k, want := range map[string]any{
-		deadletter.HeaderReason:     "exhausted",
-		deadletter.HeaderAttempt:    int32(3),
-		deadletter.HeaderRoutingKey: "Poison",
-		deadletter.HeaderExchange:   b.exchange,
-		deadletter.HeaderLastError:  "downstream said no (attempt 3)",
-		deadletter.HeaderApp:        w.Queue()[len("events_"):],
-		"aggregate_id":              "agg-1",
+		amqp.HeaderReason:     "exhausted",
+		amqp.HeaderAttempt:    int32(3),
+		amqp.HeaderRoutingKey: "Poison",
+		amqp.HeaderExchange:   b.exchange,
+		amqp.HeaderLastError:  "downstream said no (attempt 3)",
+		amqp.HeaderApp:        w.Queue()[len("events_"):],
+		"aggregate_id":        "agg-1",
 	} {
 		if h[k] != want {
 			t.Errorf("header %s = %v (%T), want %v", k, h[k], h[k], want)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(h[deadletter.HeaderFirstFailure])); err != nil {
+	if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(h[amqp.HeaderFirstFailure])); err != nil {
 		t.Errorf("first failure header: %v", err)
 	}
 	if d.MessageId != ids[0] || string(d.Body) != `{"n":1}` || d.Type != "Poison" {
@@ -142,15 +141,15 @@ func TestWorker_PermanentPanicTimeoutAndUndecodable(t *testing.T) {
 	// Foreign publisher: not JSON.
 	rawPublish(t, b.exchange, "Permanent", amqp091.Publishing{Body: []byte("<xml/>")})
 
-	dead := deadletter.QueueName(w.Queue())
+	dead := amqp.DeadQueue(w.Queue())
 	brokertest.Eventually(t, 20*time.Second, "3 dead letters", func() bool { return brokertest.Depth(t, dead) == 3 })
 	brokertest.Eventually(t, 20*time.Second, "panic and timeout retried and handled", func() bool {
 		return w.Stats().Handled == 2
 	})
 	reasons := map[string]string{}
 	for _, d := range brokertest.Drain(t, dead, 3, time.Second) {
-		reasons[fmt.Sprint(d.Headers[deadletter.HeaderRoutingKey])+"/"+fmt.Sprint(d.Headers[deadletter.HeaderReason])] =
-			fmt.Sprint(d.Headers[deadletter.HeaderLastError])
+		reasons[fmt.Sprint(d.Headers[amqp.HeaderRoutingKey])+"/"+fmt.Sprint(d.Headers[amqp.HeaderReason])] =
+			fmt.Sprint(d.Headers[amqp.HeaderLastError])
 	}
 	for _, want := range []string{"Permanent/permanent", "Permanent/undecodable", "Ignores/exhausted"} {
 		if _, ok := reasons[want]; !ok {
@@ -316,7 +315,7 @@ func TestWorker_HardStopReturnsUnfinishedToQueue(t *testing.T) {
 				t.Fatal("worker not done after a hard stop: it waits for the handler")
 			}
 			brokertest.Eventually(t, 10*time.Second, "message back in queue", func() bool { return brokertest.Depth(t, w.Queue()) == 1 })
-			if n := brokertest.Depth(t, deadletter.QueueName(w.Queue())); n != 0 {
+			if n := brokertest.Depth(t, amqp.DeadQueue(w.Queue())); n != 0 {
 				t.Fatalf("hard stop dead-lettered %d", n)
 			}
 			if st := w.Stats(); st != (amqp.Stats{}) {
@@ -363,7 +362,7 @@ func TestWorker_AbandonedNoEarlierThanItsLimit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stuck handler was never abandoned")
 	}
-	if dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, 5*time.Second); len(dead) != 1 {
+	if dead := brokertest.Drain(t, amqp.DeadQueue(w.Queue()), 1, 5*time.Second); len(dead) != 1 {
 		t.Fatalf("%d dead letters, want the abandoned event", len(dead))
 	}
 }
@@ -382,11 +381,11 @@ func TestWorker_TimeoutHonouredByHandler(t *testing.T) {
 		Retry: retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, MaxAttempts: 1}}, h)
 	p := b.publisher(t, amqp.PublisherConfig{})
 	publishAll(t, p, ev("Slow", "", 1))
-	dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, 10*time.Second)
+	dead := brokertest.Drain(t, amqp.DeadQueue(w.Queue()), 1, 10*time.Second)
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dead))
 	}
-	msg := fmt.Sprint(dead[0].Headers[deadletter.HeaderLastError])
+	msg := fmt.Sprint(dead[0].Headers[amqp.HeaderLastError])
 	if !strings.Contains(msg, "handler timed out after 500ms: gave up: context deadline exceeded") {
 		t.Errorf("dead letter's last error %q, want the handler's own error after the timeout", msg)
 	}
@@ -479,7 +478,7 @@ func TestQuorumDeliveryLimitStopsCrashLoops(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !ok {
-			if brokertest.Depth(t, deadletter.QueueName(w.Queue())) == 1 {
+			if brokertest.Depth(t, amqp.DeadQueue(w.Queue())) == 1 {
 				break
 			}
 			if i > 200 {
@@ -493,7 +492,7 @@ func TestQuorumDeliveryLimitStopsCrashLoops(t *testing.T) {
 		}
 		_ = d.Nack(false, true) // "crash": back to the queue
 	}
-	d := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, time.Second)[0]
+	d := brokertest.Drain(t, amqp.DeadQueue(w.Queue()), 1, time.Second)[0]
 	deaths, _ := d.Headers["x-death"].([]any)
 	if len(deaths) == 0 || !strings.Contains(fmt.Sprint(deaths[0]), "delivery_limit") {
 		t.Fatalf("x-death = %v, want reason delivery_limit", d.Headers["x-death"])
@@ -589,8 +588,8 @@ func TestWorker_AbandonedHandlerKeepsItsSlot(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the next event was not handled while the first handler is stuck: its slot was lost")
 	}
-	dead := brokertest.Drain(t, deadletter.QueueName(w.Queue()), 1, time.Second)
-	if msg := fmt.Sprint(dead[0].Headers[deadletter.HeaderLastError]); !strings.Contains(msg, "ignored its context") {
+	dead := brokertest.Drain(t, amqp.DeadQueue(w.Queue()), 1, time.Second)
+	if msg := fmt.Sprint(dead[0].Headers[amqp.HeaderLastError]); !strings.Contains(msg, "ignored its context") {
 		t.Errorf("dead letter's last error %q does not say the handler ignored its context", msg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -20,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -74,7 +73,7 @@ func newRig(t *testing.T, url string) *rig {
 		known:    map[string]bool{},
 	}
 	q := amqp.AppQueue(r.app)
-	queues := []string{q, deadletter.QueueName(q), amqp.UnroutedQueue(r.exchange)}
+	queues := []string{q, amqp.DeadQueue(q), amqp.UnroutedQueue(r.exchange)}
 	for _, d := range r.policy.Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}
@@ -194,7 +193,7 @@ func (r *rig) drainDead(url string) {
 		return
 	}
 	for {
-		d, ok, err := ch.Get(deadletter.QueueName(amqp.AppQueue(r.app)), true)
+		d, ok, err := ch.Get(amqp.DeadQueue(amqp.AppQueue(r.app)), true)
 		if err != nil || !ok {
 			return
 		}

@@ -74,7 +74,7 @@ type poisonWorld struct {
 }
 
 func (w poisonWorld) queue() string { return amqp.AppQueue(w.app) }
-func (w poisonWorld) dead() string  { return deadletter.QueueName(w.queue()) }
+func (w poisonWorld) dead() string  { return amqp.DeadQueue(w.queue()) }
 
 func poisonSetup(t *testing.T, policy retry.Policy) poisonWorld {
 	t.Helper()
@@ -298,18 +298,18 @@ func TestPoisonExactAttemptsThenDeadLetter(t *testing.T) {
 			t.Errorf("dead letter %q is not a poison event (kind %q)", d.MessageId, k)
 			continue
 		}
-		if r := d.Headers[deadletter.HeaderReason]; r != string(deadletter.ReasonExhausted) {
+		if r := d.Headers[amqp.HeaderReason]; r != string(amqp.ReasonExhausted) {
 			t.Errorf("%s: reason %v, want exhausted", d.MessageId, r)
 		}
-		if a, ok := poisonHeaderInt(d.Headers[deadletter.HeaderAttempt]); !ok || a != maxAttempts {
-			t.Errorf("%s: %s = %#v, want %d", d.MessageId, deadletter.HeaderAttempt, d.Headers[deadletter.HeaderAttempt], maxAttempts)
+		if a, ok := poisonHeaderInt(d.Headers[amqp.HeaderAttempt]); !ok || a != maxAttempts {
+			t.Errorf("%s: %s = %#v, want %d", d.MessageId, amqp.HeaderAttempt, d.Headers[amqp.HeaderAttempt], maxAttempts)
 		}
-		if msg, _ := d.Headers[deadletter.HeaderLastError].(string); !strings.Contains(msg, wantErr[k]) {
+		if msg, _ := d.Headers[amqp.HeaderLastError].(string); !strings.Contains(msg, wantErr[k]) {
 			t.Errorf("%s: last error %q does not say %q", d.MessageId, msg, wantErr[k])
 		}
-		if d.Headers[deadletter.HeaderRoutingKey] != k || d.Headers[deadletter.HeaderApp] != world.app {
+		if d.Headers[amqp.HeaderRoutingKey] != k || d.Headers[amqp.HeaderApp] != world.app {
 			t.Errorf("%s: routing key %v / app %v, want %s / %s", d.MessageId,
-				d.Headers[deadletter.HeaderRoutingKey], d.Headers[deadletter.HeaderApp], k, world.app)
+				d.Headers[amqp.HeaderRoutingKey], d.Headers[amqp.HeaderApp], k, world.app)
 		}
 	}
 
@@ -725,8 +725,8 @@ func poisonCrashLoop(t *testing.T, concurrency, prefetch int, allGoodHandled boo
 	if r := poisonDeathReason(crash); r != "delivery_limit" {
 		t.Errorf("crash event x-death = %v, want reason delivery_limit", crash.Headers["x-death"])
 	}
-	if r, ok := crash.Headers[deadletter.HeaderReason]; ok {
-		t.Errorf("broker dead letter carries %s=%v: no worker should have dead-lettered it", deadletter.HeaderReason, r)
+	if r, ok := crash.Headers[amqp.HeaderReason]; ok {
+		t.Errorf("broker dead letter carries %s=%v: no worker should have dead-lettered it", amqp.HeaderReason, r)
 	}
 	var bystanders []string
 	for id, d := range dead.got {
@@ -919,21 +919,21 @@ func TestMalformedInboundIsDeadLetteredWorkerKeepsRunning(t *testing.T) {
 			// Over MaxBody: the worker never read the body and rejected the
 			// delivery; the broker moved the message as it was.
 			m := deadletter.ReadMessage(&d, false)
-			if m.Reason != deadletter.ReasonOversized || d.Headers[deadletter.HeaderReason] != nil || !bytes.Equal(d.Body, c.msg.Body) {
+			if m.Reason != amqp.ReasonOversized || d.Headers[amqp.HeaderReason] != nil || !bytes.Equal(d.Body, c.msg.Body) {
 				t.Errorf("%s: reason %q, our reason header %v, body %d bytes (want %d): want the broker's move of the whole message",
-					c.name, m.Reason, d.Headers[deadletter.HeaderReason], len(d.Body), len(c.msg.Body))
+					c.name, m.Reason, d.Headers[amqp.HeaderReason], len(d.Body), len(c.msg.Body))
 			}
 			continue
 		}
-		last, _ := d.Headers[deadletter.HeaderLastError].(string)
-		if d.Headers[deadletter.HeaderReason] != string(deadletter.ReasonUndecodable) || !strings.Contains(last, c.wantErr) {
-			t.Errorf("%s: reason %v, last error %q; want undecodable saying %q", c.name, d.Headers[deadletter.HeaderReason], last, c.wantErr)
+		last, _ := d.Headers[amqp.HeaderLastError].(string)
+		if d.Headers[amqp.HeaderReason] != string(amqp.ReasonUndecodable) || !strings.Contains(last, c.wantErr) {
+			t.Errorf("%s: reason %v, last error %q; want undecodable saying %q", c.name, d.Headers[amqp.HeaderReason], last, c.wantErr)
 		}
-		if a, ok := poisonHeaderInt(d.Headers[deadletter.HeaderAttempt]); !ok || a != 1 {
-			t.Errorf("%s: %s = %#v, want 1", c.name, deadletter.HeaderAttempt, d.Headers[deadletter.HeaderAttempt])
+		if a, ok := poisonHeaderInt(d.Headers[amqp.HeaderAttempt]); !ok || a != 1 {
+			t.Errorf("%s: %s = %#v, want 1", c.name, amqp.HeaderAttempt, d.Headers[amqp.HeaderAttempt])
 		}
-		if d.Headers[deadletter.HeaderRoutingKey] != c.key || d.Headers[deadletter.HeaderExchange] != world.exchange {
-			t.Errorf("%s: origin %v/%v, want %q/%q", c.name, d.Headers[deadletter.HeaderExchange], d.Headers[deadletter.HeaderRoutingKey], world.exchange, c.key)
+		if d.Headers[amqp.HeaderRoutingKey] != c.key || d.Headers[amqp.HeaderExchange] != world.exchange {
+			t.Errorf("%s: origin %v/%v, want %q/%q", c.name, d.Headers[amqp.HeaderExchange], d.Headers[amqp.HeaderRoutingKey], world.exchange, c.key)
 		}
 		if !bytes.Equal(d.Body, c.msg.Body) || d.ContentType != c.msg.ContentType || d.ContentEncoding != c.msg.ContentEncoding {
 			t.Errorf("%s: dead letter changed the message: body %d bytes (want %d), type %q/%q", c.name, len(d.Body), len(c.msg.Body), d.ContentType, d.ContentEncoding)

@@ -19,7 +19,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/internal/proctest"
@@ -230,7 +229,7 @@ func procNewFleet(t *testing.T, delay func() time.Duration, extraEnv ...string) 
 		eventType: "ChaosWorkerEvent",
 	}
 	queue := amqp.AppQueue(f.app)
-	f.dead = deadletter.QueueName(queue)
+	f.dead = amqp.DeadQueue(queue)
 	delays := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
 	queues := []string{queue, f.dead, amqp.UnroutedQueue(f.exchange)}
 	for _, d := range delays {
@@ -399,7 +398,7 @@ func (f *procFleet) drainDead(t *testing.T) int {
 		if !ok {
 			return n
 		}
-		t.Logf("dead letter %s: reason %v, error %v", d.MessageId, d.Headers[deadletter.HeaderReason], d.Headers[deadletter.HeaderLastError])
+		t.Logf("dead letter %s: reason %v, error %v", d.MessageId, d.Headers[amqp.HeaderReason], d.Headers[amqp.HeaderLastError])
 		f.check.Dead(d.MessageId)
 		n++
 	}

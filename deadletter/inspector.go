@@ -7,9 +7,12 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/amqp"
 )
 
-// Errors returned by Inspector. Test with errors.Is.
+// Errors returned by Inspector, besides amqp.ErrReturned and amqp.ErrNacked
+// for a replayed copy the broker did not take. Test with errors.Is.
 var (
 	// ErrNoQueue: the queue to inspect does not exist (no worker of the app,
 	// or no publisher or worker with that exchange, ever ran on this broker).
@@ -18,15 +21,11 @@ var (
 	// foreign consumer). An operation would then see only part of the queue
 	// and could not keep its order, so it refuses to start.
 	ErrBusy = errors.New("deadletter: queue has other consumers")
-	// ErrReturned: the broker could not route a replayed message (no queue
-	// bound for it). The message stays where it was.
-	ErrReturned = errors.New("deadletter: replayed message returned as unroutable")
-	// ErrNacked: the broker refused a replayed message (basic.nack, e.g. the
-	// target queue is full). The message stays where it was.
-	ErrNacked = errors.New("deadletter: broker refused the replayed message")
-	// ErrUnconfirmed: the connection failed or the broker did not confirm a
-	// replayed message in time. It stays where it was and may also have
-	// reached the target (a duplicate, never a loss).
+	// ErrUnconfirmed: the broker did not confirm a replayed message in time,
+	// or the Publisher stopped (a lost publishing connection alone is not
+	// this: the Publisher sends the copy again on its next one), or the
+	// original could not be removed. It stays where it was and may also
+	// have reached the target (a duplicate, never a loss).
 	ErrUnconfirmed = errors.New("deadletter: replayed message not confirmed")
 	// ErrInvalidOptions wraps every options validation error.
 	ErrInvalidOptions = errors.New("deadletter: invalid options")
@@ -68,17 +67,24 @@ type Inspector struct {
 	// Replay target: exchange and routing key; key "" means each
 	// message's original routing key.
 	exchange, key string
+	// Publisher sends Replay's copies, with publisher confirms; Replay
+	// fails with ErrInvalidOptions without one, a dry run needs none. A
+	// started *amqp.Publisher on the same broker, with its own connection;
+	// its Exchange is not used (each copy is addressed by Replay), though
+	// it declares that exchange as every Publisher does. The caller starts
+	// and stops it.
+	Publisher *amqp.Publisher
 	// IdleTimeout is how long to wait for the next message before giving
 	// up on the rest. Defaults to DefaultIdleTimeout.
 	IdleTimeout time.Duration
 }
 
 // ForApp returns an Inspector for the dead-letter queue of the app queue
-// appQueue ("events_<app>"): QueueName(appQueue). Replay sends messages back
+// appQueue ("events_<app>"): amqp.DeadQueue(appQueue). Replay sends messages back
 // to appQueue alone, through the default exchange, so no other app receives
 // them again.
 func ForApp(conn *amqp091.Connection, appQueue string) *Inspector {
-	return &Inspector{conn: conn, queue: QueueName(appQueue), key: appQueue, IdleTimeout: DefaultIdleTimeout}
+	return &Inspector{conn: conn, queue: amqp.DeadQueue(appQueue), key: appQueue, IdleTimeout: DefaultIdleTimeout}
 }
 
 // ForUnrouted returns an Inspector for unroutedQueue, where publishers keep
@@ -385,7 +391,7 @@ type Summary struct {
 	// ByType counts messages per event type.
 	ByType map[string]int
 	// ByReason counts messages per Reason.
-	ByReason map[Reason]int
+	ByReason map[amqp.Reason]int
 	// Unreadable counts messages with headers the AMQP client cannot read
 	// (Message.Unreadable): shown without them, still listed, purged and
 	// replayed like any other.
@@ -399,7 +405,7 @@ type Summary struct {
 // message (up to MaxScan) and puts all of them back: like Peek, it raises each
 // one's delivery count and keeps the order.
 func (i *Inspector) List(ctx context.Context) (Summary, error) {
-	sum := Summary{ByType: map[string]int{}, ByReason: map[Reason]int{}}
+	sum := Summary{ByType: map[string]int{}, ByReason: map[amqp.Reason]int{}}
 	s, err := i.open()
 	if err != nil {
 		return sum, err

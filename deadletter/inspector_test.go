@@ -31,7 +31,7 @@ var fastRetry = retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, Max
 // fixture is one test's app: names, a connection for the Inspector and a
 // confirm-mode channel for seeding.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	app      string
 	exchange string
 	queue    string // events_<app>
@@ -41,11 +41,11 @@ type fixture struct {
 	ch       *amqp091.Channel
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, app: brokertest.Name(t), exchange: brokertest.Name(t)}
 	f.queue = amqp.AppQueue(f.app)
-	f.dead = deadletter.QueueName(f.queue)
+	f.dead = amqp.DeadQueue(f.queue)
 	f.unrouted = amqp.UnroutedQueue(f.exchange)
 	queues := []string{f.queue, f.dead, f.unrouted}
 	for _, d := range fastRetry.Stages() {
@@ -65,6 +65,40 @@ func setup(t *testing.T) *fixture {
 	return f
 }
 
+// publisher is a started Publisher for the Inspector's replays, stopped when
+// the test ends.
+func (f *fixture) publisher() *amqp.Publisher {
+	f.t.Helper()
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(f.t), Exchange: f.exchange, Name: "deadletter-test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.Stop(c)
+	})
+	return p
+}
+
+// forApp and forUnrouted are the Inspectors of the test's queues, with a
+// Publisher to replay.
+func (f *fixture) forApp() *deadletter.Inspector {
+	in := deadletter.ForApp(f.conn, f.queue)
+	in.Publisher = f.publisher()
+	return in
+}
+
+func (f *fixture) forUnrouted() *deadletter.Inspector {
+	in := deadletter.ForUnrouted(f.conn, f.unrouted, f.exchange)
+	in.Publisher = f.publisher()
+	return in
+}
+
 // declare makes the dead-letter queue and a plain app queue, for tests that
 // run no worker (a worker would declare the app queue with its arguments).
 func (f *fixture) declare() {
@@ -80,7 +114,7 @@ func (f *fixture) declare() {
 // dl is a dead letter as a worker writes it.
 type dl struct {
 	id, typ, aggregate string
-	reason             deadletter.Reason
+	reason             amqp.Reason
 	attempt            int32
 	deadAt             time.Time // zero: now
 	body               string    // zero: {"n":<index>}
@@ -98,14 +132,14 @@ func (f *fixture) seed(msgs ...dl) {
 		}
 		reason := m.reason
 		if reason == "" {
-			reason = deadletter.ReasonExhausted
+			reason = amqp.ReasonExhausted
 		}
-		h := amqp091.Table{deadletter.HeaderRoutingKey: m.typ, deadletter.HeaderExchange: f.exchange,
-			deadletter.HeaderAttempt: m.attempt}
+		h := amqp091.Table{amqp.HeaderRoutingKey: m.typ, amqp.HeaderExchange: f.exchange,
+			amqp.HeaderAttempt: m.attempt}
 		if m.aggregate != "" {
 			h[amqp.HeaderAggregateID] = m.aggregate
 		}
-		deadletter.Kill(h, reason, f.app, "handler failed on "+m.id, at)
+		amqp.MarkDead(h, reason, f.app, "handler failed on "+m.id, at)
 		body := m.body
 		if body == "" {
 			body = fmt.Sprintf(`{"n":%d}`, i)
@@ -162,7 +196,7 @@ func messageIDs(ms []deadletter.Message) []string {
 	return out
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
@@ -250,9 +284,9 @@ func TestPeek_LeavesOrderAndRaisesDeliveryCount(t *testing.T) {
 		}
 		seeds = append(seeds, dl{id: fmt.Sprintf("ev-%d", i), typ: typ, aggregate: "agg-1", attempt: 3})
 	}
-	seeds[5].reason = deadletter.ReasonPermanent
+	seeds[5].reason = amqp.ReasonPermanent
 	f.seed(seeds...)
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 
 	first, err := in.Peek(ctx(t), deadletter.PeekOptions{Limit: 2})
 	if err != nil {
@@ -262,7 +296,7 @@ func TestPeek_LeavesOrderAndRaisesDeliveryCount(t *testing.T) {
 		t.Fatalf("Peek limit 2: %v (depth %d, scanned %d)", got, first.Depth, first.Scanned)
 	}
 	m := first.Messages[0]
-	if m.Type != "AEvent" || m.AggregateID != "agg-1" || m.Reason != deadletter.ReasonExhausted || m.Attempts != 3 ||
+	if m.Type != "AEvent" || m.AggregateID != "agg-1" || m.Reason != amqp.ReasonExhausted || m.Attempts != 3 ||
 		m.LastError != "handler failed on ev-0" || m.App != f.app || m.Time.IsZero() || string(m.Body) != `{"n":0}` ||
 		m.Deliveries != 0 || m.Exchange != f.exchange {
 		t.Errorf("first message %+v", m)
@@ -315,8 +349,8 @@ func TestList_CountsByTypeAndReasonWithBrokerDeadLetters(t *testing.T) {
 	}
 	old := time.Now().Add(-3 * time.Hour).Truncate(time.Millisecond)
 	f.seed(dl{id: "a1", typ: "AEvent", attempt: 5, deadAt: old}, dl{id: "a2", typ: "AEvent", attempt: 5},
-		dl{id: "b1", typ: "BEvent", reason: deadletter.ReasonPermanent, attempt: 1},
-		dl{id: "c1", typ: "CEvent", reason: deadletter.ReasonUndecodable, attempt: 1, body: "not json"})
+		dl{id: "b1", typ: "BEvent", reason: amqp.ReasonPermanent, attempt: 1},
+		dl{id: "c1", typ: "CEvent", reason: amqp.ReasonUndecodable, attempt: 1, body: "not json"})
 	// A foreign message: no message_id, no type property.
 	published := time.Now().Truncate(time.Second)
 	f.publish(f.exchange, "CrashEvent", amqp091.Publishing{DeliveryMode: amqp091.Persistent, Timestamp: published, Body: []byte(`{}`)})
@@ -339,14 +373,14 @@ func TestList_CountsByTypeAndReasonWithBrokerDeadLetters(t *testing.T) {
 		return brokertest.Depth(t, f.dead) == 5
 	})
 
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	sum, err := in.List(ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantTypes := map[string]int{"AEvent": 2, "BEvent": 1, "CEvent": 1, "CrashEvent": 1}
-	wantReasons := map[deadletter.Reason]int{deadletter.ReasonExhausted: 2, deadletter.ReasonPermanent: 1,
-		deadletter.ReasonUndecodable: 1, deadletter.ReasonDeliveryLimit: 1}
+	wantReasons := map[amqp.Reason]int{amqp.ReasonExhausted: 2, amqp.ReasonPermanent: 1,
+		amqp.ReasonUndecodable: 1, deadletter.ReasonDeliveryLimit: 1}
 	if sum.Scanned != 5 || sum.Depth != 5 || sum.Incomplete || fmt.Sprint(sum.ByType) != fmt.Sprint(wantTypes) ||
 		fmt.Sprint(sum.ByReason) != fmt.Sprint(wantReasons) {
 		t.Errorf("List = %+v\nwant types %v reasons %v", sum, wantTypes, wantReasons)
@@ -379,7 +413,7 @@ func TestReplay_TypeFilterReplaysThoseAndKeepsTheRestInOrder(t *testing.T) {
 		seeds = append(seeds, dl{id: fmt.Sprintf("ev-%d", i), typ: typ, aggregate: "agg", attempt: 5})
 	}
 	f.seed(seeds...)
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	var reported []string
 	res, err := in.Replay(ctx(t), deadletter.ReplayOptions{Filter: deadletter.Filter{Type: "AEvent"},
 		OnMessage: func(r deadletter.ReplayedMessage) { reported = append(reported, string(r.Outcome)+" "+r.Message.ID) }})
@@ -396,14 +430,14 @@ func TestReplay_TypeFilterReplaysThoseAndKeepsTheRestInOrder(t *testing.T) {
 	var got []string
 	for _, d := range replayed {
 		got = append(got, d.MessageId)
-		for _, h := range []string{deadletter.HeaderAttempt, deadletter.HeaderReason, deadletter.HeaderDeadAt,
-			deadletter.HeaderLastError, deadletter.HeaderFirstFailure, deadletter.HeaderApp, "x-death"} {
+		for _, h := range []string{amqp.HeaderAttempt, amqp.HeaderReason, amqp.HeaderDeadAt,
+			amqp.HeaderLastError, amqp.HeaderFirstFailure, amqp.HeaderApp, "x-death"} {
 			if v, ok := d.Headers[h]; ok {
 				t.Errorf("replayed %s still has %s = %v", d.MessageId, h, v)
 			}
 		}
-		if d.Headers[deadletter.HeaderReplays] != int32(1) || d.Headers[deadletter.HeaderRoutingKey] != "AEvent" ||
-			d.Headers[deadletter.HeaderExchange] != f.exchange || d.Headers[amqp.HeaderAggregateID] != "agg" ||
+		if d.Headers[amqp.HeaderReplays] != int32(1) || d.Headers[amqp.HeaderRoutingKey] != "AEvent" ||
+			d.Headers[amqp.HeaderExchange] != f.exchange || d.Headers[amqp.HeaderAggregateID] != "agg" ||
 			d.Type != "AEvent" || d.ContentType != "application/json" {
 			t.Errorf("replayed %s: type %q headers %v", d.MessageId, d.Type, d.Headers)
 		}
@@ -426,7 +460,7 @@ func TestReplay_IDAndLimit(t *testing.T) {
 		seeds = append(seeds, dl{id: id, typ: "AEvent"})
 	}
 	f.seed(seeds...)
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	// Each step puts back what it read and did not replay; the next one
 	// must still find the queue in order (see scan.finish).
 	if _, err := in.List(ctx(t)); err != nil {
@@ -458,7 +492,7 @@ func TestReplay_DryRunChangesNothing(t *testing.T) {
 		seeds = append(seeds, dl{id: id, typ: []string{"AEvent", "BEvent"}[i%2]})
 	}
 	f.seed(seeds...)
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	var would []string
 	res, err := in.Replay(ctx(t), deadletter.ReplayOptions{DryRun: true, Filter: deadletter.Filter{Type: "AEvent"},
 		OnMessage: func(r deadletter.ReplayedMessage) {
@@ -547,7 +581,7 @@ func TestReplay_DieReplayCyclesThenHandlerSucceeds(t *testing.T) {
 	f.worker(h)
 	f.publish(f.exchange, "OrderPlacedEvent", amqp091.Publishing{MessageId: "poison-1", Type: "OrderPlacedEvent",
 		ContentType: "application/json", DeliveryMode: amqp091.Persistent, Timestamp: time.Now(), Body: []byte(`{"total":42}`)})
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 
 	var sizes []string
 	for cycle := range 4 {
@@ -559,8 +593,8 @@ func TestReplay_DieReplayCyclesThenHandlerSucceeds(t *testing.T) {
 			t.Fatalf("cycle %d: peek %v, %v", cycle, res.Messages, err)
 		}
 		m := res.Messages[0]
-		if m.ID != "poison-1" || m.Replays != cycle || m.Attempts != 2 || m.Reason != deadletter.ReasonExhausted ||
-			len(m.LastError) > deadletter.MaxErrorLen {
+		if m.ID != "poison-1" || m.Replays != cycle || m.Attempts != 2 || m.Reason != amqp.ReasonExhausted ||
+			len(m.LastError) > amqp.MaxErrorLen {
 			t.Errorf("cycle %d: dead letter %+v", cycle, m)
 		}
 		var keys []string
@@ -643,7 +677,7 @@ func TestUnrouted_ReplayKeepsUnroutableAndDeliversOnceBound(t *testing.T) {
 		}
 	}
 	_ = pub.Stop(ctx(t))
-	in := deadletter.ForUnrouted(f.conn, f.unrouted, f.exchange)
+	in := f.forUnrouted()
 	sum, err := in.List(ctx(t))
 	if err != nil || sum.Scanned != 3 || sum.ByReason[deadletter.ReasonUnrouted] != 3 || sum.ByType["NewEvent"] != 2 {
 		t.Fatalf("List: %+v, %v", sum, err)
@@ -651,7 +685,7 @@ func TestUnrouted_ReplayKeepsUnroutableAndDeliversOnceBound(t *testing.T) {
 
 	// Nothing is bound yet: the replay is returned, everything stays.
 	res, err := in.Replay(ctx(t), deadletter.ReplayOptions{Filter: deadletter.Filter{Type: "NewEvent"}})
-	if !errors.Is(err, deadletter.ErrReturned) || res.Kept != 2 || res.Replayed != 0 {
+	if !errors.Is(err, amqp.ErrReturned) || res.Kept != 2 || res.Replayed != 0 {
 		t.Fatalf("replay with nothing bound: %+v, %v", res, err)
 	}
 	peek, err := in.Peek(ctx(t), deadletter.PeekOptions{})
@@ -669,7 +703,7 @@ func TestUnrouted_ReplayKeepsUnroutableAndDeliversOnceBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err = in.Replay(ctx(t), deadletter.ReplayOptions{})
-	if !errors.Is(err, deadletter.ErrReturned) || res.Replayed != 2 || res.Kept != 1 {
+	if !errors.Is(err, amqp.ErrReturned) || res.Replayed != 2 || res.Kept != 1 {
 		t.Fatalf("replay after the binding: %+v, %v", res, err)
 	}
 	var kept *deadletter.KeptError
@@ -693,7 +727,7 @@ func TestPurge_FiltersAndAll(t *testing.T) {
 	old := time.Now().Add(-2 * time.Hour)
 	f.seed(dl{id: "old-a", typ: "AEvent", deadAt: old}, dl{id: "new-a", typ: "AEvent"},
 		dl{id: "old-b", typ: "BEvent", deadAt: old}, dl{id: "old-a2", typ: "AEvent", deadAt: old}, dl{id: "new-b", typ: "BEvent"})
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	var purged []string
 	res, err := in.Purge(ctx(t), deadletter.PurgeOptions{Filter: deadletter.Filter{Type: "AEvent", OlderThan: time.Hour},
 		OnPurge: func(m deadletter.Message) { purged = append(purged, m.ID) }})
@@ -717,7 +751,7 @@ func TestPurge_FiltersAndAll(t *testing.T) {
 func TestInspector_NoQueueAndBusy(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	in := deadletter.ForApp(f.conn, f.queue)
+	in := f.forApp()
 	if _, err := in.List(ctx(t)); !errors.Is(err, deadletter.ErrNoQueue) {
 		t.Errorf("List of a missing queue: %v, want ErrNoQueue", err)
 	}

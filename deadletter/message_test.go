@@ -6,6 +6,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/amqp"
 )
 
 func TestReadMessage(t *testing.T) {
@@ -23,15 +25,15 @@ func TestReadMessage(t *testing.T) {
 			name: "dead-lettered by a worker",
 			d: amqp091.Delivery{MessageId: "ev-1", Type: "OrderPlacedEvent", Exchange: "", RoutingKey: "events_billing.dead",
 				Timestamp: published, Headers: amqp091.Table{
-					HeaderRoutingKey: "OrderPlacedEvent", HeaderExchange: "domain_events", HeaderReason: "exhausted",
-					HeaderDeadAt: deadAt.Format(time.RFC3339Nano), HeaderAttempt: int32(5), HeaderReplays: int32(2),
+					amqp.HeaderRoutingKey: "OrderPlacedEvent", amqp.HeaderExchange: "domain_events", amqp.HeaderReason: "exhausted",
+					amqp.HeaderDeadAt: deadAt.Format(time.RFC3339Nano), amqp.HeaderAttempt: int32(5), amqp.HeaderReplays: int32(2),
 					"x-delivery-count": int64(3),
 					// A retry hop's expiry, older than our reason.
 					"x-death": []any{amqp091.Table{"reason": "expired", "queue": "events_billing.retry.1s", "time": xTime,
 						"exchange": "", "routing-keys": []any{"events_billing.retry.1s"}, "count": int64(4)}},
 				}},
 			want: Message{ID: "ev-1", Type: "OrderPlacedEvent", RoutingKey: "OrderPlacedEvent", Exchange: "domain_events",
-				Reason: ReasonExhausted, Attempts: 5, Replays: 2, Time: deadAt, Deliveries: 3},
+				Reason: amqp.ReasonExhausted, Attempts: 5, Replays: 2, Time: deadAt, Deliveries: 3},
 		},
 		{
 			name: "dead-lettered by the broker's delivery limit, foreign message without id or type",
@@ -45,7 +47,7 @@ func TestReadMessage(t *testing.T) {
 		{
 			name: "unrouted",
 			d: amqp091.Delivery{MessageId: "ev-2", Type: "NewEvent", RoutingKey: "domain_events.unrouted", Timestamp: published,
-				Headers: amqp091.Table{HeaderRoutingKey: "NewEvent", HeaderExchange: "domain_events"}},
+				Headers: amqp091.Table{amqp.HeaderRoutingKey: "NewEvent", amqp.HeaderExchange: "domain_events"}},
 			unrouted: true,
 			want: Message{ID: "ev-2", Type: "NewEvent", RoutingKey: "NewEvent", Exchange: "domain_events",
 				Reason: ReasonUnrouted, Attempts: 1, Time: published},
@@ -96,9 +98,9 @@ func TestReplayPublishing_ResetsOneLife(t *testing.T) {
 	d := amqp091.Delivery{MessageId: "ev-1", Type: "OrderPlacedEvent", ContentType: "application/json", UserId: "guest",
 		Expiration: "60000", Timestamp: time.Unix(1700000000, 0), AppId: "shop", Body: []byte(`{}`),
 		Headers: amqp091.Table{
-			HeaderRoutingKey: "OrderPlacedEvent", HeaderExchange: "domain_events", HeaderReason: "exhausted",
-			HeaderDeadAt: "2026-11-28T10:00:00Z", HeaderAttempt: int32(5), HeaderReplays: int32(2), HeaderApp: "billing",
-			HeaderLastError: "boom", HeaderFirstFailure: "2026-11-28T09:00:00Z", "aggregate_id": "order-1", "tenant": "t1",
+			amqp.HeaderRoutingKey: "OrderPlacedEvent", amqp.HeaderExchange: "domain_events", amqp.HeaderReason: "exhausted",
+			amqp.HeaderDeadAt: "2026-11-28T10:00:00Z", amqp.HeaderAttempt: int32(5), amqp.HeaderReplays: int32(2), amqp.HeaderApp: "billing",
+			amqp.HeaderLastError: "boom", amqp.HeaderFirstFailure: "2026-11-28T09:00:00Z", "aggregate_id": "order-1", "tenant": "t1",
 			"x-delivery-count": int64(3), "x-death": []any{amqp091.Table{"reason": "expired"}},
 			"x-first-death-reason": "expired", "x-last-death-queue": "q",
 		}}
@@ -108,20 +110,20 @@ func TestReplayPublishing_ResetsOneLife(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"aggregate_id", HeaderExchange, HeaderReplays, HeaderRoutingKey, "tenant"}
+	want := []string{"aggregate_id", amqp.HeaderExchange, amqp.HeaderReplays, amqp.HeaderRoutingKey, "tenant"}
 	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Errorf("headers %v, want %v", keys, want)
 	}
-	if p.Headers[HeaderReplays] != int32(3) {
-		t.Errorf("%s = %v, want 3", HeaderReplays, p.Headers[HeaderReplays])
+	if p.Headers[amqp.HeaderReplays] != int32(3) {
+		t.Errorf("%s = %v, want 3", amqp.HeaderReplays, p.Headers[amqp.HeaderReplays])
 	}
 	if p.MessageId != "ev-1" || p.Type != "OrderPlacedEvent" || p.AppId != "shop" || p.UserId != "" || p.Expiration != "" ||
 		p.DeliveryMode != amqp091.Persistent || string(p.Body) != "{}" || !p.Timestamp.Equal(d.Timestamp) {
 		t.Errorf("properties %+v", p)
 	}
 	// The original delivery is not changed.
-	if _, ok := d.Headers[HeaderReason]; !ok {
+	if _, ok := d.Headers[amqp.HeaderReason]; !ok {
 		t.Error("ReplayPublishing changed the delivery's headers")
 	}
 }
@@ -151,5 +153,23 @@ func TestFilter_Match(t *testing.T) {
 	}
 	if (Filter{OlderThan: time.Second}).Match(Message{}, now) {
 		t.Error("a message without a time matched an age filter")
+	}
+}
+
+// TestReadMessage_MillisecondTimestamp: an amqplib message without id or
+// dead-letter headers shows the right instant, and keeps the id derived from
+// its raw timestamp (the worker's id).
+func TestReadMessage_MillisecondTimestamp(t *testing.T) {
+	t.Parallel()
+	instant := time.Date(2026, 12, 1, 20, 30, 15, 123e6, time.UTC)
+	raw := time.Unix(instant.UnixMilli(), 0) // what amqp091 reads from Date.now()
+	d := amqp091.Delivery{Exchange: "", RoutingKey: "events_billing.dead", Timestamp: raw, AppId: "amqplib",
+		Headers: amqp091.Table{amqp.HeaderRoutingKey: "OrderPlaced", amqp.HeaderExchange: "domain_events"}, Body: []byte(`{}`)}
+	m := ReadMessage(&d, false)
+	if !m.Time.Equal(instant) {
+		t.Errorf("Time %v, want %v", m.Time, instant)
+	}
+	if want := amqp.DerivedID("domain_events", "OrderPlaced", raw, "amqplib", "", d.Body); m.ID != want {
+		t.Errorf("ID %s, want %s (derived from the raw timestamp)", m.ID, want)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/amqp"
 )
 
 // Outcome is what Replay did with one selected message.
@@ -28,8 +30,9 @@ const (
 type ReplayedMessage struct {
 	Message Message
 	Outcome Outcome
-	// Err says why a message was kept: it wraps ErrReturned, ErrNacked,
-	// ErrUnconfirmed or ErrBodyWithheld.
+	// Err says why a message was kept: it wraps amqp.ErrReturned,
+	// amqp.ErrNacked, ErrUnconfirmed, ErrBodyWithheld or
+	// amqp.ErrHeadersTooLarge.
 	Err error
 }
 
@@ -60,25 +63,30 @@ type ReplayResult struct {
 	Kept int
 }
 
-// replayWindow is how many replayed messages may await their confirm.
+// replayWindow is how many replayed copies may await their confirm.
 const replayWindow = 128
 
-// confirmTimeout bounds the wait for one confirm.
+// confirmTimeout bounds the wait for one copy's confirm, and for the
+// Publisher to take it.
 const confirmTimeout = 30 * time.Second
+
+// keptKinds are the errors KeptError keeps one example of.
+var keptKinds = []error{amqp.ErrReturned, amqp.ErrNacked, ErrUnconfirmed, ErrBodyWithheld, amqp.ErrHeadersTooLarge}
 
 // Replay sends the messages opt selects to the Inspector's target, oldest
 // first: to the app's queue through the default exchange (ForApp), or to the
 // exchange with the original routing key (ForUnrouted). Each copy is
 // published as mandatory and persistent with a publisher confirm, with fresh
-// headers (see ReplayPublishing); only after the broker confirmed it, and did
-// not return it as unroutable, is the original removed from the queue. An
-// interrupted replay (a killed process, a lost connection) therefore loses
-// nothing; at worst a message is both in the target and still in the queue,
-// and is delivered twice. Messages not selected, and selected messages whose
-// copy was returned or refused, stay in the queue in their order.
+// headers (see ReplayPublishing), through the Inspector's Publisher, many at
+// a time; only after the broker confirmed a copy, and did not return it as
+// unroutable, is its original removed from the queue. An interrupted replay
+// (a killed process, a lost connection) therefore loses nothing; at worst a
+// message is both in the target and still in the queue, and is delivered
+// twice. Messages not selected, and selected messages whose copy was
+// returned or refused, stay in the queue in their order.
 //
 // The error is nil when every selected message was replayed; otherwise it
-// wraps ErrReturned, ErrNacked or ErrUnconfirmed (per message in
+// wraps amqp.ErrReturned, amqp.ErrNacked or ErrUnconfirmed (per message in
 // OnMessage), or says why the replay stopped early (e.g. ctx ended).
 func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult, error) {
 	res := ReplayResult{Target: i.Target()}
@@ -90,6 +98,8 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 		return res, fmt.Errorf("%w: limit must not be negative, got %d", ErrInvalidOptions, opt.Limit)
 	case opt.Rate < 0:
 		return res, fmt.Errorf("%w: rate must not be negative, got %v", ErrInvalidOptions, opt.Rate)
+	case !opt.DryRun && i.Publisher == nil:
+		return res, fmt.Errorf("%w: Replay needs the Inspector's Publisher to send its copies", ErrInvalidOptions)
 	}
 	s, err := i.open()
 	if err != nil {
@@ -97,15 +107,10 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 	}
 	defer func() { _ = s.close() }()
 	r := &replayer{i: i, s: s, opt: opt, res: &res}
-	if !opt.DryRun {
-		if err := r.openPublisher(); err != nil {
-			return res, err
-		}
-		defer func() { _ = r.pch.Close() }()
-	}
 	err = r.run(ctx)
-	// Settle what is in flight before the channel closes: a confirmed copy
-	// whose original is not removed would be a needless duplicate.
+	// Settle what is in flight before the scan's channel closes, also when
+	// ctx ended: a confirmed copy whose original is not removed would be a
+	// needless duplicate.
 	if ferr := r.flush(); err == nil {
 		err = ferr
 	}
@@ -121,8 +126,8 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 }
 
 // KeptError is Replay's error when some selected messages could not be
-// replayed and stay in the queue. errors.Is finds ErrReturned, ErrNacked and
-// ErrUnconfirmed through it.
+// replayed and stay in the queue. errors.Is finds amqp.ErrReturned,
+// amqp.ErrNacked, ErrUnconfirmed and ErrBodyWithheld through it.
 type KeptError struct {
 	Queue          string
 	Kept, Selected int
@@ -143,44 +148,25 @@ func (e *KeptError) Unwrap() []error { return e.Errs }
 
 // inflight is a published copy awaiting its confirm.
 type inflight struct {
-	d        amqp091.Delivery
-	m        Message
-	seq      uint64
-	exchange string
-	key      string
-	returned *amqp091.Return
+	d amqp091.Delivery
+	m Message
+	f *amqp.InFlight
 }
 
+// replayer is one Replay's state; only Replay's goroutine uses it.
 type replayer struct {
 	i        *Inspector
 	s        *scan
 	opt      ReplayOptions
 	res      *ReplayResult
-	pch      *amqp091.Channel
-	confirms chan amqp091.Confirmation
-	returns  chan amqp091.Return
-	pending  []*inflight
+	pending  []*inflight // publish order, oldest first
 	selected int
 	keptErrs []error
 	nextAt   time.Time // rate limit: earliest time of the next publish
-}
-
-func (r *replayer) openPublisher() error {
-	ch, err := r.i.conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open publishing channel: %w", err)
-	}
-	if err := ch.Confirm(false /* noWait */); err != nil {
-		_ = ch.Close()
-		return fmt.Errorf("confirm mode: %w", err)
-	}
-	// Room for every notification of a full window: amqp091-go blocks (and
-	// after 5 s drops) notifications that a listener does not take.
-	n := 2*replayWindow + 16
-	r.confirms = ch.NotifyPublish(make(chan amqp091.Confirmation, n))
-	r.returns = ch.NotifyReturn(make(chan amqp091.Return, n))
-	r.pch = ch
-	return nil
+	// broken is set once a copy could not be confirmed (the Publisher
+	// stopped, or no answer in confirmTimeout): the copies after it are
+	// settled with what is already known, without waiting again.
+	broken bool
 }
 
 func (r *replayer) run(ctx context.Context) error {
@@ -191,8 +177,7 @@ func (r *replayer) run(ctx context.Context) error {
 		}
 		d, ok, err := r.s.poll()
 		if err == nil && !ok {
-			// Nothing there yet: settle what is in flight (which may also
-			// free window room) before waiting.
+			// Nothing there yet: settle what is in flight before waiting.
 			if err := r.flush(); err != nil {
 				return err
 			}
@@ -216,8 +201,10 @@ func (r *replayer) run(ctx context.Context) error {
 		if err := r.publish(ctx, d, m); err != nil {
 			return err
 		}
+		// A full window waits for its oldest copy only, so that the
+		// broker always has a window's worth to confirm.
 		if len(r.pending) >= replayWindow {
-			if err := r.flush(); err != nil {
+			if err := r.settleOldest(); err != nil {
 				return err
 			}
 		}
@@ -251,99 +238,78 @@ func (r *replayer) pace(ctx context.Context) error {
 }
 
 func (r *replayer) publish(ctx context.Context, d amqp091.Delivery, m Message) error {
-	p := &inflight{d: d, m: m, exchange: r.i.exchange, key: r.i.key}
-	if p.key == "" { // to the exchange: the event's original routing key
-		p.key = m.RoutingKey
-		if p.key == "" {
-			p.key = d.Type // publishers route by event type
+	exchange, key := r.i.exchange, r.i.key
+	if key == "" { // to the exchange: the event's original routing key
+		key = m.RoutingKey
+		if key == "" {
+			key = d.Type // publishers route by event type
 		}
 	}
-	if p.key == "" {
-		r.kept(m, fmt.Errorf("%w: message %s says nothing about its routing key", ErrReturned, m.ID))
+	if key == "" {
+		r.kept(m, fmt.Errorf("%w: message %s says nothing about its routing key", amqp.ErrReturned, m.ID))
 		return nil
 	}
 	if m.WithheldBody > 0 {
 		r.kept(m, fmt.Errorf("%w: message %s has a body of %d bytes, over the connection's body limit", ErrBodyWithheld, m.ID, m.WithheldBody))
 		return nil
 	}
-	p.seq = r.pch.GetNextPublishSeqNo()
-	err := r.pch.PublishWithContext(ctx, p.exchange, p.key,
-		true,  // mandatory: an unroutable copy comes back, and the original stays
-		false, // immediate: unsupported by RabbitMQ
-		ReplayPublishing(&d, m))
-	if err != nil {
+	sctx, cancel := context.WithTimeout(ctx, confirmTimeout)
+	f, err := r.i.Publisher.SendMessage(sctx, exchange, key, ReplayPublishing(&d, m))
+	cancel()
+	switch {
+	case errors.Is(err, amqp.ErrHeadersTooLarge):
+		r.kept(m, fmt.Errorf("message %s: %w", m.ID, err))
+		return nil
+	case err != nil:
 		return fmt.Errorf("publish message %s to %s: %w", m.ID, r.i.Target(), err)
 	}
-	r.pending = append(r.pending, p)
+	r.pending = append(r.pending, &inflight{d: d, m: m, f: f})
 	return nil
 }
 
-// flush waits for the confirm of every copy in flight, then removes each
-// original whose copy was confirmed and not returned.
+// flush settles every copy in flight.
 func (r *replayer) flush() error {
+	var first error
 	for len(r.pending) > 0 {
-		t := time.NewTimer(confirmTimeout)
-		var c amqp091.Confirmation
-		var ok bool
-		select {
-		case c, ok = <-r.confirms:
-		case <-t.C:
-		}
-		t.Stop()
-		if !ok {
-			err := fmt.Errorf("%w: the broker did not confirm %d copies (connection lost or no answer in %v); the originals stay in %q",
-				ErrUnconfirmed, len(r.pending), confirmTimeout, r.i.queue)
-			for _, p := range r.pending {
-				r.kept(p.m, err)
-			}
-			r.pending = nil
-			return err
-		}
-		// The broker sends basic.return before the basic.ack of the same
-		// message and amqp091-go hands both over in that order: take every
-		// return already there before resolving the ack.
-		r.drainReturns()
-		p := r.pending[0]
-		r.pending = r.pending[1:]
-		switch {
-		case c.DeliveryTag != p.seq:
-			// Confirms come in publish order; anything else is a bug.
-			r.kept(p.m, fmt.Errorf("%w: confirm %d does not match publish %d", ErrUnconfirmed, c.DeliveryTag, p.seq))
-		case !c.Ack:
-			r.kept(p.m, fmt.Errorf("%w: message %s to %s", ErrNacked, p.m.ID, r.i.Target()))
-		case p.returned != nil:
-			r.kept(p.m, fmt.Errorf("%w: message %s to %s with key %q: %s", ErrReturned, p.m.ID, r.i.Target(), p.key, p.returned.ReplyText))
-		default:
-			if err := r.s.remove(&p.d); err != nil {
-				r.kept(p.m, fmt.Errorf("%w: %v (the message is in %s and back in %q: a duplicate)", ErrUnconfirmed, err, r.i.Target(), r.i.queue))
-				continue
-			}
-			r.res.Replayed++
-			r.done(ReplayedMessage{Message: p.m, Outcome: OutcomeReplayed})
+		if err := r.settleOldest(); err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	return first
 }
 
-// drainReturns matches the returns that have arrived to the oldest copy in
-// flight with the same exchange, routing key and id: returns carry no
-// sequence number, but come in publish order.
-func (r *replayer) drainReturns() {
-	for {
-		select {
-		case ret, ok := <-r.returns:
-			if !ok {
-				return
-			}
-			for _, p := range r.pending {
-				if p.returned == nil && p.exchange == ret.Exchange && p.key == ret.RoutingKey && p.m.ID == ret.MessageId {
-					p.returned = &ret
-					break
-				}
-			}
-		default:
-			return
+// settleOldest waits for the oldest copy's confirm, then removes its original
+// if the broker confirmed the copy and did not return it. The error says
+// that the replay cannot go on.
+func (r *replayer) settleOldest() error {
+	p := r.pending[0]
+	r.pending = r.pending[1:]
+	wctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	if r.broken {
+		cancel() // only what is known already
+	}
+	err := p.f.Wait(wctx)
+	cancel()
+	switch {
+	case err == nil:
+		if err := r.s.remove(&p.d); err != nil {
+			r.kept(p.m, fmt.Errorf("%w: %v (the message is in %s and back in %q: a duplicate)", ErrUnconfirmed, err, r.i.Target(), r.i.queue))
+			return nil
 		}
+		r.res.Replayed++
+		r.done(ReplayedMessage{Message: p.m, Outcome: OutcomeReplayed})
+		return nil
+	case errors.Is(err, amqp.ErrReturned), errors.Is(err, amqp.ErrNacked):
+		r.kept(p.m, fmt.Errorf("replay to %s: %w", r.i.Target(), err))
+		return nil
+	case r.broken:
+		r.kept(p.m, fmt.Errorf("%w: message %s (an earlier copy was not confirmed either)", ErrUnconfirmed, p.m.ID))
+		return nil
+	default:
+		r.broken = true
+		err = fmt.Errorf("%w: message %s to %s: %v; the originals in flight stay in %q", ErrUnconfirmed, p.m.ID, r.i.Target(), err, r.i.queue)
+		r.kept(p.m, err)
+		return err
 	}
 }
 
@@ -351,7 +317,7 @@ func (r *replayer) kept(m Message, err error) {
 	r.res.Kept++
 	known := false
 	for _, e := range r.keptErrs {
-		for _, kind := range []error{ErrReturned, ErrNacked, ErrUnconfirmed, ErrBodyWithheld} {
+		for _, kind := range keptKinds {
 			known = known || (errors.Is(e, kind) && errors.Is(err, kind))
 		}
 	}

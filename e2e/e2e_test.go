@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
@@ -111,7 +110,7 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 	var queues []string
 	for _, app := range []string{appA, appB} {
 		q := amqp.AppQueue(app)
-		queues = append(queues, q, deadletter.QueueName(q))
+		queues = append(queues, q, amqp.DeadQueue(q))
 		for _, d := range delays {
 			queues = append(queues, amqp.RetryQueue(q, d))
 		}
@@ -248,7 +247,7 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 		t.Errorf("unrouted queue holds %d, want %d", n, len(unrouted))
 	}
 	// Poison: exactly 3 attempts each, spaced by the delays, then app a's DLQ.
-	deadA := deadletter.QueueName(amqp.AppQueue(appA))
+	deadA := amqp.DeadQueue(amqp.AppQueue(appA))
 	brokertest.Eventually(t, time.Minute, "poison dead-lettered", func() bool { return brokertest.Depth(t, deadA) == len(poison) })
 	h.mu.Lock()
 	for _, id := range poison {
@@ -264,7 +263,7 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 		}
 	}
 	h.mu.Unlock()
-	if n := brokertest.Depth(t, deadletter.QueueName(amqp.AppQueue(appB))); n != 0 {
+	if n := brokertest.Depth(t, amqp.DeadQueue(amqp.AppQueue(appB))); n != 0 {
 		t.Errorf("app b dead-lettered %d events", n)
 	}
 	dupsA, dupsB := 0, 0

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -115,7 +114,7 @@ func TestFleet_TraceAndMetricsCrossTheFleet(t *testing.T) {
 	exchange := brokertest.Name(t)
 	app := brokertest.Name(t) + "-traced"
 	q := amqp.AppQueue(app)
-	queues := []string{q, deadletter.QueueName(q), amqp.UnroutedQueue(exchange)}
+	queues := []string{q, amqp.DeadQueue(q), amqp.UnroutedQueue(exchange)}
 	for _, d := range []time.Duration{time.Second, 10 * time.Second, time.Minute, 5 * time.Minute} {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}

@@ -12,7 +12,7 @@
 //	source        the publishing app (AMQP app_id); left out when unknown
 //	time          when the event was published, RFC 3339 with nanoseconds, UTC;
 //	              left out when the publisher set no timestamp or one that
-//	              cannot be a time (see deadletter.EventTime)
+//	              cannot be a time (see amqp.EventTime)
 //	attempt       1 on the first delivery, 2 on the first retry, …
 //	data          the event's JSON document, compacted onto the line
 //

@@ -68,7 +68,7 @@ func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 
 // showable is t in UTC, or the zero time (left out of the line) when JSON
 // cannot show it: outside the years 0 to 9999. Workers already read foreign
-// timestamps with deadletter.EventTime; this keeps the handler itself from
+// timestamps with amqp.EventTime; this keeps the handler itself from
 // failing an event for its timestamp.
 func showable(t time.Time) time.Time {
 	// Unix seconds of 0000-01-01 and 10000-01-01 UTC; cheaper than t.Year().

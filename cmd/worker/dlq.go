@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -147,6 +148,18 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 	// or purged yet stays in the queue.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if name == "replay" && !f.dryRun {
+		pub, err := replayPublisher(cfg, stderr)
+		if err != nil {
+			return exitFatal, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = pub.Stop(sctx)
+		}()
+		in.Publisher = pub
+	}
 	err = cmd.run(ctx, in, &f, filter, stdout, stderr)
 	switch {
 	case err == nil:
@@ -164,6 +177,22 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 	default:
 		return exitFatal, err
 	}
+}
+
+// replayPublisher is the Publisher a replay sends its copies with, on a
+// connection of its own. It logs only what goes wrong (to stderr: stdout is
+// the command's output).
+func replayPublisher(cfg config.Inspect, stderr io.Writer) (*amqp.Publisher, error) {
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, Exchange: cfg.Exchange,
+		Name:   "eventfleet-dlq-replay-" + cfg.App(),
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err == nil {
+		err = pub.Start(context.Background())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot publish to the broker at %s: %v", amqp.RedactURL(cfg.AMQPURL), err)
+	}
+	return pub, nil
 }
 
 // check validates the flags of command name and returns the filter they set.

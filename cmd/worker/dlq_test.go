@@ -20,7 +20,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -234,8 +233,8 @@ func seedDead(t *testing.T, a app, deadAt time.Time, ids ...string) {
 	}
 	var pubs []amqp091.Publishing
 	for i, id := range ids {
-		h := amqp091.Table{deadletter.HeaderRoutingKey: cardAdded, deadletter.HeaderExchange: a.exchange, deadletter.HeaderAttempt: int32(5)}
-		deadletter.Kill(h, deadletter.ReasonExhausted, a.name, "boom", deadAt)
+		h := amqp091.Table{amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: a.exchange, amqp.HeaderAttempt: int32(5)}
+		amqp.MarkDead(h, amqp.ReasonExhausted, a.name, "boom", deadAt)
 		pubs = append(pubs, amqp091.Publishing{Headers: h, ContentType: "application/json", DeliveryMode: amqp091.Persistent,
 			MessageId: id, Type: cardAdded, Timestamp: deadAt, Body: fmt.Appendf(nil, `{"n":%d}`, i)})
 	}
@@ -385,7 +384,7 @@ func TestDLQ_UnroutedReplay(t *testing.T) {
 	// As the publisher keeps it: headers say where it was headed.
 	publishTo(t, ch, "", unrouted, amqp091.Publishing{MessageId: "u-1", Type: "LibraryOpenedEvent", DeliveryMode: amqp091.Persistent,
 		ContentType: "application/json", Timestamp: time.Now(), Body: []byte(`{}`),
-		Headers: amqp091.Table{deadletter.HeaderRoutingKey: "LibraryOpenedEvent", deadletter.HeaderExchange: a.exchange}})
+		Headers: amqp091.Table{amqp.HeaderRoutingKey: "LibraryOpenedEvent", amqp.HeaderExchange: a.exchange}})
 	env := a.env(t)
 	dlqRun(t, env, "--unrouted", "list").expect(t, 0, unrouted+": 1 unrouted event", "unrouted  1")
 

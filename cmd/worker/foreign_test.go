@@ -11,7 +11,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -52,7 +52,7 @@ func TestWorker_LogHandlerReadsMillisecondTimestamps(t *testing.T) {
 	brokertest.Eventually(t, 45*time.Second, "2 event lines on stdout", func() bool { return len(p.Stdout.Lines()) >= 2 })
 	p.stop(15 * time.Second)
 
-	derived := deadletter.DerivedID(a.exchange, cardAdded, amqplibTimestamp(), "amqplib", "lib-ms", noID.Body)
+	derived := amqp.DerivedID(a.exchange, cardAdded, amqplibTimestamp(), "amqplib", "lib-ms", noID.Body)
 	lines := eventLines(t, p)
 	if len(lines) != 2 {
 		t.Fatalf("%d event lines, want 2: %+v", len(lines), lines)
@@ -115,7 +115,7 @@ func TestWorker_WebhookForeignMessages(t *testing.T) {
 	brokertest.Eventually(t, 45*time.Second, "3 requests (one a retry)", func() bool { return len(requests()) >= 3 })
 	p.stop(15 * time.Second)
 
-	derived := deadletter.DerivedID(a.exchange, cardAdded, amqplibTimestamp(), "amqplib", "retry-me", noID.Body)
+	derived := amqp.DerivedID(a.exchange, cardAdded, amqplibTimestamp(), "amqplib", "retry-me", noID.Body)
 	var retried, ctl []http.Header
 	for _, h := range requests() {
 		switch {

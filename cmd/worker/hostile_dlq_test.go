@@ -9,7 +9,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -33,10 +33,10 @@ func TestDLQ_UnreadableAndOversizedMessages(t *testing.T) {
 	for range 39 {
 		deep = amqp091.Table{"n": deep}
 	}
-	h := amqp091.Table{"deep": deep, deadletter.HeaderRoutingKey: cardAdded, deadletter.HeaderExchange: a.exchange}
-	deadletter.Kill(h, deadletter.ReasonExhausted, a.name, "boom", time.Now())
-	ok := amqp091.Table{deadletter.HeaderRoutingKey: cardAdded, deadletter.HeaderExchange: a.exchange}
-	deadletter.Kill(ok, deadletter.ReasonExhausted, a.name, "boom", time.Now())
+	h := amqp091.Table{"deep": deep, amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: a.exchange}
+	amqp.MarkDead(h, amqp.ReasonExhausted, a.name, "boom", time.Now())
+	ok := amqp091.Table{amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: a.exchange}
+	amqp.MarkDead(ok, amqp.ReasonExhausted, a.name, "boom", time.Now())
 	publishTo(t, brokertest.Channel(t), "", a.dead,
 		amqp091.Publishing{Headers: h, MessageId: "deep-1", Type: cardAdded, ContentType: "application/json", Body: []byte(`{"d":1}`)},
 		amqp091.Publishing{Headers: ok, MessageId: "ok-1", Type: cardAdded, ContentType: "application/json", Body: []byte(`{"o":1}`)})

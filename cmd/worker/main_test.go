@@ -12,7 +12,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
@@ -99,7 +98,7 @@ func newApp(t *testing.T, delays ...time.Duration) app {
 	t.Helper()
 	a := app{name: brokertest.Name(t), exchange: brokertest.Name(t)}
 	a.queue = amqp.AppQueue(a.name)
-	a.dead = deadletter.QueueName(a.queue)
+	a.dead = amqp.DeadQueue(a.queue)
 	if len(delays) == 0 {
 		delays = []time.Duration{time.Second, 10 * time.Second, time.Minute, 5 * time.Minute}
 	}

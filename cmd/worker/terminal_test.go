@@ -8,7 +8,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -41,9 +41,9 @@ func TestDLQ_ControlCharactersAreEscaped(t *testing.T) {
 	a := newApp(t)
 	seedDead(t, a, time.Now().Add(-time.Hour))
 	ch := brokertest.Channel(t)
-	h := amqp091.Table{deadletter.HeaderRoutingKey: cardAdded, deadletter.HeaderExchange: a.exchange,
+	h := amqp091.Table{amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: a.exchange,
 		"aggregate_id": "agg\r\n  attempts:    99"}
-	deadletter.Kill(h, deadletter.ReasonPermanent, a.name, "boom\x1b]0;pwned\x07", time.Now())
+	amqp.MarkDead(h, amqp.ReasonPermanent, a.name, "boom\x1b]0;pwned\x07", time.Now())
 	publishTo(t, ch, "", a.dead, amqp091.Publishing{Headers: h, ContentType: "application/json", DeliveryMode: amqp091.Persistent,
 		MessageId: forgedID, Type: cardAdded + "\x1b[8m", AppId: "app\x00", Timestamp: time.Now(), Body: []byte(`{"s":"\u001b[2J"}`)})
 	env := a.env(t)

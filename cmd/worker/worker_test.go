@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventfleet/eventfleet/deadletter"
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -234,14 +234,14 @@ func TestWorker_WebhookRetriesThenDeadLetters(t *testing.T) {
 			t.Errorf("event %s is not in %s", id, a.dead)
 			continue
 		}
-		if r := d.Headers[deadletter.HeaderReason]; r != w.reason {
-			t.Errorf("event %s: %s = %v, want %q", id, deadletter.HeaderReason, r, w.reason)
+		if r := d.Headers[amqp.HeaderReason]; r != w.reason {
+			t.Errorf("event %s: %s = %v, want %q", id, amqp.HeaderReason, r, w.reason)
 		}
-		if n := d.Headers[deadletter.HeaderAttempt]; n != w.attempt {
-			t.Errorf("event %s: %s = %v (%T), want %d", id, deadletter.HeaderAttempt, n, n, w.attempt)
+		if n := d.Headers[amqp.HeaderAttempt]; n != w.attempt {
+			t.Errorf("event %s: %s = %v (%T), want %d", id, amqp.HeaderAttempt, n, n, w.attempt)
 		}
-		if e, _ := d.Headers[deadletter.HeaderLastError].(string); !strings.Contains(e, "poison pill rejected") && !strings.Contains(e, "no such library") {
-			t.Errorf("event %s: %s = %q, want the endpoint's answer", id, deadletter.HeaderLastError, e)
+		if e, _ := d.Headers[amqp.HeaderLastError].(string); !strings.Contains(e, "poison pill rejected") && !strings.Contains(e, "no such library") {
+			t.Errorf("event %s: %s = %q, want the endpoint's answer", id, amqp.HeaderLastError, e)
 		}
 	}
 	for _, q := range []string{a.queue, a.queue + ".retry.100ms", a.queue + ".retry.200ms"} {
@@ -282,8 +282,8 @@ func TestWorker_UndecodableBodyIsDeadLettered(t *testing.T) {
 		}
 	}
 	d := deadLetters(t, a, 1)["bad-0"]
-	if r := d.Headers[deadletter.HeaderReason]; r != string(deadletter.ReasonUndecodable) {
-		t.Errorf("%s = %v, want %q", deadletter.HeaderReason, r, deadletter.ReasonUndecodable)
+	if r := d.Headers[amqp.HeaderReason]; r != string(amqp.ReasonUndecodable) {
+		t.Errorf("%s = %v, want %q", amqp.HeaderReason, r, amqp.ReasonUndecodable)
 	}
 	if string(d.Body) != `{"card": 1,` {
 		t.Errorf("dead letter body %q, want the original", d.Body)

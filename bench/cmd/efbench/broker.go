@@ -10,7 +10,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
-	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/retry"
 )
@@ -226,7 +225,7 @@ func isNotFound(err error) bool {
 // declares with the default retry policy, for deletion.
 func workerNames(exchange, app string) (queues, exchanges []string) {
 	q := amqp.AppQueue(app)
-	queues = []string{q, deadletter.QueueName(q), amqp.UnroutedQueue(exchange)}
+	queues = []string{q, amqp.DeadQueue(q), amqp.UnroutedQueue(exchange)}
 	for _, d := range (retry.Policy{}).WithDefaults().Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}

@@ -1,10 +1,8 @@
-package deadletter
+package amqp
 
 import (
 	"testing"
 	"time"
-
-	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 func TestEventTime(t *testing.T) {
@@ -39,23 +37,5 @@ func TestEventTime(t *testing.T) {
 				t.Fatalf("EventTime(Unix %d) = %v cannot be shown: %v", tt.ts.Unix(), got, err)
 			}
 		})
-	}
-}
-
-// TestReadMessage_MillisecondTimestamp: an amqplib message without id or
-// dead-letter headers shows the right instant, and keeps the id derived from
-// its raw timestamp (the worker's id).
-func TestReadMessage_MillisecondTimestamp(t *testing.T) {
-	t.Parallel()
-	instant := time.Date(2026, 12, 1, 20, 30, 15, 123e6, time.UTC)
-	raw := time.Unix(instant.UnixMilli(), 0) // what amqp091 reads from Date.now()
-	d := amqp091.Delivery{Exchange: "", RoutingKey: "events_billing.dead", Timestamp: raw, AppId: "amqplib",
-		Headers: amqp091.Table{HeaderRoutingKey: "OrderPlaced", HeaderExchange: "domain_events"}, Body: []byte(`{}`)}
-	m := ReadMessage(&d, false)
-	if !m.Time.Equal(instant) {
-		t.Errorf("Time %v, want %v", m.Time, instant)
-	}
-	if want := DerivedID("domain_events", "OrderPlaced", raw, "amqplib", "", d.Body); m.ID != want {
-		t.Errorf("ID %s, want %s (derived from the raw timestamp)", m.ID, want)
 	}
 }

@@ -1,28 +1,18 @@
-package deadletter
+package amqp
 
 import (
 	"time"
 	"unicode/utf8"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// Reason says why an event was dead-lettered.
-type Reason string
-
-// Reasons set by eventfleet workers in HeaderReason.
+// Headers of the wire contract (README, "Wire contract"): the one eventfleet's
+// publishers set, and those its workers write on retried and dead-lettered
+// messages.
 const (
-	ReasonExhausted   Reason = "exhausted"
-	ReasonPermanent   Reason = "permanent"
-	ReasonUndecodable Reason = "undecodable"
-	// ReasonOversized: the body was larger than the worker's WORKER_MAX_BODY.
-	// The worker rejects such a message without reading its body, and the
-	// broker moves it to the dead-letter queue whole, with an x-death
-	// record (reason "rejected") and none of eventfleet's headers.
-	ReasonOversized Reason = "oversized"
-)
-
-// Headers eventfleet writes on retried and dead-lettered messages. They are
-// part of the wire contract (README, "Wire contract").
-const (
+	// HeaderAggregateID carries Event.AggregateID.
+	HeaderAggregateID = "aggregate_id"
 	// HeaderAttempt is the attempt number of the delivery that carries it
 	// (absent means 1). Kept in our own header because RabbitMQ ≥3.13 ignores
 	// x-death counts set by clients.
@@ -42,6 +32,9 @@ const (
 	HeaderDeadAt = "eventfleet-dead-at"
 	// HeaderApp is the app whose worker dead-lettered the event.
 	HeaderApp = "eventfleet-app"
+	// HeaderReplays counts how often an operator replayed the event from a
+	// dead-letter or unrouted queue (absent means never).
+	HeaderReplays = "eventfleet-replays"
 	// HeaderUnreadable names the headers (comma-separated, "…" for "and
 	// what followed") that an eventfleet connection left out of a message
 	// because the AMQP client cannot read them: nested deeper than 32
@@ -54,14 +47,14 @@ const (
 	// bytes. The body was not read into memory; the delivery's body is
 	// empty. Never published: a connection drops it from what it receives.
 	HeaderWithheldBody = "eventfleet-withheld-body"
+	// HeaderDropped lists foreign headers a hop left out so the message fits
+	// MaxHeaderBytes (comma-separated names).
+	HeaderDropped = "eventfleet-dropped-headers"
 )
 
 // MaxErrorLen bounds HeaderLastError so headers stay far below the broker's
 // frame size however long a handler's error message is.
 const MaxErrorLen = 1024
-
-// QueueName is the dead-letter queue of an app's queue.
-func QueueName(appQueue string) string { return appQueue + ".dead" }
 
 // TruncateError shortens msg to at most MaxErrorLen bytes without splitting a
 // UTF-8 sequence, marking the cut with "…".
@@ -77,11 +70,56 @@ func TruncateError(msg string) string {
 	return msg[:cut] + mark
 }
 
-// Stamp records a failure in headers (modified in place and returned; nil
-// makes a new map): the last error, and the first failure time if not set yet.
-func Stamp(headers map[string]any, errMsg string, now time.Time) map[string]any {
+// IntHeader reads header name of h as an integer of any AMQP integer type;
+// ok is false when it is absent or not an integer.
+func IntHeader(h amqp091.Table, name string) (n int64, ok bool) {
+	switch v := h[name].(type) {
+	case int8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// TimeHeader reads header name of h as an RFC 3339 time (HeaderFirstFailure,
+// HeaderDeadAt); the zero time when it is absent or not one.
+func TimeHeader(h amqp091.Table, name string) time.Time {
+	s, _ := h[name].(string)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// attemptOf reads HeaderAttempt; absent or nonsense means 1.
+func attemptOf(h amqp091.Table) int {
+	n, _ := IntHeader(h, HeaderAttempt)
+	if n < 1 || n > 1<<20 {
+		return 1
+	}
+	return int(n)
+}
+
+// MarkFailed records a failed attempt in headers (modified in place and
+// returned; nil makes a new map): the last error, and the first failure time
+// if not set yet. A worker does this on every retry hop.
+func MarkFailed(headers amqp091.Table, errMsg string, now time.Time) amqp091.Table {
 	if headers == nil {
-		headers = map[string]any{}
+		headers = amqp091.Table{}
 	}
 	headers[HeaderLastError] = TruncateError(errMsg)
 	if _, ok := headers[HeaderFirstFailure].(string); !ok {
@@ -90,9 +128,11 @@ func Stamp(headers map[string]any, errMsg string, now time.Time) map[string]any 
 	return headers
 }
 
-// Kill records in headers that the event is dead for reason, on app's behalf.
-func Kill(headers map[string]any, reason Reason, app, errMsg string, now time.Time) map[string]any {
-	headers = Stamp(headers, errMsg, now)
+// MarkDead records in headers, as MarkFailed does, the last failure, and that
+// the event is dead for reason on app's behalf: what a worker writes on the
+// message it moves to the dead-letter queue.
+func MarkDead(headers amqp091.Table, reason Reason, app, errMsg string, now time.Time) amqp091.Table {
+	headers = MarkFailed(headers, errMsg, now)
 	headers[HeaderReason] = string(reason)
 	headers[HeaderDeadAt] = now.UTC().Format(time.RFC3339Nano)
 	headers[HeaderApp] = app

@@ -1,4 +1,4 @@
-package deadletter
+package amqp
 
 import (
 	"strings"
@@ -19,11 +19,11 @@ func TestTruncateError(t *testing.T) {
 	}
 }
 
-func TestKillKeepsFirstFailure(t *testing.T) {
+func TestMarkDead_KeepsFirstFailure(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	h := Stamp(nil, "boom", t0)
-	h = Kill(h, ReasonExhausted, "billing", "boom again", t0.Add(time.Hour))
+	h := MarkFailed(nil, "boom", t0)
+	h = MarkDead(h, ReasonExhausted, "billing", "boom again", t0.Add(time.Hour))
 	if h[HeaderFirstFailure] != t0.Format(time.RFC3339Nano) {
 		t.Errorf("first failure overwritten: %v", h[HeaderFirstFailure])
 	}
