@@ -53,6 +53,7 @@ type options struct {
 	perf        string
 	httpClients int
 	httpArray   int
+	binEnv      []string
 	rate        float64
 	idle        time.Duration
 	settle      time.Duration
@@ -85,6 +86,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each in-process measurement to `PREFIX`.<contender>.<queue>.r<round>.pprof")
 	fs.StringVar(&o.perf, "perf", "", "record each binary's CPU with perf(1) in the paths rows to `PREFIX`.<contender>.<queue>.r<round>.perf.data")
 	fs.IntVar(&o.httpClients, "http-clients", 64, "paths: concurrent HTTP clients posting to publisher serve and the bare ingest, one keep-alive connection each")
+	binEnv := fs.String("bin-env", "", "paths: extra KEY=VALUE settings, comma-separated, for the binaries (to measure a default changed; the rows are then not at their defaults)")
 	fs.IntVar(&o.httpArray, "http-array", 100, "paths: events per request in the serve-array rows")
 	fs.Float64Var(&o.rate, "rate", 0, "latency: offered msgs/s (0: half the reference's first-round end-to-end maximum for the queue type)")
 	fs.DurationVar(&o.idle, "idle", time.Second, "cmd/worker: how long after \"consuming\" the idle RSS is read")
@@ -99,6 +101,9 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-scale: bad process count %q", s)
 		}
 		o.scale = append(o.scale, k)
+	}
+	if *binEnv != "" {
+		o.binEnv = strings.Split(*binEnv, ",")
 	}
 	for _, q := range strings.Split(*queues, ",") {
 		q = strings.TrimSpace(q)
@@ -287,6 +292,15 @@ func contenders(o options) []contender {
 		contender{"paths", "bin-worker-webhook", "`cmd/worker` HANDLER=webhook, defaults (process start to empty queue)", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runWorkerBinary(ctx, n, "webhook")
+			}},
+		// Diagnostics for -cpuprofile: what cmd/worker builds, in process.
+		contender{"paths", "ef-worker-log", "diagnostic: the worker HANDLER=log builds, in process (defaults)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWorkerInProcess(ctx, n, "log")
+			}},
+		contender{"paths", "ef-worker-webhook", "diagnostic: the worker HANDLER=webhook builds, in process (defaults)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWorkerInProcess(ctx, n, "webhook")
 			}},
 	)
 	cs = append(cs,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,10 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/eventlog"
+	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/webhook"
 )
 
 // The paths rows: each shipped binary path with its defaults, against a bare
@@ -405,4 +410,92 @@ func postDelivery(ctx context.Context, client *http.Client, url string, d *amqp0
 		return errors.New("target answered " + resp.Status)
 	}
 	return nil
+}
+
+// runWorkerInProcess is a diagnostic for profiling (-cpuprofile): the
+// worker cmd/worker builds for HANDLER=handler with its defaults (an
+// amqp.Worker with metrics and an info-level JSON logger, eventlog on a pipe
+// or webhook to the target), in this process.
+func (b *bench) runWorkerInProcess(ctx context.Context, n int, handler string) (measurement, error) {
+	exchange, app := b.name("x"), b.name("app")
+	qs, xs := workerNames(exchange, app)
+	b.adm.track(qs, xs)
+	defer b.cleanup(qs, xs)
+	cfg := amqp.WorkerConfig{
+		URL:       b.o.url,
+		Exchange:  exchange,
+		App:       app,
+		QueueType: b.queue,
+		Logger:    slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Metrics:   metrics.New(),
+	}
+	if err := declareWorker(ctx, cfg); err != nil {
+		return measurement{}, fmt.Errorf("declare: %w", err)
+	}
+	if err := fill(ctx, b.o.url, exchange, eventType, n, b.o.window, makeBody(b.o.size, 0)); err != nil {
+		return measurement{}, fmt.Errorf("fill: %w", err)
+	}
+	if err := b.verify(amqp.AppQueue(app), n); err != nil {
+		return measurement{}, fmt.Errorf("fill: %w", err)
+	}
+	var (
+		h       event.Handler
+		handled func() int64
+	)
+	switch handler {
+	case "webhook":
+		target, err := newWebhookTarget()
+		if err != nil {
+			return measurement{}, err
+		}
+		defer target.close()
+		wh, err := webhook.New(webhook.Config{URL: target.url(), MaxIdleConnsPerHost: max(amqp.DefaultConcurrency, webhook.DefaultMaxIdleConnsPerHost)})
+		if err != nil {
+			return measurement{}, err
+		}
+		h, handled = wh, target.received.Load
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return measurement{}, err
+		}
+		defer pr.Close()
+		defer pw.Close()
+		var lines atomic.Int64
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				k, err := pr.Read(buf)
+				lines.Add(int64(bytes.Count(buf[:k], []byte{'\n'})))
+				if err != nil {
+					return
+				}
+			}
+		}()
+		h, handled = eventlog.New(pw), lines.Load
+	}
+	w, err := amqp.NewWorker(cfg, h)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer w.Stop(context.Background())
+	deadline := time.Now().Add(b.o.timeout)
+	t := b.startTimer()
+	if err := w.Start(ctx); err != nil {
+		return t.stop(), err
+	}
+	for handled() < int64(n) || w.Stats().Handled < int64(n) {
+		select {
+		case <-w.Done():
+			return t.stop(), fmt.Errorf("worker stopped after %d of %d: %v", w.Stats().Handled, n, w.Err())
+		case <-ctx.Done():
+			return t.stop(), ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return t.stop(), fmt.Errorf("handled %d of %d within %v", w.Stats().Handled, n, b.o.timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return t.stop(), nil
 }

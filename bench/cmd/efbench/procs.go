@@ -80,7 +80,7 @@ func (b *bench) defaultWorkerEnv(exchange, app, handler, webhookURL string) []st
 	if webhookURL != "" {
 		env = append(env, "WEBHOOK_URL="+webhookURL)
 	}
-	return env
+	return append(env, b.o.binEnv...)
 }
 
 // startWorker starts cmd/worker for app on exchange with the harness's

@@ -109,7 +109,7 @@ func newReport(o options, cs []contender, broker string) *report {
 			"latency_n": strconv.Itoa(o.latencyN), "scale_n": strconv.Itoa(o.scaleN),
 			"size": strconv.Itoa(o.size), "window": strconv.Itoa(o.window), "prefetch": strconv.Itoa(o.prefetch),
 			"concurrency": strconv.Itoa(o.concurrency), "batch": strconv.Itoa(o.batch),
-			"http_clients": strconv.Itoa(o.httpClients), "http_array": strconv.Itoa(o.httpArray),
+			"http_clients": strconv.Itoa(o.httpClients), "http_array": strconv.Itoa(o.httpArray), "bin_env": strings.Join(o.binEnv, ","),
 			"queues": strings.Join(o.queues, ","), "rate": strconv.FormatFloat(o.rate, 'f', -1, 64),
 		},
 	}

@@ -198,6 +198,7 @@ func (b *bench) startServe(ctx context.Context, exchange string) (*serveProc, er
 		"PUBLISHER_ADDR=127.0.0.1:0",
 		"METRICS_ADDR=127.0.0.1:0",
 	)
+	cmd.Env = append(cmd.Env, b.o.binEnv...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
 	cmd.Stdout = io.Discard
