@@ -293,7 +293,8 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runWorkerBinary(ctx, n, "webhook")
 			}},
-		// Diagnostics for -cpuprofile: what cmd/worker builds, in process.
+		// Diagnostics for -cpuprofile: what cmd/worker builds, in process
+		// (only when -only names them).
 		contender{"paths", "ef-worker-log", "diagnostic: the worker HANDLER=log builds, in process (defaults)", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runWorkerInProcess(ctx, n, "log")
@@ -325,7 +326,9 @@ func contenders(o options) []contender {
 			}},
 	)
 	if o.only == nil {
-		return cs
+		// The in-process replicas of cmd/worker are for profiling; a full
+		// run has the binaries themselves.
+		return slices.DeleteFunc(cs, func(c contender) bool { return c.group == "paths" && strings.HasPrefix(c.id, "ef-") })
 	}
 	return slices.DeleteFunc(cs, func(c contender) bool { return !o.only.MatchString(c.key()) })
 }
