@@ -20,7 +20,11 @@
 //
 //	{"id":"0190…","type":"CardAdded","aggregate_id":"lib-1","source":"catalog","time":"2026-11-29T10:00:00Z","attempt":1,"data":{"card":7}}
 //
-// Lines from concurrent handlers never interleave: each is written with a
-// single Write under a mutex. A failed write is returned as a plain error, so
-// the worker retries the event later.
+// Lines from concurrent handlers never interleave: one Write at a time, each
+// of whole lines. Handlers that finish while a line is being written have
+// their lines written together by the next Write, so a busy worker makes
+// fewer write calls than events; every Handle still returns only once its
+// own line is written, so an event is acked after its line is out. A failed
+// write is returned as a plain error, for every event whose line it held, so
+// the worker retries those events later.
 package eventlog

@@ -28,8 +28,21 @@ type Line struct {
 // Handler writes events as JSON lines. It is an event.Handler, safe for
 // concurrent use.
 type Handler struct {
-	mu sync.Mutex // one line at a time
-	w  io.Writer
+	w io.Writer
+
+	mu sync.Mutex
+	// writing: a Write to w is under way (by a Handle call or drain); lines
+	// that come meanwhile join next, for drain to write.
+	writing bool
+	next    *batch
+}
+
+// batch is lines that go out in one Write. Lines join it under Handler.mu
+// while it is next; then only drain touches it until it closes done.
+type batch struct {
+	buf  []byte
+	done chan struct{}
+	err  error
 }
 
 var _ event.Handler = (*Handler)(nil)
@@ -37,8 +50,25 @@ var _ event.Handler = (*Handler)(nil)
 // New returns a Handler that writes to w.
 func New(w io.Writer) *Handler { return &Handler{w: w} }
 
-// Handle writes ev as one line. An event whose Data is not JSON cannot be
-// written as a line and fails permanently; a failed write is retryable.
+// buffers keep the encoding buffers of lines and batches between calls.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxKept is the largest buffer kept for reuse: one huge event must not pin
+// its buffer's memory.
+const maxKept = 64 << 10
+
+func recycle(p []byte) {
+	if cap(p) <= maxKept {
+		buffers.Put(bytes.NewBuffer(p[:0]))
+	}
+}
+
+// Handle writes ev as one line and returns once the line is written, so the
+// event is acked only after its line is out. When no Write is under way the
+// caller writes its line itself; lines that come while one is under way go
+// out together in the next Write, whole and in the order they came. An event
+// whose Data is not JSON cannot be written as a line and fails permanently; a
+// failed write is retryable, for every event whose line it held.
 func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 	line := Line{
 		ID:          ev.ID,
@@ -49,8 +79,10 @@ func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 		Attempt:     ev.Attempt,
 		Data:        ev.Data,
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := buffers.Get().(*bytes.Buffer)
+	defer func() { recycle(buf.Bytes()) }()
+	buf.Reset()
+	enc := json.NewEncoder(buf)
 	// Keep "<", ">" and "&" in data as published rather than \u003c etc.
 	enc.SetEscapeHTML(false)
 	// Encode compacts Data, so a pretty-printed document stays on its line,
@@ -58,12 +90,58 @@ func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 	if err := enc.Encode(line); err != nil {
 		return retry.Permanent(fmt.Errorf("eventlog: event %q: %w", ev.ID, err))
 	}
+
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, err := h.w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("eventlog: write event %q: %w", ev.ID, err)
+	if !h.writing {
+		h.writing = true
+		h.mu.Unlock()
+		_, err := h.w.Write(buf.Bytes())
+		h.mu.Lock()
+		if h.next != nil {
+			// Lines came during the Write: a goroutine writes them (and
+			// whatever comes during that), so this event's ack does not
+			// wait for theirs.
+			go h.drain()
+		} else {
+			h.writing = false
+		}
+		h.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("eventlog: write event %q: %w", ev.ID, err)
+		}
+		return nil
+	}
+	b := h.next
+	if b == nil {
+		b = &batch{buf: buffers.Get().(*bytes.Buffer).Bytes()[:0], done: make(chan struct{})}
+		h.next = b
+	}
+	b.buf = append(b.buf, buf.Bytes()...)
+	h.mu.Unlock()
+	<-b.done
+	if b.err != nil {
+		return fmt.Errorf("eventlog: write event %q: %w", ev.ID, b.err)
 	}
 	return nil
+}
+
+// drain writes the waiting batches one Write each until none is left.
+func (h *Handler) drain() {
+	for {
+		h.mu.Lock()
+		b := h.next
+		h.next = nil
+		if b == nil {
+			h.writing = false
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+		_, b.err = h.w.Write(b.buf)
+		recycle(b.buf)
+		b.buf = nil
+		close(b.done)
+	}
 }
 
 // showable is t in UTC, or the zero time (left out of the line) when JSON

@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,8 +64,8 @@ func TestHandle_ConcurrentLinesDoNotInterleave(t *testing.T) {
 	}
 	wg.Wait()
 
-	if w.writes != n {
-		t.Errorf("%d Write calls for %d events, want one each", w.writes, n)
+	if w.writes < 1 || w.writes > n {
+		t.Errorf("%d Write calls for %d events, want at most one each", w.writes, n)
 	}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(&w.buf)
@@ -170,4 +173,119 @@ func TestHandle_Errors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatedWriter holds its first Write until release is closed, and fails every
+// later one.
+type gatedWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	writes  [][]byte
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, bytes.Clone(p))
+	first := len(w.writes) == 1
+	w.mu.Unlock()
+	if !first {
+		return 0, errors.New("disk full")
+	}
+	close(w.entered)
+	<-w.release
+	return len(p), nil
+}
+
+func TestHandle_LinesWaitingForAWriteGoTogetherAndShareItsError(t *testing.T) {
+	t.Parallel()
+	w := &gatedWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	h := New(w)
+	ev := func(id string) event.Event {
+		return event.Event{ID: id, Type: "T", Attempt: 1, Data: json.RawMessage(`{}`)}
+	}
+	first := make(chan error, 1)
+	go func() { first <- h.Handle(context.Background(), ev("first")) }()
+	<-w.entered
+
+	const waiting = 5
+	errs := make(chan error, waiting)
+	for i := range waiting {
+		go func() { errs <- h.Handle(context.Background(), ev(fmt.Sprintf("w%d", i))) }()
+	}
+	// Wait until every line has joined the next batch.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		joined := 0
+		if h.next != nil {
+			joined = bytes.Count(h.next.buf, []byte("\n"))
+		}
+		h.mu.Unlock()
+		if joined == waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d lines joined the next batch", joined, waiting)
+		}
+		runtime.Gosched()
+	}
+	close(w.release)
+
+	if err := <-first; err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	for range waiting {
+		if err := <-errs; err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("an event of the failed write: got %v, want a retryable error with the write's", err)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.writes) != 2 {
+		t.Fatalf("%d Write calls, want 2 (the first line, then the %d waiting ones together)", len(w.writes), waiting)
+	}
+	if got := bytes.Count(w.writes[1], []byte("\n")); got != waiting || !bytes.HasSuffix(w.writes[1], []byte("\n")) {
+		t.Errorf("second Write %q: want %d whole lines", w.writes[1], waiting)
+	}
+}
+
+// BenchmarkHandleParallel is the log handler's cost per event with
+// concurrent handlers writing to a pipe, as the worker's handlers write to
+// its stdout.
+func BenchmarkHandleParallel(b *testing.B) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pr.Close()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	cw := &countingWriter{w: pw}
+	h := New(cw)
+	data := json.RawMessage(`{"ts":"0000000000000000000","payload":"` + strings.Repeat("x", 466) + `"}`)
+	ev := event.Event{ID: "0190c0de-0000-7000-8000-000000000001", Type: "BenchEvent", AggregateID: "library-42",
+		Source: "efbench", Time: time.Unix(1764620000, 0), Attempt: 1, Data: data}
+	b.SetParallelism(8) // 16 handlers on 2 CPUs, as the worker's default
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := h.Handle(context.Background(), ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cw.writes.Load())/float64(b.N), "writes/op")
+	pw.Close()
+}
+
+type countingWriter struct {
+	w      io.Writer
+	writes atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.w.Write(p)
 }

@@ -50,6 +50,10 @@ type options struct {
 	out         string
 	root        string
 	cpuprofile  string
+	perf        string
+	httpClients int
+	httpArray   int
+	binEnv      []string
 	rate        float64
 	idle        time.Duration
 	settle      time.Duration
@@ -80,6 +84,10 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "results/latest.json", "JSON results file")
 	fs.StringVar(&o.root, "root", "..", "the eventfleet module's directory (binaries are built from it)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each in-process measurement to `PREFIX`.<contender>.<queue>.r<round>.pprof")
+	fs.StringVar(&o.perf, "perf", "", "record each binary's CPU with perf(1) in the paths rows to `PREFIX`.<contender>.<queue>.r<round>.perf.data")
+	fs.IntVar(&o.httpClients, "http-clients", 64, "paths: concurrent HTTP clients posting to publisher serve and the bare ingest, one keep-alive connection each")
+	binEnv := fs.String("bin-env", "", "paths: extra KEY=VALUE settings, comma-separated, for the binaries (to measure a default changed; the rows are then not at their defaults)")
+	fs.IntVar(&o.httpArray, "http-array", 100, "paths: events per request in the serve-array rows")
 	fs.Float64Var(&o.rate, "rate", 0, "latency: offered msgs/s (0: half the reference's first-round end-to-end maximum for the queue type)")
 	fs.DurationVar(&o.idle, "idle", time.Second, "cmd/worker: how long after \"consuming\" the idle RSS is read")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "before each measurement, wait up to this long for the machine to be quiet (0: don't)")
@@ -93,6 +101,9 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-scale: bad process count %q", s)
 		}
 		o.scale = append(o.scale, k)
+	}
+	if *binEnv != "" {
+		o.binEnv = strings.Split(*binEnv, ",")
 	}
 	for _, q := range strings.Split(*queues, ",") {
 		q = strings.TrimSpace(q)
@@ -113,8 +124,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("rounds and message counts must be positive")
 	case o.size < minBody:
 		return o, fmt.Errorf("-size must be at least %d", minBody)
-	case o.window < 1, o.prefetch < 1, o.concurrency < 1, o.batch < 1:
-		return o, fmt.Errorf("-window, -prefetch, -concurrency and -batch must be positive")
+	case o.window < 1, o.prefetch < 1, o.concurrency < 1, o.batch < 1, o.httpClients < 1, o.httpArray < 1:
+		return o, fmt.Errorf("-window, -prefetch, -concurrency, -batch, -http-clients and -http-array must be positive")
 	}
 	return o, nil
 }
@@ -153,13 +164,16 @@ func (b *bench) cleanup(queues, exchanges []string) {
 func (b *bench) startTimer() *timer {
 	prof := ""
 	if b.o.cpuprofile != "" && inProcess(b.id) {
-		prof = fmt.Sprintf("%s.%s.%s.r%d.pprof", b.o.cpuprofile, strings.ReplaceAll(b.id, "/", "-"), b.queue, b.round)
+		prof = fmt.Sprintf("%s.%s.%s.r%d.pprof", b.o.cpuprofile, pathFile(b.id), b.queue, b.round)
 	}
 	quiet := settle(b.o.settle)
 	t := startTimer(prof)
 	t.unsettled = !quiet
 	return t
 }
+
+// pathFile is a contender key as part of a file name.
+func pathFile(id string) string { return strings.ReplaceAll(id, "/", "-") }
 
 // inProcess says whether a contender's client work runs in this process
 // (so a CPU profile of it means something).
@@ -252,6 +266,44 @@ func contenders(o options) []contender {
 			func(o options) int { return o.scaleN },
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runWorkerProcs(ctx, n, k) }})
 	}
+	// Each shipped binary path with its defaults, after its bare reference
+	// (pathPair), in the same round.
+	cs = append(cs,
+		contender{"paths", "bare-serve-single", fmt.Sprintf("bare net/http + amqp091 ingest, %d clients, 1 event per POST", o.httpClients), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareServe(ctx, n, 1) }},
+		contender{"paths", "bin-serve-single", fmt.Sprintf("`publisher serve`, %d clients, 1 event per POST", o.httpClients), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runServeBinary(ctx, n, 1) }},
+		contender{"paths", "bare-serve-array", fmt.Sprintf("bare net/http + amqp091 ingest, %d clients, %d events per POST", o.httpClients, o.httpArray), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runBareServe(ctx, n, b.o.httpArray)
+			}},
+		contender{"paths", "bin-serve-array", fmt.Sprintf("`publisher serve`, %d clients, %d events per POST", o.httpClients, o.httpArray), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runServeBinary(ctx, n, b.o.httpArray)
+			}},
+		contender{"paths", "bare-worker-log", "bare consumer writing the same JSON line to a pipe, ack after the write", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareLog(ctx, n) }},
+		contender{"paths", "bin-worker-log", "`cmd/worker` HANDLER=log, defaults (process start to empty queue)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWorkerBinary(ctx, n, "log")
+			}},
+		contender{"paths", "bare-worker-webhook", "bare consumer POSTing each delivery to the same target, same concurrency", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareWebhook(ctx, n) }},
+		contender{"paths", "bin-worker-webhook", "`cmd/worker` HANDLER=webhook, defaults (process start to empty queue)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWorkerBinary(ctx, n, "webhook")
+			}},
+		// Diagnostics for -cpuprofile: what cmd/worker builds, in process
+		// (only when -only names them).
+		contender{"paths", "ef-worker-log", "diagnostic: the worker HANDLER=log builds, in process (defaults)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWorkerInProcess(ctx, n, "log")
+			}},
+		contender{"paths", "ef-worker-webhook", "diagnostic: the worker HANDLER=webhook builds, in process (defaults)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runWorkerInProcess(ctx, n, "webhook")
+			}},
+	)
 	cs = append(cs,
 		contender{"latency", "bare-max", "bare publisher → bare consumer, unpaced (end-to-end maximum)", func(o options) int { return o.latencyN },
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareLatency(ctx, n, 0) }},
@@ -274,7 +326,9 @@ func contenders(o options) []contender {
 			}},
 	)
 	if o.only == nil {
-		return cs
+		// The in-process replicas of cmd/worker are for profiling; a full
+		// run has the binaries themselves.
+		return slices.DeleteFunc(cs, func(c contender) bool { return c.group == "paths" && strings.HasPrefix(c.id, "ef-") })
 	}
 	return slices.DeleteFunc(cs, func(c contender) bool { return !o.only.MatchString(c.key()) })
 }

@@ -45,14 +45,14 @@ type workerProc struct {
 	stderr    []string // last lines
 }
 
-// startWorker starts cmd/worker for app on exchange.
-func (b *bench) startWorker(ctx context.Context, exchange, app string) (*workerProc, error) {
-	cmd := exec.CommandContext(ctx, b.bins.worker)
-	cmd.Env = append(os.Environ(),
-		"AMQP_URL="+b.o.url,
-		"EXCHANGE="+exchange,
-		"APP_NAME="+app,
-		"QUEUE_TYPE="+b.queue,
+// harnessWorkerEnv is cmd/worker's environment in the consume and
+// scale-out rows: HANDLER=log with the harness's prefetch and concurrency.
+func (b *bench) harnessWorkerEnv(exchange, app string) []string {
+	return []string{
+		"AMQP_URL=" + b.o.url,
+		"EXCHANGE=" + exchange,
+		"APP_NAME=" + app,
+		"QUEUE_TYPE=" + b.queue,
 		fmt.Sprintf("WORKER_PREFETCH=%d", b.o.prefetch),
 		fmt.Sprintf("WORKER_CONCURRENCY=%d", b.o.concurrency),
 		"HANDLER=log",
@@ -61,7 +61,38 @@ func (b *bench) startWorker(ctx context.Context, exchange, app string) (*workerP
 		// Scale-out runs several workers on this machine: each takes a
 		// free port for its /metrics (served, so its cost is measured).
 		"METRICS_ADDR=127.0.0.1:0",
-	)
+	}
+}
+
+// defaultWorkerEnv is cmd/worker's environment in the paths rows: every
+// setting at its default but where to connect, the queue type of the round,
+// the handler and its target, and a free port for /metrics (several
+// processes share this host).
+func (b *bench) defaultWorkerEnv(exchange, app, handler, webhookURL string) []string {
+	env := []string{
+		"AMQP_URL=" + b.o.url,
+		"EXCHANGE=" + exchange,
+		"APP_NAME=" + app,
+		"QUEUE_TYPE=" + b.queue,
+		"HANDLER=" + handler,
+		"METRICS_ADDR=127.0.0.1:0",
+	}
+	if webhookURL != "" {
+		env = append(env, "WEBHOOK_URL="+webhookURL)
+	}
+	return append(env, b.o.binEnv...)
+}
+
+// startWorker starts cmd/worker for app on exchange with the harness's
+// settings.
+func (b *bench) startWorker(ctx context.Context, exchange, app string) (*workerProc, error) {
+	return b.startWorkerEnv(ctx, b.harnessWorkerEnv(exchange, app))
+}
+
+// startWorkerEnv starts cmd/worker with env on top of this process's.
+func (b *bench) startWorkerEnv(ctx context.Context, env []string) (*workerProc, error) {
+	cmd := exec.CommandContext(ctx, b.bins.worker)
+	cmd.Env = append(os.Environ(), env...)
 	// A hard stop by the harness's context sends SIGTERM first.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
@@ -162,8 +193,8 @@ func (p *workerProc) stop() error {
 // declareWorkerProc runs cmd/worker until it consumes (it declares the
 // topology), then stops it. With idle set it also waits idle and returns the
 // process's RSS then; it always returns the time from start to consuming.
-func (b *bench) declareWorkerProc(ctx context.Context, exchange, app string, idle time.Duration) (startup time.Duration, rss int64, err error) {
-	p, err := b.startWorker(ctx, exchange, app)
+func (b *bench) declareWorkerProc(ctx context.Context, env []string, idle time.Duration) (startup time.Duration, rss int64, err error) {
+	p, err := b.startWorkerEnv(ctx, env)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -198,7 +229,7 @@ func (b *bench) runWorkerProcs(ctx context.Context, n, procs int) (measurement, 
 	if procs == 1 {
 		idle = b.o.idle
 	}
-	freshStartup, idleRSS, err := b.declareWorkerProc(ctx, exchange, app, idle)
+	freshStartup, idleRSS, err := b.declareWorkerProc(ctx, b.harnessWorkerEnv(exchange, app), idle)
 	if err != nil {
 		return measurement{}, fmt.Errorf("declare: %w", err)
 	}

@@ -213,7 +213,12 @@ func (b *bench) runPublisherBinary(ctx context.Context, n int) (measurement, err
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t := b.startTimer()
-	err = cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		stopPerf := b.perfRecord(cmd.Process.Pid)
+		err = cmd.Wait()
+		stopPerf()
+	}
 	m := t.stop()
 	if cmd.ProcessState != nil {
 		m.clientCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()

@@ -109,6 +109,7 @@ func newReport(o options, cs []contender, broker string) *report {
 			"latency_n": strconv.Itoa(o.latencyN), "scale_n": strconv.Itoa(o.scaleN),
 			"size": strconv.Itoa(o.size), "window": strconv.Itoa(o.window), "prefetch": strconv.Itoa(o.prefetch),
 			"concurrency": strconv.Itoa(o.concurrency), "batch": strconv.Itoa(o.batch),
+			"http_clients": strconv.Itoa(o.httpClients), "http_array": strconv.Itoa(o.httpArray), "bin_env": strings.Join(o.binEnv, ","),
 			"queues": strings.Join(o.queues, ","), "rate": strconv.FormatFloat(o.rate, 'f', -1, 64),
 		},
 	}
@@ -256,6 +257,11 @@ func (r *report) finish() {
 			}
 			res.VsWMDefault = num(pairedRatio(res, r.get(res.Queue, res.Group+"/wm-default"), rate))
 			res.VsWMTuned = num(pairedRatio(res, r.get(res.Queue, res.Group+"/wm-tuned"), rate))
+		case "paths":
+			if ref := r.get(res.Queue, "paths/"+pathPair(res.ID)); ref != nil {
+				res.VsRef = num(pairedRatio(res, ref, rate))
+				res.VsRefMedian = res.Median / ref.Median
+			}
 		case "scale-out":
 			ref := r.get(res.Queue, "consume/bare")
 			res.VsRef = num(pairedRatio(res, ref, rate))
@@ -323,6 +329,12 @@ func (r *report) targets() {
 				}
 			}
 		}
+		for _, res := range r.Results {
+			if res.Queue == q && res.Group == "paths" && pathPair(res.ID) != "" {
+				v := float64(res.VsRef)
+				add("binary path ≥ 0.9× its bare reference (defaults)", res.Label, v, "≥ 0.9", v >= 0.9)
+			}
+		}
 		v := ratio("consume/ef-worker")
 		add("worker ≥ 0.95× reference consumer", "eventfleet Worker / bare consumer", v, "≥ 0.95", v >= 0.95)
 		// Three readings: the same number of publishing goroutines, and
@@ -375,6 +387,24 @@ func (r *report) print(w io.Writer) {
 				thousands(float64(res.Median)), thousands(lo), thousands(hi), ratioStr(res.VsRef), ratioStr(res.VsWMDefault),
 				ratioStr(res.VsWMTuned), fixed(res.ClientCPU, 1), fixed(res.MachineCPU, 1), errNote(res))
 		}
+	}
+
+	fmt.Fprintf(w, "\n### paths: each binary with its defaults, against a bare reference doing the same work\n\n")
+	fmt.Fprintln(w, "| queue | path | N events | binary msgs/s | range | bare msgs/s | range | binary ÷ bare | CPU client binary / bare | CPU machine binary / bare |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, res := range r.Results {
+		if res.Group != "paths" || pathPair(res.ID) == "" {
+			continue
+		}
+		ref := r.get(res.Queue, "paths/"+pathPair(res.ID))
+		if ref == nil {
+			ref = &result{Median: num(math.NaN()), ClientCPU: num(math.NaN()), MachineCPU: num(math.NaN())}
+		}
+		lo, hi := minMax(res.rates())
+		rlo, rhi := minMax(ref.rates())
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s–%s | %s | %s–%s | %s | %s / %s | %s / %s |%s\n", res.Queue, res.Label, thousands(float64(res.N)),
+			thousands(float64(res.Median)), thousands(lo), thousands(hi), thousands(float64(ref.Median)), thousands(rlo), thousands(rhi),
+			ratioStr(res.VsRef), fixed(res.ClientCPU, 1), fixed(ref.ClientCPU, 1), fixed(res.MachineCPU, 1), fixed(ref.MachineCPU, 1), errNote(res)+errNote(ref))
 	}
 
 	fmt.Fprintf(w, "\n### scale-out (cmd/worker processes on one queue, %s messages)\n\n", thousands(float64(r.o.scaleN)))
