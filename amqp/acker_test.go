@@ -62,7 +62,7 @@ func TestAckerSettlesEveryTagExactlyOnceInFewFrames(t *testing.T) {
 	t.Parallel()
 	const n = 5000
 	b := newFakeBroker(n)
-	a := newAcker(b, func(err error) { t.Errorf("acker failed: %v", err) })
+	a := newAcker(b, maxAckBatch, func(err error) { t.Errorf("acker failed: %v", err) })
 	// No timer flushes: the frame count must not depend on how fast this
 	// machine runs (a slow, loaded run made ticks ack stragglers one by
 	// one). Straggler acks have their own test below.
@@ -119,7 +119,7 @@ func TestAckerSettlesEveryTagExactlyOnceInFewFrames(t *testing.T) {
 func TestAckerDoesNotHoldAcksBehindASlowHandler(t *testing.T) {
 	t.Parallel()
 	b := newFakeBroker(10)
-	a := newAcker(b, nil)
+	a := newAcker(b, ackBatchFor(DefaultPrefetch), nil)
 	for tag := uint64(1); tag <= 10; tag++ {
 		a.seen(tag)
 	}
@@ -143,5 +143,37 @@ func TestAckerDoesNotHoldAcksBehindASlowHandler(t *testing.T) {
 	a.flush()
 	if len(b.outstanding) != 0 || b.err != nil {
 		t.Fatalf("outstanding %v err %v", b.outstanding, b.err)
+	}
+}
+
+func TestAckBatchLeavesTheBrokerRoomToSend(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		prefetch int
+		want     uint64
+	}{{1, 1}, {3, 1}, {16, 4}, {DefaultPrefetch, 16}, {256, 64}, {65535, 64}} {
+		if got := ackBatchFor(c.prefetch); got != c.want {
+			t.Errorf("ackBatchFor(%d) = %d, want %d", c.prefetch, got, c.want)
+		}
+	}
+}
+
+// With the default prefetch, a full batch is acked at once, without waiting
+// for the timer: a batch as large as the prefetch left the broker with
+// nothing more to send until the timer fired.
+func TestAckerAcksAFullBatchAtOnce(t *testing.T) {
+	t.Parallel()
+	batch := ackBatchFor(DefaultPrefetch)
+	b := newFakeBroker(int(batch))
+	a := newAcker(b, batch, nil)
+	a.delay = time.Hour // only a full batch can send the ack
+	for tag := uint64(1); tag <= batch; tag++ {
+		a.seen(tag)
+		a.ack(tag)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.outstanding) != 0 || b.frames != 1 {
+		t.Fatalf("after %d acks: %d outstanding, %d frames; want 0 and 1", batch, len(b.outstanding), b.frames)
 	}
 }

@@ -84,7 +84,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 	host, _ := os.Hostname()
 	tag := fmt.Sprintf("eventfleet-%s-%s-%d-%d", w.cfg.App, host, os.Getpid(), gen)
 	s := &workerSession{gen: gen, conn: conn, ch: ch, tag: tag, dead: make(chan struct{})}
-	s.acks = newAcker(ch, func(err error) {
+	s.acks = newAcker(ch, ackBatchFor(w.cfg.Prefetch), func(err error) {
 		w.log.Warn("acks failed; the broker will redeliver what was not acked (duplicates possible)",
 			"err", err, "connection", gen)
 	})
