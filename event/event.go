@@ -180,3 +180,32 @@ func ParseInput(b []byte) (Event, error) {
 	// The data is a part of b, which was found valid whole.
 	return in.event(true)
 }
+
+// ParseInputs decodes a JSON array of events in the Input format, in one
+// pass, and validates them. It fails on the first problem without saying
+// which event had it: a caller that must name every bad event parses the
+// elements one by one with ParseInput after a failure. Unknown fields are
+// rejected, as by ParseInput.
+func ParseInputs(b []byte) ([]Event, error) {
+	b = bytes.TrimSpace(b)
+	var ins []Input
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ins); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if dec.InputOffset() != int64(len(b)) {
+		return nil, errors.New("invalid JSON: more than one value")
+	}
+	evs := make([]Event, len(ins))
+	for i, in := range ins {
+		// The decoder checked every element's data as JSON already.
+		ev, err := in.event(true)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		evs[i] = ev
+	}
+	return evs, nil
+}
+

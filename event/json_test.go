@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -49,6 +50,56 @@ func BenchmarkValidJSON(b *testing.B) {
 	b.Run("encoding-json", func(b *testing.B) {
 		for b.Loop() {
 			json.Valid(body)
+		}
+	})
+}
+
+// ParseInputs must agree with decoding each element with ParseInput, which
+// is what the ingest falls back to when it fails.
+func FuzzParseInputs(f *testing.F) {
+	for _, s := range []string{
+		`[{"type":"A"}]`,
+		`[{"type":"A","id":"1","aggregate_id":"x","data":{"n":[1,2]}}, {"type":"B","data":null}]`,
+		`[{"type":"A","agregate_id":"x"}]`,
+		`[{"type":"A"}] ]`,
+		`[{"type":"A"},null]`,
+		`[{"type":"A","data":{"a":1}} , {"Type":"B"}]`,
+		`[{"type":"A\u0000"}]`,
+		`[]`,
+		` [ {"type" : "A" } ] `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, err := event.ParseInputs(b)
+		var raws []json.RawMessage
+		var each []event.Event
+		eachErr := json.Unmarshal(bytes.TrimSpace(b), &raws)
+		for _, raw := range raws {
+			if eachErr != nil {
+				break
+			}
+			var ev event.Event
+			ev, eachErr = event.ParseInput(raw)
+			each = append(each, ev)
+		}
+		if (err == nil) != (eachErr == nil) {
+			t.Fatalf("ParseInputs err %v, element by element err %v, for %q", err, eachErr, b)
+		}
+		if err != nil {
+			return
+		}
+		if len(evs) != len(each) {
+			t.Fatalf("%d events, element by element %d", len(evs), len(each))
+		}
+		for i := range evs {
+			a, e := evs[i], each[i]
+			if a.ID != e.ID && (len(a.ID) != 36 || len(e.ID) != 36) { // both generated when the input had none
+				t.Fatalf("event %d: id %q vs %q", i, a.ID, e.ID)
+			}
+			if a.Type != e.Type || a.AggregateID != e.AggregateID || !bytes.Equal(a.Data, e.Data) {
+				t.Fatalf("event %d: %+v vs %+v", i, a, e)
+			}
 		}
 	})
 }

@@ -28,6 +28,11 @@ func parseEvents(body []byte) ([]event.Event, *errorResponse) {
 	case trimmed[0] != '[':
 		return nil, &errorResponse{Error: "invalid JSON: send one event object or a JSON array of them"}
 	}
+	// A well-formed array, the common case, is decoded in one pass; one with a
+	// bad event is read again element by element to name every bad index.
+	if evs, err := event.ParseInputs(trimmed); err == nil && len(evs) > 0 {
+		return evs, nil
+	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(trimmed, &raws); err != nil {
 		return nil, &errorResponse{Error: "invalid JSON: " + err.Error()}
