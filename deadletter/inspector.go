@@ -50,7 +50,8 @@ const DefaultIdleTimeout = 5 * time.Second
 //
 // Every operation consumes the queue with manual acknowledgements and
 // acknowledges only what it removes: a replayed message after the broker
-// confirmed its copy, a purged message at once. Everything else it read stays
+// confirmed its copy, a purged message at once (in runs of consecutive
+// deliveries, one multiple ack each; see scan.remove). Everything else it read stays
 // unacknowledged and goes back when the operation closes its channel; on
 // RabbitMQ's quorum queues that puts it back at the head of the queue, in its
 // order (see the package documentation for what was measured). Operations
@@ -583,10 +584,29 @@ func (i *Inspector) Purge(ctx context.Context, opt PurgeOptions) (PurgeResult, e
 }
 
 func (i *Inspector) purgeSelected(ctx context.Context, s *scan, opt PurgeOptions, res *PurgeResult) error {
+	// OnPurge hears of a message once its acknowledgement is sent: the
+	// scan sends them in runs.
+	var told []Message
+	tell := func() error {
+		if err := s.flushAcks(); err != nil {
+			res.Purged -= len(told) // back in the queue with the channel
+			return err
+		}
+		if opt.OnPurge != nil {
+			for _, m := range told {
+				opt.OnPurge(m)
+			}
+		}
+		told = told[:0]
+		return nil
+	}
 	now := time.Now()
 	for {
 		d, ok, err := s.next(ctx)
 		if err != nil || !ok {
+			if terr := tell(); err == nil {
+				err = terr
+			}
 			return err
 		}
 		m := ReadMessage(&d, i.unrouted)
@@ -594,11 +614,14 @@ func (i *Inspector) purgeSelected(ctx context.Context, s *scan, opt PurgeOptions
 			continue
 		}
 		if err := s.remove(&d); err != nil {
-			return err
+			return errors.Join(err, tell())
 		}
 		res.Purged++
-		if opt.OnPurge != nil {
-			opt.OnPurge(m)
+		told = append(told, m)
+		if len(told) >= ackRun {
+			if err := tell(); err != nil {
+				return err
+			}
 		}
 	}
 }
