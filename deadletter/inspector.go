@@ -402,9 +402,10 @@ func (s *scan) flushAcks() error {
 // close ends the operation (after finish). The broker returns every message
 // the operation read and did not remove to the head of the queue, in order,
 // also those still on their way to us (measured; a basic.cancel first would
-// send those to the tail, so there is none). The broker answers channel.close
-// only after it processed the acknowledgements sent before it, so a nil error
-// means every remove took effect. close then waits until the queue shows no
+// send those to the tail, so there is none). It first sends the last run of
+// removals: a quorum queue can give back deliveries whose single acks came
+// in a burst just before the close (see scan.remove), not those of one
+// multiple ack. close then waits until the queue shows no
 // consumer, when the returned messages are back, so that what runs next sees
 // the queue whole.
 func (s *scan) close() error {
