@@ -53,8 +53,26 @@ type InFlight struct {
 	exchange, key string
 	msg           amqp091.Publishing
 	rec           *pending // this attempt's record; a new one per connection
-	once          sync.Once
-	err           error
+	// answer is rec's outcome once Ready took it from rec.done.
+	answer   error
+	answered bool
+	once     sync.Once
+	err      error
+}
+
+// Ready reports, without waiting, whether the broker has answered for the
+// message, so that Wait returns at once (unless the answer was a lost
+// connection: Wait then sends the message again and waits for that).
+func (f *InFlight) Ready() bool {
+	if f.answered {
+		return true
+	}
+	select {
+	case f.answer = <-f.rec.done:
+		f.answered = true
+	default:
+	}
+	return f.answered
 }
 
 // send publishes the message on the current session, taking a window slot
@@ -96,24 +114,26 @@ func (f *InFlight) Wait(ctx context.Context) error {
 
 func (f *InFlight) wait(ctx context.Context) error {
 	for {
-		var err error
-		select {
-		case err = <-f.rec.done:
-		default:
+		if !f.answered {
 			select {
-			case err = <-f.rec.done:
+			case f.answer = <-f.rec.done:
 			case <-ctx.Done():
-				return fmt.Errorf("message %s not confirmed: %w", f.msg.MessageId, ctx.Err())
+				// The answer may have come at the same time: prefer it.
+				if !f.Ready() {
+					return fmt.Errorf("message %s not confirmed: %w", f.msg.MessageId, ctx.Err())
+				}
 			}
+			f.answered = true
 		}
-		if !errors.Is(err, errConnLost) {
-			return err
+		if !errors.Is(f.answer, errConnLost) {
+			return f.answer
 		}
 		if ctx.Err() != nil {
 			// Not sent again: an ended ctx must not cost a copy.
 			return fmt.Errorf("message %s not confirmed: %w", f.msg.MessageId, ctx.Err())
 		}
 		f.p.log.Debug("republishing after connection loss", "message_id", f.msg.MessageId)
+		f.answered = false
 		if err := f.send(ctx); err != nil {
 			return err
 		}

@@ -50,7 +50,8 @@ const DefaultIdleTimeout = 5 * time.Second
 //
 // Every operation consumes the queue with manual acknowledgements and
 // acknowledges only what it removes: a replayed message after the broker
-// confirmed its copy, a purged message at once. Everything else it read stays
+// confirmed its copy, a purged message at once (in runs of consecutive
+// deliveries, one multiple ack each; see scan.remove). Everything else it read stays
 // unacknowledged and goes back when the operation closes its channel; on
 // RabbitMQ's quorum queues that puts it back at the head of the queue, in its
 // order (see the package documentation for what was measured). Operations
@@ -167,9 +168,20 @@ type scan struct {
 	deliveries   <-chan amqp091.Delivery
 	closed       <-chan *amqp091.Error
 	prefetch     int
-	held         int // delivered and not acknowledged
+	held         int // delivered and not removed
 	idle         time.Duration
+	// Removals are acknowledged in runs, one basic.ack with multiple set
+	// for up to ackRun consecutive delivery tags: a quorum queue that is
+	// handed thousands of single acks per second and then a channel close
+	// can give back some it had been acked for (a duplicate; seen in
+	// BenchmarkReplay). acked is the highest tag up to which every
+	// delivery is removed or in the run; run counts the run's tags.
+	acked uint64
+	run   int
 }
+
+// ackRun bounds a run of removals acknowledged together.
+const ackRun = 64
 
 // settleTimeout bounds the wait for a queue's consumers to go away.
 const settleTimeout = 3 * time.Second
@@ -288,6 +300,10 @@ func (s *scan) next(ctx context.Context) (d amqp091.Delivery, ok bool, err error
 	if s.over() {
 		return d, false, nil
 	}
+	// The run's deliveries count against the window the broker fills.
+	if err := s.flushAcks(); err != nil {
+		return d, false, err
+	}
 	t := time.NewTimer(s.idle)
 	defer t.Stop()
 	select {
@@ -350,27 +366,53 @@ func (s *scan) finish() {
 	}
 }
 
-// remove acknowledges d: the broker deletes it from the queue.
+// remove acknowledges d: the broker deletes it from the queue. While every
+// delivery before d is removed too, the acknowledgement joins a run that
+// flushAcks sends (when the run is full, before the scan waits, and when it
+// closes); after the first delivery that stays, each one goes alone, since
+// a multiple ack would remove that one too.
 func (s *scan) remove(d *amqp091.Delivery) error {
+	s.held--
+	if d.DeliveryTag == s.acked+1 {
+		s.acked = d.DeliveryTag
+		s.run++
+		if s.run >= ackRun {
+			return s.flushAcks()
+		}
+		return nil
+	}
 	if err := d.Ack(false); err != nil {
 		return fmt.Errorf("acknowledge message %s: %w", d.MessageId, err)
 	}
-	s.held--
+	return nil
+}
+
+// flushAcks sends the run of removals not acknowledged yet.
+func (s *scan) flushAcks() error {
+	if s.run == 0 || s.ch == nil {
+		return nil
+	}
+	s.run = 0
+	if err := s.ch.Ack(s.acked, true /* multiple: every delivery up to acked */); err != nil {
+		return fmt.Errorf("acknowledge messages up to delivery %d: %w", s.acked, err)
+	}
 	return nil
 }
 
 // close ends the operation (after finish). The broker returns every message
 // the operation read and did not remove to the head of the queue, in order,
 // also those still on their way to us (measured; a basic.cancel first would
-// send those to the tail, so there is none). The broker answers channel.close
-// only after it processed the acknowledgements sent before it, so a nil error
-// means every remove took effect. close then waits until the queue shows no
+// send those to the tail, so there is none). It first sends the last run of
+// removals: a quorum queue can give back deliveries whose single acks came
+// in a burst just before the close (see scan.remove), not those of one
+// multiple ack. close then waits until the queue shows no
 // consumer, when the returned messages are back, so that what runs next sees
 // the queue whole.
 func (s *scan) close() error {
 	if s == nil || s.ch == nil {
 		return nil
 	}
+	ackErr := s.flushAcks()
 	if s.consuming {
 		s.finish()
 	}
@@ -382,7 +424,7 @@ func (s *scan) close() error {
 	if s.consuming {
 		s.i.settle()
 	}
-	return nil
+	return ackErr
 }
 
 // Summary is what List reports.
@@ -543,10 +585,29 @@ func (i *Inspector) Purge(ctx context.Context, opt PurgeOptions) (PurgeResult, e
 }
 
 func (i *Inspector) purgeSelected(ctx context.Context, s *scan, opt PurgeOptions, res *PurgeResult) error {
+	// OnPurge hears of a message once its acknowledgement is sent: the
+	// scan sends them in runs.
+	var told []Message
+	tell := func() error {
+		if err := s.flushAcks(); err != nil {
+			res.Purged -= len(told) // back in the queue with the channel
+			return err
+		}
+		if opt.OnPurge != nil {
+			for _, m := range told {
+				opt.OnPurge(m)
+			}
+		}
+		told = told[:0]
+		return nil
+	}
 	now := time.Now()
 	for {
 		d, ok, err := s.next(ctx)
 		if err != nil || !ok {
+			if terr := tell(); err == nil {
+				err = terr
+			}
 			return err
 		}
 		m := ReadMessage(&d, i.unrouted)
@@ -554,11 +615,14 @@ func (i *Inspector) purgeSelected(ctx context.Context, s *scan, opt PurgeOptions
 			continue
 		}
 		if err := s.remove(&d); err != nil {
-			return err
+			return errors.Join(err, tell())
 		}
 		res.Purged++
-		if opt.OnPurge != nil {
-			opt.OnPurge(m)
+		told = append(told, m)
+		if len(told) >= ackRun {
+			if err := tell(); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -773,4 +773,8 @@ func TestInspector_NoQueueAndBusy(t *testing.T) {
 	if _, err := in.Peek(ctx(t), deadletter.PeekOptions{Limit: -1}); !errors.Is(err, deadletter.ErrInvalidOptions) {
 		t.Errorf("Peek with a negative limit: %v, want ErrInvalidOptions", err)
 	}
+	bare := deadletter.ForApp(f.conn, f.queue)
+	if _, err := bare.Replay(ctx(t), deadletter.ReplayOptions{}); !errors.Is(err, deadletter.ErrInvalidOptions) {
+		t.Errorf("Replay without a Publisher: %v, want ErrInvalidOptions", err)
+	}
 }

@@ -114,6 +114,9 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 	if ferr := r.flush(); err == nil {
 		err = ferr
 	}
+	if cerr := r.commit(); err == nil {
+		err = cerr
+	}
 	cerr := s.close()
 	res.Scan = s.Scan
 	if err == nil && cerr != nil {
@@ -155,11 +158,15 @@ type inflight struct {
 
 // replayer is one Replay's state; only Replay's goroutine uses it.
 type replayer struct {
-	i        *Inspector
-	s        *scan
-	opt      ReplayOptions
-	res      *ReplayResult
-	pending  []*inflight // publish order, oldest first
+	i       *Inspector
+	s       *scan
+	opt     ReplayOptions
+	res     *ReplayResult
+	pending []*inflight // publish order, oldest first
+	// outbox holds the fates known but not yet told (OnMessage, the
+	// counts): a replayed message is told once its removal is
+	// acknowledged (the scan acknowledges removals in runs; see commit).
+	outbox   []ReplayedMessage
 	selected int
 	keptErrs []error
 	nextAt   time.Time // rate limit: earliest time of the next publish
@@ -172,14 +179,27 @@ type replayer struct {
 func (r *replayer) run(ctx context.Context) error {
 	now := time.Now()
 	for r.opt.Limit == 0 || r.selected < r.opt.Limit {
+		if err := r.commit(); err != nil {
+			return err
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		d, ok, err := r.s.poll()
 		if err == nil && !ok {
-			// Nothing there yet: settle what is in flight before waiting.
-			if err := r.flush(); err != nil {
+			// Nothing there yet: settle the copies the broker has
+			// answered for, but do not wait for the others unless they
+			// hold the scan's whole window. Gaps between deliveries are
+			// common and shorter than a confirm: waiting out every copy
+			// in each of them made a replay go at one confirm round
+			// trip per gap (docs/design.md).
+			if err := r.settleReady(); err != nil {
 				return err
+			}
+			if r.s.held >= r.s.prefetch {
+				if err := r.flush(); err != nil {
+					return err
+				}
 			}
 			d, ok, err = r.s.next(ctx)
 		}
@@ -221,6 +241,9 @@ func (r *replayer) pace(ctx context.Context) error {
 	now := time.Now()
 	if wait := r.nextAt.Sub(now); wait > 0 {
 		if err := r.flush(); err != nil {
+			return err
+		}
+		if err := r.commit(); err != nil {
 			return err
 		}
 		t := time.NewTimer(time.Until(r.nextAt))
@@ -267,6 +290,16 @@ func (r *replayer) publish(ctx context.Context, d amqp091.Delivery, m Message) e
 	return nil
 }
 
+// settleReady settles the oldest copies in flight whose answer is there.
+func (r *replayer) settleReady() error {
+	for len(r.pending) > 0 && r.pending[0].f.Ready() {
+		if err := r.settleOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // flush settles every copy in flight.
 func (r *replayer) flush() error {
 	var first error
@@ -296,7 +329,6 @@ func (r *replayer) settleOldest() error {
 			r.kept(p.m, fmt.Errorf("%w: %v (the message is in %s and back in %q: a duplicate)", ErrUnconfirmed, err, r.i.Target(), r.i.queue))
 			return nil
 		}
-		r.res.Replayed++
 		r.done(ReplayedMessage{Message: p.m, Outcome: OutcomeReplayed})
 		return nil
 	case errors.Is(err, amqp.ErrReturned), errors.Is(err, amqp.ErrNacked):
@@ -314,6 +346,12 @@ func (r *replayer) settleOldest() error {
 }
 
 func (r *replayer) kept(m Message, err error) {
+	r.noteKept(err)
+	r.done(ReplayedMessage{Message: m, Outcome: OutcomeKept, Err: err})
+}
+
+// noteKept counts a kept message and keeps the first error of each kind.
+func (r *replayer) noteKept(err error) {
 	r.res.Kept++
 	known := false
 	for _, e := range r.keptErrs {
@@ -324,14 +362,32 @@ func (r *replayer) kept(m Message, err error) {
 	if !known {
 		r.keptErrs = append(r.keptErrs, err)
 	}
-	r.done(ReplayedMessage{Message: m, Outcome: OutcomeKept, Err: err})
 }
 
-func (r *replayer) done(rm ReplayedMessage) {
-	if rm.Outcome == OutcomeDryRun {
-		r.res.Replayed++
+func (r *replayer) done(rm ReplayedMessage) { r.outbox = append(r.outbox, rm) }
+
+// commit acknowledges the removals not yet acknowledged, then tells the
+// fates in the outbox, in queue order. A message whose acknowledgement
+// failed is back in the queue after its copy reached the target: kept, a
+// duplicate.
+func (r *replayer) commit() error {
+	if len(r.outbox) == 0 {
+		return nil
 	}
-	if r.opt.OnMessage != nil {
-		r.opt.OnMessage(rm)
+	ackErr := r.s.flushAcks()
+	for _, rm := range r.outbox {
+		if rm.Outcome == OutcomeReplayed && ackErr != nil {
+			rm.Outcome = OutcomeKept
+			rm.Err = fmt.Errorf("%w: %v (the message is in %s and back in %q: a duplicate)", ErrUnconfirmed, ackErr, r.i.Target(), r.i.queue)
+			r.noteKept(rm.Err)
+		}
+		if rm.Outcome != OutcomeKept {
+			r.res.Replayed++
+		}
+		if r.opt.OnMessage != nil {
+			r.opt.OnMessage(rm)
+		}
 	}
+	r.outbox = r.outbox[:0]
+	return ackErr
 }
