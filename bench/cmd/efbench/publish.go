@@ -193,6 +193,45 @@ func (b *bench) eventsFile(n int) (string, error) {
 // runPublisherBinary times `publisher publish --file F` from process start
 // to exit: process start, connect and declare included.
 func (b *bench) runPublisherBinary(ctx context.Context, n int) (measurement, error) {
+	return b.runFileProcess(ctx, n, "publisher publish", fmt.Sprintf("published=%d failed=0", n),
+		func(file, exchange string) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, b.bins.publisher, "publish", "--file", file)
+			cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench",
+				fmt.Sprintf("PUBLISH_WINDOW=%d", b.o.window), "LOG_LEVEL=warn")
+			return cmd
+		})
+}
+
+// runPublisherBinaryDefaults is runPublisherBinary with the binary's
+// defaults (only where to publish is set).
+func (b *bench) runPublisherBinaryDefaults(ctx context.Context, n int) (measurement, error) {
+	return b.runFileProcess(ctx, n, "publisher publish", fmt.Sprintf("published=%d failed=0", n),
+		func(file, exchange string) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, b.bins.publisher, "publish", "--file", file)
+			cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench")
+			return cmd
+		})
+}
+
+// runBareCLI times the bare reference of `publisher publish --file`: this
+// program re-run as a process that reads and publishes the same file with
+// amqp091-go alone (see barecli.go).
+func (b *bench) runBareCLI(ctx context.Context, n int) (measurement, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return measurement{}, err
+	}
+	return b.runFileProcess(ctx, n, bareCLIArg, fmt.Sprintf("published=%d", n),
+		func(file, exchange string) *exec.Cmd {
+			return exec.CommandContext(ctx, self, bareCLIArg, "-url", b.o.url, "-exchange", exchange,
+				"-file", file, "-window", "256")
+		})
+}
+
+// runFileProcess times a process that publishes the events file to a fresh
+// exchange, from its start to its exit, and checks what it printed and that
+// the queue holds every event.
+func (b *bench) runFileProcess(ctx context.Context, n int, what, want string, command func(file, exchange string) *exec.Cmd) (measurement, error) {
 	file, err := b.eventsFile(n)
 	if err != nil {
 		return measurement{}, err
@@ -202,14 +241,7 @@ func (b *bench) runPublisherBinary(ctx context.Context, n int) (measurement, err
 	if err != nil {
 		return measurement{}, err
 	}
-	cmd := exec.CommandContext(ctx, b.bins.publisher, "publish", "--file", file)
-	cmd.Env = append(os.Environ(),
-		"AMQP_URL="+b.o.url,
-		"EXCHANGE="+exchange,
-		"APP_NAME=efbench",
-		fmt.Sprintf("PUBLISH_WINDOW=%d", b.o.window),
-		"LOG_LEVEL=warn",
-	)
+	cmd := command(file, exchange)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t := b.startTimer()
@@ -224,10 +256,10 @@ func (b *bench) runPublisherBinary(ctx context.Context, n int) (measurement, err
 		m.clientCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	if err != nil {
-		return m, fmt.Errorf("publisher publish: %v: %s", err, tail(stderr.String()))
+		return m, fmt.Errorf("%s: %v: %s", what, err, tail(stderr.String()))
 	}
-	if want := fmt.Sprintf("published=%d failed=0", n); !strings.Contains(stdout.String(), want) {
-		return m, fmt.Errorf("publisher publish printed %q, want %q", strings.TrimSpace(stdout.String()), want)
+	if !strings.Contains(stdout.String(), want) {
+		return m, fmt.Errorf("%s printed %q, want %q", what, strings.TrimSpace(stdout.String()), want)
 	}
 	return m, b.verify(queue, n)
 }
