@@ -284,7 +284,9 @@ func contenders(o options) []contender {
 		contender{"paths", "bare-publish-file", "bare amqp091-go CLI: the same NDJSON file, each line decoded with encoding/json, sliding confirm window 256 (process start to exit)", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareCLI(ctx, n) }},
 		contender{"paths", "bin-publish-file", "`publisher publish --file`, defaults (process start to exit)", n,
-			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runPublisherBinaryDefaults(ctx, n) }},
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runPublisherBinaryDefaults(ctx, n)
+			}},
 		contender{"paths", "bare-worker-log", "bare consumer writing the same JSON line to a pipe, ack after the write", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareLog(ctx, n) }},
 		contender{"paths", "bin-worker-log", "`cmd/worker` HANDLER=log, defaults (process start to empty queue)", n,
