@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,32 +92,25 @@ type envVar struct {
 	HasDefault bool
 }
 
-// envVars lists the variables read by the config struct t, as caarlos0/env
-// sees them: `env` tags, including those of embedded and nested structs.
-func envVars(t reflect.Type, prefix string, into map[string]envVar) map[string]envVar {
-	if into == nil {
-		into = map[string]envVar{}
-	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if name == "" && f.Type.Kind() == reflect.Struct {
-			envVars(f.Type, prefix+f.Tag.Get("envPrefix"), into)
-			continue
+// readBy lists the variables each binary reads and their defaults, from
+// the one source internal/config takes them from (config.Settings: what
+// loading an empty environment yields). A variable with two defaults
+// (PUBLISH_TIMEOUT) is listed with the first, `publisher serve`'s.
+var readBy = func() map[binary]map[string]envVar {
+	out := map[binary]map[string]envVar{publisherBinary: {}, workerBinary: {}}
+	for _, s := range config.Settings() {
+		b := workerBinary
+		if s.Binary == config.BinaryPublisher {
+			b = publisherBinary
 		}
-		if name == "" {
-			continue
+		v := envVar{HasDefault: len(s.Defaults) > 0}
+		if v.HasDefault {
+			v.Default = s.Defaults[0]
 		}
-		def, ok := f.Tag.Lookup("envDefault")
-		into[prefix+name] = envVar{Default: def, HasDefault: ok}
+		out[b][s.Var] = v
 	}
-	return into
-}
-
-var readBy = map[binary]map[string]envVar{
-	publisherBinary: envVars(reflect.TypeFor[config.Publisher](), "", nil),
-	workerBinary:    envVars(reflect.TypeFor[config.Worker](), "", nil),
-}
+	return out
+}()
 
 // setting is the value binary b sees for name in environ: the given value,
 // else the default from internal/config.

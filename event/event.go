@@ -208,4 +208,3 @@ func ParseInputs(b []byte) ([]Event, error) {
 	}
 	return evs, nil
 }
-
