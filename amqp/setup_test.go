@@ -15,6 +15,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/workertest"
 	"github.com/eventfleet/eventfleet/retry"
 )
 
@@ -95,25 +96,8 @@ func (b *bundle) worker(t *testing.T, cfg amqp.WorkerConfig, h event.Handler) *a
 	}
 	cfg.Backoff = retry.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	b.cleanupApp(t, cfg.App, cfg.Retry)
-	w, err := amqp.NewWorker(cfg, h)
-	if err != nil {
-		t.Fatalf("NewWorker: %v", err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatalf("worker Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	})
-	select {
-	case <-w.Ready():
-	case <-w.Done():
-		t.Fatalf("worker stopped: %v", w.Err())
-	case <-time.After(20 * time.Second):
-		t.Fatal("worker not consuming after 20s")
-	}
+	w := workertest.Start(t, cfg, h)
+	workertest.WaitReady(t, w, 20*time.Second)
 	return w
 }
 

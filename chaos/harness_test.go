@@ -22,6 +22,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/workertest"
 	"github.com/eventfleet/eventfleet/retry"
 )
 
@@ -114,33 +115,14 @@ func (r *rig) worker(url string, fail func(event.Event) error) *amqp.Worker {
 		r.check.Handled(e.ID)
 		return nil
 	})
-	w, err := amqp.NewWorker(amqp.WorkerConfig{URL: url, Exchange: r.exchange, App: r.app, Retry: r.policy,
+	return workertest.Start(r.t, amqp.WorkerConfig{URL: url, Exchange: r.exchange, App: r.app, Retry: r.policy,
 		Concurrency: 8, Prefetch: 32, Backoff: fastBackoff, Heartbeat: time.Second,
 		Logger: logger(r.t).With("side", "worker")}, h)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	})
-	return w
 }
 
-func waitReady(t *testing.T, w *amqp.Worker) {
-	t.Helper()
-	select {
-	case <-w.Ready():
-	case <-w.Done():
-		t.Fatalf("worker stopped: %v", w.Err())
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker not consuming after 60s")
-	}
-}
+// waitReady waits until w consumes: up to 60 s, since scenarios call it
+// across a broker restart or a partition's heal.
+func waitReady(t *testing.T, w *amqp.Worker) { t.Helper(); workertest.WaitReady(t, w, 60*time.Second) }
 
 // publishLoop publishes up to n events from `callers` goroutines, each with its
 // own deadline, pausing pace between publishes, until n are sent or stop is

@@ -25,6 +25,7 @@ import (
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/workertest"
 	"github.com/eventfleet/eventfleet/retry"
 )
 
@@ -93,25 +94,8 @@ func (w poisonWorld) worker(t *testing.T, cfg amqp.WorkerConfig, h event.Handler
 	cfg.URL, cfg.Exchange, cfg.App, cfg.Retry = w.url, w.exchange, w.app, w.policy
 	cfg.Backoff = poisonBackoff
 	cfg.Logger = poisonLogger(t)
-	wk, err := amqp.NewWorker(cfg, h)
-	if err != nil {
-		t.Fatalf("NewWorker: %v", err)
-	}
-	if err := wk.Start(context.Background()); err != nil {
-		t.Fatalf("worker Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = wk.Stop(ctx)
-	})
-	select {
-	case <-wk.Ready():
-	case <-wk.Done():
-		t.Fatalf("worker stopped: %v", wk.Err())
-	case <-time.After(20 * time.Second):
-		t.Fatal("worker not consuming after 20s")
-	}
+	wk := workertest.Start(t, cfg, h)
+	workertest.WaitReady(t, wk, 20*time.Second)
 	return wk
 }
 
@@ -582,18 +566,8 @@ func poisonCrashLoop(t *testing.T, concurrency, prefetch int, allGoodHandled boo
 	// of the way: only child processes consume.
 	cfg := poisonCrashConfig(world.url, world.exchange, world.app, concurrency, prefetch)
 	cfg.Logger = poisonLogger(t)
-	setup, err := amqp.NewWorker(cfg, event.HandlerFunc(func(context.Context, event.Event) error { return nil }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := setup.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-setup.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("topology worker not consuming after 20s")
-	}
+	setup := workertest.Start(t, cfg, event.HandlerFunc(func(context.Context, event.Event) error { return nil }))
+	workertest.WaitReady(t, setup, 20*time.Second)
 	if err := setup.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/eventfleet/eventfleet/deadletter"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/workertest"
 	"github.com/eventfleet/eventfleet/retry"
 )
 
@@ -547,25 +548,10 @@ func (r *recorder) attempts(id string) []int {
 
 func (f *fixture) worker(h event.Handler) *amqp.Worker {
 	f.t.Helper()
-	w, err := amqp.NewWorker(amqp.WorkerConfig{URL: brokertest.URL(f.t), Exchange: f.exchange, App: f.app, Retry: fastRetry,
+	w := workertest.Start(f.t, amqp.WorkerConfig{URL: brokertest.URL(f.t), Exchange: f.exchange, App: f.app, Retry: fastRetry,
 		Concurrency: 2, Backoff: retry.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(c)
-	})
-	select {
-	case <-w.Ready():
-	case <-time.After(30 * time.Second):
-		f.t.Fatal("worker not consuming after 30s")
-	}
+	workertest.WaitReady(f.t, w, 30*time.Second)
 	return w
 }
 

@@ -346,7 +346,7 @@ func startServe(t *testing.T, env []string) (*proc, string) {
 	t.Helper()
 	p := startBin(t, append(env, "PUBLISHER_ADDR=127.0.0.1:0"), nil, "serve")
 	var addr string
-	p.poll(t, time.Minute, "the listening log line", func() bool {
+	p.Poll(t, time.Minute, "the listening log line", func() bool {
 		if recs := p.logLines("listening"); len(recs) > 0 {
 			addr, _ = recs[0]["addr"].(string)
 		}
@@ -383,7 +383,7 @@ func TestServe_Broker(t *testing.T) {
 	exchange, queue := testExchange(t)
 	p, base := startServe(t, brokerEnv(t, exchange, "SHUTDOWN_TIMEOUT=5s"))
 
-	p.poll(t, time.Minute, "/readyz 200", func() bool {
+	p.Poll(t, time.Minute, "/readyz 200", func() bool {
 		resp, _ := request(t, "GET", base+"/readyz", "")
 		return resp.StatusCode == http.StatusOK
 	})
@@ -439,9 +439,7 @@ func TestServe_Broker(t *testing.T) {
 		{id: "four", typ: "C", aggregateID: "x", data: "{}"},
 	})
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
 	}
@@ -490,12 +488,10 @@ func TestServe_BrokerDown(t *testing.T) {
 		resp.Body.Close()
 		inFlight <- resp.StatusCode
 	}()
-	p.poll(t, time.Minute, "the second request to reach the publisher", func() bool {
+	p.Poll(t, time.Minute, "the second request to reach the publisher", func() bool {
 		return len(p.logLines("publishing events")) > before
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGINT)
 	if status := <-inFlight; status != http.StatusServiceUnavailable {
 		t.Errorf("in-flight request got %d, want its 503 answer despite the shutdown", status)
 	}
@@ -525,7 +521,7 @@ func TestServe_MetricsSharesThePortWhenAsked(t *testing.T) {
 	_ = ln.Close() // free again for the server; a race with another process is unlikely
 	exchange, _ := testExchange(t)
 	p := startBin(t, append(brokerEnv(t, exchange), "PUBLISHER_ADDR="+addr, "METRICS_ADDR="+addr), nil, "serve")
-	p.poll(t, time.Minute, "the listening log line", func() bool { return len(p.logLines("listening")) > 0 })
+	p.Poll(t, time.Minute, "the listening log line", func() bool { return len(p.logLines("listening")) > 0 })
 	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

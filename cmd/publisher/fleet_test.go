@@ -32,7 +32,7 @@ func TestServe_DefaultMetricsAddrTaken(t *testing.T) {
 
 	p, base := startServe(t, brokerEnv(t, exchange, unsetMetricsAddr, "XDG_RUNTIME_DIR="+run))
 	var addr, instance string
-	p.poll(t, time.Minute, "the fallback warning", func() bool {
+	p.Poll(t, time.Minute, "the fallback warning", func() bool {
 		for _, rec := range p.stderr.Lines() {
 			if strings.Contains(rec, `"level":"WARN"`) && strings.Contains(rec, "the default METRICS_ADDR is taken") {
 				return true
@@ -47,7 +47,7 @@ func TestServe_DefaultMetricsAddrTaken(t *testing.T) {
 	if addr == "" || strings.HasSuffix(addr, ":9090") || instance == "" {
 		t.Fatalf("serving on %q, instance %q; want a free port and an instance id", addr, instance)
 	}
-	p.poll(t, time.Minute, "/readyz 200", func() bool {
+	p.Poll(t, time.Minute, "/readyz 200", func() bool {
 		resp, _ := request(t, "GET", "http://"+addr+"/readyz", "")
 		return resp.StatusCode == http.StatusOK
 	})
@@ -58,9 +58,7 @@ func TestServe_DefaultMetricsAddrTaken(t *testing.T) {
 	if code, out, errs := health(); code != 0 || !strings.Contains(out, instance) {
 		t.Errorf("publisher health: exit %d, %q %q; want 0 naming instance %s", code, out, errs, instance)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Errorf("serve exit %d after SIGTERM, want 0", code)
 	}

@@ -1,134 +1,64 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-	"go.uber.org/goleak"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
 
-// binPath is the publisher binary that TestMain builds once; the integration
-// tests run it as a process, as an operator would.
-var binPath string
+// publisherBin is the publisher binary; the integration tests run it as a
+// process, as an operator would.
+var publisherBin = proctest.NewBinary("publisher", "github.com/eventfleet/eventfleet/cmd/publisher")
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "publisher-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// With -race when the tests run with it, so that races in the binary
-	// fail these tests too.
-	binPath, err = proctest.Build(dir, "publisher", ".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		_ = os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	// goleak.VerifyTestMain would exit before the binary is removed.
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // proc is a running publisher binary.
 type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *proctest.Buffer
-	exited         chan struct{}
-	code           int // valid once exited is closed
+	*proctest.Proc
+	stdout, stderr *proctest.Buffer // the Proc's, as pointers so that %s prints them
+	args           []string
 }
 
 // unsetMetricsAddr in startBin's env leaves METRICS_ADDR out.
 const unsetMetricsAddr = "METRICS_ADDR=\x00unset"
 
-// startBin runs the binary with only PATH and env in its environment, so the
-// test's own AMQP_URL and friends never leak in. It is killed at cleanup if
-// it is still running.
+// startBin runs the binary with only env in its environment, so the test's
+// own AMQP_URL and friends never leak in, and stdin as its standard input. It
+// is killed at cleanup if it is still running.
 func startBin(t *testing.T, env []string, stdin io.Reader, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
 	// METRICS_ADDR: parallel servers cannot all have the default :9090;
 	// env, later in the list, overrides it, and unsetMetricsAddr drops it.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "METRICS_ADDR=127.0.0.1:0"}
+	kvs := []string{"METRICS_ADDR=127.0.0.1:0"}
 	for _, kv := range env {
 		if kv == unsetMetricsAddr {
-			cmd.Env = slices.DeleteFunc(cmd.Env, func(s string) bool { return strings.HasPrefix(s, "METRICS_ADDR=") })
+			kvs = slices.DeleteFunc(kvs, func(s string) bool { return strings.HasPrefix(s, "METRICS_ADDR=") })
 			continue
 		}
-		cmd.Env = append(cmd.Env, kv)
+		kvs = append(kvs, kv)
 	}
-	if g := os.Getenv("GORACE"); g != "" {
-		cmd.Env = append(cmd.Env, "GORACE="+g)
-	}
-	cmd.Stdin = stdin
-	p := &proc{cmd: cmd, stdout: &proctest.Buffer{}, stderr: &proctest.Buffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start publisher: %v", err)
-	}
-	go func() {
-		err := cmd.Wait()
-		var exitErr *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &exitErr):
-			p.code = exitErr.ExitCode()
-		default:
-			p.code = -1
-		}
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
-	})
+	p := &proc{Proc: proctest.StartInput(t, publisherBin.Path(t), kvs, stdin, args...), args: args}
+	p.stdout, p.stderr = &p.Stdout, &p.Stderr
 	return p
 }
 
 // wait returns the exit code, failing t if the process outlives timeout.
 func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.exited:
-		return p.code
-	case <-time.After(timeout):
-		t.Fatalf("publisher %v still running after %v; stderr:\n%s", p.cmd.Args[1:], timeout, p.stderr)
-		return 0
+	code, ok := p.Wait(timeout)
+	if !ok {
+		t.Fatalf("publisher %v still running after %v; stderr:\n%s", p.args, timeout, p.stderr)
 	}
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+	return code
 }
 
 // runBin runs the binary to its end.
@@ -142,30 +72,13 @@ func runBin(t *testing.T, env []string, stdin io.Reader, args ...string) (stdout
 // logLines returns the JSON log records of the process's stderr whose msg is msg.
 func (p *proc) logLines(msg string) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
-	for sc.Scan() {
+	for _, line := range p.stderr.Lines() {
 		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
 			out = append(out, rec)
 		}
 	}
 	return out
-}
-
-// poll calls cond every 20ms until it is true, failing t after timeout or
-// when the process exits first.
-func (p *proc) poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if !p.running() {
-			t.Fatalf("publisher exited with code %d while waiting for %s; stderr:\n%s", p.code, what, p.stderr)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; stderr:\n%s", timeout, what, p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testExchange makes a fresh exchange for t with a queue bound to it for

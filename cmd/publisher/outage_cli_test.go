@@ -106,6 +106,8 @@ func (b brokerAt) drain(t *testing.T, queue string) map[int][]string {
 			t.Fatalf("get from %s: %v", queue, err)
 		}
 		if !ok {
+			// Empty for now: look again until it stays empty for a
+			// second, the quiet period that ends the drain.
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
@@ -165,7 +167,7 @@ func (b brokerAt) declareTap(t *testing.T, exchange, queue string) {
 
 func waitDepth(t *testing.T, p *proc, b brokerAt, queue string, atLeast int) {
 	t.Helper()
-	p.poll(t, 3*time.Minute, fmt.Sprintf("%d messages in %s", atLeast, queue), func() bool {
+	p.Poll(t, 3*time.Minute, fmt.Sprintf("%d messages in %s", atLeast, queue), func() bool {
 		return b.depth(queue) >= atLeast
 	})
 }
@@ -210,7 +212,8 @@ func TestPublish_BrokerKilledTwice(t *testing.T) {
 	f.write(numbered(0, 1000, nil))
 	waitDepth(t, p, b, queue, 1000)
 	// A node killed seconds after a quorum queue was declared restarts
-	// without its leader (design.md): wait until it is 15 s old.
+	// without its leader (design.md): wait until it is 15 s old. An age,
+	// not a state: nothing the broker shows tells when that risk is over.
 	time.Sleep(time.Until(declared.Add(15 * time.Second)))
 	for i, from := range []int{1000, 2000} {
 		f.write(numbered(from, from+1000, nil))
@@ -386,16 +389,16 @@ func TestPublish_InterruptedTwiceWritesTheFailedFile(t *testing.T) {
 	}
 	p := startBin(t, []string{"AMQP_URL=amqp://guest:guest@127.0.0.1:1/", "EXCHANGE=" + brokertest.Name(t),
 		"PUBLISH_WINDOW=8"}, nil, "publish", "--file", in, "--failed", failedPath)
-	p.poll(t, time.Minute, "a connection attempt", func() bool {
+	p.Poll(t, time.Minute, "a connection attempt", func() bool {
 		return len(p.logLines("broker connection failed; retrying")) > 0
 	})
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	p.Signal(t, syscall.SIGINT)
 	// With events in flight (the likely case) it waits for them and says
 	// so; with none yet, it is done at once: the outcome is the same.
-	p.poll(t, time.Minute, "the first signal's message", func() bool {
+	p.Poll(t, time.Minute, "the first signal's message", func() bool {
 		return strings.Contains(p.stderr.String(), "interrupted: stopped sending")
 	})
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	p.Signal(t, syscall.SIGINT)
 	if code := p.wait(t, time.Minute); code != 1 || p.stdout.String() != "published=0 failed=50\n" {
 		t.Fatalf("exit %d, stdout %q; want 1 and published=0 failed=50; stderr:\n%s", code, p.stdout, p.stderr)
 	}

@@ -117,7 +117,7 @@ func TestPublishLines_NackedForAWholeTimeoutFails(t *testing.T) {
 			if ev.ID == "e-1" {
 				return amqp.ErrNacked
 			}
-			time.Sleep(time.Second)
+			time.Sleep(time.Second) // the confirm's latency (pacing, on the bubble's fake clock)
 			return nil
 		})
 		failed, read := failedFile(t)
@@ -203,7 +203,7 @@ func TestPublishLines_StallFailsTheRestIntoTheFailedFile(t *testing.T) {
 			fmt.Sscanf(ev.ID, "e-%d", &n)
 			if n < 5 || n == 6 {
 				if n == 6 {
-					time.Sleep(time.Second)
+					time.Sleep(time.Second) // the confirm's latency (fake clock); 5 never gets one
 				}
 				mu.Lock()
 				confirmed[ev.ID] = true
@@ -319,7 +319,7 @@ func TestPublishLines_InterruptedWritesTheRest(t *testing.T) {
 				if second {
 					go func() {
 						<-ctx.Done()
-						time.Sleep(100 * time.Millisecond)
+						time.Sleep(100 * time.Millisecond) // the fault: the second signal, 100 ms (fake) after the first
 						close(abandon)
 					}()
 				}

@@ -281,7 +281,9 @@ func TestPublishLines_Interrupted(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close() // ends the abandoned reader goroutine
 	release := make(chan struct{})
+	inFlight := make(chan struct{}, 2) // one send per event being published
 	s := newFakeSender(func(ctx context.Context, ev event.Event) error {
+		inFlight <- struct{}{}
 		<-release
 		return ctx.Err() // a confirm that arrives after the signal
 	})
@@ -289,9 +291,8 @@ func TestPublishLines_Interrupted(t *testing.T) {
 	defer cancel()
 	go func() {
 		_, _ = io.WriteString(pw, ndjson(2))
-		for len(s.calls()) < 2 {
-			time.Sleep(time.Millisecond)
-		}
+		<-inFlight
+		<-inFlight
 		cancel() // the reader now blocks on the pipe, both events are in flight
 		close(release)
 	}()

@@ -2,6 +2,7 @@ package proctest
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -28,13 +29,20 @@ type Proc struct {
 // stderr.
 func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 	t.Helper()
+	return StartInput(t, bin, env, nil, args...)
+}
+
+// StartInput is Start with stdin as the process's standard input; nil gives
+// it none (reads see end of file), as Start does.
+func StartInput(t testing.TB, bin string, env []string, stdin io.Reader, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{name: bin[strings.LastIndexByte(bin, os.PathSeparator)+1:], done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
 	if g := os.Getenv("GORACE"); g != "" {
 		p.cmd.Env = append(p.cmd.Env[:len(p.cmd.Env):len(p.cmd.Env)], "GORACE="+g)
 	}
-	p.cmd.Stdout, p.cmd.Stderr = &p.Stdout, &p.Stderr
+	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = stdin, &p.Stdout, &p.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
 	}
@@ -118,19 +126,32 @@ func (p *Proc) Kill(t testing.TB) {
 // if the process exits first or the time passes.
 func (p *Proc) WaitLog(t testing.TB, timeout time.Duration, wants ...string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	p.Poll(t, timeout, fmt.Sprintf("log %q", wants), func() bool {
 		log := p.Stderr.String()
 		for _, w := range wants {
 			if strings.Contains(log, w) {
-				return
+				return true
 			}
 		}
+		return false
+	})
+}
+
+// Poll calls cond every 20 ms until it is true, failing t, with the tail of
+// stderr, if the process exits first or timeout passes; what names the
+// awaited state in the message.
+func (p *Proc) Poll(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if p.Exited() {
-			t.Fatalf("%s exited with %d while waiting for log %q:\n%s", p, p.code, wants, Tail(log, 3000))
+			if cond() { // the state came with the exit: output is copied until then
+				return
+			}
+			t.Fatalf("%s exited with %d while waiting for %s:\n%s", p, p.code, what, Tail(p.Stderr.String(), 3000))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: no log %q after %v:\n%s", p, wants, timeout, Tail(log, 3000))
+			t.Fatalf("%s: no %s after %v:\n%s", p, what, timeout, Tail(p.Stderr.String(), 3000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

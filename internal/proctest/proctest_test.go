@@ -50,3 +50,20 @@ func TestStartWaitLogAndSignal(t *testing.T) {
 		t.Fatalf("after SIGTERM: code %d, exited %v; want -1 (signalled), true", code, ok)
 	}
 }
+
+func TestStartInputFeedsStdin(t *testing.T) {
+	t.Parallel()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh:", err)
+	}
+	p := proctest.StartInput(t, sh, nil, strings.NewReader("line 1\nline 2\n"), "-c", "cat; echo done >&2")
+	// cat may be gone by the first look: Poll still sees what it wrote.
+	p.Poll(t, 10*time.Second, "both lines on stdout", func() bool { return len(p.Stdout.Lines()) == 2 })
+	if code, ok := p.Wait(10 * time.Second); !ok || code != 0 {
+		t.Fatalf("code %d, exited %v; want 0, true", code, ok)
+	}
+	if got := p.Stdout.String(); got != "line 1\nline 2\n" {
+		t.Fatalf("stdout %q, want stdin back", got)
+	}
+}
