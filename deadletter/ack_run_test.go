@@ -1,7 +1,9 @@
 package deadletter
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -49,5 +51,30 @@ func TestReplay_FailedAckRunIsNotReportedReplayed(t *testing.T) {
 	}
 	if res.Replayed != 0 || res.Kept != ackRun {
 		t.Errorf("Replayed %d, Kept %d; want 0 and %d", res.Replayed, res.Kept, ackRun)
+	}
+}
+
+// TestPurge_FailedAckIsNotReportedPurged breaks the scan's channel after a
+// removal: the ack sent before the scan waits for more fails, and OnPurge
+// must not hear of the message, which is back in the queue.
+func TestPurge_FailedAckIsNotReportedPurged(t *testing.T) {
+	t.Parallel()
+	ch := brokertest.Channel(t)
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deliveries := make(chan amqp091.Delivery, 2)
+	deliveries <- amqp091.Delivery{DeliveryTag: 1, Type: "t", MessageId: "a"}
+	deliveries <- amqp091.Delivery{DeliveryTag: 2, Type: "t", MessageId: "b"}
+	s := &scan{Scan: Scan{Depth: 2}, ch: ch, prefetch: 2, idle: time.Minute, deliveries: deliveries}
+	var told []Message
+	var res PurgeResult
+	err := (&Inspector{queue: "q"}).purgeSelected(context.Background(), s,
+		PurgeOptions{Filter: Filter{Type: "t"}, OnPurge: func(m Message) { told = append(told, m) }}, &res)
+	if err == nil {
+		t.Error("purge: no error, though the acknowledgement failed")
+	}
+	if len(told) != 0 || res.Purged != 0 {
+		t.Errorf("OnPurge heard of %d messages, Purged %d; want 0 and 0: no ack reached the broker", len(told), res.Purged)
 	}
 }
