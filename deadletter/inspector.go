@@ -387,15 +387,18 @@ func (s *scan) remove(d *amqp091.Delivery) error {
 	return nil
 }
 
-// flushAcks sends the run of removals not acknowledged yet.
+// flushAcks sends the run of removals not acknowledged yet. A run whose ack
+// failed stays unsent, so every later flush fails too: its messages are back
+// in the queue with the channel, and whoever tells their fate (commit, Purge's
+// tell) must hear so even when the failure came inside remove.
 func (s *scan) flushAcks() error {
 	if s.run == 0 || s.ch == nil {
 		return nil
 	}
-	s.run = 0
 	if err := s.ch.Ack(s.acked, true /* multiple: every delivery up to acked */); err != nil {
 		return fmt.Errorf("acknowledge messages up to delivery %d: %w", s.acked, err)
 	}
+	s.run = 0
 	return nil
 }
 

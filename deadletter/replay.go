@@ -149,11 +149,14 @@ func (e *KeptError) Error() string {
 // Unwrap returns the first error of each kind.
 func (e *KeptError) Unwrap() []error { return e.Errs }
 
-// inflight is a published copy awaiting its confirm.
+// inflight is a published copy awaiting its confirm, or (f nil) a message
+// kept without being sent, whose fate waits behind the copies before it so
+// that OnMessage hears of it in queue order.
 type inflight struct {
-	d amqp091.Delivery
-	m Message
-	f *amqp.InFlight
+	d   amqp091.Delivery
+	m   Message
+	f   *amqp.InFlight
+	err error // why a message with f nil is kept
 }
 
 // replayer is one Replay's state; only Replay's goroutine uses it.
@@ -269,11 +272,11 @@ func (r *replayer) publish(ctx context.Context, d amqp091.Delivery, m Message) e
 		}
 	}
 	if key == "" {
-		r.kept(m, fmt.Errorf("%w: message %s says nothing about its routing key", amqp.ErrReturned, m.ID))
+		r.keep(m, fmt.Errorf("%w: message %s says nothing about its routing key", amqp.ErrReturned, m.ID))
 		return nil
 	}
 	if m.WithheldBody > 0 {
-		r.kept(m, fmt.Errorf("%w: message %s has a body of %d bytes, over the connection's body limit", ErrBodyWithheld, m.ID, m.WithheldBody))
+		r.keep(m, fmt.Errorf("%w: message %s has a body of %d bytes, over the connection's body limit", ErrBodyWithheld, m.ID, m.WithheldBody))
 		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, confirmTimeout)
@@ -281,7 +284,7 @@ func (r *replayer) publish(ctx context.Context, d amqp091.Delivery, m Message) e
 	cancel()
 	switch {
 	case errors.Is(err, amqp.ErrHeadersTooLarge):
-		r.kept(m, fmt.Errorf("message %s: %w", m.ID, err))
+		r.keep(m, fmt.Errorf("message %s: %w", m.ID, err))
 		return nil
 	case err != nil:
 		return fmt.Errorf("publish message %s to %s: %w", m.ID, r.i.Target(), err)
@@ -290,9 +293,18 @@ func (r *replayer) publish(ctx context.Context, d amqp091.Delivery, m Message) e
 	return nil
 }
 
+// keep keeps a message that is not sent, after the copies still in flight.
+func (r *replayer) keep(m Message, err error) {
+	if len(r.pending) == 0 {
+		r.kept(m, err)
+		return
+	}
+	r.pending = append(r.pending, &inflight{m: m, err: err})
+}
+
 // settleReady settles the oldest copies in flight whose answer is there.
 func (r *replayer) settleReady() error {
-	for len(r.pending) > 0 && r.pending[0].f.Ready() {
+	for len(r.pending) > 0 && (r.pending[0].f == nil || r.pending[0].f.Ready()) {
 		if err := r.settleOldest(); err != nil {
 			return err
 		}
@@ -317,6 +329,10 @@ func (r *replayer) flush() error {
 func (r *replayer) settleOldest() error {
 	p := r.pending[0]
 	r.pending = r.pending[1:]
+	if p.f == nil {
+		r.kept(p.m, p.err)
+		return nil
+	}
 	wctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	if r.broken {
 		cancel() // only what is known already
