@@ -29,7 +29,9 @@ func (p *Publisher) PublishMessage(ctx context.Context, exchange, key string, ms
 // SendMessage is PublishMessage without the wait for the confirm, so that a
 // caller can keep many messages in flight (within the Publisher's Window): it
 // returns once msg is on its way, and the InFlight's Wait tells its fate.
-// Messages sent from one goroutine leave in the order sent. Call Wait for
+// Messages sent from one goroutine leave in the order sent, on one
+// connection: one whose connection died goes again when its Wait runs, so it
+// may arrive after newer ones. Call Wait for
 // every InFlight: Stop waits for them.
 func (p *Publisher) SendMessage(ctx context.Context, exchange, key string, msg amqp091.Publishing) (*InFlight, error) {
 	if err := checkHeaders(msg); err != nil {
