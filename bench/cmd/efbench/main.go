@@ -287,7 +287,7 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runPublisherBinaryDefaults(ctx, n)
 			}},
-		contender{"paths", "bare-worker-log", "bare consumer writing the same JSON line to a pipe, ack after the write", n,
+		contender{"paths", "bare-worker-log", "bare consumer process writing the same JSON line to its stdout (a pipe), ack after the write", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareLog(ctx, n) }},
 		contender{"paths", "bin-worker-log", "`cmd/worker` HANDLER=log, defaults (process start to empty queue)", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
@@ -340,8 +340,13 @@ func contenders(o options) []contender {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == bareCLIArg {
-		os.Exit(bareCLIMain(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case bareCLIArg:
+			os.Exit(bareCLIMain(os.Args[2:]))
+		case bareLogArg:
+			os.Exit(bareLogMain(os.Args[2:]))
+		}
 	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {

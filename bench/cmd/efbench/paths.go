@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -208,46 +209,73 @@ type bareLine struct {
 // never waits for an ack with the prefetch window full.
 const bareLogAckEvery = 16
 
-// runBareLog is the reference for HANDLER=log: one goroutine consumes with
-// cmd/worker's default prefetch, writes each delivery as the same JSON line
-// to a pipe whose reader counts lines (as the harness reads cmd/worker's
-// stdout), and acks after the write.
+// runBareLog is the reference for HANDLER=log: a process (this program run
+// again, bareLogArg) that consumes with cmd/worker's default prefetch in one
+// goroutine, writes each delivery as the same JSON line to its stdout (a
+// pipe the harness reads, as it reads the worker's) and acks after the
+// write. Timed from process start to the last line, as the worker is.
 func (b *bench) runBareLog(ctx context.Context, n int) (measurement, error) {
 	queue, done, err := b.fillBareQueue(ctx, n)
 	defer done()
 	if err != nil {
 		return measurement{}, err
 	}
-	pr, pw, err := os.Pipe()
+	self, err := os.Executable()
 	if err != nil {
 		return measurement{}, err
 	}
-	defer pr.Close()
-	var lines atomic.Int64
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		buf := make([]byte, 64<<10)
-		for {
-			k, err := pr.Read(buf)
-			lines.Add(int64(bytes.Count(buf[:k], []byte{'\n'})))
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t := b.startTimer()
-	err = bareLogConsume(ctx, b.o.url, queue, n, pw)
-	m := t.stop()
-	_ = pw.Close()
-	<-read
+	cmd := exec.CommandContext(ctx, self, bareLogArg, "-url", b.o.url, "-queue", queue, "-n", strconv.Itoa(n))
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return m, err
+		return measurement{}, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	var lines atomic.Int64
+	t := b.startTimer()
+	if err := cmd.Start(); err != nil {
+		return t.stop(), err
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		k, rerr := out.Read(buf)
+		lines.Add(int64(bytes.Count(buf[:k], []byte{'\n'})))
+		if rerr != nil {
+			break
+		}
+	}
+	err = cmd.Wait()
+	m := t.stop()
+	if cmd.ProcessState != nil {
+		m.clientCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s: %v: %s", bareLogArg, err, tail(stderr.String()))
 	}
 	if got := lines.Load(); got != int64(n) {
 		return m, fmt.Errorf("%d lines for %d events", got, n)
 	}
 	return m, nil
+}
+
+// bareLogArg makes efbench run as the bare reference of HANDLER=log.
+const bareLogArg = "bare-log-consume"
+
+// bareLogMain is the bare log consumer's process: it consumes -n messages of
+// -queue and writes their lines to stdout.
+func bareLogMain(args []string) int {
+	fs := flag.NewFlagSet(bareLogArg, flag.ContinueOnError)
+	url := fs.String("url", "", "broker URL")
+	queue := fs.String("queue", "", "queue")
+	n := fs.Int("n", 0, "messages")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := bareLogConsume(context.Background(), *url, *queue, *n, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, bareLogArg+":", err)
+		return 1
+	}
+	return 0
 }
 
 func bareLogConsume(ctx context.Context, url, queue string, n int, out io.Writer) error {
