@@ -170,27 +170,6 @@ func (r *poisonCalls) total() int {
 	return n
 }
 
-// poisonHeaderInt reads an integer header whatever AMQP integer type it came as.
-func poisonHeaderInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	}
-	return 0, false
-}
-
 // TestPoisonExactAttemptsThenDeadLetter: handlers that always fail, always
 // panic or always time out get each poison event exactly MaxAttempts times,
 // then it sits in the dead-letter queue as exhausted; good events published
@@ -285,7 +264,7 @@ func TestPoisonExactAttemptsThenDeadLetter(t *testing.T) {
 		if r := d.Headers[amqp.HeaderReason]; r != string(amqp.ReasonExhausted) {
 			t.Errorf("%s: reason %v, want exhausted", d.MessageId, r)
 		}
-		if a, ok := poisonHeaderInt(d.Headers[amqp.HeaderAttempt]); !ok || a != maxAttempts {
+		if a, ok := amqp.IntHeader(d.Headers, amqp.HeaderAttempt); !ok || a != maxAttempts {
 			t.Errorf("%s: %s = %#v, want %d", d.MessageId, amqp.HeaderAttempt, d.Headers[amqp.HeaderAttempt], maxAttempts)
 		}
 		if msg, _ := d.Headers[amqp.HeaderLastError].(string); !strings.Contains(msg, wantErr[k]) {
@@ -385,7 +364,7 @@ func TestPoisonCrashHelper(t *testing.T) {
 	}
 	h := event.HandlerFunc(func(_ context.Context, e event.Event) error {
 		if e.Type == "Crash" {
-			count, _ := poisonHeaderInt(e.Headers["x-delivery-count"])
+			count, _ := amqp.IntHeader(e.Headers, "x-delivery-count")
 			say("poison-crash %s attempt=%d x-delivery-count=%d", e.ID, e.Attempt, count)
 			os.Exit(poisonCrashExit)
 		}
@@ -903,7 +882,7 @@ func TestMalformedInboundIsDeadLetteredWorkerKeepsRunning(t *testing.T) {
 		if d.Headers[amqp.HeaderReason] != string(amqp.ReasonUndecodable) || !strings.Contains(last, c.wantErr) {
 			t.Errorf("%s: reason %v, last error %q; want undecodable saying %q", c.name, d.Headers[amqp.HeaderReason], last, c.wantErr)
 		}
-		if a, ok := poisonHeaderInt(d.Headers[amqp.HeaderAttempt]); !ok || a != 1 {
+		if a, ok := amqp.IntHeader(d.Headers, amqp.HeaderAttempt); !ok || a != 1 {
 			t.Errorf("%s: %s = %#v, want 1", c.name, amqp.HeaderAttempt, d.Headers[amqp.HeaderAttempt])
 		}
 		if d.Headers[amqp.HeaderRoutingKey] != c.key || d.Headers[amqp.HeaderExchange] != world.exchange {
