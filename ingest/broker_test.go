@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
-
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
@@ -20,31 +18,7 @@ import (
 // the events are on the broker.
 func TestHandler_RealBroker(t *testing.T) {
 	t.Parallel()
-	exchange := brokertest.Name(t)
-	queue := exchange + ".all"
-	brokertest.Cleanup(t, []string{queue, amqp.UnroutedQueue(exchange)}, []string{exchange})
-	ch := brokertest.Channel(t)
-	// Declared exactly as the Publisher declares it, so that it matches.
-	if err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
-		true,  // durable
-		false, // autoDelete
-		false, // internal
-		false, // noWait
-		nil); err != nil {
-		t.Fatalf("declare exchange: %v", err)
-	}
-	if _, err := ch.QueueDeclare(queue,
-		false, // durable: a test queue
-		false, // autoDelete: Drain reads it on other connections
-		false, // exclusive: same reason
-		false, // noWait
-		nil); err != nil {
-		t.Fatalf("declare queue: %v", err)
-	}
-	if err := ch.QueueBind(queue, "#", exchange, false /* noWait */, nil); err != nil {
-		t.Fatalf("bind queue: %v", err)
-	}
-
+	exchange, queue := brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
 	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(t), Exchange: exchange, AppID: "ingest-test", Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)

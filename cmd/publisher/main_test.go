@@ -86,31 +86,7 @@ func (p *proc) logLines(msg string) []map[string]any {
 // cleanup, with the unrouted queue the publisher declares.
 func testExchange(t *testing.T) (exchange, queue string) {
 	t.Helper()
-	exchange = brokertest.Name(t)
-	queue = exchange + ".all"
-	brokertest.Cleanup(t, []string{queue, amqp.UnroutedQueue(exchange)}, []string{exchange})
-	ch := brokertest.Channel(t)
-	// Declared exactly as the publisher declares it, so that it matches.
-	if err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
-		true,  // durable
-		false, // autoDelete
-		false, // internal
-		false, // noWait
-		nil); err != nil {
-		t.Fatalf("declare exchange: %v", err)
-	}
-	if _, err := ch.QueueDeclare(queue,
-		false, // durable: a test queue
-		false, // autoDelete: Drain reads it on other connections
-		false, // exclusive: same reason
-		false, // noWait
-		nil); err != nil {
-		t.Fatalf("declare queue: %v", err)
-	}
-	if err := ch.QueueBind(queue, "#", exchange, false /* noWait */, nil); err != nil {
-		t.Fatalf("bind queue: %v", err)
-	}
-	return exchange, queue
+	return brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
 }
 
 // brokerEnv is the environment for a publisher on the test broker.

@@ -237,6 +237,43 @@ func Depth(t testing.TB, queue string) int {
 	return q.Messages
 }
 
+// TopicExchange declares a fresh durable topic exchange, declared exactly as
+// eventfleet's Publisher declares its exchange (so that a Publisher on it
+// matches), and a queue bound to it with "#", both deleted when t ends,
+// together with the queues also(exchange) names (such as the unrouted queue
+// a Publisher on it declares: amqp.UnroutedQueue).
+func TopicExchange(t testing.TB, also func(exchange string) []string) (exchange, queue string) {
+	t.Helper()
+	exchange = Name(t)
+	queue = exchange + ".all"
+	queues := []string{queue}
+	if also != nil {
+		queues = append(queues, also(exchange)...)
+	}
+	Cleanup(t, queues, []string{exchange})
+	ch := Channel(t)
+	if err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
+		true,  // durable
+		false, // autoDelete
+		false, // internal
+		false, // noWait
+		nil); err != nil {
+		t.Fatalf("declare exchange: %v", err)
+	}
+	if _, err := ch.QueueDeclare(queue,
+		false, // durable: a test queue
+		false, // autoDelete: it is read on other connections
+		false, // exclusive: same reason
+		false, // noWait
+		nil); err != nil {
+		t.Fatalf("declare queue: %v", err)
+	}
+	if err := ch.QueueBind(queue, "#", exchange, false /* noWait */, nil); err != nil {
+		t.Fatalf("bind queue: %v", err)
+	}
+	return exchange, queue
+}
+
 // Eventually polls cond every 20ms until it is true or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
