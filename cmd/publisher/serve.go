@@ -53,7 +53,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 		shared = m
 		defer admin.Announce(log, id, ln.Addr().String())()
 	} else if cfg.MetricsAddr != config.MetricsOff {
-		as, err := admin.Start(admin.Config{
+		stopAdmin, err := admin.Serve(admin.Config{
 			Addr:     cfg.MetricsAddr,
 			Fallback: cfg.MetricsAddrDefault,
 			Identity: id,
@@ -65,13 +65,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 			_ = ln.Close()
 			return err
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			_ = as.Stop(sctx)
-		}()
-		log.Info("serving /metrics, /healthz and /readyz", "addr", as.Addr(), "instance", id.Instance)
-		defer admin.Announce(log, id, as.Addr())()
+		defer stopAdmin()
 	}
 	srv := &http.Server{
 		Handler: publicMux(events, shared, id, ready),

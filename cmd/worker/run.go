@@ -111,28 +111,14 @@ func (p *process) serveAdmin() (stop func(), err error) {
 		}
 		return nil
 	}
-	id := admin.NewIdentity(admin.RoleWorker, p.cfg.App())
-	srv, err := admin.Start(admin.Config{
+	return admin.Serve(admin.Config{
 		Addr:     p.cfg.MetricsAddr,
 		Fallback: p.cfg.MetricsAddrDefault,
-		Identity: id,
+		Identity: admin.NewIdentity(admin.RoleWorker, p.cfg.App()),
 		Metrics:  p.m,
 		Ready:    ready,
 		Logger:   p.log,
 	})
-	if err != nil {
-		return nil, err
-	}
-	// The bound address matters when METRICS_ADDR has port 0 or the default
-	// was taken.
-	p.log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr(), "instance", id.Instance)
-	unannounce := admin.Announce(p.log, id, srv.Addr())
-	return func() {
-		unannounce()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-	}, nil
 }
 
 // run starts the Worker and waits for a signal (then drains) or a fatal

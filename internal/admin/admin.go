@@ -143,3 +143,26 @@ func (s *Server) Stop(ctx context.Context) error {
 	<-s.done
 	return err
 }
+
+// Serve is what a binary does with its admin endpoints: Start, log the bound
+// address (it differs from METRICS_ADDR when its port was 0 or the default
+// was taken) and announce it for the health command. stop removes the record
+// and stops the server, giving running requests 2 s.
+func Serve(cfg Config) (stop func(), err error) {
+	s, err := Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Info("serving /metrics, /healthz and /readyz", "addr", s.Addr(), "instance", cfg.Identity.Instance)
+	unannounce := Announce(log, cfg.Identity, s.Addr())
+	return func() {
+		unannounce()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+	}, nil
+}
