@@ -334,23 +334,11 @@ func fill(ctx context.Context, url, exchange, key string, n, window int, body []
 // signals consuming once the consumer is registered.
 func bareConsume(ctx context.Context, url, queue string, n, prefetch, ackEvery int,
 	onDelivery func(*amqp091.Delivery), consuming chan<- struct{}) error {
-	conn, ch, err := dialChannel(url, "efbench-consume")
+	conn, ds, err := consumeChannel(url, "efbench-consume", queue, prefetch)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := ch.Qos(prefetch, 0, false); err != nil {
-		return err
-	}
-	ds, err := ch.Consume(queue, "",
-		false, // autoAck
-		false, // exclusive
-		false, // noLocal
-		false, // noWait
-		nil)
-	if err != nil {
-		return err
-	}
 	if consuming != nil {
 		close(consuming)
 	}
@@ -376,6 +364,30 @@ func bareConsume(ctx context.Context, url, queue string, n, prefetch, ackEvery i
 }
 
 // dialChannel dials and opens one channel; close the connection when done.
+// consumeChannel dials url and consumes queue with manual acks and the given
+// prefetch, as every bare consumer here does; closing the connection ends it.
+func consumeChannel(url, name, queue string, prefetch int) (*amqp091.Connection, <-chan amqp091.Delivery, error) {
+	conn, ch, err := dialChannel(url, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ch.Qos(prefetch, 0, false /* global */); err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	ds, err := ch.Consume(queue, "",
+		false, // autoAck
+		false, // exclusive
+		false, // noLocal
+		false, // noWait
+		nil)
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return conn, ds, nil
+}
+
 func dialChannel(url, name string) (*amqp091.Connection, *amqp091.Channel, error) {
 	conn, err := dial(url, name)
 	if err != nil {

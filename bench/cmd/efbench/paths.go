@@ -279,23 +279,11 @@ func bareLogMain(args []string) int {
 }
 
 func bareLogConsume(ctx context.Context, url, queue string, n int, out io.Writer) error {
-	conn, ch, err := dialChannel(url, "efbench-bare-log")
+	conn, ds, err := consumeChannel(url, "efbench-bare-log", queue, amqp.DefaultPrefetch)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := ch.Qos(amqp.DefaultPrefetch, 0, false /* global */); err != nil {
-		return err
-	}
-	ds, err := ch.Consume(queue, "",
-		false, // autoAck
-		false, // exclusive
-		false, // noLocal
-		false, // noWait
-		nil)
-	if err != nil {
-		return err
-	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -356,23 +344,11 @@ func (b *bench) runBareWebhook(ctx context.Context, n int) (measurement, error) 
 }
 
 func bareWebhookConsume(ctx context.Context, url, queue, target string, n, concurrency int) error {
-	conn, ch, err := dialChannel(url, "efbench-bare-webhook")
+	conn, ds, err := consumeChannel(url, "efbench-bare-webhook", queue, amqp.DefaultPrefetch)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := ch.Qos(amqp.DefaultPrefetch, 0, false /* global */); err != nil {
-		return err
-	}
-	ds, err := ch.Consume(queue, "",
-		false, // autoAck
-		false, // exclusive
-		false, // noLocal
-		false, // noWait
-		nil)
-	if err != nil {
-		return err
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = concurrency
 	defer tr.CloseIdleConnections()
