@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/eventfleet/eventfleet/internal/httpserver"
 	"github.com/eventfleet/eventfleet/metrics"
 )
 
@@ -93,6 +94,9 @@ type Config struct {
 	// Logger gets the fallback warning and server errors. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// HTTP bounds the server's connections; each unset field takes
+	// httpserver.Admin's value (a test shortens one).
+	HTTP httpserver.Config
 }
 
 // Server is a running endpoint server.
@@ -115,12 +119,7 @@ func Start(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	Routes(mux, cfg.Metrics, cfg.Identity, cfg.Ready)
 	s := &Server{
-		srv: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 5 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-		},
+		srv:  httpserver.New(mux, cfg.HTTP.Or(httpserver.Admin()), cfg.Logger),
 		ln:   ln,
 		done: make(chan struct{}),
 	}
