@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/internal/httpserver"
 	"github.com/eventfleet/eventfleet/metrics"
 )
 
@@ -67,16 +67,9 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 		}
 		defer stopAdmin()
 	}
-	srv := &http.Server{
-		Handler: publicMux(events, shared, id, ready),
-		// Slow clients must not hold connections (and the drain) forever; a
-		// request may take PUBLISH_TIMEOUT to be confirmed on top of its reading.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      time.Minute + cfg.Timeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// Slow and idle clients must not hold connections (and the drain)
+	// forever; an answer may wait PUBLISH_TIMEOUT for confirms after the body.
+	srv := httpserver.New(publicMux(events, shared, id, ready), httpserver.Config{HandlerTimeout: cfg.Timeout}, log)
 	if err := p.Start(ctx); err != nil {
 		_ = ln.Close()
 		return err
