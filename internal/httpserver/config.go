@@ -27,12 +27,12 @@ const (
 // negative value) means its default; no bound can be turned off.
 type Config struct {
 	// ReadHeaderTimeout bounds reading a request's header; a client still
-	// sending it then is disconnected without an answer. Defaults to
-	// DefaultReadHeaderTimeout (5 s).
+	// sending it then is disconnected (after a 400 when part of the header
+	// came). Defaults to DefaultReadHeaderTimeout (5 s).
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, header and body; a body
-	// still arriving then fails the handler's read. Defaults to
-	// DefaultReadTimeout (20 s).
+	// still arriving then fails the handler's read (the ingest answers 400)
+	// and the connection closes. Defaults to DefaultReadTimeout (20 s).
 	ReadTimeout time.Duration
 	// HandlerTimeout is how long a handler may work after reading the
 	// request before it answers (for `publisher serve`, PUBLISH_TIMEOUT).
