@@ -42,6 +42,43 @@ func ValidateBindingKey(k string) error {
 	return nil
 }
 
+// MatchBindingKey reports whether a topic exchange routes routingKey to a
+// binding with bindingKey, as RabbitMQ does: both are split into words at
+// every ".", "*" matches exactly one word and "#" zero or more, and any other
+// word (an empty one too) only itself. The empty key has no words at all, so
+// "#" matches it and "*" does not. It works in time proportional to the
+// product of the word counts, never exponential however many "#" there are:
+// routing keys may come from untrusted requests.
+func MatchBindingKey(bindingKey, routingKey string) bool {
+	b, r := topicWords(bindingKey), topicWords(routingKey)
+	// m[j] is whether b[:i] matches r[:j], for the i of the current pass.
+	m := make([]bool, len(r)+1)
+	m[0] = true
+	for _, w := range b {
+		if w == "#" {
+			// b[:i+1] matches r[:j] if b[:i] matches r[:k] for some k <= j.
+			for j := 1; j <= len(r); j++ {
+				m[j] = m[j] || m[j-1]
+			}
+			continue
+		}
+		for j := len(r); j >= 1; j-- {
+			m[j] = m[j-1] && (w == "*" || w == r[j-1])
+		}
+		m[0] = false
+	}
+	return m[len(r)]
+}
+
+// topicWords splits a topic key into its words; "" has none, "." has two
+// empty ones, as RabbitMQ 3.10.8 routes them (TestMatchBindingKey's cases).
+func topicWords(k string) []string {
+	if k == "" {
+		return nil
+	}
+	return strings.Split(k, ".")
+}
+
 // declareDomain declares the domain exchange and its unrouted queue. The
 // exchange gets no arguments at all: amqplib's assertExchange(name, 'topic',
 // {durable: true}) fails with 406 on any argument it does not pass itself.
