@@ -42,11 +42,11 @@ func TestNew_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := `{"type":"A","data":"` + strings.Repeat("x", ingest.DefaultMaxBody-100) + `"}`
-	if resp, got := serveRequest(t, h, http.MethodPost, "/events", "", big); resp.StatusCode != http.StatusAccepted {
+	if resp, got := serveRequest(t, h, http.MethodPost, "/events", "application/json", big); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("a body just under DefaultMaxBody: %d %v, want 202", resp.StatusCode, got)
 	}
 	over := `{"type":"A","data":"` + strings.Repeat("x", ingest.DefaultMaxBody) + `"}`
-	if resp, _ := serveRequest(t, h, http.MethodPost, "/events", "", over); resp.StatusCode != http.StatusRequestEntityTooLarge {
+	if resp, _ := serveRequest(t, h, http.MethodPost, "/events", "application/json", over); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body over DefaultMaxBody: %d, want 413", resp.StatusCode)
 	}
 }
@@ -89,6 +89,7 @@ func TestHandler_Middleware(t *testing.T) {
 	order = nil
 	req, _ = http.NewRequest(http.MethodPost, "/events", strings.NewReader(`{"type":"A"}`))
 	req.Header.Set("Authorization", "x")
+	req.Header.Set("Content-Type", "application/json")
 	rec = newRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted || strings.Join(order, ",") != "outer,inner" || len(pub.published()) != 1 {
