@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +22,17 @@ func TestNew_InvalidConfig(t *testing.T) {
 		{"negative timeout", ingest.Config{Publisher: pub, Timeout: -1}, "Timeout"},
 		{"negative body", ingest.Config{Publisher: pub, MaxBody: -1}, "MaxBody"},
 		{"nil middleware", ingest.Config{Publisher: pub, Middleware: []ingest.Middleware{nil}}, "Middleware[0]"},
+		{"negative MaxEvents", ingest.Config{Publisher: pub, MaxEvents: -1}, "MaxEvents -1 is negative"},
+		{"negative MaxDepth", ingest.Config{Publisher: pub, MaxDepth: -1}, "MaxDepth -1 is negative"},
+		{"MaxInFlight below MaxEvents", ingest.Config{Publisher: pub, MaxInFlight: 499},
+			"MaxInFlight 499 is below MaxEvents 500: a request of MaxEvents events could never be admitted"},
+		{"MaxInFlight below a set MaxEvents", ingest.Config{Publisher: pub, MaxEvents: 10, MaxInFlight: 9}, "MaxInFlight 9 is below MaxEvents 10"},
+		{"negative Rate", ingest.Config{Publisher: pub, Rate: -1}, "Rate -1 is not a number of events per second"},
+		{"NaN Rate", ingest.Config{Publisher: pub, Rate: math.NaN()}, "Rate NaN"},
+		{"infinite Rate", ingest.Config{Publisher: pub, Rate: math.Inf(1)}, "Rate +Inf"},
+		{"negative Burst", ingest.Config{Publisher: pub, Burst: -1}, "Burst -1 is negative"},
+		{"Burst below MaxEvents", ingest.Config{Publisher: pub, Rate: 1, Burst: 499},
+			"Burst 499 is below MaxEvents 500: a request of MaxEvents events could never pass the rate limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
