@@ -47,8 +47,9 @@
 // Every request the Handler serves gets one INFO line, "request", on
 // Config.AccessLog: caller, remote (the peer address), method, path,
 // status, events (counted, also for a refused request), duration, bytes
-// (of body read) and, when events were published or partly, ids (the first
-// three). No body and no header is logged, so no key material.
+// (of body read) and, when the events went to the broker (a 202, or a 503
+// whose events may be partly published), ids: the first three. No body and
+// no header is logged, so no key material.
 //
 // A traceparent header is continued: the events' publish spans, and the
 // handlers of the workers that consume them, join the client's trace.
