@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +22,17 @@ func TestNew_InvalidConfig(t *testing.T) {
 		{"negative timeout", ingest.Config{Publisher: pub, Timeout: -1}, "Timeout"},
 		{"negative body", ingest.Config{Publisher: pub, MaxBody: -1}, "MaxBody"},
 		{"nil middleware", ingest.Config{Publisher: pub, Middleware: []ingest.Middleware{nil}}, "Middleware[0]"},
+		{"negative MaxEvents", ingest.Config{Publisher: pub, MaxEvents: -1}, "MaxEvents -1 is negative"},
+		{"negative MaxDepth", ingest.Config{Publisher: pub, MaxDepth: -1}, "MaxDepth -1 is negative"},
+		{"MaxInFlight below MaxEvents", ingest.Config{Publisher: pub, MaxInFlight: 499},
+			"MaxInFlight 499 is below MaxEvents 500: a request of MaxEvents events could never be admitted"},
+		{"MaxInFlight below a set MaxEvents", ingest.Config{Publisher: pub, MaxEvents: 10, MaxInFlight: 9}, "MaxInFlight 9 is below MaxEvents 10"},
+		{"negative Rate", ingest.Config{Publisher: pub, Rate: -1}, "Rate -1 is not a number of events per second"},
+		{"NaN Rate", ingest.Config{Publisher: pub, Rate: math.NaN()}, "Rate NaN"},
+		{"infinite Rate", ingest.Config{Publisher: pub, Rate: math.Inf(1)}, "Rate +Inf"},
+		{"negative Burst", ingest.Config{Publisher: pub, Burst: -1}, "Burst -1 is negative"},
+		{"Burst below MaxEvents", ingest.Config{Publisher: pub, Rate: 1, Burst: 499},
+			"Burst 499 is below MaxEvents 500: a request of MaxEvents events could never pass the rate limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,11 +54,11 @@ func TestNew_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := `{"type":"A","data":"` + strings.Repeat("x", ingest.DefaultMaxBody-100) + `"}`
-	if resp, got := serveRequest(t, h, http.MethodPost, "/events", "", big); resp.StatusCode != http.StatusAccepted {
+	if resp, got := serveRequest(t, h, http.MethodPost, "/events", "application/json", big); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("a body just under DefaultMaxBody: %d %v, want 202", resp.StatusCode, got)
 	}
 	over := `{"type":"A","data":"` + strings.Repeat("x", ingest.DefaultMaxBody) + `"}`
-	if resp, _ := serveRequest(t, h, http.MethodPost, "/events", "", over); resp.StatusCode != http.StatusRequestEntityTooLarge {
+	if resp, _ := serveRequest(t, h, http.MethodPost, "/events", "application/json", over); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body over DefaultMaxBody: %d, want 413", resp.StatusCode)
 	}
 }
@@ -89,6 +101,7 @@ func TestHandler_Middleware(t *testing.T) {
 	order = nil
 	req, _ = http.NewRequest(http.MethodPost, "/events", strings.NewReader(`{"type":"A"}`))
 	req.Header.Set("Authorization", "x")
+	req.Header.Set("Content-Type", "application/json")
 	rec = newRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted || strings.Join(order, ",") != "outer,inner" || len(pub.published()) != 1 {

@@ -109,6 +109,9 @@ func strs(v any) []string {
 	return out
 }
 
+// none, as a test's content type, sends no Content-Type header.
+const none = "(none)"
+
 // TestHandler_Events_Rejects covers every answer that must not publish.
 func TestHandler_Events_Rejects(t *testing.T) {
 	t.Parallel()
@@ -116,7 +119,7 @@ func TestHandler_Events_Rejects(t *testing.T) {
 	tests := []struct {
 		name        string
 		method      string
-		contentType string
+		contentType string // "" is application/json; none sends no Content-Type
 		body        string
 		wantStatus  int
 		wantError   string // part of the "error" field
@@ -124,6 +127,7 @@ func TestHandler_Events_Rejects(t *testing.T) {
 	}{
 		{name: "GET", method: http.MethodGet, wantStatus: 405, wantError: "method GET not allowed"},
 		{name: "PUT", method: http.MethodPut, body: `{"type":"A"}`, wantStatus: 405, wantError: "method PUT"},
+		{name: "no Content-Type", contentType: none, body: `{"type":"A"}`, wantStatus: 415, wantError: "Content-Type is missing: send application/json"},
 		{name: "text/plain", contentType: "text/plain", body: `{"type":"A"}`, wantStatus: 415, wantError: `"text/plain" is not JSON`},
 		{name: "form (curl -d default)", contentType: "application/x-www-form-urlencoded", body: `{"type":"A"}`, wantStatus: 415},
 		{name: "unparsable content type", contentType: "json;;", body: `{"type":"A"}`, wantStatus: 415},
@@ -154,7 +158,14 @@ func TestHandler_Events_Rejects(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			resp, got := serveRequest(t, b.handler, method, "/events", tt.contentType, tt.body)
+			ct := tt.contentType
+			switch ct {
+			case "":
+				ct = "application/json"
+			case none:
+				ct = ""
+			}
+			resp, got := serveRequest(t, b.handler, method, "/events", ct, tt.body)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d; answer %v", resp.StatusCode, tt.wantStatus, got)
 			}
@@ -193,16 +204,16 @@ func TestHandler_Events_Accepts(t *testing.T) {
 		{name: "one event with everything", contentType: "application/json",
 			body: `{"type":"CardAdded","aggregate_id":"lib-1","id":"e-1","data":{"n":1}}`,
 			want: []event.Event{{ID: "e-1", Type: "CardAdded", AggregateID: "lib-1", Data: []byte(`{"n":1}`)}}},
-		{name: "no id, no data", body: `{"type":"CardAdded"}`,
+		{name: "no id, no data", contentType: "application/json", body: `{"type":"CardAdded"}`,
 			want: []event.Event{{Type: "CardAdded", Data: []byte(`{}`)}}},
 		{name: "charset parameter", contentType: "application/json; charset=utf-8", body: ` {"type":"A"} `,
 			want: []event.Event{{Type: "A", Data: []byte(`{}`)}}},
 		{name: "+json type", contentType: "application/cloudevents+json", body: `{"type":"A","id":"x"}`,
 			want: []event.Event{{ID: "x", Type: "A", Data: []byte(`{}`)}}},
-		{name: "array keeps order", body: `[{"type":"A","id":"1"},{"type":"B"},{"type":"C","id":"3","data":[1,2]}]`,
+		{name: "array keeps order", contentType: "text/json", body: `[{"type":"A","id":"1"},{"type":"B"},{"type":"C","id":"3","data":[1,2]}]`,
 			want: []event.Event{{ID: "1", Type: "A", Data: []byte(`{}`)}, {Type: "B", Data: []byte(`{}`)},
 				{ID: "3", Type: "C", Data: []byte(`[1,2]`)}}},
-		{name: "body exactly at the limit", body: atLimit,
+		{name: "body exactly at the limit", contentType: "application/json", body: atLimit,
 			want: []event.Event{{Type: "A", Data: []byte(atLimit[len(`{"type":"A","data":`) : len(atLimit)-1])}}},
 	}
 	for _, tt := range tests {

@@ -480,6 +480,7 @@ func TestServe_BrokerDown(t *testing.T) {
 	inFlight := make(chan int, 1)
 	go func() {
 		req, _ := http.NewRequest("POST", base+"/events", strings.NewReader(`{"type":"A","id":"in-flight"}`))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
 			inFlight <- -1
