@@ -40,7 +40,7 @@ func (b *batchPublisher) Connected() bool { return b.connected.Load() }
 func TestPublicMux(t *testing.T) {
 	t.Parallel()
 	pub := &batchPublisher{}
-	events, err := ingest.New(ingest.Config{Publisher: pub, Logger: quietLog()})
+	events, err := ingest.New(ingest.Config{Publisher: pub, Auth: ingest.AuthNone, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,11 @@ func TestPublicMux(t *testing.T) {
 			pub.connected.Store(tt.connected)
 			mux := publicMux(events, tt.shared, id, ready)
 			rec := httptest.NewRecorder()
-			mux.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body)))
+			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			mux.ServeHTTP(rec, req)
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, rec.Code, rec.Body, tt.wantStatus)
 			}
