@@ -226,7 +226,11 @@ func (p *Publisher) prepare(ctx context.Context, ev *event.Event) (context.Conte
 		return ctx, nil, amqp091.Publishing{}, err
 	}
 	ctx, span := p.startSpan(ctx, ev)
-	msg := publishing(ev, p.cfg.AppID, time.Now())
+	appID := p.cfg.AppID
+	if ev.Source != "" {
+		appID = ev.Source // the ingest's authenticated caller
+	}
+	msg := publishing(ev, appID, time.Now())
 	tracing.Inject(ctx, msg.Headers)
 	return ctx, span, msg, nil
 }

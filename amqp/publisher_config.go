@@ -25,7 +25,8 @@ type PublisherConfig struct {
 	URL string
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
-	// AppID is put in every message's app_id property. Optional.
+	// AppID is put in the app_id property of every message whose event has
+	// no Source of its own. Optional.
 	AppID string
 	// Window bounds the messages in flight awaiting a confirm; Publish waits
 	// for a free slot. Defaults to DefaultWindow (256).

@@ -150,7 +150,7 @@ func TestFleet_TraceAndMetricsCrossTheFleet(t *testing.T) {
 	}))
 	pub := start(t, "publisher", with(map[string]string{
 		"AMQP_URL": url, "EXCHANGE": exchange, "APP_NAME": "traced-publisher",
-		"PUBLISHER_ADDR": "127.0.0.1:0",
+		"PUBLISHER_ADDR": "127.0.0.1:0", "PUBLISHER_AUTH": "none",
 	}), "serve")
 	workerAdmin := logAddr(t, worker, "serving /metrics, /healthz and /readyz")
 	pubAddr := logAddr(t, pub, "listening")

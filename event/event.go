@@ -24,7 +24,8 @@ type Event struct {
 	Type string
 	// AggregateID names the aggregate the event belongs to. Optional.
 	AggregateID string
-	// Source is the app that published the event (AMQP app_id). Optional.
+	// Source is the app that published the event (AMQP app_id). Optional:
+	// a Publisher puts its own AppID in when it is empty.
 	Source string
 	// Time is when the event was published. Zero when a foreign publisher did
 	// not set a timestamp.
@@ -47,6 +48,9 @@ var (
 	// ErrInvalidAggregateID: an aggregate_id over 1024 bytes, not UTF-8, or
 	// with a control character.
 	ErrInvalidAggregateID = errors.New("invalid aggregate_id")
+	// ErrInvalidSource: a Source over 255 bytes (AMQP's limit for app_id),
+	// not UTF-8, or with a control character.
+	ErrInvalidSource = errors.New("invalid source")
 )
 
 // ValidateType reports whether t can be used as an event type: non-empty, at
@@ -106,6 +110,12 @@ func (e *Event) validateText() error {
 	}
 	if err := checkText(e.AggregateID); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidAggregateID, err)
+	}
+	if len(e.Source) > 255 {
+		return fmt.Errorf("%w: %d bytes, the limit is 255", ErrInvalidSource, len(e.Source))
+	}
+	if err := checkText(e.Source); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSource, err)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func TestHandler_RealBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop(t.Context()) })
-	h, err := ingest.New(ingest.Config{Publisher: p, Timeout: 30 * time.Second, Logger: quiet()})
+	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: p, Timeout: 30 * time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

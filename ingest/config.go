@@ -54,6 +54,12 @@ type Middleware func(http.Handler) http.Handler
 type Config struct {
 	// Publisher sends the events. Required.
 	Publisher Publisher
+	// Auth is how callers are authenticated: AuthKeys, the zero value,
+	// requires a key of Keys; AuthNone accepts anyone.
+	Auth Auth
+	// Keys are the API keys callers send as "Authorization: Bearer <key>"
+	// (see ParseKeys). Required, with at least one key, under AuthKeys.
+	Keys *Keys
 	// Timeout bounds the wait for the confirms of one request; what is not
 	// confirmed by then is answered 503. Defaults to DefaultTimeout (10s).
 	Timeout time.Duration
@@ -151,6 +157,12 @@ func (c Config) validate() error {
 		if m == nil {
 			return fmt.Errorf("%w: Middleware[%d] is nil", ErrInvalidConfig, i)
 		}
+	}
+	switch {
+	case c.Auth != AuthKeys && c.Auth != AuthNone:
+		return fmt.Errorf("%w: Auth %v is neither AuthKeys nor AuthNone", ErrInvalidConfig, c.Auth)
+	case c.Auth == AuthKeys && c.Keys.Len() == 0:
+		return fmt.Errorf("%w: Auth is AuthKeys but Keys holds no key: make one with `publisher key new CALLER`, or use AuthNone to accept anyone", ErrInvalidConfig)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func TestNew_InvalidConfig(t *testing.T) {
 func TestNew_Defaults(t *testing.T) {
 	t.Parallel()
 	pub := &fakePublisher{connected: true}
-	h, err := ingest.New(ingest.Config{Publisher: pub, Logger: quiet()})
+	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: pub, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestHandler_Middleware(t *testing.T) {
 		})
 	}
 	pub := &fakePublisher{connected: true}
-	h, err := ingest.New(ingest.Config{Publisher: pub, Logger: quiet(), Middleware: []ingest.Middleware{mark("outer"), refuse, mark("inner")}})
+	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: pub, Logger: quiet(), Middleware: []ingest.Middleware{mark("outer"), refuse, mark("inner")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,9 @@ func New(cfg Config) (*Handler, error) {
 	for i := len(cfg.Middleware) - 1; i >= 0; i-- {
 		events = cfg.Middleware[i](events)
 	}
+	if cfg.Auth == AuthKeys {
+		events = authenticate(cfg.Keys, events)
+	}
 	h.serve = accessLog(cfg.AccessLog, cfg.MaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != Path {
 			writeJSON(w, http.StatusNotFound, errorResponse{Error: "not found: POST events to " + Path})
@@ -120,6 +123,15 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry.events = len(evs)
+	if c, ok := callerOf(r.Context()); ok {
+		if msg := outOfScope(c, evs); msg != "" {
+			writeError(w, http.StatusForbidden, "%s", msg)
+			return
+		}
+		for i := range evs {
+			evs[i].Source = c.Name // receivers see who sent it, and deduplicate per (source, id)
+		}
+	}
 	if !h.admit(w, entry.caller, len(evs)) {
 		return
 	}

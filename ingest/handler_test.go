@@ -67,6 +67,7 @@ func setupHandler(t *testing.T, pub *fakePublisher) handlerBundle {
 	}
 	h, err := ingest.New(ingest.Config{
 		Publisher: pub,
+		Auth:      ingest.AuthNone,
 		Timeout:   testTimeout,
 		MaxBody:   testMaxBody,
 		Logger:    quiet(),

@@ -51,7 +51,7 @@ func benchTenConcurrent(b *testing.B, body []byte, want int) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = p.Stop(context.Background()) })
-	h, err := ingest.New(ingest.Config{Publisher: p, Timeout: time.Minute, Logger: quiet()})
+	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: p, Timeout: time.Minute, Logger: quiet()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,6 +25,10 @@ const usage = `Usage:
                                    --failed writes the events not confirmed there, to send again
   publisher serve                  accept events over HTTP: POST /events, GET /healthz, GET /readyz;
                                    GET /metrics, /healthz, /readyz on METRICS_ADDR
+  publisher key new CALLER [--types T,…]
+                                   print a new API key for CALLER and the PUBLISHER_KEYS line that
+                                   lets serve accept it; --types limits it to those event types
+                                   (topic binding keys, as EVENT_TYPES; default any)
   publisher health                 exit 0 if this APP_NAME's publisher serve is ready (asked on
                                    METRICS_ADDR, its recorded address when unset, or PUBLISHER_ADDR
                                    when METRICS_ADDR=off), else 1: a container health check
@@ -44,6 +48,16 @@ Environment:
   PUBLISH_DEADLINE    publish: give up after this long in all (default 0: no bound)
   PUBLISHER_ADDR      serve: listen address (default :8080)
   PUBLISHER_MAX_BODY  serve: largest POST /events body in bytes (default 1048576)
+  PUBLISHER_AUTH      serve: keys (callers send Authorization: Bearer <key>) or none (anyone
+                      may publish: a local demo only) (default keys)
+  PUBLISHER_KEYS      serve: API key lines "CALLER SHA256-OF-KEY [TYPE,…]", separated by
+                      newlines or ";" (a secret); make one with publisher key new
+  PUBLISHER_KEYS_FILE serve: a file of such lines, instead of PUBLISHER_KEYS
+  PUBLISHER_MAX_EVENTS  serve: most events in one request (default 500)
+  PUBLISHER_MAX_IN_FLIGHT  serve: most events awaiting confirms across all requests; beyond,
+                      429 (default 10000)
+  PUBLISHER_RATE      serve: events per second per caller, a token bucket (default 0: no limit)
+  PUBLISHER_MAX_DEPTH serve: deepest JSON nesting of a request (default 64)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
   METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090;
                       unset and :9090 taken: a free port, logged at WARN); the same as
@@ -62,6 +76,10 @@ Exit codes: 0 success, 1 events failed or runtime error, 2 usage or configuratio
 // errUsage means the command line was wrong; the usage was already printed.
 var errUsage = errors.New("usage error")
 
+// errBadArgs is an argument the command refused after parsing; unlike
+// errUsage, its message is still to be printed.
+var errBadArgs = errors.New("invalid argument")
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, restore the default handling so that a second
@@ -79,8 +97,11 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	if err != nil || cmd.name == "" {
 		return err
 	}
-	if cmd.name == "health" {
+	switch cmd.name {
+	case "health":
 		return health(ctx, environ, stdout)
+	case "key":
+		return keyNew(cmd.caller, cmd.types, stdout)
 	}
 	cfg, err := config.LoadPublisher(environ)
 	if err != nil {
@@ -109,6 +130,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	}()
 	if cmd.name == "publish" {
 		return publish(ctx, cfg, p, cmd.file, cmd.failed, stdin, stdout, stderr)
+	}
+	if err := cfg.LoadKeys(); err != nil {
+		return err
 	}
 	return serve(ctx, cfg, p, m, log)
 }
@@ -150,6 +174,8 @@ type command struct {
 	name   string
 	file   string // publish --file
 	failed string // publish --failed
+	caller string // key new CALLER
+	types  string // key new --types
 }
 
 func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
@@ -166,6 +192,13 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 	case "publish":
 		fs.StringVar(&cmd.file, "file", "", "read events from `FILE` instead of stdin (\"-\" is stdin)")
 		fs.StringVar(&cmd.failed, "failed", "", "write the events not confirmed to `FILE`, as NDJSON with their ids, to send again with --file")
+	case "key":
+		if len(args) < 2 || args[1] != "new" {
+			fmt.Fprintf(stderr, "publisher key: use `publisher key new CALLER [--types T,…]`\n\n%s", usage)
+			return command{}, errUsage
+		}
+		args = args[1:]
+		fs.StringVar(&cmd.types, "types", "", "comma-separated event `TYPES` (topic binding keys) the key may publish; default any")
 	case "serve", "health":
 	default:
 		fmt.Fprintf(stderr, "publisher: unknown command %q\n\n%s", cmd.name, usage)
@@ -173,9 +206,17 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 	}
 	// Parse quietly, then print: help goes to stdout, mistakes to stderr.
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args[1:])
-	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	pos, err := parseInterspersed(fs, args[1:])
+	switch {
+	case err != nil:
+	case cmd.name == "key" && len(pos) == 1:
+		cmd.caller = pos[0]
+	case cmd.name == "key" && len(pos) == 0:
+		err = errors.New("missing CALLER: the name the key's events are published under")
+	case cmd.name == "key":
+		err = fmt.Errorf("unexpected argument %q", pos[1])
+	case len(pos) > 0:
+		err = fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -190,6 +231,22 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 		cmd.file = ""
 	}
 	return cmd, nil
+}
+
+// parseInterspersed parses flags wherever they stand among the positional
+// arguments (`key new CALLER --types T`), which flag.Parse alone does not.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 func printFlags(w io.Writer, fs *flag.FlagSet) {
@@ -207,7 +264,8 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
-	case errors.As(err, &cfgErr), errors.Is(err, amqp.ErrInvalidConfig), errors.Is(err, ingest.ErrInvalidConfig):
+	case errors.As(err, &cfgErr), errors.Is(err, config.ErrNoKeys), errors.Is(err, errBadArgs),
+		errors.Is(err, amqp.ErrInvalidConfig), errors.Is(err, ingest.ErrInvalidConfig):
 		fmt.Fprintln(stderr, "publisher:", err)
 		return 2
 	default:

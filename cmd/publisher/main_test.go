@@ -11,6 +11,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/internal/proctest"
 )
@@ -89,6 +90,10 @@ func testExchange(t *testing.T) (exchange, queue string) {
 	return brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
 }
 
+// testKey is the API key the tests' `serve` accepts, for the caller
+// publisher-test (the APP_NAME, so that app_id reads the same either way).
+const testKey = "efk_test_0123456789abcdefghijklmnopqrstuvwxyzABCD"
+
 // brokerEnv is the environment for a publisher on the test broker.
 func brokerEnv(t *testing.T, exchange string, extra ...string) []string {
 	return append([]string{
@@ -96,6 +101,7 @@ func brokerEnv(t *testing.T, exchange string, extra ...string) []string {
 		"EXCHANGE=" + exchange,
 		"APP_NAME=publisher-test",
 		"LOG_LEVEL=debug",
+		"PUBLISHER_KEYS=publisher-test " + ingest.HashKey(testKey),
 	}, extra...)
 }
 

@@ -38,10 +38,16 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 		}
 		return nil
 	}
-	events, err := ingest.New(ingest.Config{Publisher: p, Timeout: cfg.Timeout, MaxBody: cfg.MaxBody, Logger: log})
+	events, err := ingest.New(cfg.IngestConfig(p, log))
 	if err != nil {
 		_ = ln.Close()
 		return err
+	}
+	if cfg.Auth == config.AuthNone {
+		log.Warn("PUBLISHER_AUTH=none: anyone who reaches PUBLISHER_ADDR can publish any event; use it for a local demo only",
+			"addr", cfg.Addr)
+	} else {
+		log.Info("callers authenticate with API keys", "keys", cfg.Keys.Len(), "callers", cfg.Keys.Callers())
 	}
 	// /metrics goes on its own address, METRICS_ADDR: PUBLISHER_ADDR is
 	// often public (Fly's http_service), and metrics name event types and

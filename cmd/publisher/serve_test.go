@@ -40,7 +40,7 @@ func (b *batchPublisher) Connected() bool { return b.connected.Load() }
 func TestPublicMux(t *testing.T) {
 	t.Parallel()
 	pub := &batchPublisher{}
-	events, err := ingest.New(ingest.Config{Publisher: pub, Logger: quietLog()})
+	events, err := ingest.New(ingest.Config{Publisher: pub, Auth: ingest.AuthNone, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

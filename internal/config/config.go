@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -24,6 +25,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
 	"github.com/eventfleet/eventfleet/tracing"
@@ -202,6 +204,88 @@ type Publisher struct {
 	// ShutdownTimeout bounds the drain on SIGTERM/SIGINT. Defaults to
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT"`
+	// Auth is how `serve` authenticates callers: AuthKeys (the default) or
+	// AuthNone.
+	Auth string `env:"PUBLISHER_AUTH"`
+	// KeysText and KeysFile hold the API key lines (ingest.ParseKeys); at
+	// most one may be set. KeysText is a secret in production.
+	KeysText string `env:"PUBLISHER_KEYS"`
+	KeysFile string `env:"PUBLISHER_KEYS_FILE"`
+	// Keys are the parsed key lines, filled in by LoadKeys.
+	Keys *ingest.Keys `env:"-"`
+	// MaxEvents, MaxInFlight, Rate and MaxDepth are the ingest's limits;
+	// they default to ingest's.
+	MaxEvents   int     `env:"PUBLISHER_MAX_EVENTS"`
+	MaxInFlight int     `env:"PUBLISHER_MAX_IN_FLIGHT"`
+	Rate        float64 `env:"PUBLISHER_RATE"`
+	MaxDepth    int     `env:"PUBLISHER_MAX_DEPTH"`
+}
+
+// The PUBLISHER_AUTH values.
+const (
+	// AuthKeys requires an API key from PUBLISHER_KEYS or PUBLISHER_KEYS_FILE.
+	AuthKeys = "keys"
+	// AuthNone accepts every caller: a local demo only.
+	AuthNone = "none"
+)
+
+// ErrNoKeys: `publisher serve` authenticates callers (PUBLISHER_AUTH=keys,
+// the default) but no key is configured.
+var ErrNoKeys = errors.New("PUBLISHER_AUTH=keys (the default) but no API key is configured: " +
+	"make one with `publisher key new CALLER` and put the line it prints in PUBLISHER_KEYS " +
+	"(on Fly: fly secrets set PUBLISHER_KEYS='...') or in the file PUBLISHER_KEYS_FILE names; " +
+	"PUBLISHER_AUTH=none accepts anyone (a local demo only)")
+
+// LoadKeys reads the API keys from PUBLISHER_KEYS or PUBLISHER_KEYS_FILE
+// into c.Keys. Only `publisher serve` needs them, so LoadPublisher leaves
+// them alone and a `publish` run never reads a file it does not use. With
+// PUBLISHER_AUTH=keys it returns ErrNoKeys when there is no key.
+func (c *Publisher) LoadKeys() error {
+	text, from := c.KeysText, "PUBLISHER_KEYS"
+	switch {
+	case c.KeysText != "" && c.KeysFile != "":
+		return &Error{"PUBLISHER_KEYS_FILE", c.KeysFile, "PUBLISHER_KEYS is set too: set one of them"}
+	case c.KeysFile != "":
+		b, err := os.ReadFile(c.KeysFile)
+		if err != nil {
+			return &Error{"PUBLISHER_KEYS_FILE", c.KeysFile, fmt.Sprintf("cannot read it: %v", err)}
+		}
+		text, from = string(b), "PUBLISHER_KEYS_FILE"
+	}
+	keys, err := ingest.ParseKeys(text)
+	if err != nil {
+		value := c.KeysFile
+		if from == "PUBLISHER_KEYS" {
+			value = "<hidden>" // a secret: the error names the line
+		}
+		return &Error{from, value, err.Error()}
+	}
+	c.Keys = keys
+	if c.Auth == AuthKeys && keys.Len() == 0 {
+		return ErrNoKeys
+	}
+	return nil
+}
+
+// IngestConfig maps the settings to the ingest's configuration; LoadKeys
+// must have run for the keys.
+func (c Publisher) IngestConfig(p ingest.Publisher, log *slog.Logger) ingest.Config {
+	auth := ingest.AuthKeys
+	if c.Auth == AuthNone {
+		auth = ingest.AuthNone
+	}
+	return ingest.Config{
+		Publisher:   p,
+		Timeout:     c.Timeout,
+		MaxBody:     c.MaxBody,
+		MaxEvents:   c.MaxEvents,
+		MaxInFlight: c.MaxInFlight,
+		Rate:        c.Rate,
+		MaxDepth:    c.MaxDepth,
+		Auth:        auth,
+		Keys:        c.Keys,
+		Logger:      log,
+	}
 }
 
 // Worker holds cmd/worker's settings. The fields that amqp.WorkerConfig
@@ -309,6 +393,22 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 		return c, &Error{"PUBLISHER_MAX_BODY", fmt.Sprint(c.MaxBody), "must be positive"}
 	case c.ShutdownTimeout <= 0:
 		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
+	}
+	if environ["PUBLISHER_MAX_IN_FLIGHT"] == "" {
+		c.MaxInFlight = max(c.MaxInFlight, c.MaxEvents) // as the ingest's own default
+	}
+	switch {
+	case c.Auth != AuthKeys && c.Auth != AuthNone:
+		return c, &Error{"PUBLISHER_AUTH", c.Auth, "use keys (callers send an API key, the default) or none (anyone may publish: a local demo only)"}
+	case c.MaxEvents < 1:
+		return c, &Error{"PUBLISHER_MAX_EVENTS", fmt.Sprint(c.MaxEvents), "must be positive"}
+	case c.MaxInFlight < c.MaxEvents:
+		return c, &Error{"PUBLISHER_MAX_IN_FLIGHT", fmt.Sprint(c.MaxInFlight),
+			fmt.Sprintf("must be at least PUBLISHER_MAX_EVENTS (%d): a request that large could never be admitted", c.MaxEvents)}
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return c, &Error{"PUBLISHER_RATE", environ["PUBLISHER_RATE"], "use events per second per caller, e.g. 100 or 0.5, or 0 (the default) for no limit"}
+	case c.MaxDepth < 1:
+		return c, &Error{"PUBLISHER_MAX_DEPTH", fmt.Sprint(c.MaxDepth), "must be positive"}
 	}
 	c.ProgressTimeout = DefaultProgressTimeout
 	if environ["PUBLISH_TIMEOUT"] != "" {
@@ -510,6 +610,8 @@ func typeWord(t reflect.Type) string {
 		return "duration (use Go syntax like 500ms, 10s, 5m)"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
 		return "whole number"
+	case t.Kind() == reflect.Float64:
+		return "number"
 	default:
 		return t.String()
 	}

@@ -59,6 +59,10 @@ func defaultPublisher() Publisher {
 		Timeout:         DefaultPublishTimeout,
 		MaxBody:         DefaultPublisherMaxBody,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		Auth:            AuthKeys,
+		MaxEvents:       ingest.DefaultMaxEvents,
+		MaxInFlight:     ingest.DefaultMaxInFlight,
+		MaxDepth:        ingest.DefaultMaxDepth,
 	}
 }
 

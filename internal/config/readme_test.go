@@ -69,6 +69,8 @@ var inWords = map[string]string{
 	"FLY_APP_NAME":                       "—",
 	"EVENT_TYPES":                        "#",
 	"WEBHOOK_URL":                        "—",
+	"PUBLISHER_KEYS":                     "—",
+	"PUBLISHER_KEYS_FILE":                "—",
 	"OTEL_TRACES_EXPORTER":               tracing.ExporterNone,
 	"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf",
 	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",

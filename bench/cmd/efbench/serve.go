@@ -22,6 +22,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/ingest"
 )
 
 // The HTTP ingest rows: -http-clients clients, each on its own keep-alive
@@ -121,6 +122,7 @@ func postEvents(ctx context.Context, client *http.Client, url string, body []byt
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+benchKey)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -197,6 +199,7 @@ func (b *bench) startServe(ctx context.Context, exchange string) (*serveProc, er
 		"APP_NAME=efbench",
 		"PUBLISHER_ADDR=127.0.0.1:0",
 		"METRICS_ADDR=127.0.0.1:0",
+		"PUBLISHER_KEYS=efbench "+benchKeyHash(),
 	)
 	cmd.Env = append(cmd.Env, b.o.binEnv...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -482,3 +485,9 @@ func (in *bareIngest) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(acceptedIDs{IDs: ids})
 }
+
+// benchKey is the API key the benchmarked `publisher serve` accepts: the
+// shipped path authenticates every request, and so does the one measured.
+const benchKey = "efk_bench_0123456789abcdefghijklmnopqrstuvwxyzAB"
+
+func benchKeyHash() string { return ingest.HashKey(benchKey) }
