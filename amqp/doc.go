@@ -10,6 +10,10 @@
 //   - "domain_events.unrouted": a durable quorum queue. Events that no queue is
 //     bound for come back to our Publisher as basic.return (every publish is
 //     mandatory); the Publisher keeps them here before it reports success.
+//     Its bound is a policy an operator applies (UnroutedPolicy: max-length,
+//     max-length-bytes, overflow reject-publish), never a queue argument, which
+//     existing queues would refuse (406). Full, it nacks the copy and the
+//     publish fails with ErrNacked.
 //   - "events_<app>": the app's queue (quorum by default, classic allowed), bound
 //     to the app's event types or to "#". Many worker processes share it.
 //   - "events_<app>.retry.<delay>": one quorum delay queue per distinct retry

