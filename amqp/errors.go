@@ -15,6 +15,12 @@ var (
 	// ErrNacked: the broker refused to take responsibility for a message
 	// (basic.nack). Publishing it again may succeed.
 	ErrNacked = errors.New("amqp: broker nacked the message")
+	// ErrUnroutedRefused: no queue is bound for the event's type and the
+	// broker refused its copy in the unrouted queue, which is full (its
+	// policy's bound, UnroutedPolicy). The error is ErrNacked too. Publishing
+	// again fails the same way until an app binds the type or someone
+	// empties the queue.
+	ErrUnroutedRefused = errors.New("amqp: the unrouted queue refused the event")
 	// ErrReturned: the broker could not route a message that had to be routed
 	// (an internal hop to a queue that no longer exists, or a message sent
 	// with PublishMessage, such as a replayed dead letter).

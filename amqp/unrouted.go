@@ -30,10 +30,10 @@ func (s *pubSession) keepUnrouted(rec *pending) {
 		s.p.unrouted.Add(1)
 		s.p.log.Debug("event kept in unrouted queue", "event_id", msg.MessageId, "type", rec.key)
 	} else if errors.Is(err, ErrNacked) {
-		err = fmt.Errorf("%w: unrouted queue %q refused the copy of event %q (type %q, which no queue is bound for): "+
+		err = fmt.Errorf("%w (%w): unrouted queue %q refused the copy of event %q (type %q, which no queue is bound for): "+
 			"it is most likely full (its policy's max-length or max-length-bytes, overflow reject-publish); "+
 			"bind an app to the type, or empty the queue with `worker dlq --unrouted replay` or `purge`",
-			err, cp.key, msg.MessageId, rec.key)
+			ErrUnroutedRefused, err, cp.key, msg.MessageId, rec.key)
 	} else if !errors.Is(err, errConnLost) {
 		err = fmt.Errorf("keeping unroutable event in %q: %w", cp.key, err)
 	}

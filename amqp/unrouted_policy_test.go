@@ -80,16 +80,13 @@ func TestPublisher_UnroutedQueueFullFailsThePublish(t *testing.T) {
 	if kept < bound || kept > bound+1 {
 		t.Fatalf("%d unroutable events kept with max-length %d, want %d (or %d, the quorum queue's one past the bound)", kept, bound, bound, bound+1)
 	}
-	if !errors.Is(err, amqp.ErrNacked) {
-		t.Fatalf("publish beyond the bound = %v, want ErrNacked", err)
+	if !errors.Is(err, amqp.ErrNacked) || !errors.Is(err, amqp.ErrUnroutedRefused) {
+		t.Fatalf("publish beyond the bound = %v, want ErrNacked and ErrUnroutedRefused", err)
 	}
 	for _, s := range []string{`"domain_events.unrouted"`, "full", "worker dlq --unrouted"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not mention %s", err, s)
 		}
-	}
-	if took > 5*time.Second {
-		t.Errorf("the refused publish took %v; the broker's nack should be prompt", took)
 	}
 	if err := p.Publish(ctx, ev("NobodyListens", "", 99)); !errors.Is(err, amqp.ErrNacked) {
 		t.Errorf("a second publish beyond the bound = %v, want ErrNacked: the queue stays full", err)

@@ -646,26 +646,12 @@ func TestEnvNamesAreRead(t *testing.T) {
 			continue // TestCommands reports it
 		}
 		for _, name := range s.Environment.Names {
-			if _, ok := readBy[bin][name]; !ok && comingVars[name] == bin {
-				t.Logf("docker-compose.yml service %q sets %s, which internal/config does not read yet (comingVars)", svc, name)
-				continue
-			}
 			if _, ok := readBy[bin][name]; !ok {
 				t.Errorf("docker-compose.yml service %q sets %s, which the %v does not read; fix the name or remove it (it reads %s)",
 					svc, name, bin, known(bin))
 			}
 		}
 	}
-}
-
-// comingVars are the API-key settings of issue 14, which the publisher reads
-// once they are wired into internal/config. Until then the files may set
-// them; once config.Settings lists a name, the check above applies to it as
-// to any other and its entry here has no effect (delete it then).
-var comingVars = map[string]binary{
-	"PUBLISHER_KEYS":      publisherBinary,
-	"PUBLISHER_KEYS_FILE": publisherBinary,
-	"PUBLISHER_AUTH":      publisherBinary,
 }
 
 func known(bins ...binary) string {

@@ -155,7 +155,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-
 // postAuth is post with an Authorization header (none when auth is "").
 func postAuth(t *testing.T, url, auth, body string) (*http.Response, map[string]any) {
 	t.Helper()

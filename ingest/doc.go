@@ -4,6 +4,8 @@
 //
 //	202 {"ids": [...]}                          every event confirmed
 //	400 {"error": "...", "invalid": [...]}      bad JSON or event, or nested over Config.MaxDepth
+//	401 {"error"} (WWW-Authenticate: Bearer)    no key, or an unknown one (under AuthKeys)
+//	403 {"error"}                               an event type outside the caller's key
 //	405 (Allow: POST)                           another method
 //	413 {"error"}                               body over Config.MaxBody, or over Config.MaxEvents events
 //	415 {"error"}                               no Content-Type, or one that is not JSON
@@ -17,6 +19,24 @@
 // publishes the unconfirmed ones again with the same ids, and consumers
 // drop the duplicates that a lost confirm makes. Events without an id get a
 // UUIDv7, returned in the answer.
+//
+// # Callers
+//
+// Under AuthKeys, the default, every request needs "Authorization: Bearer
+// <key>" with a key of Config.Keys, checked on the headers before the body
+// is read. A key file has one line per key, "<caller> <sha256 hex of the
+// key> [<type>,…]"; ";" also ends a line, and lines starting with "#" are
+// comments. Only hashes are stored; Keys.Authenticate hashes the presented
+// token and compares it with every line in constant time. The types are
+// topic binding keys, checked like EVENT_TYPES and matched like a topic
+// exchange (amqp.MatchBindingKey); none, or "#", allows any type; a request
+// with one type outside them is refused whole (403). A caller may have
+// several lines, each its own key and types: a key is rotated by adding
+// the new line, moving the caller over, and removing the old one. The
+// caller's name becomes every event's Source (the AMQP app_id), so
+// receivers deduplicate per (source, id) with a source nobody can forge;
+// ids stay the caller's, so that a retried request is idempotent. AuthNone
+// accepts anyone, and the events keep the Publisher's own app id.
 //
 // # Limits
 //
@@ -56,8 +76,8 @@
 //
 // The Handler serves only the events endpoint. The operational endpoints
 // (/healthz, /readyz, /metrics) come from internal/admin, mounted beside it
-// by the binary. Config.Middleware wraps the events endpoint alone: it is
-// where request authentication belongs, in front of the body being read,
-// and never in front of the health checks; the access log is outside it, so
-// that the middleware's refusals are logged too.
+// by the binary. Config.Middleware wraps the events endpoint alone, inside
+// the authentication (so it sees only authenticated requests) and never in
+// front of the health checks; the access log is outside both, so that
+// their refusals are logged too.
 package ingest

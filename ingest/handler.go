@@ -223,6 +223,9 @@ func (h *Handler) unconfirmed(w http.ResponseWriter, ids []string, err error) {
 	switch {
 	case !h.pub.Connected():
 		why = "the broker is not connected"
+	case errors.Is(cause, amqp.ErrUnroutedRefused):
+		why = "no app is bound for the event type and the unrouted queue that keeps such events is full, " +
+			"so publishing them again fails until an app binds the type or an operator empties that queue"
 	case errors.Is(cause, context.DeadlineExceeded):
 		why = fmt.Sprintf("the broker did not confirm within %v", h.cfg.Timeout)
 	default:

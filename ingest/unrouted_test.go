@@ -31,7 +31,7 @@ func TestHandler_UnroutedQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop(t.Context()) })
-	h, err := ingest.New(ingest.Config{Publisher: p, Timeout: 10 * time.Second, Logger: quiet()})
+	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: p, Timeout: 10 * time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestHandler_UnroutedQueueFull(t *testing.T) {
 			t.Fatalf("event %d: %d %v, want 202 within the bound, then 503", i+1, resp.StatusCode, got)
 		}
 		msg, _ := got["error"].(string)
-		for _, s := range []string{`"domain_events.unrouted"`, "full", "worker dlq --unrouted"} {
+		for _, s := range []string{`"domain_events.unrouted"`, "the unrouted queue that keeps such events is full", "worker dlq --unrouted"} {
 			if !strings.Contains(msg, s) {
 				t.Errorf("503 error %q does not mention %s", msg, s)
 			}

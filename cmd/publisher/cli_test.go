@@ -19,6 +19,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -334,7 +335,7 @@ func TestServe_AddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, stderr, code := runBin(t, []string{"PUBLISHER_ADDR=" + ln.Addr().String(), "EXCHANGE=" + brokertest.Name(t)}, nil, "serve")
+	_, stderr, code := runBin(t, []string{"PUBLISHER_ADDR=" + ln.Addr().String(), "EXCHANGE=" + brokertest.Name(t), "PUBLISHER_AUTH=none"}, nil, "serve")
 	if code != 1 || !strings.Contains(stderr, "listen on PUBLISHER_ADDR="+ln.Addr().String()) {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 naming PUBLISHER_ADDR", code, stderr)
 	}
@@ -457,7 +458,8 @@ func TestServe_BrokerDown(t *testing.T) {
 	t.Parallel()
 	const password = "Zq8-serve-secret"
 	p, base := startServe(t, []string{"AMQP_URL=amqp://guest:" + password + "@127.0.0.1:1/",
-		"PUBLISH_TIMEOUT=1s", "SHUTDOWN_TIMEOUT=20s", "LOG_LEVEL=debug", "EXCHANGE=" + brokertest.Name(t)})
+		"PUBLISH_TIMEOUT=1s", "SHUTDOWN_TIMEOUT=20s", "LOG_LEVEL=debug", "EXCHANGE=" + brokertest.Name(t),
+		"PUBLISHER_KEYS=publisher-test " + ingest.HashKey(testKey)})
 
 	if resp, got := request(t, "GET", base+"/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable || got["reason"] != "broker not connected" {
 		t.Errorf("/readyz %d %v, want 503 with reason broker not connected", resp.StatusCode, got)
@@ -482,6 +484,7 @@ func TestServe_BrokerDown(t *testing.T) {
 	go func() {
 		req, _ := http.NewRequest("POST", base+"/events", strings.NewReader(`{"type":"A","id":"in-flight"}`))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testKey)
 		resp, err := client.Do(req)
 		if err != nil {
 			inFlight <- -1
