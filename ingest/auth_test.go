@@ -3,9 +3,12 @@ package ingest_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -179,3 +182,30 @@ func postAuth(t *testing.T, url, auth, body string) (*http.Response, map[string]
 }
 
 func str(v any) string { s, _ := v.(string); return s }
+
+// TestHandler_BodyReadErrors: a body that stops arriving is 408, one that
+// breaks is 400; neither answer carries the read error, which names the
+// server's own address.
+func TestHandler_BodyReadErrors(t *testing.T) {
+	t.Parallel()
+	h := newHandler(t, ingest.Config{Publisher: &fakePublisher{connected: true}})
+	for _, tt := range []struct {
+		err  error
+		want int
+	}{
+		{&net.OpError{Op: "read", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 8080}, Err: os.ErrDeadlineExceeded}, http.StatusRequestTimeout},
+		{io.ErrUnexpectedEOF, http.StatusBadRequest},
+	} {
+		req := httptest.NewRequest("POST", "/events", io.MultiReader(strings.NewReader(`[{"type":"A"},`), errReader{tt.err}))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.want || strings.Contains(rec.Body.String(), "10.0.0.7") {
+			t.Errorf("body failing with %v: %d %s, want %d without the address", tt.err, rec.Code, rec.Body, tt.want)
+		}
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -7,6 +7,7 @@
 //	401 {"error"} (WWW-Authenticate: Bearer)    no key, or an unknown one (under AuthKeys)
 //	403 {"error"}                               an event type outside the caller's key
 //	405 (Allow: POST)                           another method
+//	408 {"error"}                               the body stopped arriving (the server's read timeout)
 //	413 {"error"}                               body over Config.MaxBody, or over Config.MaxEvents events
 //	415 {"error"}                               no Content-Type, or one that is not JSON
 //	429 {"error"} (Retry-After)                 over the caller's Config.Rate, or no room in Config.MaxInFlight

@@ -102,7 +102,13 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body is larger than %d bytes: send fewer events per request", tooLarge.Limit)
 			return
 		}
-		writeError(w, http.StatusBadRequest, "reading body: %v", err)
+		// The error names the server's own address: never send it.
+		var timeout interface{ Timeout() bool }
+		if errors.As(err, &timeout) && timeout.Timeout() {
+			writeError(w, http.StatusRequestTimeout, "the body did not arrive in time: send it faster, or send fewer events per request")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "the body could not be read: it ended early or was malformed")
 		return
 	}
 	shape := scanBody(body)

@@ -116,6 +116,17 @@ func TestServe_Keys(t *testing.T) {
 		resp, _ := request(t, "GET", base+"/readyz", "")
 		return resp.StatusCode == http.StatusOK
 	})
+	// The health checks need no key: Fly's check probes them.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without a key: %d, want 200", path, resp.StatusCode)
+		}
+	}
 	for _, tt := range []struct {
 		auth, body string
 		want       int

@@ -31,7 +31,7 @@ type Config struct {
 	// came). Defaults to DefaultReadHeaderTimeout (5 s).
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, header and body; a body
-	// still arriving then fails the handler's read (the ingest answers 400)
+	// still arriving then fails the handler's read (the ingest answers 408)
 	// and the connection closes. Defaults to DefaultReadTimeout (20 s).
 	ReadTimeout time.Duration
 	// HandlerTimeout is how long a handler may work after reading the
