@@ -197,7 +197,7 @@ func ParseInput(b []byte) (Event, error) {
 // elements one by one with ParseInput after a failure. Unknown fields are
 // rejected, as by ParseInput.
 func ParseInputs(b []byte) ([]Event, error) {
-	b = bytes.TrimSpace(b)
+	b = bytes.Trim(b, " \t\r\n") // JSON whitespace only, as a decoder skips
 	var ins []Input
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -42,12 +42,14 @@
 // # Limits
 //
 // A request is refused whole, and nothing of it is published, when it
-// breaks a limit; the checks run from the cheapest to the costliest:
-// method, Content-Type, body size (MaxBody, 1 MiB), then one pass over the
-// raw bytes counting the events (MaxEvents, 500) and the nesting (MaxDepth,
-// 64, counted from the event object, which is level 1, so data may nest 63
-// levels), so that an oversized array is refused before it is decoded;
-// then decoding and validation, the caller's rate (Rate events/s, a token
+// breaks a limit; the checks run from the cheapest to the costliest: the
+// key (under AuthKeys), method, Content-Type, body size (MaxBody, 1 MiB),
+// then one pass over the raw bytes counting the events (MaxEvents, 500) and
+// the nesting (MaxDepth, 64, counted from the event object, which is level
+// 1, so data may nest 63 levels), so that an oversized array is refused
+// before it is decoded (only JSON's whitespace may surround the body, so
+// the scan and the decoder see the same document); then decoding and
+// validation, the key's types, the caller's rate (Rate events/s, a token
 // bucket of Burst; off by default), and last the room in flight
 // (MaxInFlight events awaiting confirms across all requests, 10,000). A
 // request never waits for room or tokens: it is answered 429 at once, with

@@ -225,20 +225,24 @@ func (h *Handler) unconfirmed(w http.ResponseWriter, ids []string, err error) {
 	} else {
 		resp.Unconfirmed = ids
 	}
+	shown := cause
 	var why string
 	switch {
 	case !h.pub.Connected():
 		why = "the broker is not connected"
 	case errors.Is(cause, amqp.ErrUnroutedRefused):
+		// The cause names the broker's queue and the operator's remedy: the
+		// log has it, the caller gets the gist.
 		why = "no app is bound for the event type and the unrouted queue that keeps such events is full, " +
 			"so publishing them again fails until an app binds the type or an operator empties that queue"
+		shown = amqp.ErrUnroutedRefused
 	case errors.Is(cause, context.DeadlineExceeded):
 		why = fmt.Sprintf("the broker did not confirm within %v", h.cfg.Timeout)
 	default:
 		why = "the broker did not confirm"
 	}
 	resp.Error = fmt.Sprintf("%d of %d events not confirmed: %s (%v); publish them again with the same ids",
-		len(resp.Unconfirmed), len(ids), why, cause)
+		len(resp.Unconfirmed), len(ids), why, shown)
 	h.log.Warn("events not confirmed", "confirmed", len(resp.Confirmed),
 		"unconfirmed", len(resp.Unconfirmed), "err", cause)
 	w.Header().Set("Retry-After", retryAfter)

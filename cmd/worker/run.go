@@ -162,7 +162,7 @@ func (p *process) drain() int {
 		// cancelled and their deliveries left unacked; closing the
 		// connection hands those back to the broker, which redelivers them
 		// to this app's next worker. Nothing is lost (delivery is at least
-		// once; handlers deduplicate on the event ID), so this is a normal
+		// once; handlers deduplicate on the event's source and ID), so this is a normal
 		// stop, not a crash for the orchestrator to act on.
 		p.log.Warn("shutdown timeout passed; unfinished events go back to the queue",
 			append([]any{"timeout", p.cfg.ShutdownTimeout.String(), "err", err}, stats...)...)
