@@ -34,7 +34,8 @@ func (a Auth) String() string {
 	}
 }
 
-// bearerChallenge answers a request without a valid key (RFC 6750).
+// bearerChallenge answers a request without a valid key (RFC 6750); an
+// unknown key adds error="invalid_token".
 const bearerChallenge = `Bearer realm="eventfleet"`
 
 type callerKey struct{}
@@ -57,12 +58,12 @@ func authenticate(keys *Keys, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
-			unauthorized(w, "missing API key: send Authorization: Bearer <key>")
+			unauthorized(w, bearerChallenge, "missing API key: send Authorization: Bearer <key>")
 			return
 		}
 		c, ok := keys.Authenticate(token)
 		if !ok {
-			unauthorized(w, "unknown API key")
+			unauthorized(w, bearerChallenge+`, error="invalid_token"`, "unknown API key")
 			return
 		}
 		entryOf(r).caller = c.Name
@@ -81,8 +82,8 @@ func bearer(header string) (string, bool) {
 	return token, token != ""
 }
 
-func unauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", bearerChallenge)
+func unauthorized(w http.ResponseWriter, challenge, msg string) {
+	w.Header().Set("WWW-Authenticate", challenge)
 	writeJSON(w, http.StatusUnauthorized, errorResponse{Error: msg})
 }
 
