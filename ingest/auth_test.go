@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
@@ -23,15 +22,7 @@ import (
 // scope publishes under its caller's name as app_id.
 func TestHandler_Auth_RealBroker(t *testing.T) {
 	t.Parallel()
-	exchange, queue := brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
-	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(t), Exchange: exchange, AppID: "ingest-test", Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(t.Context()) })
+	p, queue := startPublisher(t, brokertest.URL(t))
 	billingKey, anyKey := mustKey(), mustKey()
 	keys, err := ingest.ParseKeys("# callers\nbilling " + ingest.HashKey(billingKey) + " Billing.#,OrderPlacedEvent; ops " + ingest.HashKey(anyKey))
 	if err != nil {

@@ -18,15 +18,7 @@ import (
 // the events are on the broker.
 func TestHandler_RealBroker(t *testing.T) {
 	t.Parallel()
-	exchange, queue := brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
-	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(t), Exchange: exchange, AppID: "ingest-test", Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(t.Context()) })
+	p, queue := startPublisher(t, brokertest.URL(t))
 	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: p, Timeout: 30 * time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +40,28 @@ func TestHandler_RealBroker(t *testing.T) {
 	if !slices.Equal(seen, want) {
 		t.Errorf("arrived %q, want %q", seen, want)
 	}
+}
+
+// startPublisher starts a Publisher on url, on a fresh exchange with a
+// catch-all queue (both deleted at cleanup), and returns it with the queue.
+func startPublisher(t *testing.T, url string) (*amqp.Publisher, string) {
+	t.Helper()
+	exchange, queue := brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
+	return startPublisherOn(t, url, exchange), queue
+}
+
+// startPublisherOn starts a Publisher of exchange on url, stopped at cleanup.
+func startPublisherOn(t *testing.T, url, exchange string) *amqp.Publisher {
+	t.Helper()
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: url, Exchange: exchange, AppID: "ingest-test", Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(t.Context()) })
+	return p
 }
 
 // post sends body to url as JSON and decodes the JSON answer.

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
@@ -18,15 +17,7 @@ import (
 // leaves nothing on the broker; only the accepted ones arrive.
 func TestHandler_Limits_RealBroker(t *testing.T) {
 	t.Parallel()
-	exchange, queue := brokertest.TopicExchange(t, func(x string) []string { return []string{amqp.UnroutedQueue(x)} })
-	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(t), Exchange: exchange, AppID: "ingest-test", Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(t.Context()) })
+	p, queue := startPublisher(t, brokertest.URL(t))
 	serve := func(cfg ingest.Config) string {
 		cfg.Timeout, cfg.MaxEvents, cfg.MaxDepth, cfg.Logger = 30*time.Second, 3, 4, quiet()
 		srv := httptest.NewServer(newHandler(t, cfg))

@@ -23,14 +23,7 @@ func TestHandler_UnroutedQueueFull(t *testing.T) {
 	pol := amqp.NewUnroutedPolicy(amqp.DefaultExchange)
 	pol.MaxLen = 1
 	node.Ctl(t, pol.CtlArgs()...)
-	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: node.URL(), AppID: "ingest-test", Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(t.Context()) })
+	p := startPublisherOn(t, node.URL(), amqp.DefaultExchange)
 	h, err := ingest.New(ingest.Config{Auth: ingest.AuthNone, Publisher: p, Timeout: 10 * time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
