@@ -19,8 +19,8 @@ const (
 	MaxSecretLen = 64
 )
 
-// ErrSecretFormat wraps every error of ParseSecret and ParseSecrets. The
-// errors never quote the secret, not even in part.
+// ErrSecretFormat is what every error of ParseSecret and ParseSecrets is
+// (see SecretError).
 var ErrSecretFormat = errors.New("webhook: invalid signing secret")
 
 // Secret is an HMAC-SHA256 signing key. Its String and LogValue hide the
@@ -29,38 +29,53 @@ type Secret struct {
 	key []byte
 }
 
+// SecretError is a secret ParseSecret or ParseSecrets refuses. It never
+// holds the secret, not even in part. errors.Is(err, ErrSecretFormat)
+// holds.
+type SecretError struct {
+	N, Of  int    // the secret's position in ParseSecrets' list, 1-based, and the list's length; 0 from ParseSecret
+	Reason string // what is wrong, e.g. "must start with whsec_"
+}
+
+func (e *SecretError) Error() string {
+	if e.Of > 1 {
+		return fmt.Sprintf("%v %d of %d: %s", ErrSecretFormat, e.N, e.Of, e.Reason)
+	}
+	return fmt.Sprintf("%v: %s", ErrSecretFormat, e.Reason)
+}
+
+func (e *SecretError) Is(target error) bool { return target == ErrSecretFormat }
+
 // ParseSecret reads one secret in the whsec_<base64> form.
 func ParseSecret(s string) (Secret, error) {
 	b64, ok := strings.CutPrefix(s, SecretPrefix)
 	if !ok {
-		return Secret{}, fmt.Errorf("%w: must start with %s", ErrSecretFormat, SecretPrefix)
+		return Secret{}, &SecretError{Reason: "must start with " + SecretPrefix}
 	}
 	key, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
-		// base64's error quotes a byte offset only, but say it in our words.
-		return Secret{}, fmt.Errorf("%w: the part after %s is not standard base64 (with = padding)", ErrSecretFormat, SecretPrefix)
+		return Secret{}, &SecretError{Reason: "the part after " + SecretPrefix + " is not standard base64 (with = padding)"}
 	}
 	if len(key) < MinSecretLen || len(key) > MaxSecretLen {
-		return Secret{}, fmt.Errorf("%w: the key is %d bytes, want %d to %d (e.g. %s$(openssl rand -base64 32))",
-			ErrSecretFormat, len(key), MinSecretLen, MaxSecretLen, SecretPrefix)
+		return Secret{}, &SecretError{Reason: fmt.Sprintf("the key is %d bytes, want %d to %d (e.g. %s$(openssl rand -base64 32))",
+			len(key), MinSecretLen, MaxSecretLen, SecretPrefix)}
 	}
 	return Secret{key: key}, nil
 }
 
 // ParseSecrets reads secrets separated by spaces, as WEBHOOK_SECRET holds
 // them during a rotation: "whsec_new… whsec_old…". An empty or blank s is no
-// secret (nil, nil): requests go unsigned. An error names the secret by its
-// position only.
+// secret (nil, nil): requests go unsigned. An error is a *SecretError that
+// names the secret by its position.
 func ParseSecrets(s string) ([]Secret, error) {
 	fields := strings.Fields(s)
 	var out []Secret
 	for i, f := range fields {
 		sec, err := ParseSecret(f)
 		if err != nil {
-			if len(fields) == 1 {
-				return nil, err
-			}
-			return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(fields), err)
+			se := err.(*SecretError)
+			se.N, se.Of = i+1, len(fields)
+			return nil, se
 		}
 		out = append(out, sec)
 	}

@@ -46,7 +46,7 @@ func TestParseSecrets(t *testing.T) {
 		{"too short", testSecret('e', 16), 0, "16 bytes, want 24 to 64"},
 		{"too long", testSecret('f', 65), 0, "65 bytes, want 24 to 64"},
 		{"comma separated", good + "," + other, 0, "not standard base64"},
-		{"second bad", good + " whsec_" + leak + "!!", 0, "secret 2 of 2"},
+		{"second bad", good + " whsec_" + leak + "!!", 0, "secret 2 of 2: the part after whsec_ is not standard base64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
