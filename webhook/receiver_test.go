@@ -21,9 +21,6 @@ import (
 	"github.com/eventfleet/eventfleet/retry"
 )
 
-// pgPackage is the PostgreSQL client the recipe imports, pinned.
-const pgPackage = "pg@8.23.1"
-
 // psql runs sql on database db of the machine's PostgreSQL (127.0.0.1:5432,
 // trust auth) and returns its unaligned output.
 func psql(t *testing.T, db, sql string) string {
@@ -36,27 +33,32 @@ func psql(t *testing.T, db, sql string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// startRecipe runs webhook/receiver/receiver.ts with Node, as the .mjs it
-// also is, against a database of its own, and returns its URL and
-// database. It fails, never skips, without node, npm or PostgreSQL: the
-// project's machines and CI have them.
+// startRecipe type-checks webhook/receiver/receiver.ts (tsc --strict, with
+// the pinned packages of its package.json), runs it with Node against a
+// database of its own, and returns its URL and database. It fails, never
+// skips, without node, npm or PostgreSQL: the project's machines and CI
+// have them.
 func startRecipe(t *testing.T, secret string) (url, db string) {
 	t.Helper()
 	dir := t.TempDir()
-	src, err := os.ReadFile("receiver/receiver.ts")
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"receiver.ts", "tsconfig.json", "package.json"} {
+		b, err := os.ReadFile(filepath.Join("receiver", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"private": true}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "receiver.mjs"), src, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	install := exec.Command("npm", "install", "--no-audit", "--no-fund", "--loglevel=error", pgPackage)
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("npm install %s: %v: %s", pgPackage, err, out)
+	for _, args := range [][]string{
+		{"npm", "install", "--no-audit", "--no-fund", "--loglevel=error"},
+		{filepath.Join("node_modules", ".bin", "tsc"), "-p", "."},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
 	}
 
 	suffix := make([]byte, 6)
@@ -66,7 +68,7 @@ func startRecipe(t *testing.T, secret string) (url, db string) {
 	t.Cleanup(func() { psql(t, "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") })
 
 	var stderr bytes.Buffer
-	cmd := exec.Command("node", "receiver.mjs")
+	cmd := exec.Command("node", filepath.Join("dist", "receiver.js"))
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+secret, "PORT=0", "HOST=127.0.0.1",
 		"DATABASE_URL=postgres://postgres@127.0.0.1:5432/"+db)
@@ -108,7 +110,7 @@ func startRecipe(t *testing.T, secret string) (url, db string) {
 	return "", ""
 }
 
-// TestReceiverRecipe: the README's receiver verifies what a Handler sends
+// TestReceiverRecipe: the README's receiver, type-checked, verifies what a Handler sends
 // and handles each event once, duplicates (sequential and concurrent)
 // included; what is not signed by our secret, or is too old, gets 401,
 // which the Handler treats as permanent.

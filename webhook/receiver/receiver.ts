@@ -1,17 +1,19 @@
 // A receiver for eventfleet's signed webhooks (Standard Webhooks), in
-// TypeScript that is plain JavaScript too (types in JSDoc), so Node runs it
-// as receiver.mjs without a build step: verify the signature over the raw
-// body, then handle each event once, deduplicating on webhook-id in the
-// same PostgreSQL transaction as the handling itself.
+// TypeScript on Node with node:crypto and the pg client, no framework:
+// verify the signature over the raw body, then handle each event once,
+// deduplicating on webhook-id in the same PostgreSQL transaction as the
+// handling itself.
 //
-//   npm install pg
-//   WEBHOOK_SECRET=whsec_… DATABASE_URL=postgres://… PORT=8081 node receiver.mjs
+//   npm install pg && npm install -D typescript @types/node @types/pg
+//   npx tsc   # tsconfig.json beside this file
+//   WEBHOOK_SECRET=whsec_… DATABASE_URL=postgres://… PORT=8081 node receiver.js
 //
-// Answers: 204 handled (or already handled), 401 not signed by us or too
-// old (eventfleet dead-letters at once; replay them once the secrets
-// agree), 400 not JSON (dead-lettered), 500 handling failed (retried).
+// Answers: 204 handled (or already handled), 401 not signed with our
+// secret or too old (eventfleet dead-letters at once; replay them once the
+// secrets agree), 400 not JSON (dead-lettered), 500 handling failed
+// (retried).
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
 
@@ -20,13 +22,8 @@ export const TOLERANCE_SECONDS = 5 * 60;
 
 export class VerifyError extends Error {}
 
-/**
- * The keys of WEBHOOK_SECRET's value: "whsec_<base64>", space-separated
- * during a rotation.
- * @param {string} value
- * @returns {Buffer[]}
- */
-export function parseSecrets(value) {
+/** The keys of WEBHOOK_SECRET's value: "whsec_<base64>", space-separated during a rotation. */
+export function parseSecrets(value: string): Buffer[] {
   return value.split(/\s+/).filter(Boolean).map((s) => {
     if (!s.startsWith("whsec_")) throw new Error("WEBHOOK_SECRET: each secret starts with whsec_");
     return Buffer.from(s.slice("whsec_".length), "base64");
@@ -35,13 +32,10 @@ export function parseSecrets(value) {
 
 /**
  * Checks a request and returns its webhook-id, or throws a VerifyError.
- * @param {Buffer[]} keys
- * @param {Record<string, string | string[] | undefined>} headers Node's req.headers (lower-case names)
- * @param {Buffer} body the raw bytes received: never JSON.parse then re-serialize before this
- * @param {number} [now] unix seconds
- * @returns {string}
+ * body is the raw bytes received: never JSON.parse and re-serialize first.
  */
-export function verify(keys, headers, body, now = Math.floor(Date.now() / 1000)) {
+export function verify(keys: Buffer[], headers: IncomingHttpHeaders, body: Buffer,
+  now: number = Math.floor(Date.now() / 1000)): string {
   const id = headers["webhook-id"], ts = headers["webhook-timestamp"], sigs = headers["webhook-signature"];
   if (typeof id !== "string" || typeof ts !== "string" || typeof sigs !== "string" || !id || !ts || !sigs) {
     throw new VerifyError("not signed: webhook-id, webhook-timestamp or webhook-signature missing");
@@ -69,23 +63,22 @@ export const SCHEMA = `CREATE TABLE IF NOT EXISTS webhook_deliveries (
   received_at timestamptz NOT NULL DEFAULT now()
 )`;
 
+export type Handle = (client: pg.PoolClient, event: unknown, headers: IncomingHttpHeaders) => Promise<void>;
+
 /**
- * Runs handle(client, event) once per webhook-id: the id is recorded in the
- * same transaction as the handling, so a crash or an error undoes both, and
- * a concurrent duplicate waits on the row lock, then does nothing.
- * @param {pg.Pool} pool
- * @param {string} webhookId
- * @param {unknown} event
- * @param {(client: pg.PoolClient, event: unknown) => Promise<void>} handle
- * @returns {Promise<boolean>} false for a duplicate
+ * Runs handle once per webhook-id: the id is recorded in the same
+ * transaction as the handling, so an error or a crash undoes both, and a
+ * concurrent duplicate waits on the row lock, then does nothing. Returns
+ * false for a duplicate.
  */
-export async function handleOnce(pool, webhookId, event, handle) {
+export async function handleOnce(pool: pg.Pool, webhookId: string, event: unknown,
+  headers: IncomingHttpHeaders, handle: Handle): Promise<boolean> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
     const { rowCount } = await client.query(
       "INSERT INTO webhook_deliveries (webhook_id) VALUES ($1) ON CONFLICT DO NOTHING", [webhookId]);
-    if (rowCount === 1) await handle(client, event);
+    if (rowCount === 1) await handle(client, event, headers);
     await client.query("COMMIT");
     return rowCount === 1;
   } catch (err) {
@@ -96,25 +89,20 @@ export async function handleOnce(pool, webhookId, event, handle) {
   }
 }
 
-/**
- * An HTTP server that verifies, then calls handleOnce.
- * @param {{ keys: Buffer[], pool: pg.Pool, handle: (client: pg.PoolClient, event: unknown, headers: Record<string, unknown>) => Promise<void> }} opts
- */
-export function createReceiver({ keys, pool, handle }) {
+/** An HTTP server that verifies, then calls handleOnce. */
+export function createReceiver(opts: { keys: Buffer[]; pool: pg.Pool; handle: Handle }): Server {
   return createServer(async (req, res) => {
-    /** @type {Buffer[]} */
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
-    let id;
+    let id: string;
     try {
-      id = verify(keys, req.headers, body);
+      id = verify(opts.keys, req.headers, body);
     } catch (err) {
-      if (!(err instanceof VerifyError)) throw err;
-      res.writeHead(401).end(err.message);
+      res.writeHead(401).end(err instanceof VerifyError ? err.message : "cannot verify");
       return;
     }
-    let event;
+    let event: unknown;
     try {
       event = JSON.parse(body.toString("utf8"));
     } catch {
@@ -122,7 +110,7 @@ export function createReceiver({ keys, pool, handle }) {
       return;
     }
     try {
-      const first = await handleOnce(pool, id, event, (client, ev) => handle(client, ev, req.headers));
+      const first = await handleOnce(opts.pool, id, event, req.headers, opts.handle);
       res.writeHead(204, { "x-duplicate": String(!first) }).end();
     } catch (err) {
       console.error("webhook handling failed:", err);
@@ -132,7 +120,7 @@ export function createReceiver({ keys, pool, handle }) {
 }
 
 // Run as a program: an example that keeps every event in received_events.
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const keys = parseSecrets(process.env.WEBHOOK_SECRET ?? "");
   if (keys.length === 0) throw new Error("set WEBHOOK_SECRET to the worker's secret(s)");
   const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
@@ -148,7 +136,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     },
   });
   server.listen(Number(process.env.PORT ?? 8081), process.env.HOST, () => {
-    console.log(`listening on ${server.address().port}`);
+    const addr = server.address();
+    console.log(`listening on ${typeof addr === "object" && addr ? addr.port : addr}`);
   });
-  process.on("SIGTERM", () => server.close(() => pool.end()));
+  process.on("SIGTERM", () => server.close(() => void pool.end()));
 }
