@@ -37,7 +37,9 @@
 // trusts whoever sits on the path. Verify (or a Verifier) checks a request
 // as a receiver would: any secret may match, the timestamp within 5
 // minutes, compared in constant time. Without secrets nothing is signed and
-// no webhook-* header is sent.
+// no webhook-* header is sent. receiver/receiver.ts is the same check in
+// TypeScript, with deduplication on webhook-id in PostgreSQL (tested by
+// TestReceiverRecipe).
 //
 // # Outcome
 //

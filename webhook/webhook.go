@@ -157,8 +157,8 @@ type Handler struct {
 	display string // url for errors and logs
 	timeout time.Duration
 	client  *http.Client
-	secrets []Secret // none: unsigned
-	now     func() time.Time
+	secrets []Secret         // none: unsigned
+	now     func() time.Time // the clock that stamps each attempt; tests set it
 }
 
 var _ event.Handler = (*Handler)(nil)
