@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,9 +39,9 @@ func psql(t *testing.T, db, sql string) string {
 // database of its own, and returns its URL and database. It fails, never
 // skips, without node, npm or PostgreSQL: the project's machines and CI
 // have them.
-func startRecipe(t *testing.T, secret string) (url, db string) {
+func startRecipe(t *testing.T, secret string) (dir, url, db string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	for _, f := range []string{"receiver.ts", "tsconfig.json", "package.json"} {
 		b, err := os.ReadFile(filepath.Join("receiver", f))
 		if err != nil {
@@ -103,11 +104,63 @@ func startRecipe(t *testing.T, secret string) (url, db string) {
 			_ = cmd.Wait()
 			t.Fatalf("receiver did not start (%q):\n%s", line, stderr.String())
 		}
-		return "http://127.0.0.1:" + port + "/events", db
+		return dir, "http://127.0.0.1:" + port + "/events", db
 	case <-time.After(30 * time.Second):
 		t.Fatalf("receiver did not start in 30s:\n%s", stderr.String())
 	}
-	return "", ""
+	return "", "", ""
+}
+
+// jsVerifier checks a request with the Standard Webhooks project's own
+// JavaScript library (npm standardwebhooks, pinned in
+// receiver/package.json): argv is the secret and files holding the headers
+// (JSON) and the body. It exits non-zero when the library refuses.
+const jsVerifier = `
+import { Webhook } from "standardwebhooks";
+import { readFileSync } from "node:fs";
+const [secret, headersFile, bodyFile] = process.argv.slice(2);
+const headers = JSON.parse(readFileSync(headersFile, "utf8"));
+new Webhook(secret).verify(readFileSync(bodyFile), headers);
+`
+
+// checkWithJSLibrary: every secret's signature of a request our Handler
+// sent verifies with the reference library, and a changed body does not.
+func checkWithJSLibrary(t *testing.T, dir string) {
+	current, next := testSecret('j', 32), testSecret('k', 64)
+	b := signedSetup(t, current+" "+next, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	if err := b.handler.Handle(context.Background(), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	r := b.requests()[0]
+	headers := map[string]string{}
+	for name := range r.header {
+		headers[name] = r.header.Get(name)
+	}
+	hj, _ := json.Marshal(headers)
+	files := map[string][]byte{"check.mjs": []byte(jsVerifier), "headers.json": hj, "body": r.body,
+		"tampered": bytes.Replace(r.body, []byte(`"z": 1`), []byte(`"z": 2`), 1)}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(secret, body string) error {
+		cmd := exec.Command("node", "check.mjs", secret, "headers.json", body)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	for _, secret := range []string{current, next} {
+		if err := run(secret, "body"); err != nil {
+			t.Errorf("standardwebhooks refuses our signature: %v", err)
+		}
+	}
+	if err := run(current, "tampered"); err == nil {
+		t.Error("standardwebhooks accepts a changed body: the check proves nothing")
+	}
 }
 
 // TestReceiverRecipe: the README's receiver, type-checked, verifies what a Handler sends
@@ -117,7 +170,8 @@ func startRecipe(t *testing.T, secret string) (url, db string) {
 func TestReceiverRecipe(t *testing.T) {
 	t.Parallel()
 	current, next := testSecret('c', 32), testSecret('n', 32)
-	url, db := startRecipe(t, current)
+	dir, url, db := startRecipe(t, current)
+	t.Run("standardwebhooks library", func(t *testing.T) { checkWithJSLibrary(t, dir) })
 	newHandler := func(secrets string) *Handler {
 		t.Helper()
 		h, err := New(Config{URL: url, Secrets: mustSecrets(t, secrets)})
