@@ -20,6 +20,27 @@
 //	                 control character other than tab); names them,
 //	                 comma-separated. The event is still delivered.
 //
+// # Signatures
+//
+// With Config.Secrets set (WEBHOOK_SECRET), every request also carries the
+// Standard Webhooks headers (https://www.standardwebhooks.com):
+//
+//	webhook-id:        MessageID: "<source>:<event id>", each part
+//	                   percent-encoded; stable across retries, the key to
+//	                   deduplicate on
+//	webhook-timestamp: unix seconds of this attempt (each retry is signed anew)
+//	webhook-signature: "v1,<base64 HMAC-SHA256>" per secret, space-separated
+//
+// The HMAC covers "<webhook-id>.<webhook-timestamp>.<body>", the body byte
+// for byte as sent; the key is the base64 after "whsec_". The X-Event-*
+// headers are not signed: a receiver that trusts them over plain http
+// trusts whoever sits on the path. Verify (or a Verifier) checks a request
+// as a receiver would: any secret may match, the timestamp within 5
+// minutes, compared in constant time. Without secrets nothing is signed and
+// no webhook-* header is sent. receiver/receiver.ts is the same check in
+// TypeScript, with deduplication on webhook-id in PostgreSQL (tested by
+// TestReceiverRecipe).
+//
 // # Outcome
 //
 // The answer decides what the worker does with the event:

@@ -72,6 +72,11 @@ type Config struct {
 	// to at least the worker's concurrency. Defaults to
 	// DefaultMaxIdleConnsPerHost (64). Ignored when Client is set.
 	MaxIdleConnsPerHost int
+	// Secrets sign every request (Standard Webhooks: webhook-id,
+	// webhook-timestamp and one webhook-signature per secret; see Sign).
+	// Several secrets are for a rotation. Defaults to none: requests go
+	// unsigned, without the webhook-* headers (see Warnings).
+	Secrets []Secret
 }
 
 // ConfigError is a Config field that New refuses. It names the field so
@@ -152,6 +157,8 @@ type Handler struct {
 	display string // url for errors and logs
 	timeout time.Duration
 	client  *http.Client
+	secrets []Secret         // none: unsigned
+	now     func() time.Time // the clock that stamps each attempt; tests set it
 }
 
 var _ event.Handler = (*Handler)(nil)
@@ -170,7 +177,10 @@ func New(cfg Config) (*Handler, error) {
 		client.Transport = newTransport(cfg.MaxIdleConnsPerHost)
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Handler{url: cfg.URL, display: redact(u), timeout: cfg.Timeout, client: &client}, nil
+	return &Handler{
+		url: cfg.URL, display: redact(u), timeout: cfg.Timeout, client: &client,
+		secrets: append([]Secret(nil), cfg.Secrets...), now: time.Now,
+	}, nil
 }
 
 // newTransport is net/http's default transport (proxy from the environment,
@@ -185,6 +195,9 @@ func newTransport(idlePerHost int) *http.Transport {
 
 // URL returns the endpoint for logs, without password or query string.
 func (h *Handler) URL() string { return h.display }
+
+// Signed reports whether requests carry signatures.
+func (h *Handler) Signed() bool { return len(h.secrets) > 0 }
 
 // Handle POSTs ev and maps the answer to nil, a retryable error or a
 // permanent one (see the package documentation).
@@ -213,28 +226,40 @@ func (h *Handler) Handle(ctx context.Context, ev event.Event) error {
 	return retry.Permanent(serr)
 }
 
+// request builds the POST for one attempt. Each attempt is signed anew,
+// with its own timestamp, over the body bytes the request sends.
 func (h *Handler) request(ctx context.Context, ev event.Event) (*http.Request, error) {
-	req, err := NewRequest(ctx, h.url, ev)
+	req, body, err := newRequest(ctx, h.url, ev)
 	if err != nil {
 		return nil, retry.Permanent(fmt.Errorf("webhook: POST %s: %v", h.display, err))
+	}
+	if h.Signed() {
+		signHeader(req.Header, h.secrets, MessageID(ev), h.now(), body)
 	}
 	return req, nil
 }
 
 // NewRequest is the POST a Handler sends for ev to url (see the package
-// documentation for its headers). It fails only for a url that
+// documentation for its headers), unsigned: a Handler with secrets adds
+// the webhook-* headers to it. It fails only for a url that
 // http.NewRequest refuses: every event can be sent. An envelope value that
 // HTTP cannot carry in a header (a control character other than tab, in an
 // id, aggregate id or source a foreign publisher set) is left out, and its
 // header's name listed in HeaderDropped.
 func NewRequest(ctx context.Context, url string, ev event.Event) (*http.Request, error) {
+	req, _, err := newRequest(ctx, url, ev)
+	return req, err
+}
+
+// newRequest is NewRequest, and the body it sends: the bytes to sign.
+func newRequest(ctx context.Context, url string, ev event.Event) (*http.Request, []byte, error) {
 	body := []byte(ev.Data)
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
@@ -268,7 +293,7 @@ func NewRequest(ctx context.Context, url string, ev event.Event) (*http.Request,
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		tracing.Propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
-	return req, nil
+	return req, body, nil
 }
 
 // sendError describes a request that got no answer. All such failures are

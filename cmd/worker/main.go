@@ -146,6 +146,8 @@ Handler
   HANDLER             log (a JSON line per event on stdout) or webhook [log]
   WEBHOOK_URL         http(s) URL events are POSTed to; required for webhook
   WEBHOOK_TIMEOUT     bound on one webhook request; a timeout is retried [10s]
+  WEBHOOK_SECRET      whsec_<base64> secrets, space-separated (rotation), that
+                      sign each request (Standard Webhooks); unset: unsigned, WARN
 
 Logs are JSON on stderr. Exit codes: 0 stopped by a signal, 1 fatal broker
 error (such as a queue declared with other arguments), 2 bad usage or settings.

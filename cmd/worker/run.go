@@ -86,6 +86,9 @@ func newProcess(stdout, stderr io.Writer, environ map[string]string) (*process, 
 		return nil, exitUsage
 	}
 	p.attrs = attrs
+	for _, w := range webhookWarnings(cfg) {
+		p.log.Warn(w, attrs...)
+	}
 	if p.w, err = amqp.NewWorker(cfg.WorkerConfig(p.log, p.m), h); err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		if errors.Is(err, amqp.ErrInvalidConfig) {
@@ -209,6 +212,24 @@ func runHealth(args []string, stdout, stderr io.Writer, environ map[string]strin
 	return exitOK
 }
 
+// webhookWarnings are the WARN lines a webhook handler's settings call
+// for at start: settings that work, but that an operator should change.
+func webhookWarnings(cfg config.Worker) []string {
+	if cfg.Handler != "webhook" {
+		return nil
+	}
+	var out []string
+	if len(cfg.WebhookConfig().Secrets) == 0 {
+		out = append(out, "webhook requests are unsigned: the receiver cannot tell them from anyone else's nor reject a replay; "+
+			"set WEBHOOK_SECRET=whsec_… and verify the webhook-signature header")
+	}
+	if webhook.Cleartext(cfg.WebhookURL) {
+		out = append(out, "webhook requests cross the network in clear text (WEBHOOK_URL is http:// to a host that is "+
+			"neither loopback nor Fly's private network): use https://, or a .internal or .flycast address on Fly")
+	}
+	return out
+}
+
 // newHandler builds the handler HANDLER names, and log attributes that
 // describe it.
 func newHandler(cfg config.Worker, stdout io.Writer) (event.Handler, []any, error) {
@@ -219,7 +240,8 @@ func newHandler(cfg config.Worker, stdout io.Writer) (event.Handler, []any, erro
 			// webhook's errors never quote the URL's password or query.
 			return nil, nil, &config.Error{Var: "WEBHOOK_URL", Value: "<hidden>", Reason: err.Error()}
 		}
-		return h, []any{"handler", cfg.Handler, "webhook", h.URL(), "webhook_timeout", cfg.WebhookTimeout.String()}, nil
+		return h, []any{"handler", cfg.Handler, "webhook", h.URL(), "webhook_timeout", cfg.WebhookTimeout.String(),
+			"webhook_secrets", len(cfg.WebhookConfig().Secrets)}, nil
 	case "log":
 		return eventlog.New(stdout), []any{"handler", cfg.Handler}, nil
 	default:

@@ -132,6 +132,10 @@ func newHook(t *testing.T) *hook {
 		h.reqs = append(h.reqs, hookRequest{header: r.Header.Clone(), body: string(body)})
 		h.mu.Unlock()
 		switch r.Header.Get("X-Aggregate-Id") {
+		case "poison-once":
+			if r.Header.Get("X-Event-Attempt") == "1" {
+				http.Error(w, "not yet", http.StatusInternalServerError)
+			}
 		case "poison":
 			http.Error(w, "poison pill rejected", http.StatusInternalServerError)
 		case "gone":

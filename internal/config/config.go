@@ -306,6 +306,9 @@ type Worker struct {
 	Handler          string        `env:"HANDLER"`
 	WebhookURL       string        `env:"WEBHOOK_URL"`
 	WebhookTimeout   time.Duration `env:"WEBHOOK_TIMEOUT"`
+	// WebhookSecret holds whsec_ signing secrets, space-separated; keep it
+	// in a secret store. Never echoed, not even in an error.
+	WebhookSecret string `env:"WEBHOOK_SECRET"`
 }
 
 // Inspect holds `worker dlq`'s settings: the shared ones, and the worker's
@@ -472,6 +475,16 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 			return c, &Error{"WEBHOOK_URL", "<hidden>", we.Reason}
 		}
 	}
+	// Checked whatever the handler too. The error names a secret by its
+	// position only.
+	var se *webhook.SecretError
+	if _, err := webhook.ParseSecrets(c.WebhookSecret); errors.As(err, &se) {
+		reason := se.Reason
+		if se.Of > 1 {
+			reason = fmt.Sprintf("secret %d of %d: %s", se.N, se.Of, se.Reason)
+		}
+		return c, &Error{"WEBHOOK_SECRET", "<hidden>", reason}
+	}
 	return c, nil
 }
 
@@ -481,6 +494,7 @@ func (c Worker) WebhookConfig() webhook.Config {
 	wc := webhook.Config{}.WithDefaults()
 	wc.URL = c.WebhookURL
 	wc.Timeout = c.WebhookTimeout
+	wc.Secrets, _ = webhook.ParseSecrets(c.WebhookSecret) // checked by LoadWorker
 	// Every concurrent handler can hold a connection; keep them all.
 	wc.MaxIdleConnsPerHost = max(c.Concurrency, webhook.DefaultMaxIdleConnsPerHost)
 	return wc

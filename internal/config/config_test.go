@@ -49,6 +49,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"HANDLER": "email"}, "HANDLER", "log or webhook"},
 		{map[string]string{"HANDLER": "webhook"}, "WEBHOOK_URL", "required"},
 		{map[string]string{"HANDLER": "webhook", "WEBHOOK_URL": "ftp://u:tok3n@x"}, "WEBHOOK_URL", "http"},
+		{map[string]string{"WEBHOOK_SECRET": "c2VjcmV0LXNlY3JldC1zZWNyZXQtMTIz"}, "WEBHOOK_SECRET", "must start with whsec_"},
+		{map[string]string{"WEBHOOK_SECRET": "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtMTIz whsec_pw123"}, "WEBHOOK_SECRET", "secret 2 of 2"},
 		{map[string]string{"APP_NAME": "my app"}, "APP_NAME", "letters"},
 		{map[string]string{"FLY_APP_NAME": "bad/name"}, "FLY_APP_NAME", "letters"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", "debug"},
@@ -66,7 +68,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Var != tt.varName || !strings.Contains(err.Error(), tt.hint) {
 			t.Errorf("LoadWorker(%v) = %v; want an error naming %s with %q", tt.env, err, tt.varName, tt.hint)
 		}
-		if err != nil && (strings.Contains(err.Error(), "pw123") || strings.Contains(err.Error(), "tok3n")) {
+		if err != nil && (strings.Contains(err.Error(), "pw123") || strings.Contains(err.Error(), "tok3n") || strings.Contains(err.Error(), "c2Vj")) {
 			t.Errorf("error leaks a secret: %v", err)
 		}
 	}
@@ -226,5 +228,22 @@ func TestLoad_WrittenZeroIsRefused(t *testing.T) {
 	}
 	if _, err := LoadWorker(map[string]string{"WORKER_CONCURRENCY": "10001"}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "1..10000") {
 		t.Errorf("WORKER_CONCURRENCY=10001: %v, want the library's bound", err)
+	}
+}
+
+func TestWebhookConfig_Secrets(t *testing.T) {
+	t.Parallel()
+	const a, b = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtMTIz"
+	for _, tt := range []struct {
+		env  string
+		want int
+	}{{"", 0}, {a, 1}, {" " + a + "  " + b + " ", 2}} {
+		c, err := LoadWorker(map[string]string{"HANDLER": "webhook", "WEBHOOK_URL": "https://x/", "WEBHOOK_SECRET": tt.env})
+		if err != nil {
+			t.Fatalf("WEBHOOK_SECRET=%q: %v", tt.env, err)
+		}
+		if got := len(c.WebhookConfig().Secrets); got != tt.want {
+			t.Errorf("WEBHOOK_SECRET=%q: %d secrets, want %d", tt.env, got, tt.want)
+		}
 	}
 }

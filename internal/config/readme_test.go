@@ -69,6 +69,7 @@ var inWords = map[string]string{
 	"FLY_APP_NAME":                       "—",
 	"EVENT_TYPES":                        "#",
 	"WEBHOOK_URL":                        "—",
+	"WEBHOOK_SECRET":                     "—",
 	"PUBLISHER_KEYS":                     "—",
 	"PUBLISHER_KEYS_FILE":                "—",
 	"OTEL_TRACES_EXPORTER":               tracing.ExporterNone,
