@@ -9,7 +9,7 @@
 //
 //	Content-Type:    application/json
 //	User-Agent:      eventfleet-worker
-//	X-Event-Id:      the event ID (stable across retries: deduplicate on it)
+//	X-Event-Id:      the event ID (stable across retries; unique per X-Event-Source)
 //	X-Event-Type:    the event type
 //	X-Event-Attempt: 1 on the first delivery, 2 on the first retry, …
 //	X-Aggregate-Id:  the aggregate ID, only when the event has one
