@@ -64,9 +64,9 @@ func (f TLSFiles) Validate() error {
 	}
 	switch {
 	case f.CertFile != "" && f.KeyFile == "":
-		return &TLSFileError{Field: "KeyFile", Problem: "a client certificate (CertFile) needs its key: set both or neither"}
+		return &TLSFileError{Field: "KeyFile", Problem: "a client certificate is set without its key file: set both or neither"}
 	case f.KeyFile != "" && f.CertFile == "":
-		return &TLSFileError{Field: "CertFile", Problem: "a client key (KeyFile) needs its certificate: set both or neither"}
+		return &TLSFileError{Field: "CertFile", Problem: "a client key is set without its certificate file: set both or neither"}
 	case f.CertFile != "":
 		if _, err := os.ReadFile(f.CertFile); err != nil {
 			return &TLSFileError{Field: "CertFile", Value: f.CertFile, Problem: fileProblem(err)}
@@ -76,7 +76,7 @@ func (f TLSFiles) Validate() error {
 		}
 		if _, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile); err != nil {
 			return &TLSFileError{Field: "CertFile", Value: f.CertFile,
-				Problem: fmt.Sprintf("with KeyFile %s: not a PEM certificate and its private key: %v", f.KeyFile, err)}
+				Problem: fmt.Sprintf("with key file %s: not a PEM certificate and its private key: %v", f.KeyFile, err)}
 		}
 	}
 	return nil
