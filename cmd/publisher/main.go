@@ -112,6 +112,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	pcfg := cfg.PublisherConfig(log, m)
 	if cmd.name == "publish" {
 		pcfg.Backoff = publishBackoff
+		// A wrong password or certificate will not fix itself within a
+		// run: say so at once rather than after PUBLISH_TIMEOUT.
+		pcfg.StopOnRefusal = true
 	}
 	p, err := amqp.NewPublisher(pcfg)
 	if err != nil {

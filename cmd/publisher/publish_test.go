@@ -20,6 +20,7 @@ import (
 type fakeSender struct {
 	publish      func(ctx context.Context, ev event.Event) error // nil: confirm at once
 	disconnected bool
+	lastErr      error // LastError while disconnected
 	done         chan struct{}
 	err          error
 
@@ -42,6 +43,7 @@ func (f *fakeSender) Publish(ctx context.Context, ev event.Event) error {
 }
 
 func (f *fakeSender) Connected() bool       { return !f.disconnected }
+func (f *fakeSender) LastError() error      { return f.lastErr }
 func (f *fakeSender) Done() <-chan struct{} { return f.done }
 func (f *fakeSender) Err() error            { return f.err }
 
