@@ -42,6 +42,9 @@ func IsRefusal(err error) bool {
 func classifyConnect(step string, err error, asked certAsk) error {
 	var aerr *amqp091.Error
 	switch {
+	case step == "TLS handshake" && droppedOrAlert(err) && !isRemoteTLSAlert(err):
+		// A broker restarting mid-handshake: retrying can fix it.
+		return nil
 	case step == "TLS handshake":
 		return named(ErrTLS, err, "%v: %s", ErrTLS, tlsProblem(err))
 	case step == "AMQP handshake" && asked != certNotAsked && droppedOrAlert(err):
@@ -52,13 +55,13 @@ func classifyConnect(step string, err error, asked certAsk) error {
 			return named(ErrTLS, err, "%v: the broker requires a client certificate and none is configured "+
 				"(set AMQP_TLS_CERT_FILE and AMQP_TLS_KEY_FILE, or certfile and keyfile); %s: %v", ErrTLS, step, err)
 		}
-		return named(ErrTLS, err, "%v: the broker dropped the connection after checking the client certificate: "+
-			"it does not accept it (signed by a CA it does not trust, or expired?); %s: %v", ErrTLS, step, err)
+		return named(ErrTLS, err, "%v: the broker refused the client certificate after the handshake "+
+			"(signed by a CA it does not trust, or expired?); %s: %v", ErrTLS, step, err)
 	case errors.As(err, &aerr) && (aerr.Code == amqp091.NotAllowed || aerr == amqp091.ErrVhost):
-		return named(ErrVhostNotFound, err, "%v: %s: %s (create it, or grant the user permissions on it: rabbitmqctl set_permissions -p VHOST USER ...)",
-			ErrVhostNotFound, step, aerr.Reason)
+		return named(ErrVhostNotFound, err, "%v: %s: %d %s (create it, or grant the user permissions on it: rabbitmqctl set_permissions -p VHOST USER ...)",
+			ErrVhostNotFound, step, aerr.Code, aerr.Reason)
 	case errors.As(err, &aerr) && aerr.Code == amqp091.AccessRefused:
-		return named(ErrAccessRefused, err, "%v: %s: %s (check the user and password in AMQP_URL)", ErrAccessRefused, step, aerr.Reason)
+		return named(ErrAccessRefused, err, "%v: %s: %d %s (check the user and password in AMQP_URL)", ErrAccessRefused, step, aerr.Code, aerr.Reason)
 	}
 	return nil
 }

@@ -122,8 +122,8 @@ func declareError(kind, name string, err error) error {
 			ErrTopologyMismatch, kind, name, arg, aerr.Reason, hint)
 	}
 	if errors.As(err, &aerr) && aerr.Code == amqp091.AccessRefused {
-		return named(ErrAccessRefused, err, "%v: declare %s %q: %s (the user needs configure permission on it)",
-			ErrAccessRefused, kind, name, aerr.Reason)
+		return named(ErrAccessRefused, err, "%v: declare %s %q: %d %s (the user needs configure permission on it)",
+			ErrAccessRefused, kind, name, aerr.Code, aerr.Reason)
 	}
 	return fmt.Errorf("declare %s %q: %w", kind, name, err)
 }

@@ -102,9 +102,21 @@ func TestDial_MutualTLS(t *testing.T) {
 			_ = conn.Close()
 			t.Fatal("dial without a client certificate succeeded; want it refused")
 		}
-		if !errors.Is(err, amqp.ErrTLS) || !strings.Contains(err.Error(), "certificate") {
+		if !errors.Is(err, amqp.ErrTLS) || !strings.Contains(err.Error(), "requires a client certificate") {
 			t.Fatalf("dial without a client certificate = %v; want ErrTLS about the certificate", err)
 		}
+		t.Logf("refused as: %v", err)
+	})
+	t.Run("client certificate from another CA", func(t *testing.T) {
+		conn, err := dialTLS(t, u, amqp.TLSFiles{CAFile: c.CAFile, CertFile: c.OtherClientCertFile, KeyFile: c.OtherClientKey})
+		if err == nil {
+			_ = conn.Close()
+			t.Fatal("dial with an untrusted client certificate succeeded; want it refused")
+		}
+		if !errors.Is(err, amqp.ErrTLS) || !strings.Contains(err.Error(), "client certificate") {
+			t.Fatalf("dial with an untrusted client certificate = %v; want ErrTLS about it", err)
+		}
+		t.Logf("refused as: %v", err)
 	})
 	t.Run("Publisher", func(t *testing.T) {
 		p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: u, TLS: withCert, Logger: testLogger(t)})

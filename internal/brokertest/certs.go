@@ -17,12 +17,14 @@ import (
 
 // Certs are PEM files for TLS tests, made fresh by NewCerts: a CA, a server
 // certificate it signed for 127.0.0.1 and localhost, a client certificate
-// it signed, and a second CA that signed nothing here (a wrong CA).
+// it signed, and a second CA (a wrong CA) with a client certificate it
+// signed (one a broker trusting only CAFile refuses).
 type Certs struct {
-	CAFile                    string
-	ServerCertFile, ServerKey string
-	ClientCertFile, ClientKey string
-	OtherCAFile               string
+	CAFile                              string
+	ServerCertFile, ServerKey           string
+	ClientCertFile, ClientKey           string
+	OtherCAFile                         string
+	OtherClientCertFile, OtherClientKey string
 }
 
 // NewCerts writes a fresh set of certificates into a t.TempDir().
@@ -30,7 +32,7 @@ func NewCerts(t testing.TB) Certs {
 	t.Helper()
 	dir := t.TempDir()
 	ca, caKey := newCA(t, "eventfleet test CA")
-	other, _ := newCA(t, "eventfleet other CA")
+	other, otherKey := newCA(t, "eventfleet other CA")
 	c := Certs{
 		CAFile:         filepath.Join(dir, "ca.pem"),
 		ServerCertFile: filepath.Join(dir, "server.pem"),
@@ -38,6 +40,9 @@ func NewCerts(t testing.TB) Certs {
 		ClientCertFile: filepath.Join(dir, "client.pem"),
 		ClientKey:      filepath.Join(dir, "client-key.pem"),
 		OtherCAFile:    filepath.Join(dir, "other-ca.pem"),
+
+		OtherClientCertFile: filepath.Join(dir, "other-client.pem"),
+		OtherClientKey:      filepath.Join(dir, "other-client-key.pem"),
 	}
 	writePEM(t, c.CAFile, "CERTIFICATE", ca.Raw)
 	writePEM(t, c.OtherCAFile, "CERTIFICATE", other.Raw)
@@ -53,6 +58,11 @@ func NewCerts(t testing.TB) Certs {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	issue(t, client, ca, caKey, c.ClientCertFile, c.ClientKey)
+	otherClient := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "guest"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	issue(t, otherClient, other, otherKey, c.OtherClientCertFile, c.OtherClientKey)
 	return c
 }
 
