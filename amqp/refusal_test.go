@@ -190,3 +190,25 @@ func TestWorker_UnknownVhostNamed(t *testing.T) {
 		t.Fatal("consuming on a vhost that does not exist")
 	}
 }
+
+// A broker address that never answers the handshake is named in LastError
+// as ErrHandshakeTimeout, and retried.
+func TestPublisher_SilentBrokerNamedInLastError(t *testing.T) {
+	t.Parallel()
+	p0 := silentPeer(t, nil)
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: "amqp://guest:guest@" + p0.addr + "/?connection_timeout=200",
+		Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Stop(context.Background()) }()
+	brokertest.Eventually(t, 15*time.Second, "LastError names the handshake timeout", func() bool {
+		return errors.Is(p.LastError(), amqp.ErrHandshakeTimeout)
+	})
+	if !strings.Contains(p.LastError().Error(), "AMQP handshake: no answer within 200ms") {
+		t.Errorf("LastError = %v", p.LastError())
+	}
+}

@@ -257,6 +257,28 @@ func TestPublishLines_BrokerUnreachable(t *testing.T) {
 	}
 }
 
+// TestPublishLines_BrokerUnreachableSaysWhy: the give-up names why the
+// last connect failed, such as a broker that never answers the handshake.
+func TestPublishLines_BrokerUnreachableSaysWhy(t *testing.T) {
+	t.Parallel()
+	s := newFakeSender(func(ctx context.Context, ev event.Event) error {
+		<-ctx.Done()
+		return fmt.Errorf("no broker connection: %w", ctx.Err())
+	})
+	s.disconnected = true
+	s.lastErr = fmt.Errorf("connect to amqp://guest:xxxxx@broker/: AMQP handshake: %w", amqp.ErrHandshakeTimeout)
+	var stderr bytes.Buffer
+	_, err := publishLines(context.Background(), s, strings.NewReader(ndjson(3)), &stderr, opts(1, 20*time.Millisecond))
+	if !errors.Is(err, errEventsFailed) {
+		t.Errorf("err %v, want errEventsFailed", err)
+	}
+	want := "no broker connection within PUBLISH_TIMEOUT (20ms): connect to amqp://guest:xxxxx@broker/: AMQP handshake: " +
+		amqp.ErrHandshakeTimeout.Error()
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr does not say why:\n%s\nwant %q", stderr.String(), want)
+	}
+}
+
 func TestPublishLines_FatalPublisherError(t *testing.T) {
 	t.Parallel()
 	s := newFakeSender(nil)
