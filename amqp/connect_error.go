@@ -77,8 +77,9 @@ const (
 )
 
 // watch returns a copy of cfg that records in a whether the broker asks
-// for a client certificate. It sends cfg's first certificate, as
-// crypto/tls would when the broker's request leaves it no other choice.
+// for a client certificate. It always sends cfg's first certificate, where
+// crypto/tls would send none if the broker's list of CAs excluded it: the
+// broker refuses either way, and this way the refusal is about ours.
 func (a *certAsk) watch(cfg *tls.Config) *tls.Config {
 	cfg = cfg.Clone()
 	certs := cfg.Certificates
