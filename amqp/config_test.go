@@ -80,6 +80,15 @@ func TestConfig_ValidateNamesTheField(t *testing.T) {
 		{"window 0", pub(func(c *amqp.PublisherConfig) { c.Window = 0 }).Validate(), "Window", "1..65535"},
 		{"publisher exchange", pub(func(c *amqp.PublisherConfig) { c.Exchange = " " }).Validate(), "Exchange", "1-200"},
 		{"publisher url", pub(func(c *amqp.PublisherConfig) { c.URL = "ftp://u:pw123@host/" }).Validate(), "URL", "scheme"},
+		{"tls on amqp://", pub(func(c *amqp.PublisherConfig) { c.TLS.ServerName = "rabbit" }).Validate(), "TLS.ServerName", "amqps://"},
+		{"tls ca file", w(func(c *amqp.WorkerConfig) {
+			c.URL = "amqps://u:pw123@host/"
+			c.TLS.CAFile = "/nonexistent/ca.pem"
+		}).Validate(), "TLS.CAFile", "no such file"},
+		{"tls key alone", pub(func(c *amqp.PublisherConfig) {
+			c.URL = "amqps://u:pw123@host/"
+			c.TLS.KeyFile = "/nonexistent/key.pem"
+		}).Validate(), "TLS.CertFile", "set both or neither"},
 	}
 	for _, tt := range tests {
 		var ce *amqp.ConfigError

@@ -61,7 +61,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := dial(ctx, w.cfg.URL, dialOptions{name: "eventfleet-worker-" + w.cfg.App, heartbeat: w.cfg.Heartbeat, maxBody: w.cfg.MaxBody})
+	conn, err := dial(ctx, w.cfg.URL, dialOptions{name: "eventfleet-worker-" + w.cfg.App, tls: w.cfg.TLS, heartbeat: w.cfg.Heartbeat, maxBody: w.cfg.MaxBody})
 	if err != nil {
 		return nil, err
 	}

@@ -54,9 +54,14 @@ type DialOption func(*dialOptions)
 // held in memory. 0 (the default) keeps every body.
 func WithMaxBody(n int) DialOption { return func(o *dialOptions) { o.maxBody = n } }
 
+// WithTLS sets the TLS settings of an amqps:// connection apart from the
+// URL; each set field wins over its URL parameter (see TLSFiles).
+func WithTLS(f TLSFiles) DialOption { return func(o *dialOptions) { o.tls = f } }
+
 // dialOptions are what the package's own connections vary.
 type dialOptions struct {
 	name             string        // connection name
+	tls              TLSFiles      // over the URL's TLS parameters
 	heartbeat        time.Duration // 0: DefaultHeartbeat
 	handshakeTimeout time.Duration // 0: DefaultHandshakeTimeout
 	// wrapSocket, if set, wraps the TCP socket, below TLS (socket corking).
@@ -91,12 +96,19 @@ func dialURL(ctx context.Context, u string, o dialOptions) (*amqp091.Connection,
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// asked is set when the broker asked for a client certificate: a
+	// broker that then refuses ours, or its absence, often only drops the
+	// connection, and this is what can still tell why.
+	var asked certAsk
 	failed := func(step string, err error) error {
 		switch {
 		case ctx.Err() != nil:
 			return fmt.Errorf("%s: %w", step, context.Cause(ctx))
 		case !time.Now().Before(deadline):
 			return &timeoutError{step: step, after: deadline.Sub(start)}
+		}
+		if named := classifyConnect(step, err, asked); named != nil {
+			return named
 		}
 		return fmt.Errorf("%s: %w", step, err)
 	}
@@ -129,7 +141,7 @@ func dialURL(ctx context.Context, u string, o dialOptions) (*amqp091.Connection,
 		return nil, failed("TCP connect", err)
 	}
 	if t.tls != nil {
-		tc := tls.Client(conn, t.tls)
+		tc := tls.Client(conn, asked.watch(t.tls))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			abort(nil)
 			return nil, failed("TLS handshake", err)
@@ -173,6 +185,10 @@ func parseTarget(u string, o dialOptions) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
+	if err := o.tls.validateFor(uri); err != nil {
+		return target{}, err
+	}
+	uri = o.tls.apply(uri)
 	q, err := urlQuery(u)
 	if err != nil {
 		return target{}, err

@@ -279,7 +279,7 @@ func TestDial_TLS(t *testing.T) {
 		query string
 		want  string
 	}{
-		{"unknown CA fails verification", tlsPeer, "", "TLS handshake: tls: failed to verify certificate: x509"},
+		{"unknown CA fails verification", tlsPeer, "", "amqp: TLS handshake failed: the broker's certificate is not signed by a trusted CA (tls: failed to verify certificate: x509"},
 		{"silent after TLS", tlsPeer, "&cacertfile=" + url.QueryEscape(caFile), "AMQP handshake: no answer within 300ms"},
 		{"silent TCP peer", func(t *testing.T) *peer { return silentPeer(t, nil) }, "", "TLS handshake: no answer within 300ms"},
 	}
@@ -359,8 +359,8 @@ func TestDial_BrokerRefusesTheLogin(t *testing.T) {
 		_ = c.Close()
 		t.Fatal("Dial with a wrong password succeeded")
 	}
-	if !strings.Contains(err.Error(), "AMQP handshake") || !strings.Contains(err.Error(), "403") {
-		t.Errorf("err = %v; want the broker's 403 during the AMQP handshake", err)
+	if !errors.Is(err, amqp.ErrAccessRefused) || !strings.Contains(err.Error(), "AMQP handshake: 403") {
+		t.Errorf("err = %v; want ErrAccessRefused, the broker's 403 during the AMQP handshake", err)
 	}
 	checkNoPassword(t, err)
 }

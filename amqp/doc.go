@@ -52,5 +52,14 @@
 // is acked on the channel it came from; after a reconnect, acks of older
 // deliveries fail and the broker redelivers them.
 //
+// A failed connect says why when the broker or TLS does (connect_error.go):
+// ErrAccessRefused (user or password), ErrVhostNotFound, ErrTLS (the
+// broker's certificate did not verify, or the broker refused the client's),
+// ErrHandshakeTimeout. Publisher and Worker keep retrying them with backoff
+// and report the latest in LastError, for health checks; a command-line tool
+// sets PublisherConfig.StopOnRefusal to stop at once instead. TLS settings
+// come from the amqps:// URL's parameters or from TLSFiles, which win over
+// them (tls_files.go).
+//
 // amqp091-go is imported as amqp091 so the two names never blur.
 package amqp

@@ -79,6 +79,16 @@ func urlConfigError(field, u string, err error) error {
 	return ce
 }
 
+// tlsConfigError is the *ConfigError for TLS settings ValidateTLS refuses
+// (Field "TLS.CAFile" etc.), or nil; u has passed validateURL.
+func tlsConfigError(u string, f TLSFiles) error {
+	err := ValidateTLS(u, f)
+	if te := (*TLSFileError)(nil); errors.As(err, &te) {
+		return &ConfigError{Field: "TLS." + te.Field, Value: te.Value, Reason: te.Problem, Err: err}
+	}
+	return err
+}
+
 // errConnLost is internal: the session carrying a message died before the
 // confirm arrived, so the caller publishes it again on the next session.
 var errConnLost = errors.New("amqp: connection lost before the confirm")
@@ -110,6 +120,10 @@ func declareError(kind, name string, err error) error {
 		}
 		return fmt.Errorf("%w: %s %q already exists with a different %s (broker: %s); %s",
 			ErrTopologyMismatch, kind, name, arg, aerr.Reason, hint)
+	}
+	if errors.As(err, &aerr) && aerr.Code == amqp091.AccessRefused {
+		return named(ErrAccessRefused, err, "%v: declare %s %q: %d %s (the user needs configure permission on it)",
+			ErrAccessRefused, kind, name, aerr.Code, aerr.Reason)
 	}
 	return fmt.Errorf("declare %s %q: %w", kind, name, err)
 }

@@ -47,6 +47,7 @@ type Publisher struct {
 	ready chan struct{} // closed while sess != nil
 
 	unrouted atomic.Int64
+	last     lastError // why it is not connected; written by run
 }
 
 // NewPublisher validates cfg and returns a Publisher. Call Start to connect.
@@ -132,9 +133,12 @@ func (p *Publisher) run() {
 		Backoff: p.cfg.Backoff,
 		Quit:    p.life.Halted(),
 		Connect: func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
-		Fatal:   isFatal,
-		Serve:   p.serve,
+		Fatal: func(err error) bool {
+			return isFatal(err) || (p.cfg.StopOnRefusal && IsRefusal(err))
+		},
+		Serve: p.serve,
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
+			p.last.set(err)
 			if lost {
 				p.log.Warn("broker connection lost; reconnecting", "err", err, "attempt", attempt)
 			} else {
@@ -158,6 +162,7 @@ func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
 	p.sess = s
 	close(p.ready)
 	p.mu.Unlock()
+	p.last.set(nil)
 	p.connm.Up(true)
 
 	select {
@@ -186,6 +191,17 @@ func (p *Publisher) Connected() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.sess != nil
+}
+
+// LastError says why the Publisher is not connected: the error of the
+// latest failed connect attempt, or of the connection that was lost (it may
+// name ErrAccessRefused, ErrVhostNotFound, ErrTLS or ErrHandshakeTimeout).
+// It is nil while connected and before the first attempt has failed.
+func (p *Publisher) LastError() error {
+	if p.Connected() {
+		return nil
+	}
+	return p.last.get()
 }
 
 // Done is closed when the Publisher has stopped for good: after Stop, or on an

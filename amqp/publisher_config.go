@@ -23,6 +23,10 @@ const DefaultWindow = 256
 type PublisherConfig struct {
 	// URL is the broker's AMQP URL. Defaults to DefaultURL.
 	URL string
+	// TLS are the TLS settings of an amqps:// URL given apart from it; each
+	// set field wins over its URL parameter (see TLSFiles). Defaults to
+	// none: the URL's parameters alone.
+	TLS TLSFiles
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
 	// AppID is put in the app_id property of every message whose event has
@@ -35,6 +39,12 @@ type PublisherConfig struct {
 	Name string
 	// Backoff is the reconnect schedule. Defaults to 100ms doubling up to 30s.
 	Backoff retry.Backoff
+	// StopOnRefusal stops the Publisher (Done, Err) at the first connect
+	// error only an operator can fix (IsRefusal: ErrAccessRefused,
+	// ErrVhostNotFound, ErrTLS) instead of retrying it: for a command-line
+	// tool, which should say why and exit. Defaults to false: a server keeps
+	// retrying with Backoff, and LastError says why.
+	StopOnRefusal bool
 	// Heartbeat is the AMQP heartbeat interval; a connection silent for about
 	// three intervals is dropped and replaced. Defaults to DefaultHeartbeat (10s).
 	Heartbeat time.Duration
@@ -101,7 +111,7 @@ func (c PublisherConfig) Validate() error {
 	if err := validateURL(c.URL); err != nil {
 		return urlConfigError("URL", c.URL, err)
 	}
-	return nil
+	return tlsConfigError(c.URL, c.TLS)
 }
 
 // ValidateExchange checks a domain exchange's name: the unrouted queue's name

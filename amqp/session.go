@@ -16,6 +16,7 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	var sock *corkConn
 	conn, err := dial(dctx, p.cfg.URL, dialOptions{
 		name:      p.cfg.Name,
+		tls:       p.cfg.TLS,
 		heartbeat: p.cfg.Heartbeat,
 		wrapSocket: func(c net.Conn) net.Conn {
 			sock = &corkConn{Conn: c}

@@ -4,12 +4,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// tlsFromURI builds the TLS settings of an amqps:// URL exactly as
+// tlsFromURI builds the TLS settings of an amqps:// URL (with TLSFiles
+// already applied) as
 // amqp091.DialConfig does: the CA from cacertfile (else the system pool),
 // a client certificate from certfile and keyfile when both are set, the
 // server name from server_name_indication (else the host), TLS 1.2 or later,
@@ -17,14 +17,11 @@ import (
 func tlsFromURI(uri amqp091.URI) (*tls.Config, error) {
 	var pool *x509.CertPool
 	if uri.CACertFile != "" {
-		pem, err := os.ReadFile(uri.CACertFile)
+		p, err := loadCAFile(uri.CACertFile)
 		if err != nil {
-			return nil, &URLError{Problem: fmt.Sprintf("cacertfile: %v", err)}
+			return nil, &URLError{Problem: fmt.Sprintf("cacertfile %s: %v", uri.CACertFile, err)}
 		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &URLError{Problem: fmt.Sprintf("cacertfile %s holds no PEM certificate", uri.CACertFile)}
-		}
+		pool = p
 	} else {
 		sys, err := x509.SystemCertPool()
 		if err != nil {

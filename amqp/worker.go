@@ -47,6 +47,7 @@ type Worker struct {
 	consumer atomic.Bool
 
 	handled, retried, dead atomic.Int64
+	last                   lastError // why it is not consuming; written by run
 }
 
 type job struct {
@@ -81,6 +82,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	log := cfg.Logger.With("component", "worker", "app", cfg.App)
 	hops, err := NewPublisher(PublisherConfig{
 		URL:       cfg.URL,
+		TLS:       cfg.TLS,
 		Exchange:  cfg.Exchange,
 		Window:    max(cfg.Concurrency, 16),
 		Name:      "eventfleet-worker-" + cfg.App + "-hops",
@@ -155,6 +157,18 @@ func (w *Worker) Ready() <-chan struct{} {
 // Consuming reports whether the Worker has a live consumer now.
 func (w *Worker) Consuming() bool { return w.consumer.Load() }
 
+// LastError says why the Worker is not consuming: the error of the latest
+// failed attempt to connect and consume, or of the session that ended (it
+// may name ErrAccessRefused, ErrVhostNotFound, ErrTLS or
+// ErrHandshakeTimeout). It is nil while consuming and before the first
+// attempt has failed.
+func (w *Worker) LastError() error {
+	if w.Consuming() {
+		return nil
+	}
+	return w.last.get()
+}
+
 // Done is closed when the Worker has stopped: after Stop, or on a fatal error.
 func (w *Worker) Done() <-chan struct{} { return w.life.Done() }
 
@@ -213,9 +227,11 @@ func (w *Worker) run() {
 					"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
 				consumed = true
 			}
+			w.last.set(nil)
 			return w.consume(s)
 		},
 		Failed: func(err error, lost bool, gen uint64, attempt int) {
+			w.last.set(err)
 			if lost {
 				w.log.Warn("consumer stopped; reconnecting", "err", err, "connection", gen, "attempt", attempt)
 			} else {

@@ -45,6 +45,10 @@ func ValidateAppName(app string) error {
 type WorkerConfig struct {
 	// URL is the broker's AMQP URL. Defaults to DefaultURL.
 	URL string
+	// TLS are the TLS settings of an amqps:// URL given apart from it; each
+	// set field wins over its URL parameter (see TLSFiles). Defaults to
+	// none: the URL's parameters alone.
+	TLS TLSFiles
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
 	// App names the app; its queue is "events_<App>". Required.
@@ -186,6 +190,9 @@ func (c WorkerConfig) Validate() error {
 	}
 	if err := validateURL(c.URL); err != nil {
 		return urlConfigError("URL", c.URL, err)
+	}
+	if err := tlsConfigError(c.URL, c.TLS); err != nil {
+		return err
 	}
 	return nil
 }

@@ -39,6 +39,10 @@ An event is one JSON object:
 
 Environment:
   AMQP_URL            broker URL, holds the password (default amqp://guest:guest@localhost:5672/)
+  AMQP_TLS_CA_FILE    amqps: PEM file of the CAs the broker's certificate must chain to (over ?cacertfile)
+  AMQP_TLS_CERT_FILE  amqps: client certificate (PEM), with AMQP_TLS_KEY_FILE (over ?certfile)
+  AMQP_TLS_KEY_FILE   amqps: the client certificate's private key (PEM) (over ?keyfile)
+  AMQP_TLS_SERVER_NAME amqps: name the broker's certificate must carry (default the URL's host)
   EXCHANGE            domain exchange (default domain_events)
   APP_NAME            app_id of the messages (else FLY_APP_NAME, else "app")
   LOG_LEVEL           debug, info, warn or error (default info)
@@ -112,6 +116,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	pcfg := cfg.PublisherConfig(log, m)
 	if cmd.name == "publish" {
 		pcfg.Backoff = publishBackoff
+		// A wrong password or certificate will not fix itself within a
+		// run: say so at once rather than after PUBLISH_TIMEOUT.
+		pcfg.StopOnRefusal = true
 	}
 	p, err := amqp.NewPublisher(pcfg)
 	if err != nil {

@@ -145,6 +145,7 @@ func secondSignal() (<-chan struct{}, func()) {
 type sender interface {
 	Publish(ctx context.Context, ev event.Event) error
 	Connected() bool
+	LastError() error
 	Done() <-chan struct{}
 	Err() error
 }
@@ -192,7 +193,7 @@ func publishLines(ctx context.Context, s sender, in io.Reader, stderr io.Writer,
 		if s.Connected() {
 			giveUp(fmt.Errorf("%w (%v)", errNoProgress, opt.timeout))
 		} else {
-			giveUp(fmt.Errorf("%w (%v)", errBrokerUnreachable, opt.timeout))
+			giveUp(unreachable(s, opt.timeout))
 		}
 	})
 	defer watch.stop()
@@ -340,6 +341,15 @@ loop:
 type job struct {
 	n, seq int
 	ev     event.Event
+}
+
+// unreachable is errBrokerUnreachable with why the last connect failed
+// (a handshake timeout, a refused connection), if the publisher knows.
+func unreachable(s sender, timeout time.Duration) error {
+	if last := s.LastError(); last != nil {
+		return fmt.Errorf("%w (%v): %w", errBrokerUnreachable, timeout, last)
+	}
+	return fmt.Errorf("%w (%v)", errBrokerUnreachable, timeout)
 }
 
 // fatalError is why the publisher stopped for good (amqp.ErrTopologyMismatch…).

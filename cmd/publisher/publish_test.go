@@ -20,6 +20,7 @@ import (
 type fakeSender struct {
 	publish      func(ctx context.Context, ev event.Event) error // nil: confirm at once
 	disconnected bool
+	lastErr      error // LastError while disconnected
 	done         chan struct{}
 	err          error
 
@@ -42,6 +43,7 @@ func (f *fakeSender) Publish(ctx context.Context, ev event.Event) error {
 }
 
 func (f *fakeSender) Connected() bool       { return !f.disconnected }
+func (f *fakeSender) LastError() error      { return f.lastErr }
 func (f *fakeSender) Done() <-chan struct{} { return f.done }
 func (f *fakeSender) Err() error            { return f.err }
 
@@ -252,6 +254,28 @@ func TestPublishLines_BrokerUnreachable(t *testing.T) {
 	}
 	if len(lines) != 3 {
 		t.Errorf("stderr has %d lines, want 3 (two failures, one halt):\n%s", len(lines), stderr.String())
+	}
+}
+
+// TestPublishLines_BrokerUnreachableSaysWhy: the give-up names why the
+// last connect failed, such as a broker that never answers the handshake.
+func TestPublishLines_BrokerUnreachableSaysWhy(t *testing.T) {
+	t.Parallel()
+	s := newFakeSender(func(ctx context.Context, ev event.Event) error {
+		<-ctx.Done()
+		return fmt.Errorf("no broker connection: %w", ctx.Err())
+	})
+	s.disconnected = true
+	s.lastErr = fmt.Errorf("connect to amqp://guest:xxxxx@broker/: AMQP handshake: %w", amqp.ErrHandshakeTimeout)
+	var stderr bytes.Buffer
+	_, err := publishLines(context.Background(), s, strings.NewReader(ndjson(3)), &stderr, opts(1, 20*time.Millisecond))
+	if !errors.Is(err, errEventsFailed) {
+		t.Errorf("err %v, want errEventsFailed", err)
+	}
+	want := "no broker connection within PUBLISH_TIMEOUT (20ms): connect to amqp://guest:xxxxx@broker/: AMQP handshake: " +
+		amqp.ErrHandshakeTimeout.Error()
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr does not say why:\n%s\nwant %q", stderr.String(), want)
 	}
 }
 

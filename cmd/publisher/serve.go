@@ -34,6 +34,9 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 		case ctx.Err() != nil:
 			return errors.New("shutting down")
 		case !p.Connected():
+			if last := p.LastError(); last != nil {
+				return fmt.Errorf("broker not connected: %w", last)
+			}
 			return errors.New("broker not connected")
 		}
 		return nil

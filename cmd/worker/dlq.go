@@ -129,7 +129,8 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 	}
 	// With the worker's body limit: a body it would not read is not loaded
 	// here either (shown as withheld, kept by replay).
-	conn, err := amqp.Dial(context.Background(), cfg.AMQPURL, "eventfleet-dlq-"+cfg.App(), amqp.WithMaxBody(cfg.MaxBody))
+	conn, err := amqp.Dial(context.Background(), cfg.AMQPURL, "eventfleet-dlq-"+cfg.App(),
+		amqp.WithMaxBody(cfg.MaxBody), amqp.WithTLS(cfg.TLS()))
 	if err != nil {
 		if cause := errors.Unwrap(err); cause != nil { // the URL once is enough
 			err = cause
@@ -183,9 +184,10 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 // connection of its own. It logs only what goes wrong (to stderr: stdout is
 // the command's output).
 func replayPublisher(cfg config.Inspect, stderr io.Writer) (*amqp.Publisher, error) {
-	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, Exchange: cfg.Exchange,
-		Name:   "eventfleet-dlq-replay-" + cfg.App(),
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, TLS: cfg.TLS(), Exchange: cfg.Exchange,
+		Name:          "eventfleet-dlq-replay-" + cfg.App(),
+		StopOnRefusal: true,
+		Logger:        slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err == nil {
 		err = pub.Start(context.Background())
 	}

@@ -108,6 +108,13 @@ Settings come from the environment (defaults in brackets):
 Broker
   AMQP_URL            broker URL; holds the password, keep it secret
                       [amqp://guest:guest@localhost:5672/]
+  AMQP_TLS_CA_FILE    amqps: PEM file of the CAs the broker's certificate must
+                      chain to (wins over ?cacertfile) [the system's CAs]
+  AMQP_TLS_CERT_FILE  amqps: client certificate (PEM), with AMQP_TLS_KEY_FILE
+                      (wins over ?certfile and ?keyfile) [none]
+  AMQP_TLS_KEY_FILE   amqps: the client certificate's private key (PEM)
+  AMQP_TLS_SERVER_NAME amqps: name the broker's certificate must carry
+                      (wins over ?server_name_indication) [the URL's host]
   EXCHANGE            domain exchange [domain_events]
   APP_NAME            this app's name; its queue is events_<APP_NAME>
   FLY_APP_NAME        used when APP_NAME is empty [app when both are]

@@ -110,6 +110,9 @@ func (p *process) serveAdmin() (stop func(), err error) {
 		case p.draining.Load():
 			return errors.New("shutting down")
 		case !p.w.Consuming():
+			if last := p.w.LastError(); last != nil {
+				return fmt.Errorf("not consuming: connecting to the broker: %w", last)
+			}
 			return errors.New("not consuming: connecting to the broker")
 		}
 		return nil

@@ -22,14 +22,17 @@ import (
 type Node struct {
 	Name string // Erlang node name, e.g. ef-1a2b@localhost
 	Port int    // AMQP port
-	dir  string
-	env  []string
+	// TLSPort is the AMQP-over-TLS port (amqps), with WithTLS; else 0.
+	TLSPort int
+	dir     string
+	env     []string
 }
 
 // StartNode starts a private node and stops it (and removes its data) when the
 // test ends, also when the test fails. It skips the test where no
-// rabbitmq-server is installed.
-func StartNode(t testing.TB) *Node {
+// rabbitmq-server is installed. Options add configuration (WithConf) or a
+// TLS listener (WithTLS).
+func StartNode(t testing.TB, opts ...NodeOption) *Node {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("fault test: starts a private RabbitMQ node; skipped with -short")
@@ -45,10 +48,22 @@ func StartNode(t testing.TB) *Node {
 	_, _ = rand.Read(b)
 	n := &Node{Name: "ef-" + hex.EncodeToString(b) + "@localhost", Port: freePort(t), dir: dir}
 	dist := freePort(t)
+	setup := nodeSetup{files: map[string]string{}}
+	for _, opt := range opts {
+		opt(&setup)
+	}
+	if setup.tls {
+		n.TLSPort = freePort(t)
+	}
+	extra, err := setup.write(dir, n.TLSPort)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatal(err)
+	}
 	files := map[string]string{
 		"enabled_plugins": "[].\n",
 		// Let guest connect from 127.0.0.1 as well as ::1/localhost.
-		"rabbitmq.conf": "loopback_users = none\n",
+		"rabbitmq.conf": "loopback_users = none\n" + extra,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -114,6 +129,12 @@ func freePort(t testing.TB) int {
 
 // URL is the node's AMQP URL.
 func (n *Node) URL() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.Port) }
+
+// TLSURL is the node's amqps:// URL on host (e.g. "127.0.0.1" or
+// "localhost"), with no TLS parameters; it needs WithTLS.
+func (n *Node) TLSURL(host string) string {
+	return fmt.Sprintf("amqps://guest:guest@%s:%d/", host, n.TLSPort)
+}
 
 // Start starts the node (again, on the same data) and waits until it serves.
 func (n *Node) Start(t testing.TB) {

@@ -47,6 +47,16 @@ func (e *Error) Error() string {
 type Broker struct {
 	// AMQPURL is the broker's URL; keep it in a secret, it holds the password.
 	AMQPURL string `env:"AMQP_URL"`
+	// The TLS settings of an amqps:// AMQP_URL (amqp.TLSFiles): PEM files
+	// of the CA, of a client certificate and its key, and the name the
+	// broker's certificate must carry. Each set variable wins over the
+	// URL parameter it stands for (cacertfile, certfile/keyfile,
+	// server_name_indication); unset, the URL's parameter applies, and the
+	// server name defaults to the URL's host.
+	TLSCAFile     string `env:"AMQP_TLS_CA_FILE"`
+	TLSCertFile   string `env:"AMQP_TLS_CERT_FILE"`
+	TLSKeyFile    string `env:"AMQP_TLS_KEY_FILE"`
+	TLSServerName string `env:"AMQP_TLS_SERVER_NAME"`
 	// Exchange is the domain exchange.
 	Exchange string `env:"EXCHANGE"`
 	// AppName names this app; FlyAppName is its fallback, then "app".
@@ -54,6 +64,11 @@ type Broker struct {
 	FlyAppName string `env:"FLY_APP_NAME"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL"`
+}
+
+// TLS is the AMQP_TLS_* settings for the library.
+func (b Broker) TLS() amqp.TLSFiles {
+	return amqp.TLSFiles{CAFile: b.TLSCAFile, CertFile: b.TLSCertFile, KeyFile: b.TLSKeyFile, ServerName: b.TLSServerName}
 }
 
 // App is APP_NAME, else FLY_APP_NAME, else "app".
@@ -96,6 +111,9 @@ func (b Broker) validate() error {
 	}
 	if err := amqp.ValidateURL(b.AMQPURL); err != nil {
 		return urlError(amqp.RedactURL(b.AMQPURL), err)
+	}
+	if err := amqp.ValidateTLS(b.AMQPURL, b.TLS()); err != nil {
+		return tlsError(err)
 	}
 	if err := amqp.ValidateExchange(b.Exchange); err != nil {
 		return &Error{"EXCHANGE", b.Exchange, err.Error()}
@@ -508,6 +526,7 @@ func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerCo
 	delays, _ := retry.ParseDelays(c.RetryDelays) // checked by LoadWorker
 	wc := amqp.WorkerConfig{Logger: log, Metrics: m}.WithDefaults()
 	wc.URL = c.AMQPURL
+	wc.TLS = c.TLS()
 	wc.Exchange = c.Exchange
 	wc.App = c.App()
 	wc.QueueType = c.QueueType
@@ -526,6 +545,7 @@ func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerCo
 func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.PublisherConfig {
 	pc := amqp.PublisherConfig{Logger: log, Metrics: m}.WithDefaults()
 	pc.URL = c.AMQPURL
+	pc.TLS = c.TLS()
 	pc.Exchange = c.Exchange
 	pc.AppID = c.App()
 	pc.Window = c.Window
@@ -536,6 +556,10 @@ func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.Pu
 // the library's *amqp.ConfigError.
 var libraryVars = map[string]string{
 	"URL":               "AMQP_URL",
+	"TLS.CAFile":        "AMQP_TLS_CA_FILE",
+	"TLS.CertFile":      "AMQP_TLS_CERT_FILE",
+	"TLS.KeyFile":       "AMQP_TLS_KEY_FILE",
+	"TLS.ServerName":    "AMQP_TLS_SERVER_NAME",
 	"Exchange":          "EXCHANGE",
 	"App":               "APP_NAME",
 	"AppID":             "APP_NAME",
@@ -585,6 +609,23 @@ func urlError(redacted string, err error) error {
 		reason = "not a usable AMQP URL: " + ue.Problem
 	}
 	return &Error{"AMQP_URL", redacted, reason}
+}
+
+// tlsVars names the variable of each amqp.TLSFiles field.
+var tlsVars = map[string]string{
+	"CAFile":     "AMQP_TLS_CA_FILE",
+	"CertFile":   "AMQP_TLS_CERT_FILE",
+	"KeyFile":    "AMQP_TLS_KEY_FILE",
+	"ServerName": "AMQP_TLS_SERVER_NAME",
+}
+
+// tlsError turns amqp.ValidateTLS's error into an *Error naming the variable.
+func tlsError(err error) error {
+	var te *amqp.TLSFileError
+	if !errors.As(err, &te) {
+		return err
+	}
+	return &Error{tlsVars[te.Field], te.Value, te.Problem}
 }
 
 func validateApp(app string, environ map[string]string) error {

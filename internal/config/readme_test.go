@@ -67,6 +67,10 @@ var sdkVars = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL
 var inWords = map[string]string{
 	"APP_NAME":                           "FLY_APP_NAME",
 	"FLY_APP_NAME":                       "—",
+	"AMQP_TLS_CA_FILE":                   "—",
+	"AMQP_TLS_CERT_FILE":                 "—",
+	"AMQP_TLS_KEY_FILE":                  "—",
+	"AMQP_TLS_SERVER_NAME":               "—",
 	"EVENT_TYPES":                        "#",
 	"WEBHOOK_URL":                        "—",
 	"WEBHOOK_SECRET":                     "—",
