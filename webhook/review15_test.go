@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -23,5 +25,28 @@ func TestReview15_RecipeRefusesAnEmptyKey(t *testing.T) {
 	e.ID, e.Attempt = "forged", 1
 	if err := h.Handle(context.Background(), e); err == nil {
 		t.Fatal("the recipe handled a request signed with an empty key (WEBHOOK_SECRET=whsec_)")
+	}
+}
+
+// Secret hides its key from %v, %s, %#v and slog, but not from every
+// verb, nor when it sits in an unexported field (fmt cannot call String
+// there): "%d" of a Secret, and "%+v" of a Handler (slog's TextHandler
+// formats an arbitrary value so), print the key bytes. Storing the key
+// behind a pointer and adding a Format method closes both.
+func TestReview15_SecretHiddenFromEveryVerb(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdefghijklmnop")
+	s := Secret{key: key}
+	h, err := New(Config{URL: "https://receiver.example/", Secrets: []Secret{s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asBytes := strings.Trim(fmt.Sprint(key), "[]") // "48 49 50 …"
+	for _, got := range []string{
+		fmt.Sprintf("%d", s), fmt.Sprintf("%+v", *h), fmt.Sprintf("%+v", h), fmt.Sprintf("%v", []any{*h}),
+	} {
+		if strings.Contains(got, asBytes) || strings.Contains(got, string(key)) {
+			t.Errorf("the key shows: %s", got)
+		}
 	}
 }
