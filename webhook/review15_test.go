@@ -2,9 +2,12 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The TypeScript recipe's parseSecrets accepts "whsec_" with nothing (or
@@ -48,5 +51,25 @@ func TestReview15_SecretHiddenFromEveryVerb(t *testing.T) {
 		if strings.Contains(got, asBytes) || strings.Contains(got, string(key)) {
 			t.Errorf("the key shows: %s", got)
 		}
+	}
+}
+
+// ErrTimestamp's documentation promises "Only a request whose signature
+// matched gets this error", so that a receiver may log it as a genuine
+// but late request. A forger who sends a webhook-timestamp that is not
+// digits gets ErrTimestamp without any signature being checked. Either
+// check the signature first (the MAC covers the header's text, so a
+// non-digit timestamp can still be verified and then refused), or change
+// the documentation.
+func TestReview15_ErrTimestampOnlyAfterAMatch(t *testing.T) {
+	t.Parallel()
+	s := Secret{key: []byte("0123456789abcdefghijklmnop")}
+	header := http.Header{}
+	header.Set(HeaderWebhookID, "catalog:1")
+	header.Set(HeaderWebhookTimestamp, "soon")
+	header.Set(HeaderWebhookSignature, "v1,AAAA")
+	err := Verify([]Secret{s}, header, []byte("{}"), time.Now())
+	if errors.Is(err, ErrTimestamp) {
+		t.Errorf("Verify = %v: ErrTimestamp for a request whose signature does not match", err)
 	}
 }
