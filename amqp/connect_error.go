@@ -57,7 +57,12 @@ func classifyConnect(step string, err error, asked certAsk) error {
 		}
 		return named(ErrTLS, err, "%v: the broker refused the client certificate after the handshake "+
 			"(signed by a CA it does not trust, or expired?); %s: %v", ErrTLS, step, err)
-	case errors.As(err, &aerr) && (aerr.Code == amqp091.NotAllowed || aerr == amqp091.ErrVhost):
+	case errors.Is(err, amqp091.ErrVhost):
+		// amqp091's own error for a socket closed after connection.open
+		// without a reply: the broker or a proxy went away. RabbitMQ refuses
+		// a vhost with a 530 close, the case below; this one is retried.
+		return nil
+	case errors.As(err, &aerr) && aerr.Code == amqp091.NotAllowed && aerr.Server:
 		return named(ErrVhostNotFound, err, "%v: %s: %d %s (create it, or grant the user permissions on it: rabbitmqctl set_permissions -p VHOST USER ...)",
 			ErrVhostNotFound, step, aerr.Code, aerr.Reason)
 	case errors.As(err, &aerr) && aerr.Code == amqp091.AccessRefused:

@@ -80,7 +80,7 @@ func urlConfigError(field, u string, err error) error {
 }
 
 // tlsConfigError is the *ConfigError for TLS settings ValidateTLS refuses
-// (Field "TLS.CAFile" etc.), or nil; u has passed validateURL.
+// (Field "TLS.CAFile" etc.), or nil.
 func tlsConfigError(u string, f TLSFiles) error {
 	err := ValidateTLS(u, f)
 	if te := (*TLSFileError)(nil); errors.As(err, &te) {

@@ -108,10 +108,13 @@ func (c PublisherConfig) Validate() error {
 	if err := ValidateExchange(c.Exchange); err != nil {
 		return configError("Exchange", c.Exchange, err.Error())
 	}
-	if err := validateURL(c.URL); err != nil {
+	if err := tlsConfigError(c.URL, c.TLS); err != nil {
+		return err
+	}
+	if err := validateURL(c.URL, c.TLS); err != nil {
 		return urlConfigError("URL", c.URL, err)
 	}
-	return tlsConfigError(c.URL, c.TLS)
+	return nil
 }
 
 // ValidateExchange checks a domain exchange's name: the unrouted queue's name

@@ -30,10 +30,15 @@ func RedactURL(u string) string {
 // ValidateURL checks that u is an AMQP URL the client accepts, including,
 // for amqps://, that its certificate files load. The error never contains
 // the password.
-func ValidateURL(u string) error { return validateURL(u) }
+func ValidateURL(u string) error { return validateURL(u, TLSFiles{}) }
 
-func validateURL(u string) error {
-	_, err := parseTarget(u, dialOptions{})
+// ValidateURLWith is ValidateURL for a URL dialled with f, whose set files
+// replace the URL's own TLS parameters: those are not checked. Check f
+// itself with ValidateTLS first.
+func ValidateURLWith(u string, f TLSFiles) error { return validateURL(u, f) }
+
+func validateURL(u string, f TLSFiles) error {
+	_, err := parseTarget(u, dialOptions{tls: f})
 	return err
 }
 

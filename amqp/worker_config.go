@@ -188,11 +188,11 @@ func (c WorkerConfig) Validate() error {
 	if err := c.Retry.Validate(); err != nil {
 		return &ConfigError{Field: "Retry.Delays", Value: fmt.Sprint(c.Retry.Delays), Reason: err.Error(), Err: err}
 	}
-	if err := validateURL(c.URL); err != nil {
-		return urlConfigError("URL", c.URL, err)
-	}
 	if err := tlsConfigError(c.URL, c.TLS); err != nil {
 		return err
+	}
+	if err := validateURL(c.URL, c.TLS); err != nil {
+		return urlConfigError("URL", c.URL, err)
 	}
 	return nil
 }

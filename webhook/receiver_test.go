@@ -41,26 +41,7 @@ func psql(t *testing.T, db, sql string) string {
 // have them.
 func startRecipe(t *testing.T, secret string) (dir, url, db string) {
 	t.Helper()
-	dir = t.TempDir()
-	for _, f := range []string{"receiver.ts", "tsconfig.json", "package.json"} {
-		b, err := os.ReadFile(filepath.Join("receiver", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{
-		{"npm", "install", "--no-audit", "--no-fund", "--loglevel=error"},
-		{filepath.Join("node_modules", ".bin", "tsc"), "-p", "."},
-	} {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
+	dir = buildRecipe(t)
 
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
@@ -270,4 +251,32 @@ func TestReceiverRecipe(t *testing.T) {
 	if err := json.Unmarshal([]byte(psql(t, db, "SELECT data FROM received_events WHERE webhook_id = 'catalog:rotated'")), &data); err != nil || data["s"] != "<&>" {
 		t.Errorf("stored data %v (%v), want the event's", data, err)
 	}
+}
+
+// buildRecipe copies the recipe into a temporary directory, installs its
+// pinned packages and compiles it (strict TypeScript) to dist/.
+func buildRecipe(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+
+	for _, f := range []string{"receiver.ts", "tsconfig.json", "package.json"} {
+		b, err := os.ReadFile(filepath.Join("receiver", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"npm", "install", "--no-audit", "--no-fund", "--loglevel=error"},
+		{filepath.Join("node_modules", ".bin", "tsc"), "-p", "."},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return dir
 }

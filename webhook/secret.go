@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 )
@@ -23,10 +24,24 @@ const (
 // (see SecretError).
 var ErrSecretFormat = errors.New("webhook: invalid signing secret")
 
-// Secret is an HMAC-SHA256 signing key. Its String and LogValue hide the
-// key, so that a Secret printed or logged by mistake shows nothing.
+// Secret is an HMAC-SHA256 signing key. It prints and logs as
+// "whsec_<hidden>" with every verb, and the key sits behind a pointer, so a
+// struct holding Secrets printed with %+v shows an address, not the bytes
+// (fmt cannot call the methods of an unexported field).
 type Secret struct {
-	key []byte
+	k *secretKey
+}
+
+type secretKey struct{ b []byte }
+
+func newSecret(key []byte) Secret { return Secret{k: &secretKey{b: key}} }
+
+// key is the HMAC key; nil for the zero Secret.
+func (s Secret) key() []byte {
+	if s.k == nil {
+		return nil
+	}
+	return s.k.b
 }
 
 // SecretError is a secret ParseSecret or ParseSecrets refuses. It never
@@ -60,7 +75,7 @@ func ParseSecret(s string) (Secret, error) {
 		return Secret{}, &SecretError{Reason: fmt.Sprintf("the key is %d bytes, want %d to %d (e.g. %s$(openssl rand -base64 32))",
 			len(key), MinSecretLen, MaxSecretLen, SecretPrefix)}
 	}
-	return Secret{key: key}, nil
+	return newSecret(key), nil
 }
 
 // ParseSecrets reads secrets separated by spaces, as WEBHOOK_SECRET holds
@@ -87,6 +102,15 @@ func (s Secret) String() string { return SecretPrefix + "<hidden>" }
 
 // GoString hides the key from %#v too.
 func (s Secret) GoString() string { return "webhook.Secret{<hidden>}" }
+
+// Format hides the key from every verb (%d and %x too).
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
+}
 
 // LogValue hides the key from slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

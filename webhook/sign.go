@@ -72,7 +72,7 @@ func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
 // mac is the HMAC-SHA256 of the signed content, with the timestamp as the
 // header writes it.
 func mac(s Secret, id, unix string, body []byte) []byte {
-	h := hmac.New(sha256.New, s.key)
+	h := hmac.New(sha256.New, s.key())
 	h.Write([]byte(id))
 	h.Write([]byte{'.'})
 	h.Write([]byte(unix))

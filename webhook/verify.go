@@ -73,12 +73,14 @@ func (v Verifier) Verify(header http.Header, body []byte, now time.Time) error {
 	if missing != nil {
 		return fmt.Errorf("%w: no %s header", ErrNoSignature, strings.Join(missing, ", "))
 	}
+	// The signature first, over the header's text as received: a forger
+	// learns nothing from the timestamp checks.
+	if !v.matches(sigs, id, unix, body) {
+		return ErrBadSignature
+	}
 	ts, ok := parseUnix(unix)
 	if !ok {
 		return fmt.Errorf("%w: %s is not unix seconds", ErrTimestamp, HeaderWebhookTimestamp)
-	}
-	if !v.matches(sigs, id, unix, body) {
-		return ErrBadSignature
 	}
 	tol := v.Tolerance
 	if tol <= 0 {

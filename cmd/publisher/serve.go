@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
@@ -78,7 +79,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	}
 	// Slow and idle clients must not hold connections (and the drain)
 	// forever; an answer may wait PUBLISH_TIMEOUT for confirms after the body.
-	srv := httpserver.New(publicMux(events, shared, id, ready), httpserver.Config{HandlerTimeout: cfg.Timeout}, log)
+	srv := httpserver.New(publicMux(events, shared, id, publicReady(ready)), httpserver.Config{HandlerTimeout: cfg.Timeout}, log)
 	if err := p.Start(ctx); err != nil {
 		_ = ln.Close()
 		return err
@@ -117,6 +118,27 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// publicReady is ready for PUBLISHER_ADDR, which answers anyone: its reason
+// says only the kind of failure, never the broker's address, user or
+// certificates. METRICS_ADDR and the logs keep the whole reason.
+func publicReady(ready admin.ReadyFunc) admin.ReadyFunc {
+	return func() error {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		for _, kind := range []error{amqp.ErrAccessRefused, amqp.ErrVhostNotFound, amqp.ErrTLS, amqp.ErrHandshakeTimeout} {
+			if errors.Is(err, kind) {
+				return fmt.Errorf("broker not connected: %w", kind)
+			}
+		}
+		if strings.HasPrefix(err.Error(), "broker not connected") {
+			return errors.New("broker not connected")
+		}
+		return err // "shutting down"
+	}
 }
 
 // publicMux is what PUBLISHER_ADDR serves: POST /events, and /healthz and

@@ -109,11 +109,16 @@ func (b Broker) validate() error {
 	if err := l.UnmarshalText([]byte(b.LogLevel)); err != nil {
 		return &Error{"LOG_LEVEL", b.LogLevel, "use debug, info, warn or error"}
 	}
-	if err := amqp.ValidateURL(b.AMQPURL); err != nil {
-		return urlError(amqp.RedactURL(b.AMQPURL), err)
-	}
 	if err := amqp.ValidateTLS(b.AMQPURL, b.TLS()); err != nil {
+		var ue *amqp.URLError
+		if errors.As(err, &ue) {
+			return urlError(amqp.RedactURL(b.AMQPURL), err)
+		}
 		return tlsError(err)
+	}
+	// The URL's TLS parameters that the variables replace are not checked.
+	if err := amqp.ValidateURLWith(b.AMQPURL, b.TLS()); err != nil {
+		return urlError(amqp.RedactURL(b.AMQPURL), err)
 	}
 	if err := amqp.ValidateExchange(b.Exchange); err != nil {
 		return &Error{"EXCHANGE", b.Exchange, err.Error()}

@@ -26,7 +26,11 @@ export class VerifyError extends Error {}
 export function parseSecrets(value: string): Buffer[] {
   return value.split(/\s+/).filter(Boolean).map((s) => {
     if (!s.startsWith("whsec_")) throw new Error("WEBHOOK_SECRET: each secret starts with whsec_");
-    return Buffer.from(s.slice("whsec_".length), "base64");
+    const b64 = s.slice("whsec_".length);
+    const key = Buffer.from(b64, "base64"); // never fails: check it round-trips
+    if (key.toString("base64") !== b64 || key.length < 24 || key.length > 64)
+      throw new Error("WEBHOOK_SECRET: each secret is whsec_ and the base64 of 24 to 64 bytes");
+    return key;
   });
 }
 
