@@ -45,6 +45,8 @@ func TestBroker_WhatPermissionsAreChecked(t *testing.T) {
 		"nowrite":  {own, `^events_a\.hops$`, own + `|^domain_events$`}, // no write on its queues
 		"noqread":  {own, own, `^domain_events$`},                       // no read on its queues
 		"nothing":  {"^$", "^$", "^$"},
+		// The proposed publisher user: write on the exchange only.
+		"publisher": {"^$", `^domain_events(\.unrouted)?$`, "^$"},
 	}
 	for u, p := range users {
 		node.Ctl(t, "add_user", u, "pw-"+u)
@@ -129,6 +131,13 @@ func TestBroker_WhatPermissionsAreChecked(t *testing.T) {
 			func() error { return publish(as("scoped"), "events_a.hops", "events_a.old") }, 0},
 		{"... and nothing else: another app's queue name as routing key is unroutable",
 			func() error { return publish(as("scoped"), "events_a.hops", "events_b") }, amqp091.NoRoute},
+		{"purging needs read on the queue",
+			func() error {
+				_, err := as("noqread").QueuePurge("events_a.old", false)
+				return err
+			}, amqp091.AccessRefused},
+		{"a publisher with write on the exchange only (no configure, no read) publishes to it",
+			func() error { return publish(as("publisher"), "domain_events", "Nobody.Bound") }, amqp091.NoRoute},
 		{"consuming needs read on the queue",
 			func() error {
 				_, err := as("noqread").Consume("events_a.old", "", false, false, false, false, nil)
@@ -141,7 +150,11 @@ func TestBroker_WhatPermissionsAreChecked(t *testing.T) {
 			t.Errorf("%s: got %d (%v), want %d", c.fact, got, err, c.want)
 			continue
 		}
-		t.Logf("measured: %s (%d)", c.fact, c.want)
+		if err != nil {
+			t.Logf("measured: %s: %v", c.fact, err)
+		} else {
+			t.Logf("measured: %s", c.fact)
+		}
 	}
 	if got := depth(t, admin, "events_b"); got != 1 {
 		t.Errorf("events_b holds %d messages, want the 1 that write on amq.default put there", got)
@@ -190,6 +203,17 @@ func TestBroker_WhatPermissionsAreChecked(t *testing.T) {
 		t.Errorf("bind with an allowed key under topic permissions: %v", err)
 	}
 	t.Log("measured: topic permissions (read) restrict the binding keys a user may bind to domain_events")
+
+	// And topic permissions (write) restrict the routing keys a publisher
+	// may publish to domain_events with.
+	node.Ctl(t, "set_topic_permissions", "-p", "/", "publisher", "domain_events", "^CardAddedToLibraryEvent$", "^$")
+	if err := publish(as("publisher"), "domain_events", "LibraryOpenedEvent"); code(err) != amqp091.AccessRefused {
+		t.Errorf("publish with a key outside the topic permissions: %v, want 403", err)
+	}
+	if err := publish(as("publisher"), "domain_events", "CardAddedToLibraryEvent"); err != nil {
+		t.Errorf("publish with an allowed key (events_a.old is bound for it): %v", err)
+	}
+	t.Log("measured: topic permissions (write) restrict the routing keys a user may publish to domain_events with")
 }
 
 func must(t *testing.T, err error) {
@@ -239,6 +263,13 @@ func publish(ch *amqp091.Channel, exchange, key string) error {
 		case c := <-confirmed:
 			if !c.Ack {
 				return errors.New("nacked")
+			}
+			// The client hands a return over before the confirm that
+			// follows it, so it is here already if there was one.
+			select {
+			case r := <-returned:
+				ret = &amqp091.Error{Code: int(r.ReplyCode), Reason: r.ReplyText}
+			default:
 			}
 			return ret
 		case <-time.After(10 * time.Second):
