@@ -25,6 +25,11 @@ type PublisherConfig struct {
 	URL string
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
+	// Topology says what the Publisher does with the domain exchange and
+	// its unrouted queue when it connects: TopologyDeclare declares them,
+	// TopologyPassive only checks that they exist, for a broker user
+	// without configure permission on them. Defaults to TopologyDeclare.
+	Topology string
 	// AppID is put in the app_id property of every message whose event has
 	// no Source of its own. Optional.
 	AppID string
@@ -66,6 +71,9 @@ func (c PublisherConfig) WithDefaults() PublisherConfig {
 	if c.Window == 0 {
 		c.Window = DefaultWindow
 	}
+	if c.Topology == "" {
+		c.Topology = TopologyDeclare
+	}
 	if c.Name == "" {
 		c.Name = "eventfleet-publisher"
 	}
@@ -97,6 +105,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if err := ValidateExchange(c.Exchange); err != nil {
 		return configError("Exchange", c.Exchange, err.Error())
+	}
+	if err := validateTopology("Topology", c.Topology); err != nil {
+		return err
 	}
 	if err := validateURL(c.URL); err != nil {
 		return urlConfigError("URL", c.URL, err)

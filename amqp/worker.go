@@ -47,6 +47,10 @@ type Worker struct {
 	consumer atomic.Bool
 
 	handled, retried, dead atomic.Int64
+
+	// toldLegacy: the queues kept with their old arguments were logged.
+	// Written and read by run's goroutine only (connect).
+	toldLegacy bool
 }
 
 type job struct {
@@ -82,6 +86,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	hops, err := NewPublisher(PublisherConfig{
 		URL:       cfg.URL,
 		Exchange:  cfg.Exchange,
+		Topology:  cfg.Topology,
 		Window:    max(cfg.Concurrency, 16),
 		Name:      "eventfleet-worker-" + cfg.App + "-hops",
 		Backoff:   cfg.Backoff,
@@ -106,6 +111,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		spanName: "process " + queue,
 		topo: appTopology{
 			exchange:      cfg.Exchange,
+			passive:       cfg.Topology == TopologyPassive,
 			queue:         queue,
 			queueType:     cfg.QueueType,
 			deliveryLimit: cfg.DeliveryLimit,

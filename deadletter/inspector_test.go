@@ -52,7 +52,7 @@ func setup(t testing.TB) *fixture {
 	for _, d := range fastRetry.Stages() {
 		queues = append(queues, amqp.RetryQueue(f.queue, d))
 	}
-	brokertest.Cleanup(t, queues, []string{f.exchange})
+	brokertest.Cleanup(t, queues, []string{f.exchange, amqp.HopsExchange(f.queue)})
 	conn, err := amqp091.Dial(brokertest.URL(t))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
