@@ -1,6 +1,7 @@
 package amqp_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -19,31 +20,43 @@ import (
 // (docs/least-privilege.md, "Permission patterns").
 const ownNames = `events_a(\.hops|\.dead|\.retry\.[0-9][0-9.hms]*)?`
 
-// scopedWorld is a private node with the shared exchange declared by an
-// administrator and a broker user for app a's worker with exactly the
-// permissions docs/least-privilege.md gives it.
+// scopedWorld is a private node with the shared topology declared by an
+// administrator (the topology owner) and broker users for app a's worker and
+// for a publisher with exactly the permissions docs/least-privilege.md gives
+// them.
 type scopedWorld struct {
-	node *brokertest.Node
-	b    *bundle
-	url  string // as app a's user
+	node   *brokertest.Node
+	b      *bundle // its publisher: the scoped publisher user, TOPOLOGY=passive
+	url    string  // as app a's user
+	pubURL string  // as the publisher user
 }
 
 func scopedSetup(t *testing.T) scopedWorld {
 	t.Helper()
 	node := brokertest.StartNode(t)
 	admin := nodeChannel(t, node)
-	must(t, admin.ExchangeDeclare("domain_events", amqp091.ExchangeTopic, true, false, false, false, nil))
-	_, err := admin.QueueDeclare(amqp.UnroutedQueue("domain_events"), true, false, false, false, quorum())
-	must(t, err)
-	_, err = admin.QueueDeclare("events_b", true, false, false, false, quorum())
+	// The topology owner's one step: a Publisher with TOPOLOGY=declare.
+	owner := &bundle{url: node.URL(), exchange: "domain_events", log: testLogger(t)}
+	_ = owner.publisher(t, amqp.PublisherConfig{})
+	_, err := admin.QueueDeclare("events_b", true, false, false, false, quorum())
 	must(t, err)
 	node.Ctl(t, "add_user", "worker-a", "pw-a")
 	node.Ctl(t, "set_permissions", "-p", "/", "worker-a", "^"+ownNames+"$", "^"+ownNames+"$", "^(domain_events|"+ownNames+")$")
-	return scopedWorld{
-		node: node,
-		b:    &bundle{url: node.URL(), exchange: "domain_events", log: testLogger(t)},
-		url:  fmt.Sprintf("amqp://worker-a:pw-a@127.0.0.1:%d/", node.Port),
+	node.Ctl(t, "add_user", "publisher", "pw-p")
+	node.Ctl(t, "set_permissions", "-p", "/", "publisher", "^$", `^domain_events(\.unrouted)?$`, "^$")
+	s := scopedWorld{
+		node:   node,
+		url:    fmt.Sprintf("amqp://worker-a:pw-a@127.0.0.1:%d/", node.Port),
+		pubURL: fmt.Sprintf("amqp://publisher:pw-p@127.0.0.1:%d/", node.Port),
 	}
+	s.b = &bundle{url: s.pubURL, exchange: "domain_events", log: testLogger(t)}
+	return s
+}
+
+// publisher is a Publisher as the scoped publisher user, TOPOLOGY=passive.
+func (s scopedWorld) publisher(t *testing.T) *amqp.Publisher {
+	t.Helper()
+	return s.b.publisher(t, amqp.PublisherConfig{Topology: amqp.TopologyPassive})
 }
 
 // worker starts app a's worker as its scoped user, TOPOLOGY=passive.
@@ -80,7 +93,7 @@ func TestWorker_ScopedUserRetriesAndDeadLetters(t *testing.T) {
 	s := scopedSetup(t)
 	rec := newRecorder(flaky)
 	s.worker(t, retry.Policy{Delays: []time.Duration{50 * time.Millisecond}, MaxAttempts: 3}, rec)
-	p := s.b.publisher(t, amqp.PublisherConfig{})
+	p := s.publisher(t)
 	ids := publishAll(t, p, ev("CardAddedToLibraryEvent", "agg", 1), ev("CardAddedToLibraryEvent", "agg", -1))
 	brokertest.Eventually(t, 20*time.Second, "the retried event handled on attempt 2", func() bool {
 		return rec.count(ids[0]) == 2
@@ -120,6 +133,17 @@ func TestWorker_ScopedUserRetriesAndDeadLetters(t *testing.T) {
 	if got := depth(t, admin, "events_b"); got != 0 {
 		t.Errorf("events_b holds %d messages, want 0", got)
 	}
+
+	// The publisher user keeps an unroutable event through the unrouted
+	// exchange, without write on amq.default.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, ev("NobodyListens", "", 1)); err != nil {
+		t.Fatalf("unroutable event as the publisher user: %v", err)
+	}
+	if got := depth(t, admin, amqp.UnroutedQueue("domain_events")); got != 1 || p.Unrouted() != 1 {
+		t.Errorf("unrouted queue holds %d (Unrouted() %d), want 1", got, p.Unrouted())
+	}
 }
 
 // TestWorker_UpgradeKeepsQueuesOfAnEarlierVersion declares app a's queues as
@@ -145,7 +169,7 @@ func TestWorker_UpgradeKeepsQueuesOfAnEarlierVersion(t *testing.T) {
 	_, err = admin.QueueDeclare("events_a.dead", true, false, false, false, quorum())
 	must(t, err)
 	must(t, admin.QueueBind("events_a", "CardAddedToLibraryEvent", "domain_events", false, nil))
-	p := s.b.publisher(t, amqp.PublisherConfig{})
+	p := s.publisher(t)
 	ids := publishAll(t, p, ev("CardAddedToLibraryEvent", "agg", 1), ev("CardAddedToLibraryEvent", "agg", -1))
 	if got := depth(t, admin, "events_a"); got != 2 {
 		t.Fatalf("events_a holds %d before the upgrade, want 2", got)

@@ -79,11 +79,12 @@ func topicWords(k string) []string {
 	return strings.Split(k, ".")
 }
 
-// declareDomain declares the domain exchange and its unrouted queue. The
-// exchange gets no arguments at all: amqplib's assertExchange(name, 'topic',
-// {durable: true}) fails with 406 on any argument it does not pass itself.
-// The unrouted queue keeps the arguments it always had, for the same reason;
-// its bound comes from a policy (UnroutedPolicy).
+// declareDomain declares the domain exchange, its unrouted queue and the
+// unrouted exchange in front of that queue. The domain exchange gets no
+// arguments at all: amqplib's assertExchange(name, 'topic', {durable: true})
+// fails with 406 on any argument it does not pass itself. The unrouted queue
+// keeps the arguments it always had, for the same reason; its bound comes
+// from a policy (UnroutedPolicy).
 func declareDomain(ch *amqp091.Channel, exchange string) error {
 	if exchange != "" {
 		err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
@@ -96,7 +97,27 @@ func declareDomain(ch *amqp091.Channel, exchange string) error {
 			return declareError("exchange", exchange, err)
 		}
 	}
-	return declareQueue(ch, UnroutedQueue(exchange), amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum})
+	q := UnroutedQueue(exchange)
+	if err := declareQueue(ch, q, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+		return err
+	}
+	// The copies go through an exchange of their own, not the default
+	// exchange: write on amq.default would let a publisher's user put
+	// messages into every queue of the vhost (docs/least-privilege.md). It
+	// is auto-delete: it exists for its one binding, so deleting the
+	// unrouted queue removes it too, and the next declare makes both again.
+	if err := ch.ExchangeDeclare(q, amqp091.ExchangeDirect,
+		true,  // durable
+		true,  // autoDelete: when the unrouted queue is deleted
+		false, // internal: publishers send to it
+		false, // noWait
+		nil); err != nil {
+		return declareError("exchange", q, err)
+	}
+	if err := ch.QueueBind(q, q, q, false /* noWait */, nil); err != nil {
+		return fmt.Errorf("bind queue %q to exchange %q: %w", q, q, err)
+	}
+	return nil
 }
 
 func declareQueue(ch *amqp091.Channel, name string, args amqp091.Table) error {

@@ -46,6 +46,12 @@ func checkDomain(ch *amqp091.Channel, exchange string, unrouted bool) error {
 		return nil
 	}
 	q := UnroutedQueue(exchange)
+	// The unrouted exchange, and the queue behind it. Their binding cannot
+	// be checked over AMQP 0-9-1: without it an unroutable event's copy is
+	// returned, and its publish fails (ErrReturned), loudly.
+	if err := ch.ExchangeDeclarePassive(q, amqp091.ExchangeDirect, true, true, false, false, nil); err != nil {
+		return missingError("exchange", q, err)
+	}
 	if _, err := ch.QueueDeclarePassive(q,
 		true,  // durable
 		false, // autoDelete
