@@ -40,6 +40,8 @@ An event is one JSON object:
 Environment:
   AMQP_URL            broker URL, holds the password (default amqp://guest:guest@localhost:5672/)
   EXCHANGE            domain exchange (default domain_events)
+  TOPOLOGY            declare the exchange and <EXCHANGE>.unrouted, or passive: only check
+                      them, for a user without configure permission (default declare)
   APP_NAME            app_id of the messages (else FLY_APP_NAME, else "app")
   LOG_LEVEL           debug, info, warn or error (default info)
   PUBLISH_WINDOW      events in flight awaiting confirms (default 256)

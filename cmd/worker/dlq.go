@@ -183,7 +183,7 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 // connection of its own. It logs only what goes wrong (to stderr: stdout is
 // the command's output).
 func replayPublisher(cfg config.Inspect, stderr io.Writer) (*amqp.Publisher, error) {
-	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, Exchange: cfg.Exchange,
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Topology: cfg.Topology,
 		Name:   "eventfleet-dlq-replay-" + cfg.App(),
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err == nil {
