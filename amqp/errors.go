@@ -32,6 +32,9 @@ var (
 	// ErrTopologyMismatch: an exchange or queue exists with other arguments
 	// than this configuration declares (the broker's 406 inequivalent arg).
 	ErrTopologyMismatch = errors.New("amqp: existing topology does not match the configuration")
+	// ErrTopologyMissing: with TopologyPassive, the shared exchange or the
+	// unrouted queue does not exist; the error names which.
+	ErrTopologyMissing = errors.New("amqp: shared topology missing")
 	// ErrHeadersTooLarge: a message's headers would not fit in one AMQP frame.
 	ErrHeadersTooLarge = errors.New("amqp: message headers too large")
 	// ErrInvalidConfig wraps every configuration validation error; a refused
