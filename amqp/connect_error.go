@@ -47,14 +47,16 @@ func classifyConnect(step string, err error, asked certAsk) error {
 		return nil
 	case step == "TLS handshake":
 		return named(ErrTLS, err, "%v: %s", ErrTLS, tlsProblem(err))
-	case step == "AMQP handshake" && asked != certNotAsked && droppedOrAlert(err):
+	case step == "AMQP handshake" && asked == certAskedNoneSent && !amqpRefusal(err):
 		// TLS 1.3: the broker checks the client's certificate after the
-		// client's side of the handshake is done, so its refusal arrives as
-		// an alert on the first read, or as a reset on the first write.
-		if asked == certAskedNoneSent {
-			return named(ErrTLS, err, "%v: the broker requires a client certificate and none is configured "+
-				"(set AMQP_TLS_CERT_FILE and AMQP_TLS_KEY_FILE, or certfile and keyfile); %s: %v", ErrTLS, step, err)
-		}
+		// client's side of the handshake is done, so its refusal arrives in
+		// whatever form the first read or write fails: an alert, a reset, a
+		// closed connection (four forms seen in CI). Asked for one and sent
+		// none, that is the refusal; a broker's own AMQP refusal (a wrong
+		// password) is named below.
+		return named(ErrTLS, err, "%v: the broker requires a client certificate and none is configured "+
+			"(set AMQP_TLS_CERT_FILE and AMQP_TLS_KEY_FILE, or certfile and keyfile); %s: %v", ErrTLS, step, err)
+	case step == "AMQP handshake" && asked == certAskedSent && droppedOrAlert(err):
 		return named(ErrTLS, err, "%v: the broker refused the client certificate after the handshake "+
 			"(signed by a CA it does not trust, or expired?); %s: %v", ErrTLS, step, err)
 	case errors.Is(err, amqp091.ErrVhost):
@@ -107,7 +109,14 @@ func droppedOrAlert(err error) bool {
 	// handshake's next frame, a third way (measured in CI) the TLS 1.3
 	// refusal of a client certificate arrives.
 	return isRemoteTLSAlert(err) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, amqp091.ErrClosed)
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, amqp091.ErrClosed) ||
+		errors.Is(err, net.ErrClosed)
+}
+
+// amqpRefusal reports the broker's own refusal of the login or the vhost.
+func amqpRefusal(err error) bool {
+	var aerr *amqp091.Error
+	return errors.As(err, &aerr) && (aerr.Code == amqp091.AccessRefused || aerr.Code == amqp091.NotAllowed)
 }
 
 // tlsProblem words a failed client handshake.
