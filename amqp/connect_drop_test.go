@@ -73,12 +73,12 @@ func droppingBroker(t *testing.T) string {
 // dlq replay) gives up at once with "create it, or grant the user
 // permissions on it". Fix: name ErrVhostNotFound only for an *amqp091.Error
 // with Server set.
-func TestReview15_DroppedAfterOpenIsNotARefusal(t *testing.T) {
+func TestDial_DroppedAfterOpenIsNotARefusal(t *testing.T) {
 	t.Parallel()
 	addr := droppingBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := amqp.Dial(ctx, "amqp://guest:guest@"+addr+"/", "review15")
+	conn, err := amqp.Dial(ctx, "amqp://guest:guest@"+addr+"/", "drop-after-open")
 	if err == nil {
 		_ = conn.Close()
 		t.Fatal("dial succeeded")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,22 +16,6 @@ import (
 
 const wrongPassword = "Wr0ngPassw0rd"
 
-// withUser is the shared broker's URL with another password or vhost.
-func brokerURLWith(t *testing.T, password, vhost string) string {
-	t.Helper()
-	u, err := url.Parse(brokertest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if password != "" {
-		u.User = url.UserPassword(u.User.Username(), password)
-	}
-	if vhost != "" {
-		u.Path = "/" + vhost
-	}
-	return u.String()
-}
-
 // Dial names a wrong password and an unknown vhost, without the password.
 func TestDial_RefusalsNamed(t *testing.T) {
 	t.Parallel()
@@ -42,8 +25,8 @@ func TestDial_RefusalsNamed(t *testing.T) {
 		want error
 		says string
 	}{
-		{"wrong password", brokerURLWith(t, wrongPassword, ""), amqp.ErrAccessRefused, "access refused"},
-		{"unknown vhost", brokerURLWith(t, "", "no-such-vhost-"+brokertest.Name(t)), amqp.ErrVhostNotFound, "not found"},
+		{"wrong password", brokertest.URLWith(t, wrongPassword, ""), amqp.ErrAccessRefused, "access refused"},
+		{"unknown vhost", brokertest.URLWith(t, "", "no-such-vhost-"+brokertest.Name(t)), amqp.ErrVhostNotFound, "not found"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +99,7 @@ func (v *attemptsView) WithAttrs(attrs []slog.Attr) slog.Handler {
 func TestPublisher_WrongPasswordBacksOff(t *testing.T) {
 	t.Parallel()
 	rec := &attempts{Handler: testLogger(t).Handler(), msg: "broker connection failed; retrying"}
-	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokerURLWith(t, wrongPassword, ""), Logger: slog.New(rec)})
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URLWith(t, wrongPassword, ""), Logger: slog.New(rec)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +130,7 @@ func TestPublisher_WrongPasswordBacksOff(t *testing.T) {
 // at once with the cause, and a waiting Publish returns.
 func TestPublisher_StopOnRefusal(t *testing.T) {
 	t.Parallel()
-	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokerURLWith(t, wrongPassword, ""),
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URLWith(t, wrongPassword, ""),
 		StopOnRefusal: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +157,7 @@ func TestPublisher_StopOnRefusal(t *testing.T) {
 // A Worker on an unknown vhost keeps retrying and says why in LastError.
 func TestWorker_UnknownVhostNamed(t *testing.T) {
 	t.Parallel()
-	w, err := amqp.NewWorker(amqp.WorkerConfig{URL: brokerURLWith(t, "", "no-such-vhost-"+brokertest.Name(t)),
+	w, err := amqp.NewWorker(amqp.WorkerConfig{URL: brokertest.URLWith(t, "", "no-such-vhost-"+brokertest.Name(t)),
 		App: brokertest.Name(t), Logger: testLogger(t)}, event.HandlerFunc(func(context.Context, event.Event) error { return nil }))
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,22 +13,6 @@ import (
 
 const refusedPassword = "Zq8-refused-secret"
 
-// brokerURLWith is the shared broker's URL with another password or vhost.
-func brokerURLWith(t *testing.T, password, vhost string) string {
-	t.Helper()
-	u, err := url.Parse(brokertest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if password != "" {
-		u.User = url.UserPassword(u.User.Username(), password)
-	}
-	if vhost != "" {
-		u.Path = "/" + vhost
-	}
-	return u.String()
-}
-
 // TestPublish_RefusedFailsFast: a wrong password or an unknown vhost fails
 // `publish` at once with the cause, not after PUBLISH_TIMEOUT with "context
 // deadline exceeded", and never shows the password.
@@ -38,8 +21,8 @@ func TestPublish_RefusedFailsFast(t *testing.T) {
 	tests := []struct {
 		name, url, says string
 	}{
-		{"wrong password", brokerURLWith(t, refusedPassword, ""), "amqp: access refused"},
-		{"unknown vhost", brokerURLWith(t, "", "no-such-vhost"), "amqp: vhost not found or not allowed"},
+		{"wrong password", brokertest.URLWith(t, refusedPassword, ""), "amqp: access refused"},
+		{"unknown vhost", brokertest.URLWith(t, "", "no-such-vhost"), "amqp: vhost not found or not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,7 +51,7 @@ func TestPublish_RefusedFailsFast(t *testing.T) {
 // running and retrying, and /readyz's reason names the refusal.
 func TestServe_RefusedSaysWhyAndRetries(t *testing.T) {
 	t.Parallel()
-	p, base := startServe(t, []string{"AMQP_URL=" + brokerURLWith(t, refusedPassword, ""),
+	p, base := startServe(t, []string{"AMQP_URL=" + brokertest.URLWith(t, refusedPassword, ""),
 		"EXCHANGE=" + brokertest.Name(t), "PUBLISHER_AUTH=none", "LOG_LEVEL=debug"})
 	var reason string
 	p.Poll(t, time.Minute, "/readyz to name the refusal", func() bool {

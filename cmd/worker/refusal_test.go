@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,29 +11,13 @@ import (
 
 const refusedPassword = "Zq8-worker-refused"
 
-// brokerURLWith is the shared broker's URL with another password or vhost.
-func brokerURLWith(t *testing.T, password, vhost string) string {
-	t.Helper()
-	u, err := url.Parse(brokertest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if password != "" {
-		u.User = url.UserPassword(u.User.Username(), password)
-	}
-	if vhost != "" {
-		u.Path = "/" + vhost
-	}
-	return u.String()
-}
-
 // TestDLQ_RefusedSaysWhy: `worker dlq` with a wrong password or an unknown
 // vhost fails at once with the cause, without the password.
 func TestDLQ_RefusedSaysWhy(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ name, url, says string }{
-		{"wrong password", brokerURLWith(t, refusedPassword, ""), "amqp: access refused"},
-		{"unknown vhost", brokerURLWith(t, "", "no-such-vhost"), "amqp: vhost not found or not allowed"},
+		{"wrong password", brokertest.URLWith(t, refusedPassword, ""), "amqp: access refused"},
+		{"unknown vhost", brokertest.URLWith(t, "", "no-such-vhost"), "amqp: vhost not found or not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +37,7 @@ func TestDLQ_RefusedSaysWhy(t *testing.T) {
 func TestWorker_RefusedSaysWhyAndRetries(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
-	p := startWorker(t, a.env(t, "AMQP_URL="+brokerURLWith(t, refusedPassword, "")))
+	p := startWorker(t, a.env(t, "AMQP_URL="+brokertest.URLWith(t, refusedPassword, "")))
 	base := "http://" + adminAddr(t, p)
 	var body string
 	brokertest.Eventually(t, 30*time.Second, "/readyz to name the refusal", func() bool {

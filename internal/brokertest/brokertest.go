@@ -126,6 +126,23 @@ func startContainer() (u string, err error) {
 	return u, nil
 }
 
+// URLWith is the test broker's URL with another password or vhost ("" keeps
+// the broker's own), for tests of refused logins.
+func URLWith(t testing.TB, password, vhost string) string {
+	t.Helper()
+	u, err := url.Parse(URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if password != "" {
+		u.User = url.UserPassword(u.User.Username(), password)
+	}
+	if vhost != "" {
+		u.Path = "/" + vhost
+	}
+	return u.String()
+}
+
 // Redact returns u with its password replaced, for messages.
 func Redact(u string) string {
 	p, err := url.Parse(u)

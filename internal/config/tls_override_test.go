@@ -14,7 +14,7 @@ import (
 // to the variables without editing the URL. The connect itself would use
 // the variable's file. Fix: validate the URL with the TLS files applied
 // (parseTarget(u, dialOptions{tls: f})) rather than the URL alone.
-func TestReview15_OverriddenURLParameterNotChecked(t *testing.T) {
+func TestOverriddenURLParameterNotChecked(t *testing.T) {
 	t.Parallel()
 	c := brokertest.NewCerts(t)
 	for _, tt := range []struct{ name, url string }{

@@ -18,7 +18,7 @@ import (
 // empty, and anyone can sign for it. ParseSecret, the Go side, refuses
 // keys under MinSecretLen bytes; the recipe should too (refuse to start).
 // Here a request signed with the empty key must not be handled.
-func TestReview15_RecipeRefusesAnEmptyKey(t *testing.T) {
+func TestRecipeRefusesAnEmptyKey(t *testing.T) {
 	t.Parallel()
 	dir := buildRecipe(t)
 	good := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
@@ -43,7 +43,7 @@ for (const s of process.argv.slice(1)) {
 // there): "%d" of a Secret, and "%+v" of a Handler (slog's TextHandler
 // formats an arbitrary value so), print the key bytes. Storing the key
 // behind a pointer and adding a Format method closes both.
-func TestReview15_SecretHiddenFromEveryVerb(t *testing.T) {
+func TestSecretHiddenFromEveryVerb(t *testing.T) {
 	t.Parallel()
 	key := []byte("0123456789abcdefghijklmnop")
 	s := newSecret(key)
@@ -68,7 +68,7 @@ func TestReview15_SecretHiddenFromEveryVerb(t *testing.T) {
 // check the signature first (the MAC covers the header's text, so a
 // non-digit timestamp can still be verified and then refused), or change
 // the documentation.
-func TestReview15_ErrTimestampOnlyAfterAMatch(t *testing.T) {
+func TestErrTimestampOnlyAfterAMatch(t *testing.T) {
 	t.Parallel()
 	s := newSecret([]byte("0123456789abcdefghijklmnop"))
 	header := http.Header{}

@@ -19,9 +19,9 @@ import (
 // details. The public port should say only the kind of failure (or
 // nothing more than before); the full reason belongs on METRICS_ADDR and
 // in the logs.
-func TestReview15_PublicReadyzDoesNotShowTheBroker(t *testing.T) {
+func TestPublicReadyzDoesNotShowTheBroker(t *testing.T) {
 	t.Parallel()
-	u := brokerURLWith(t, refusedPassword, "")
+	u := brokertest.URLWith(t, refusedPassword, "")
 	p, base := startServe(t, []string{"AMQP_URL=" + u, "EXCHANGE=" + brokertest.Name(t), "PUBLISHER_AUTH=none"})
 	var reason string
 	p.Poll(t, time.Minute, "/readyz to name the refusal", func() bool {
