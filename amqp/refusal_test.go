@@ -57,12 +57,17 @@ type attempts struct {
 }
 
 func (a *attempts) Handle(ctx context.Context, r slog.Record) error {
+	a.note(r)
+	return a.Handler.Handle(ctx, r)
+}
+
+// note records r's time when it is the attempt line.
+func (a *attempts) note(r slog.Record) {
 	if r.Message == a.msg {
 		a.mu.Lock()
 		a.at = append(a.at, r.Time)
 		a.mu.Unlock()
 	}
-	return a.Handler.Handle(ctx, r)
 }
 
 func (a *attempts) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -82,11 +87,7 @@ type attemptsView struct {
 }
 
 func (v *attemptsView) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == v.msg {
-		v.mu.Lock()
-		v.at = append(v.at, r.Time)
-		v.mu.Unlock()
-	}
+	v.note(r)
 	return v.h.Handle(ctx, r)
 }
 
