@@ -262,6 +262,15 @@ func publish(ch *amqp091.Channel, exchange, key string) error {
 			ret = &amqp091.Error{Code: int(r.ReplyCode), Reason: r.ReplyText}
 		case c := <-confirmed:
 			if !c.Ack {
+				// A channel the broker closes nacks what was in flight, and
+				// select may see the nack first: the close is the answer.
+				select {
+				case e := <-closed:
+					if e != nil {
+						return e
+					}
+				case <-time.After(time.Second):
+				}
 				return errors.New("nacked")
 			}
 			// The client hands a return over before the confirm that
