@@ -32,6 +32,10 @@ var (
 	// ErrTopologyMismatch: an exchange or queue exists with other arguments
 	// than this configuration declares (the broker's 406 inequivalent arg).
 	ErrTopologyMismatch = errors.New("amqp: existing topology does not match the configuration")
+	// ErrTopologyMissing: an exchange or queue this configuration publishes
+	// to or checks does not exist (the broker's 404 NOT_FOUND), and this
+	// connection may not or will not declare it.
+	ErrTopologyMissing = errors.New("amqp: topology missing on the broker")
 	// ErrHeadersTooLarge: a message's headers would not fit in one AMQP frame.
 	ErrHeadersTooLarge = errors.New("amqp: message headers too large")
 	// ErrInvalidConfig wraps every configuration validation error; a refused
