@@ -100,7 +100,18 @@ func (a *acker) settle(tag uint64, how int) {
 	if tag <= a.floor {
 		return
 	}
-	a.state[tag] = how
+	if tag == a.floor+1 {
+		// The common case, handlers finishing in order: no map entry.
+		a.floor++
+		if how == tagAckPending {
+			a.last = a.floor
+		}
+		if len(a.state) == 0 {
+			return
+		}
+	} else {
+		a.state[tag] = how
+	}
 	for {
 		s, ok := a.state[a.floor+1]
 		if !ok {

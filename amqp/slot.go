@@ -96,10 +96,10 @@ func (s *handlerSlot) call(c *handlerCall) (abandoned bool, err error) {
 	}
 	s.cur, s.state = *c, slotRunning
 	s.mu.Unlock()
-	ctx, cancel := context.WithDeadline(c.ctx, c.began.Add(s.timeout))
+	ctx := newCallContext(c.ctx, c.began.Add(s.timeout))
 	err = s.invoke(ctx, c.ev)
-	timedOut := ctx.Err() == context.DeadlineExceeded
-	cancel()
+	timedOut := ctx.expired()
+	ctx.end()
 	s.mu.Lock()
 	abandoned = s.state == slotAbandoned
 	if !abandoned {

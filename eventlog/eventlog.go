@@ -80,14 +80,14 @@ func (h *Handler) Handle(_ context.Context, ev event.Event) error {
 		Data:        ev.Data,
 	}
 	buf := buffers.Get().(*bytes.Buffer)
-	defer func() { recycle(buf.Bytes()) }()
+	defer func() {
+		if buf.Cap() <= maxKept {
+			buffers.Put(buf)
+		}
+	}()
 	buf.Reset()
-	enc := json.NewEncoder(buf)
-	// Keep "<", ">" and "&" in data as published rather than \u003c etc.
-	enc.SetEscapeHTML(false)
-	// Encode compacts Data, so a pretty-printed document stays on its line,
-	// and ends the line with "\n".
-	if err := enc.Encode(line); err != nil {
+	// Data is compacted, so a pretty-printed document stays on its line.
+	if err := appendLine(buf, &line); err != nil {
 		return retry.Permanent(fmt.Errorf("eventlog: event %q: %w", ev.ID, err))
 	}
 
