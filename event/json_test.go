@@ -40,6 +40,44 @@ func FuzzValidJSON(f *testing.F) {
 	})
 }
 
+// Deeper than encoding/json's limit fails both; within it both compact.
+func TestCompactJSON_DeepNesting(t *testing.T) {
+	t.Parallel()
+	for _, depth := range []int{100, 10000, 10001, 20000} {
+		b := []byte(strings.Repeat("[ ", depth) + strings.Repeat("]", depth))
+		checkCompact(t, b)
+	}
+}
+
+// FuzzCompactJSON checks CompactJSON against encoding/json.Compact.
+//
+//	go test -run '^$' -fuzz FuzzCompactJSON -fuzztime 60s ./event/
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte("{\n  \"a\" : [1, 2 ,\t\"x y\"]\r\n}"))
+	f.Add([]byte(`{"a":"<&>\u2028","b":"\u2028"}`))
+	f.Fuzz(checkCompact)
+}
+
+func checkCompact(t *testing.T, b []byte) {
+	prefix := "kept"
+	got, want := bytes.NewBufferString(prefix), bytes.NewBufferString(prefix)
+	gotErr, wantErr := event.CompactJSON(got, b), json.Compact(want, b)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("CompactJSON(%q) error %v, encoding/json's %v", b, gotErr, wantErr)
+	}
+	if gotErr != nil {
+		// What a failure leaves in dst is not part of the contract;
+		// appendLine drops the line then.
+		return
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("CompactJSON(%q) = %q, encoding/json's %q", b, got.Bytes(), want.Bytes())
+	}
+}
+
 func BenchmarkValidJSON(b *testing.B) {
 	body := []byte(`{"cardId":"c-12345","libraryId":"lib-987","title":"Dune","authors":["Frank Herbert"],"copies":3,"meta":{"isbn":"978-0441013593","available":true,"notes":null}}`)
 	b.Run("eventfleet", func(b *testing.B) {

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/eventfleet/eventfleet/event"
 )
 
 // appendLine appends l's line, ended by "\n", to buf: the bytes
 // json.Encoder with SetEscapeHTML(false) writes for l, without its
-// reflection. Strings that need escaping are left to encoding/json, so the
-// output cannot drift from it (FuzzAppendLine compares the two). An error is
-// Data that is not JSON.
+// reflection. Strings that need escaping are left to encoding/json, and Data
+// is compacted by event.CompactJSON (encoding/json's bytes, checked by its
+// fuzz test), so the output cannot drift (FuzzAppendLine compares the two).
+// An error is Data that is not JSON; buf then holds a partial line.
 func appendLine(buf *bytes.Buffer, l *Line) error {
 	buf.WriteString(`{"id":`)
 	appendString(buf, l.ID)
@@ -35,7 +38,7 @@ func appendLine(buf *bytes.Buffer, l *Line) error {
 	buf.WriteString(`,"data":`)
 	if l.Data == nil {
 		buf.WriteString("null")
-	} else if err := json.Compact(buf, l.Data); err != nil {
+	} else if err := event.CompactJSON(buf, l.Data); err != nil {
 		return err
 	}
 	buf.WriteString("}\n")

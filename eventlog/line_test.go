@@ -54,6 +54,9 @@ func FuzzAppendLine(f *testing.F) {
 	f.Add("0190", "CardAdded", "lib-1", "catalog", int64(1764410400), int64(5), 1, []byte(`{"card":7}`))
 	f.Add("q\"\\", "\t\n", "<&>", "\u2028", int64(-62167219200), int64(0), -5, []byte("{\n \"a\" : [1,2]\n}"))
 	f.Add("\xff", "", "", "", int64(0), int64(0), 0, []byte(`{bad`))
+	for _, d := range []string{"01", "[1,]", `"\ud800"`, "{} {}", " 1 ", "\"\xff\"", `"\u2028<&>"`} {
+		f.Add("id", "T", "", "", int64(0), int64(0), 1, []byte(d))
+	}
 	f.Fuzz(func(t *testing.T, id, typ, agg, src string, sec, nsec int64, attempt int, data []byte) {
 		l := Line{ID: id, Type: typ, AggregateID: agg, Source: src, Attempt: attempt, Data: data,
 			// Handle gives appendLine only what showable lets through.
