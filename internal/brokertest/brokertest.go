@@ -54,7 +54,7 @@ func URL(t testing.TB) string {
 	}
 	once.Do(func() {
 		var from string
-		brokerURL, from, urlErr = discover(os.Getenv("AMQP_URL"), LocalURL, dockerLikely, startContainer)
+		brokerURL, from, urlErr = discover(os.Getenv("AMQP_URL"), LocalURL, DockerLikely, startContainer)
 		if urlErr == nil {
 			fmt.Fprintf(os.Stderr, "brokertest: tests use RabbitMQ at %s (%s)\n", Redact(brokerURL), from)
 		}
@@ -162,7 +162,9 @@ func toString(r any) string {
 	return "panic"
 }
 
-func dockerLikely() bool {
+// DockerLikely reports whether a Docker engine may be reachable, for the
+// testcontainers fallback of test helpers.
+func DockerLikely() bool {
 	if h := os.Getenv("DOCKER_HOST"); h != "" {
 		return true
 	}

@@ -1,0 +1,44 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDiscover_NoServerSaysHowToProvideOne(t *testing.T) {
+	_, _, err := discover("", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
+		func() bool { return false }, func() (string, error) { t.Fatal("no docker: no container"); return "", nil })
+	if !errors.Is(err, ErrNoServer) || !strings.Contains(err.Error(), "TEST_DATABASE_URL=") {
+		t.Fatalf("err = %v, want ErrNoServer saying how to set TEST_DATABASE_URL", err)
+	}
+}
+
+func TestDiscover_EnvWins(t *testing.T) {
+	u, from, err := discover("postgres://x@h/db", LocalURL, func() bool { t.Fatal("probed docker"); return false }, nil)
+	if err != nil || u != "postgres://x@h/db" || from != "TEST_DATABASE_URL" {
+		t.Fatalf("got %q %q %v", u, from, err)
+	}
+}
+
+func TestDatabase_IsFreshAndDroppedAfter(t *testing.T) {
+	var name string
+	t.Run("inner", func(t *testing.T) {
+		conn := Conn(t, Database(t))
+		if err := conn.QueryRow(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(name, "ef_") {
+			t.Fatalf("database %q", name)
+		}
+	})
+	var n int
+	admin := Conn(t, URL(t))
+	if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("database %s left behind", name)
+	}
+}

@@ -1,0 +1,14 @@
+package outbox
+
+import "errors"
+
+// Errors of this package. Test with errors.Is.
+var (
+	// ErrInvalidConfig: a Config field or table name is refused.
+	ErrInvalidConfig = errors.New("outbox: invalid configuration")
+	// ErrInvalidEvent: Add refused an event (the event package's error is
+	// wrapped too).
+	ErrInvalidEvent = errors.New("outbox: invalid event")
+	// errNotLeader: another relay holds the table; a standby keeps trying.
+	errNotLeader = errors.New("outbox: another relay is publishing this table")
+)

@@ -1,0 +1,183 @@
+package outbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfleet/eventfleet/event"
+)
+
+// Format is the outbox table's layout.
+type Format string
+
+const (
+	// FormatEventfleet is this package's table (Migrate creates it): a
+	// sequence, the event's fields and headers. Sent rows are deleted.
+	FormatEventfleet Format = "eventfleet"
+	// FormatEventStore is the original design's event_store table, unchanged.
+	// Sent rows get processed = true and are pruned after Retention.
+	FormatEventStore Format = "event_store"
+)
+
+// HeaderAggregateVersion carries event_store's version column (the
+// aggregate's version the event produced). Part of the wire contract.
+const HeaderAggregateVersion = "aggregate_version"
+
+func (f Format) impl() (format, error) {
+	switch f {
+	case FormatEventfleet, "":
+		return eventfleetFormat{}, nil
+	case FormatEventStore:
+		return eventStoreFormat{}, nil
+	}
+	return nil, fmt.Errorf("%w: format %q: want %q or %q", ErrInvalidConfig, string(f), FormatEventfleet, FormatEventStore)
+}
+
+// format is what differs between the table layouts.
+type format interface {
+	migrate(t table) []string
+	// scan selects up to $1 unsettled rows not set aside and not behind a
+	// set-aside row of their aggregate, in publishing order, as scanned by
+	// read.
+	scan(t table) string
+	read(rows pgx.Rows) (row, error)
+	// settle marks the rows whose keys are $1 (text[]) sent.
+	settle(t table) string
+	// prune deletes up to $1 settled rows older than $2 (an interval in
+	// seconds); "" when sent rows are deleted at once.
+	prune(t table) string
+}
+
+// row is one outbox row as the relay handles it.
+type row struct {
+	key string // the row's key as text: seq, or event_store's id
+	ev  event.Event
+	// bad: the row can never be published (set aside at once).
+	bad error
+}
+
+// notBehindSetAside is the scan condition shared by both formats: the row is
+// not set aside itself, and no set-aside row of its aggregate (when it has
+// one) holds it back.
+func notBehindSetAside(t table, key, aggregate string) string {
+	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM %s s WHERE s.row_key = %s OR (%s <> '' AND s.aggregate_id = %s))`,
+		t.setAside.Sanitize(), key, aggregate, aggregate)
+}
+
+type eventfleetFormat struct{}
+
+func (eventfleetFormat) migrate(t table) []string {
+	return append([]string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+	seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id text NOT NULL,
+	aggregate_id text NOT NULL DEFAULT '',
+	type text NOT NULL,
+	data json NOT NULL,
+	headers jsonb NOT NULL DEFAULT '{}',
+	source text NOT NULL DEFAULT '',
+	occurred_at timestamptz NOT NULL DEFAULT now()
+)`, t.ident.Sanitize())}, notifySQL(t)...)
+}
+
+func (eventfleetFormat) scan(t table) string {
+	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
+FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
+}
+
+func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
+	var r row
+	var data, headers string
+	if err := rows.Scan(&r.key, &r.ev.ID, &r.ev.AggregateID, &r.ev.Type, &data, &headers, &r.ev.Source, &r.ev.Time); err != nil {
+		return r, err
+	}
+	r.ev.Data = json.RawMessage(data)
+	r.ev.Headers, r.bad = parseHeaders(headers)
+	return r, nil
+}
+
+func (eventfleetFormat) settle(t table) string {
+	return fmt.Sprintf(`DELETE FROM %s WHERE seq = ANY($1::text[]::bigint[])`, t.ident.Sanitize())
+}
+
+func (eventfleetFormat) prune(table) string { return "" }
+
+type eventStoreFormat struct{}
+
+func (eventStoreFormat) migrate(table) []string { return nil }
+
+func (eventStoreFormat) scan(t table) string {
+	// The partial index idx_event_store_unprocessed (processed, timestamp)
+	// serves this order; within an aggregate, version decides (see order).
+	return fmt.Sprintf(`SELECT o.id::text, o.aggregate_id, o.event_type, o.event_data::text, o.version, o."timestamp"
+FROM %s o WHERE o.processed = false AND %s ORDER BY o."timestamp", o.aggregate_id, o.version LIMIT $1`,
+		t.ident.Sanitize(), notBehindSetAside(t, "o.id::text", "o.aggregate_id"))
+}
+
+func (eventStoreFormat) read(rows pgx.Rows) (row, error) {
+	var r row
+	var data string
+	var version int32
+	if err := rows.Scan(&r.key, &r.ev.AggregateID, &r.ev.Type, &data, &version, &r.ev.Time); err != nil {
+		return r, err
+	}
+	r.ev.ID = r.key
+	r.ev.Data = json.RawMessage(data)
+	r.ev.Headers = map[string]any{HeaderAggregateVersion: int64(version)}
+	return r, nil
+}
+
+func (eventStoreFormat) settle(t table) string {
+	return fmt.Sprintf(`UPDATE %s SET processed = true WHERE id = ANY($1::text[]::uuid[])`, t.ident.Sanitize())
+}
+
+func (eventStoreFormat) prune(t table) string {
+	return fmt.Sprintf(`DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(
+	SELECT ctid FROM %[1]s WHERE processed AND created_at < now() - make_interval(secs => $2) LIMIT $1))`, t.ident.Sanitize())
+}
+
+// parseHeaders reads the headers column: a JSON object whose values are
+// strings, numbers (integers stay integers) or booleans, which is what an
+// AMQP header table can carry without nesting.
+func parseHeaders(s string) (map[string]any, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	var raw map[string]any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("headers are not a JSON object: %w", err)
+	}
+	h := make(map[string]any, len(raw))
+	for k, v := range raw {
+		switch v := v.(type) {
+		case string, bool:
+			h[k] = v
+		case json.Number:
+			if i, err := v.Int64(); err == nil {
+				h[k] = i
+			} else if f, err := v.Float64(); err == nil && !math.IsInf(f, 0) {
+				h[k] = f
+			} else {
+				return nil, fmt.Errorf("header %q: number %s out of range", k, v)
+			}
+		default:
+			return nil, fmt.Errorf("header %q: %T values cannot be AMQP headers here (strings, numbers, booleans)", k, v)
+		}
+	}
+	return h, nil
+}
+
+// timeOrNil is t, or nil for the zero time: Add leaves occurred_at to the
+// database's now() then.
+func timeOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}

@@ -1,0 +1,454 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
+)
+
+// Publisher is what a Relay publishes through: *amqp.Publisher.
+type Publisher interface {
+	PublishBatch(ctx context.Context, evs []event.Event) error
+}
+
+// Relay publishes an outbox table's committed rows. Start it, Stop it once.
+type Relay struct {
+	cfg  Config
+	t    table
+	f    format
+	pub  Publisher
+	log  *slog.Logger
+	life *lifecycle.Lifecycle
+	key  int64 // the table's advisory lock
+
+	leader    atomic.Bool
+	published atomic.Int64
+	setAside  atomic.Int64
+	lastErr   atomic.Pointer[error]
+	// attempts counts refusals per row key while this relay leads; reset
+	// when it stops leading (a new leader starts counting afresh).
+	attempts map[string]int
+}
+
+// Stats are a Relay's counters since Start.
+type Stats struct {
+	Published int64 // rows published and settled
+	SetAside  int64 // rows set aside
+	Leader    bool  // this relay holds the table now
+}
+
+// New checks cfg and returns a Relay that publishes through pub.
+func New(cfg Config, pub Publisher) (*Relay, error) {
+	cfg, t, f, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("eventfleet-outbox:" + t.name))
+	return &Relay{cfg: cfg, t: t, f: f, pub: pub, log: cfg.Logger.With("table", t.name), life: lifecycle.New(),
+		key: int64(h.Sum64()), attempts: map[string]int{}}, nil
+}
+
+// Start begins relaying in the background: connect, become the table's
+// relay or stand by, publish.
+func (r *Relay) Start(context.Context) error {
+	if err := r.life.Start(); err != nil {
+		return err
+	}
+	go r.run()
+	return nil
+}
+
+// Stop lets the scan in progress finish (its publishes confirmed and its
+// rows settled) until ctx ends, then abandons it: its unsettled rows are
+// published again by the next relay.
+func (r *Relay) Stop(ctx context.Context) error {
+	started := r.life.Stop()
+	var err error
+	if started {
+		select {
+		case <-r.life.Done():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	r.life.Halt()
+	if started {
+		<-r.life.Done()
+	}
+	return err
+}
+
+// Done is closed when the Relay has stopped.
+func (r *Relay) Done() <-chan struct{} { return r.life.Done() }
+
+// Stats returns the counters.
+func (r *Relay) Stats() Stats {
+	return Stats{Published: r.published.Load(), SetAside: r.setAside.Load(), Leader: r.leader.Load()}
+}
+
+// LastError is the last connection or publish failure, nil after a
+// successful scan.
+func (r *Relay) LastError() error {
+	if p := r.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (r *Relay) noteErr(err error) { r.lastErr.Store(&err) }
+
+func (r *Relay) run() {
+	err := lifecycle.Loop[*session]{
+		Backoff: r.cfg.Backoff,
+		Quit:    r.life.Stopping(),
+		Connect: r.connect,
+		Serve:   r.serve,
+		Failed: func(err error, lost bool, _ uint64, attempt int) {
+			r.noteErr(err)
+			if lost {
+				r.log.Warn("database connection lost; reconnecting", "err", err, "attempt", attempt)
+			} else {
+				r.log.Warn("database connection failed; retrying", "err", err, "attempt", attempt)
+			}
+		},
+	}.Run()
+	r.life.Finish(err)
+}
+
+// session is a connection that holds the table's advisory lock: the relay
+// reads and settles only on it, so losing it ends the right to settle too.
+type session struct {
+	conn *pgx.Conn
+}
+
+// connect opens a connection and waits, as a standby, until it holds the
+// table's lock; then it listens for the table's notifications.
+func (r *Relay) connect(uint64) (*session, error) {
+	ctx := r.life.HaltContext()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	conn, err := pgx.Connect(cctx, r.cfg.DatabaseURL)
+	cancel()
+	if err != nil {
+		return nil, connectError(err)
+	}
+	fail := func(err error) (*session, error) {
+		_ = conn.Close(context.Background())
+		return nil, err
+	}
+	standby := false
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", r.key).Scan(&ok); err != nil {
+			return fail(fmt.Errorf("outbox: take the relay lock: %w", err))
+		}
+		if ok {
+			break
+		}
+		if !standby {
+			standby = true
+			r.log.Info("another relay is publishing this table; standing by", "takeover", r.cfg.Takeover.String())
+		}
+		select {
+		case <-r.life.Stopping():
+			return fail(errNotLeader)
+		case <-time.After(r.cfg.Takeover):
+		}
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.t.channel()}.Sanitize()); err != nil {
+		return fail(fmt.Errorf("outbox: listen: %w", err))
+	}
+	r.log.Info("publishing this table's rows", "format", string(r.cfg.Format))
+	return &session{conn: conn}, nil
+}
+
+// connectError is a connection failure. pgx's errors name the host, user
+// and database, never the password.
+func connectError(err error) error {
+	return fmt.Errorf("outbox: connect to the database: %w", err)
+}
+
+// serve publishes rows while the session lasts.
+func (r *Relay) serve(s *session, _ uint64, _ int) error {
+	r.leader.Store(true)
+	defer func() {
+		r.leader.Store(false)
+		clear(r.attempts)
+		_ = s.conn.Close(context.Background())
+	}()
+	ctx := r.life.HaltContext()
+	failures := 0
+	lastPrune := time.Time{}
+	for !r.life.IsStopping() {
+		n, failed, err := r.pass(ctx, s)
+		if err != nil {
+			if r.life.IsStopping() {
+				return nil
+			}
+			return err
+		}
+		if q := r.f.prune(r.t); q != "" && !r.cfg.KeepProcessed && time.Since(lastPrune) > time.Minute {
+			lastPrune = time.Now()
+			if err := r.prune(ctx, s, q); err != nil {
+				return err
+			}
+		}
+		switch {
+		case failed:
+			failures++
+			if r.pause(r.cfg.Backoff.Delay(failures - 1)) {
+				return nil
+			}
+			continue
+		case n >= r.cfg.Batch:
+			failures = 0
+			continue // a full scan: there may be more at once
+		}
+		failures = 0
+		if err := r.wait(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pause waits d; it reports true when the Relay stops meanwhile.
+func (r *Relay) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-r.life.Stopping():
+		return true
+	}
+}
+
+// wait returns at the table's next notification, after PollInterval, or
+// when the Relay stops.
+func (r *Relay) wait(s *session) error {
+	ctx, cancel := context.WithTimeout(r.life.HaltContext(), r.cfg.PollInterval)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.life.Stopping():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := s.conn.WaitForNotification(ctx)
+	if err == nil || ctx.Err() != nil {
+		return nil // a notification, the poll interval, or stopping
+	}
+	return fmt.Errorf("outbox: wait for notifications: %w", err)
+}
+
+// pass is one scan: read up to Batch rows, publish them in waves, settle
+// what was confirmed. It reports how many rows it read and whether a publish
+// failed for a reason other than the row (the broker unreachable or
+// refusing): the caller backs off then. An error ends the session.
+func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err error) {
+	rows, err := r.scan(ctx, s)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(rows) == 0 {
+		return 0, false, nil
+	}
+	held := map[string]bool{} // aggregates held back by a failed row
+	var settled []string
+	for _, wave := range waves(rows) {
+		var batch []int
+		for _, i := range wave {
+			r := &rows[i]
+			if a := r.ev.AggregateID; a != "" && held[a] {
+				continue
+			}
+			batch = append(batch, i)
+		}
+		var evs []event.Event
+		var sent []int
+		for _, i := range batch {
+			row := &rows[i]
+			if row.bad != nil {
+				if err := r.putAside(ctx, s, row, row.bad.Error(), 0); err != nil {
+					return n, failed, err
+				}
+				holdRow(held, row)
+				continue
+			}
+			evs = append(evs, row.ev)
+			sent = append(sent, i)
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		errs := r.publish(ctx, evs)
+		for j, i := range sent {
+			row := &rows[i]
+			if errs[j] == nil {
+				settled = append(settled, row.key)
+				delete(r.attempts, row.key)
+				continue
+			}
+			holdRow(held, row)
+			switch kind := classify(errs[j]); kind {
+			case rowInvalid:
+				if err := r.putAside(ctx, s, row, errs[j].Error(), r.attempts[row.key]+1); err != nil {
+					return n, failed, err
+				}
+			case rowRefused:
+				r.attempts[row.key]++
+				if r.attempts[row.key] >= r.cfg.MaxAttempts {
+					if err := r.putAside(ctx, s, row, errs[j].Error(), r.attempts[row.key]); err != nil {
+						return n, failed, err
+					}
+					delete(r.attempts, row.key)
+				}
+				failed = true
+			default:
+				failed = true
+			}
+			r.noteErr(errs[j])
+		}
+	}
+	if err := r.settle(ctx, s, settled); err != nil {
+		return len(rows), failed, err
+	}
+	if !failed {
+		r.lastErr.Store(nil)
+	}
+	return len(rows), failed, nil
+}
+
+func holdRow(held map[string]bool, row *row) {
+	if a := row.ev.AggregateID; a != "" {
+		held[a] = true
+	}
+}
+
+// publish publishes one wave and returns each event's error.
+func (r *Relay) publish(ctx context.Context, evs []event.Event) []error {
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	errs := make([]error, len(evs))
+	err := r.pub.PublishBatch(pctx, evs)
+	if err == nil {
+		return errs
+	}
+	var be *amqp.BatchError
+	if errors.As(err, &be) && len(be.Errs) == len(evs) {
+		return be.Errs
+	}
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// failure is what a publish error says about its row.
+type failure int
+
+const (
+	rowUnavailable failure = iota // the broker is unreachable, refusing or slow: not the row's fault
+	rowRefused                    // the broker refused this message (nack): counts toward MaxAttempts
+	rowInvalid                    // the row can never be published as it is
+)
+
+func classify(err error) failure {
+	var invalid bool
+	for _, target := range []error{event.ErrMissingType, event.ErrInvalidType, event.ErrInvalidData, event.ErrInvalidID,
+		event.ErrInvalidAggregateID, event.ErrInvalidSource, amqp.ErrHeadersTooLarge} {
+		if errors.Is(err, target) {
+			invalid = true
+		}
+	}
+	switch {
+	case invalid:
+		return rowInvalid
+	case errors.Is(err, amqp.ErrNacked):
+		return rowRefused
+	}
+	return rowUnavailable
+}
+
+func (r *Relay) scan(ctx context.Context, s *session) ([]row, error) {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rs, err := s.conn.Query(qctx, r.f.scan(r.t), r.cfg.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: scan: %w", err)
+	}
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		row, err := r.f.read(rs)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: read a row: %w", err)
+		}
+		if row.bad == nil {
+			// As the Publisher would refuse it; checked here so that such a
+			// row is set aside whatever publishes it.
+			row.bad = row.ev.Validate()
+		}
+		out = append(out, row)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: scan: %w", err)
+	}
+	return out, nil
+}
+
+func (r *Relay) settle(ctx context.Context, s *session, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	// Not the halt context: rows confirmed are settled even during a
+	// hard stop, if the database answers in time.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := s.conn.Exec(qctx, r.f.settle(r.t), keys); err != nil {
+		return fmt.Errorf("outbox: settle %d published rows (they will be published again): %w", len(keys), err)
+	}
+	r.published.Add(int64(len(keys)))
+	return nil
+}
+
+func (r *Relay) putAside(ctx context.Context, s *session, row *row, reason string, attempts int) error {
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	q := fmt.Sprintf(`INSERT INTO %s (row_key, aggregate_id, reason, attempts) VALUES ($1, $2, $3, $4)
+ON CONFLICT (row_key) DO UPDATE SET reason = excluded.reason, attempts = excluded.attempts, last_failed_at = now()`,
+		r.t.setAside.Sanitize())
+	if _, err := s.conn.Exec(qctx, q, row.key, row.ev.AggregateID, reason, attempts); err != nil {
+		return fmt.Errorf("outbox: set row %s aside: %w", row.key, err)
+	}
+	r.setAside.Add(1)
+	r.log.Warn("row set aside; its aggregate's later rows wait behind it", "row", row.key, "event_id", row.ev.ID,
+		"aggregate_id", row.ev.AggregateID, "type", row.ev.Type, "reason", reason, "attempts", attempts)
+	return nil
+}
+
+func (r *Relay) prune(ctx context.Context, s *session, q string) error {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		tag, err := s.conn.Exec(qctx, q, 1000, r.cfg.Retention.Seconds())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("outbox: prune processed rows: %w", err)
+		}
+		if tag.RowsAffected() < 1000 || r.life.IsStopping() {
+			return nil
+		}
+	}
+}
