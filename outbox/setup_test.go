@@ -49,6 +49,12 @@ func (p *fakePublisher) PublishBatch(_ context.Context, evs []event.Event) error
 	return nil
 }
 
+func (p *fakePublisher) events() []event.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.got)
+}
+
 func (p *fakePublisher) ids() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
