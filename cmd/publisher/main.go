@@ -29,6 +29,10 @@ const usage = `Usage:
                                    print a new API key for CALLER and the PUBLISHER_KEYS line that
                                    lets serve accept it; --types limits it to those event types
                                    (topic binding keys, as EVENT_TYPES; default any)
+  publisher relay                  publish the committed rows of the app's outbox table (DATABASE_URL,
+                                   OUTBOX_*): one relay per table publishes, others stand by
+  publisher relay migrate          create the outbox table and its trigger (OUTBOX_FORMAT=eventfleet),
+                                   or only the side table for set-aside rows (event_store)
   publisher health                 exit 0 if this APP_NAME's publisher serve is ready (asked on
                                    METRICS_ADDR, its recorded address when unset, or PUBLISHER_ADDR
                                    when METRICS_ADDR=off), else 1: a container health check
@@ -62,6 +66,16 @@ Environment:
                       429 (default 10000)
   PUBLISHER_RATE      serve: events per second per caller, a token bucket (default 0: no limit)
   PUBLISHER_MAX_DEPTH serve: deepest JSON nesting of a request (default 64)
+  DATABASE_URL        relay: the app's PostgreSQL (URL or key=value DSN), holds the password
+  OUTBOX_TABLE        relay: outbox table (default eventfleet_outbox; event_store for that format)
+  OUTBOX_FORMAT       relay: eventfleet (this relay's table) or event_store (the original design's
+                      table, unchanged) (default eventfleet)
+  OUTBOX_BATCH        relay: rows per scan (default 500)
+  OUTBOX_POLL_INTERVAL  relay: scan at least this often without a notification (default 1s)
+  OUTBOX_TAKEOVER     relay: how often a standby relay tries to take over (default 1s)
+  OUTBOX_MAX_ATTEMPTS relay: broker refusals before a row is set aside (default 10)
+  OUTBOX_RETENTION    relay, event_store: prune processed rows older than this; 0 keeps them
+                      (default 168h)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
   METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090;
                       unset and :9090 taken: a free port, logged at WARN); the same as
@@ -106,6 +120,8 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		return health(ctx, environ, stdout)
 	case "key":
 		return keyNew(cmd.caller, cmd.types, stdout)
+	case "relay":
+		return relayCommand(ctx, cmd.sub, environ, stdout, stderr)
 	}
 	cfg, err := config.LoadPublisher(environ)
 	if err != nil {
@@ -181,6 +197,7 @@ type command struct {
 	name   string
 	file   string // publish --file
 	failed string // publish --failed
+	sub    string // relay migrate
 	caller string // key new CALLER
 	types  string // key new --types
 }
@@ -206,6 +223,11 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 		}
 		args = args[1:]
 		fs.StringVar(&cmd.types, "types", "", "comma-separated event `TYPES` (topic binding keys) the key may publish; default any")
+	case "relay":
+		if len(args) > 1 && args[1] == "migrate" {
+			cmd.sub = "migrate"
+			args = args[1:]
+		}
 	case "serve", "health":
 	default:
 		fmt.Fprintf(stderr, "publisher: unknown command %q\n\n%s", cmd.name, usage)

@@ -9,6 +9,7 @@ import (
 const (
 	RoleWorker    = "worker"
 	RolePublisher = "publisher"
+	RoleRelay     = "relay"
 )
 
 // Identity names one process: two workers of one app share Role and App,

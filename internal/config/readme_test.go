@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventfleet/eventfleet/outbox"
 	"github.com/eventfleet/eventfleet/tracing"
 )
 
@@ -76,6 +77,8 @@ var inWords = map[string]string{
 	"WEBHOOK_SECRET":                     "—",
 	"PUBLISHER_KEYS":                     "—",
 	"PUBLISHER_KEYS_FILE":                "—",
+	"DATABASE_URL":                       "—",
+	"OUTBOX_TABLE":                       outbox.DefaultTable,
 	"OTEL_TRACES_EXPORTER":               tracing.ExporterNone,
 	"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf",
 	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",

@@ -51,6 +51,9 @@ func Settings() []Setting {
 	add(BinaryWorker, w)
 	add(BinaryWorker, in)
 	add(BinaryPublisher, p)
+	// The relay's own settings; DATABASE_URL, required, has no default to
+	// load, so the defaults are taken as they are filled in.
+	add(BinaryPublisher, defaultRelay())
 	for i, s := range out {
 		if s.Var == "PUBLISH_TIMEOUT" {
 			out[i].Defaults = append(out[i].Defaults, FormatDuration(p.ProgressTimeout))

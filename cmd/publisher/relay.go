@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/admin"
+	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/outbox"
+)
+
+// relayCommand is "publisher relay [migrate]".
+func relayCommand(ctx context.Context, sub string, environ map[string]string, stdout, stderr io.Writer) error {
+	cfg, err := config.LoadRelay(environ)
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger(stderr)
+	if sub == "migrate" {
+		return relayMigrate(ctx, cfg, stdout)
+	}
+	m := metrics.New()
+	p, err := amqp.NewPublisher(cfg.PublisherConfig(log, m))
+	if err != nil {
+		return err
+	}
+	ocfg := cfg.OutboxConfig()
+	ocfg.Logger = log
+	r, err := outbox.New(ocfg, p)
+	if err != nil {
+		return err
+	}
+	return runRelay(ctx, cfg, p, r, m, log)
+}
+
+// relayMigrate creates the outbox table (eventfleet format) or the side
+// table (event_store), and says what it did.
+func relayMigrate(ctx context.Context, cfg config.Relay, stdout io.Writer) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	ocfg := cfg.OutboxConfig()
+	table := ocfg.Table
+	if table == "" {
+		table = outbox.DefaultTable
+		if ocfg.Format == outbox.FormatEventStore {
+			table = "event_store"
+		}
+	}
+	if err := outbox.Migrate(cctx, conn, table, ocfg.Format); err != nil {
+		return err
+	}
+	if ocfg.Format == outbox.FormatEventStore {
+		trigger, err := outbox.NotifyTriggerSQL(table)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created %s_set_aside; %s itself is left as it is.\n"+
+			"To wake the relay at once on every insert (else it polls every OUTBOX_POLL_INTERVAL), run:\n\n%s", table, table, trigger)
+		return nil
+	}
+	fmt.Fprintf(stdout, "outbox %s ready (table, insert trigger, %s_set_aside)\n", table, table)
+	return nil
+}
+
+// runRelay relays until ctx ends (a signal) or the relay or its publisher
+// stops on a fatal error, then drains: the scan in progress finishes, its
+// confirmed rows are settled, then the publisher stops.
+func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbox.Relay, m *metrics.Metrics, log *slog.Logger) error {
+	ready := func() error {
+		switch {
+		case ctx.Err() != nil:
+			return errors.New("shutting down")
+		case r.Stats().Leader && !p.Connected():
+			if last := p.LastError(); last != nil {
+				return fmt.Errorf("broker not connected: %w", last)
+			}
+			return errors.New("broker not connected")
+		case !r.Stats().Leader && r.LastError() != nil:
+			return fmt.Errorf("database: %w", r.LastError())
+		}
+		return nil
+	}
+	if cfg.MetricsAddr != config.MetricsOff {
+		stopAdmin, err := admin.Serve(admin.Config{
+			Addr:     cfg.MetricsAddr,
+			Fallback: cfg.MetricsAddrDefault,
+			Identity: admin.NewIdentity(admin.RoleRelay, cfg.App()),
+			Metrics:  m,
+			Ready:    ready,
+			Logger:   log,
+		})
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
+	}
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("relaying", "table", cfg.OutboxConfig().Table, "format", cfg.Format, "database", config.RedactDSN(cfg.DatabaseURL),
+		"broker", amqp.RedactURL(cfg.AMQPURL), "exchange", cfg.Exchange)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	case <-r.Done():
+		runErr = errors.New("relay stopped")
+	case <-p.Done():
+		runErr = p.Err()
+		if runErr == nil {
+			runErr = amqp.ErrClosed
+		}
+		runErr = fmt.Errorf("publisher stopped: %w", runErr)
+	}
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	relayErr := r.Stop(drainCtx)
+	stopErr := p.Stop(drainCtx)
+	switch {
+	case runErr != nil:
+		return runErr
+	case relayErr != nil || stopErr != nil:
+		return fmt.Errorf("%w (%v): %w", errShutdownTimeout, cfg.ShutdownTimeout, errors.Join(relayErr, stopErr))
+	}
+	s := r.Stats()
+	log.Info("stopped", "published", s.Published, "set_aside", s.SetAside)
+	return nil
+}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfleet/eventfleet/outbox"
+)
+
+// Relay holds `publisher relay`'s settings: the publisher's broker settings
+// (AMQP_URL, EXCHANGE, PUBLISH_WINDOW, PUBLISH_TIMEOUT per wave of rows, …)
+// and the outbox's.
+type Relay struct {
+	Publisher
+	// DatabaseURL is the app's PostgreSQL (URL or keyword/value DSN); it
+	// holds the password. Required.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// Table is the outbox table; empty means the format's own default
+	// (outbox.DefaultTable, or event_store).
+	Table string `env:"OUTBOX_TABLE"`
+	// Format is outbox.FormatEventfleet or outbox.FormatEventStore.
+	Format string `env:"OUTBOX_FORMAT"`
+	// Batch, PollInterval, Takeover, MaxAttempts and Retention default to
+	// the outbox package's; Retention 0 keeps processed event_store rows.
+	Batch        int           `env:"OUTBOX_BATCH"`
+	PollInterval time.Duration `env:"OUTBOX_POLL_INTERVAL"`
+	Takeover     time.Duration `env:"OUTBOX_TAKEOVER"`
+	MaxAttempts  int           `env:"OUTBOX_MAX_ATTEMPTS"`
+	Retention    time.Duration `env:"OUTBOX_RETENTION"`
+}
+
+func defaultRelay() Relay {
+	return Relay{
+		Publisher:    defaultPublisher(),
+		Format:       string(outbox.FormatEventfleet),
+		Batch:        outbox.DefaultBatch,
+		PollInterval: outbox.DefaultPollInterval,
+		Takeover:     outbox.DefaultTakeover,
+		MaxAttempts:  outbox.DefaultMaxAttempts,
+		Retention:    outbox.DefaultRetention,
+	}
+}
+
+// LoadRelay reads and checks the relay's settings from environ.
+func LoadRelay(environ map[string]string) (Relay, error) {
+	c := defaultRelay()
+	if err := parse(&c, environ); err != nil {
+		return c, err
+	}
+	p, err := LoadPublisher(environ)
+	if err != nil {
+		return c, err
+	}
+	c.Publisher = p
+	switch {
+	case c.DatabaseURL == "":
+		return c, &Error{"DATABASE_URL", "", "required: the app's PostgreSQL, e.g. postgres://user:password@host:5432/app"}
+	case c.Format != string(outbox.FormatEventfleet) && c.Format != string(outbox.FormatEventStore):
+		return c, &Error{"OUTBOX_FORMAT", c.Format, "use eventfleet (this relay's table, the default) or event_store (the original design's table, used unchanged)"}
+	case c.Batch < 1 || c.Batch > 10000:
+		return c, &Error{"OUTBOX_BATCH", fmt.Sprint(c.Batch), "must be 1..10000"}
+	case c.PollInterval <= 0:
+		return c, &Error{"OUTBOX_POLL_INTERVAL", c.PollInterval.String(), "must be positive"}
+	case c.Takeover <= 0:
+		return c, &Error{"OUTBOX_TAKEOVER", c.Takeover.String(), "must be positive"}
+	case c.MaxAttempts < 1:
+		return c, &Error{"OUTBOX_MAX_ATTEMPTS", fmt.Sprint(c.MaxAttempts), "must be positive"}
+	case c.Retention < 0:
+		return c, &Error{"OUTBOX_RETENTION", c.Retention.String(), "must be positive, or 0 to keep processed rows"}
+	}
+	if _, err := pgx.ParseConfig(c.DatabaseURL); err != nil {
+		return c, &Error{"DATABASE_URL", RedactDSN(c.DatabaseURL), "not a PostgreSQL URL (postgres://user:password@host:5432/db) or key=value DSN"}
+	}
+	if _, err := outbox.New(c.OutboxConfig(), nil); err != nil {
+		return c, &Error{"OUTBOX_TABLE", c.Table, "use table or schema.table: lower-case letters, digits and _, at most 50 bytes each"}
+	}
+	return c, nil
+}
+
+// OutboxConfig is the outbox.Config these settings describe.
+func (c Relay) OutboxConfig() outbox.Config {
+	cfg := outbox.Config{
+		DatabaseURL:    c.DatabaseURL,
+		Table:          c.Table,
+		Format:         outbox.Format(c.Format),
+		Batch:          c.Batch,
+		PollInterval:   c.PollInterval,
+		Takeover:       c.Takeover,
+		MaxAttempts:    c.MaxAttempts,
+		Retention:      c.Retention,
+		KeepProcessed:  c.Retention == 0,
+		PublishTimeout: c.Timeout,
+	}
+	return cfg
+}
+
+var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// RedactDSN is a PostgreSQL URL or DSN with its password hidden, for logs
+// and errors.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}
