@@ -82,6 +82,7 @@ type Metrics struct {
 	blockedSeconds *prometheus.CounterVec
 	depth          *prometheus.GaugeVec
 	build          *prometheus.GaugeVec
+	relay          relayVecs
 
 	mu    sync.Mutex
 	types map[string]bool
@@ -140,6 +141,7 @@ func New() *Metrics {
 			Name: "eventfleet_build_info",
 			Help: "Always 1; its labels say which build runs: module version, VCS revision and Go version.",
 		}, []string{"version", "revision", "go_version"}),
+		relay: newRelayVecs(),
 		types: map[string]bool{},
 	}
 	version, revision := buildVersion()
@@ -167,8 +169,8 @@ func buildVersion() (version, revision string) {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.published, m.confirm, m.consumed, m.handler, m.inflight,
-		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build}
+	return append([]prometheus.Collector{m.published, m.confirm, m.consumed, m.handler, m.inflight,
+		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build}, m.relay.collectors()...)
 }
 
 // Describe implements prometheus.Collector.

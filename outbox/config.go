@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/retry"
 )
 
@@ -54,6 +55,9 @@ type Config struct {
 	Backoff retry.Backoff
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics records rows published and set aside, leadership and the
+	// table's backlog. Defaults to nil: no metrics.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() (Config, table, format, error) {

@@ -48,6 +48,9 @@ type format interface {
 	read(rows pgx.Rows) (row, error)
 	// settle marks the rows whose keys are $1 (text[]) sent.
 	settle(t table) string
+	// backlog selects the unsettled rows (at most 100,000 counted), the
+	// oldest one's age in seconds (0 when none) and the set-aside rows.
+	backlog(t table) string
 	// prune deletes up to $1 settled rows older than $2 (an interval in
 	// seconds); "" when sent rows are deleted at once.
 	prune(t table) string
@@ -106,6 +109,12 @@ func (eventfleetFormat) settle(t table) string {
 
 func (eventfleetFormat) prune(table) string { return "" }
 
+func (eventfleetFormat) backlog(t table) string {
+	return fmt.Sprintf(`SELECT (SELECT count(*) FROM (SELECT 1 FROM %[1]s LIMIT 100000) p)::int,
+	coalesce(extract(epoch FROM now() - (SELECT occurred_at FROM %[1]s ORDER BY seq LIMIT 1)), 0)::float8,
+	(SELECT count(*) FROM %[2]s)::int`, t.ident.Sanitize(), t.setAside.Sanitize())
+}
+
 type eventStoreFormat struct{}
 
 func (eventStoreFormat) migrate(table) []string { return nil }
@@ -133,6 +142,12 @@ func (eventStoreFormat) read(rows pgx.Rows) (row, error) {
 
 func (eventStoreFormat) settle(t table) string {
 	return fmt.Sprintf(`UPDATE %s SET processed = true WHERE id = ANY($1::text[]::uuid[])`, t.ident.Sanitize())
+}
+
+func (eventStoreFormat) backlog(t table) string {
+	return fmt.Sprintf(`SELECT (SELECT count(*) FROM (SELECT 1 FROM %[1]s WHERE processed = false LIMIT 100000) p)::int,
+	coalesce(extract(epoch FROM now() - (SELECT min("timestamp") FROM %[1]s WHERE processed = false)), 0)::float8,
+	(SELECT count(*) FROM %[2]s)::int`, t.ident.Sanitize(), t.setAside.Sanitize())
 }
 
 func (eventStoreFormat) prune(t table) string {

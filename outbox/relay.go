@@ -14,6 +14,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/lifecycle"
+	"github.com/eventfleet/eventfleet/metrics"
 )
 
 // Publisher is what a Relay publishes through: *amqp.Publisher.
@@ -30,6 +31,7 @@ type Relay struct {
 	log  *slog.Logger
 	life *lifecycle.Lifecycle
 	key  int64 // the table's advisory lock
+	m    *metrics.RelayMetrics
 
 	leader    atomic.Bool
 	published atomic.Int64
@@ -56,7 +58,7 @@ func New(cfg Config, pub Publisher) (*Relay, error) {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("eventfleet-outbox:" + t.name))
 	return &Relay{cfg: cfg, t: t, f: f, pub: pub, log: cfg.Logger.With("table", t.name), life: lifecycle.New(),
-		key: int64(h.Sum64()), attempts: map[string]int{}}, nil
+		key: int64(h.Sum64()), m: cfg.Metrics.Relay(t.name), attempts: map[string]int{}}, nil
 }
 
 // Start begins relaying in the background: connect, become the table's
@@ -181,14 +183,16 @@ func connectError(err error) error {
 // serve publishes rows while the session lasts.
 func (r *Relay) serve(s *session, _ uint64, _ int) error {
 	r.leader.Store(true)
+	r.m.Leader(true)
 	defer func() {
 		r.leader.Store(false)
+		r.m.Leader(false)
 		clear(r.attempts)
 		_ = s.conn.Close(context.Background())
 	}()
 	ctx := r.life.HaltContext()
 	failures := 0
-	lastPrune := time.Time{}
+	var lastPrune, lastSample time.Time
 	for !r.life.IsStopping() {
 		n, failed, err := r.pass(ctx, s)
 		if err != nil {
@@ -196,6 +200,12 @@ func (r *Relay) serve(s *session, _ uint64, _ int) error {
 				return nil
 			}
 			return err
+		}
+		if r.m != nil && time.Since(lastSample) >= backlogEvery {
+			lastSample = time.Now()
+			if err := r.sampleBacklog(ctx, s); err != nil {
+				return err
+			}
 		}
 		if q := r.f.prune(r.t); q != "" && !r.cfg.KeepProcessed && time.Since(lastPrune) > time.Minute {
 			lastPrune = time.Now()
@@ -421,6 +431,7 @@ func (r *Relay) settle(ctx context.Context, s *session, keys []string) error {
 		return fmt.Errorf("outbox: settle %d published rows (they will be published again): %w", len(keys), err)
 	}
 	r.published.Add(int64(len(keys)))
+	r.m.Published(len(keys))
 	return nil
 }
 
@@ -434,6 +445,7 @@ ON CONFLICT (row_key) DO UPDATE SET reason = excluded.reason, attempts = exclude
 		return fmt.Errorf("outbox: set row %s aside: %w", row.key, err)
 	}
 	r.setAside.Add(1)
+	r.m.SetAside()
 	r.log.Warn("row set aside; its aggregate's later rows wait behind it", "row", row.key, "event_id", row.ev.ID,
 		"aggregate_id", row.ev.AggregateID, "type", row.ev.Type, "reason", reason, "attempts", attempts)
 	return nil
@@ -451,4 +463,22 @@ func (r *Relay) prune(ctx context.Context, s *session, q string) error {
 			return nil
 		}
 	}
+}
+
+// backlogEvery is how often the publishing relay samples the table's
+// backlog for its metrics: a count over the unsettled rows is not free.
+const backlogEvery = 10 * time.Second
+
+// sampleBacklog records the unsettled rows (counted up to 100,000), the
+// oldest one's age and the set-aside rows.
+func (r *Relay) sampleBacklog(ctx context.Context, s *session) error {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var pending, held int
+	var oldest float64
+	if err := s.conn.QueryRow(qctx, r.f.backlog(r.t)).Scan(&pending, &oldest, &held); err != nil {
+		return fmt.Errorf("outbox: sample the backlog: %w", err)
+	}
+	r.m.Backlog(pending, oldest, held)
+	return nil
 }

@@ -34,6 +34,7 @@ func relayCommand(ctx context.Context, sub string, environ map[string]string, st
 	}
 	ocfg := cfg.OutboxConfig()
 	ocfg.Logger = log
+	ocfg.Metrics = m
 	r, err := outbox.New(ocfg, p)
 	if err != nil {
 		return err
