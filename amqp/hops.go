@@ -47,7 +47,7 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, 
 			tracing.Destination.String(target), tracing.MessageID.String(ev.ID), tracing.Outcome.String(outcome))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := w.hops.publishTo(ctx, target, msg)
+	err := w.hops.publishTo(ctx, w.topo.hops(), target, msg)
 	cancel()
 	if err != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())

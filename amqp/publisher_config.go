@@ -29,6 +29,11 @@ type PublisherConfig struct {
 	TLS TLSFiles
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
+	// Topology says what the Publisher does with the domain exchange and
+	// its unrouted queue when it connects: TopologyDeclare declares them,
+	// TopologyPassive only checks that they exist, for a broker user
+	// without configure permission on them. Defaults to TopologyDeclare.
+	Topology string
 	// AppID is put in the app_id property of every message whose event has
 	// no Source of its own. Optional.
 	AppID string
@@ -76,6 +81,9 @@ func (c PublisherConfig) WithDefaults() PublisherConfig {
 	if c.Window == 0 {
 		c.Window = DefaultWindow
 	}
+	if c.Topology == "" {
+		c.Topology = TopologyDeclare
+	}
 	if c.Name == "" {
 		c.Name = "eventfleet-publisher"
 	}
@@ -107,6 +115,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if err := ValidateExchange(c.Exchange); err != nil {
 		return configError("Exchange", c.Exchange, err.Error())
+	}
+	if err := validateTopology("Topology", c.Topology); err != nil {
+		return err
 	}
 	if err := tlsConfigError(c.URL, c.TLS); err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/metrics"
 )
 
 func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
@@ -27,7 +29,14 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 		return nil, err
 	}
 	ch, err := conn.Channel()
-	if err == nil {
+	switch {
+	case err != nil:
+	case p.cfg.role == metrics.RoleHops:
+		// A Worker's hops go to the app's own exchange, which the
+		// consuming connection declared: nothing shared to declare here.
+	case p.cfg.Topology == TopologyPassive:
+		err = checkDomain(ch, p.cfg.Exchange, true /* unrouted: its copies go there */)
+	default:
 		err = declareDomain(ch, p.cfg.Exchange)
 	}
 	if err == nil {

@@ -48,6 +48,10 @@ type Worker struct {
 
 	handled, retried, dead atomic.Int64
 	last                   lastError // why it is not consuming; written by run
+
+	// toldLegacy: the queues kept with their old arguments were logged.
+	// Written and read by run's goroutine only (connect).
+	toldLegacy bool
 }
 
 type job struct {
@@ -84,6 +88,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		URL:       cfg.URL,
 		TLS:       cfg.TLS,
 		Exchange:  cfg.Exchange,
+		Topology:  cfg.Topology,
 		Window:    max(cfg.Concurrency, 16),
 		Name:      "eventfleet-worker-" + cfg.App + "-hops",
 		Backoff:   cfg.Backoff,
@@ -108,6 +113,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		spanName: "process " + queue,
 		topo: appTopology{
 			exchange:      cfg.Exchange,
+			passive:       cfg.Topology == TopologyPassive,
 			queue:         queue,
 			queueType:     cfg.QueueType,
 			deliveryLimit: cfg.DeliveryLimit,

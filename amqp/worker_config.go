@@ -51,6 +51,12 @@ type WorkerConfig struct {
 	TLS TLSFiles
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
+	// Topology says what the Worker does with the domain exchange when it
+	// connects: TopologyDeclare declares it (and its unrouted queue),
+	// TopologyPassive only checks that the exchange exists, for a broker
+	// user without configure permission on it. The app's own exchange and
+	// queues are declared either way. Defaults to TopologyDeclare.
+	Topology string
 	// App names the app; its queue is "events_<App>". Required.
 	App string
 	// QueueType of the app's queue: QueueQuorum or QueueClassic. Delay,
@@ -120,6 +126,9 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if c.QueueType == "" {
 		c.QueueType = QueueQuorum
 	}
+	if c.Topology == "" {
+		c.Topology = TopologyDeclare
+	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
@@ -158,6 +167,9 @@ func (c WorkerConfig) Validate() error {
 	}
 	if err := ValidateExchange(c.Exchange); err != nil {
 		return configError("Exchange", c.Exchange, err.Error())
+	}
+	if err := validateTopology("Topology", c.Topology); err != nil {
+		return err
 	}
 	switch {
 	case c.QueueType != QueueQuorum && c.QueueType != QueueClassic:

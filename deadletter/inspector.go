@@ -17,6 +17,9 @@ var (
 	// ErrNoQueue: the queue to inspect does not exist (no worker of the app,
 	// or no publisher or worker with that exchange, ever ran on this broker).
 	ErrNoQueue = errors.New("deadletter: queue does not exist")
+	// ErrNoTarget: the exchange Replay sends to does not exist (an app's
+	// own exchange, which its workers declare since this version).
+	ErrNoTarget = errors.New("deadletter: replay target does not exist")
 	// ErrBusy: something else consumes the queue (another Inspector, or a
 	// foreign consumer). An operation would then see only part of the queue
 	// and could not keep its order, so it refuses to start.
@@ -82,10 +85,12 @@ type Inspector struct {
 
 // ForApp returns an Inspector for the dead-letter queue of the app queue
 // appQueue ("events_<app>"): amqp.DeadQueue(appQueue). Replay sends messages back
-// to appQueue alone, through the default exchange, so no other app receives
-// them again.
+// to appQueue alone, through the app's own exchange (amqp.HopsExchange), so
+// no other app receives them again and the replaying user needs no write
+// permission on the default exchange, which would reach every queue.
 func ForApp(conn *amqp091.Connection, appQueue string) *Inspector {
-	return &Inspector{conn: conn, queue: amqp.DeadQueue(appQueue), key: appQueue, IdleTimeout: DefaultIdleTimeout}
+	return &Inspector{conn: conn, queue: amqp.DeadQueue(appQueue),
+		exchange: amqp.HopsExchange(appQueue), key: appQueue, IdleTimeout: DefaultIdleTimeout}
 }
 
 // ForUnrouted returns an Inspector for unroutedQueue, where publishers keep

@@ -74,7 +74,7 @@ const confirmTimeout = 30 * time.Second
 var keptKinds = []error{amqp.ErrReturned, amqp.ErrNacked, ErrUnconfirmed, ErrBodyWithheld, amqp.ErrHeadersTooLarge}
 
 // Replay sends the messages opt selects to the Inspector's target, oldest
-// first: to the app's queue through the default exchange (ForApp), or to the
+// first: to the app's queue through the app's exchange (ForApp), or to the
 // exchange with the original routing key (ForUnrouted). Each copy is
 // published as mandatory and persistent with a publisher confirm, with fresh
 // headers (see ReplayPublishing), through the Inspector's Publisher, many at
@@ -106,6 +106,11 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 		return res, err
 	}
 	defer func() { _ = s.close() }()
+	if !opt.DryRun && !i.unrouted {
+		if err := i.checkTarget(); err != nil {
+			return res, err
+		}
+	}
 	r := &replayer{i: i, s: s, opt: opt, res: &res}
 	err = r.run(ctx)
 	// Settle what is in flight before the scan's channel closes, also when
@@ -406,4 +411,32 @@ func (r *replayer) commit() error {
 	}
 	r.outbox = r.outbox[:0]
 	return ackErr
+}
+
+// checkTarget checks, with a passive declare (which needs no permission),
+// that the app's exchange a ForApp replay publishes to exists: a publish to
+// a missing exchange would close the Publisher's channel on every copy,
+// again and again, instead of failing once. After an upgrade it exists as
+// soon as one worker of this version has started.
+func (i *Inspector) checkTarget() error {
+	ch, err := i.conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	err = ch.ExchangeDeclarePassive(i.exchange, amqp091.ExchangeDirect,
+		true,  // durable (ignored by a passive declare)
+		false, // autoDelete
+		false, // internal
+		false, // noWait
+		nil)
+	var aerr *amqp091.Error
+	switch {
+	case errors.As(err, &aerr) && aerr.Code == amqp091.NotFound:
+		// The failed declare closed the channel.
+		return fmt.Errorf("%w: exchange %q, where the replay of %q goes, does not exist; "+
+			"a worker of this version declares it when it starts: start one first", ErrNoTarget, i.exchange, i.queue)
+	case err != nil:
+		return fmt.Errorf("look up exchange %q: %w", i.exchange, err)
+	}
+	return ch.Close()
 }

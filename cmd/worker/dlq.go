@@ -184,7 +184,7 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 // connection of its own. It logs only what goes wrong (to stderr: stdout is
 // the command's output).
 func replayPublisher(cfg config.Inspect, stderr io.Writer) (*amqp.Publisher, error) {
-	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, TLS: cfg.TLS(), Exchange: cfg.Exchange,
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, TLS: cfg.TLS(), Exchange: cfg.Exchange, Topology: cfg.Topology,
 		Name:          "eventfleet-dlq-replay-" + cfg.App(),
 		StopOnRefusal: true,
 		Logger:        slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})

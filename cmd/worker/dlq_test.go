@@ -231,6 +231,14 @@ func seedDead(t *testing.T, a app, deadAt time.Time, ids ...string) {
 			t.Fatal(err)
 		}
 	}
+	// The app's exchange, where replays go, as a worker declares it.
+	hops := amqp.HopsExchange(a.queue)
+	if err := ch.ExchangeDeclare(hops, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(a.queue, a.queue, hops, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	var pubs []amqp091.Publishing
 	for i, id := range ids {
 		h := amqp091.Table{amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: a.exchange, amqp.HeaderAttempt: int32(5)}

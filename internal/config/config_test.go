@@ -46,6 +46,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"RETRY_MAX_ATTEMPTS": "0"}, "RETRY_MAX_ATTEMPTS", "at least 1"},
 		{map[string]string{"EVENT_TYPES": "CardAdded,*Event"}, "EVENT_TYPES", "whole dot-separated words"},
 		{map[string]string{"QUEUE_TYPE": "stream"}, "QUEUE_TYPE", "quorum or classic"},
+		{map[string]string{"TOPOLOGY": "lazy"}, "TOPOLOGY", "passive"},
 		{map[string]string{"HANDLER": "email"}, "HANDLER", "log or webhook"},
 		{map[string]string{"HANDLER": "webhook"}, "WEBHOOK_URL", "required"},
 		{map[string]string{"HANDLER": "webhook", "WEBHOOK_URL": "ftp://u:tok3n@x"}, "WEBHOOK_URL", "http"},
