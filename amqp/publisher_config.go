@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfleet/eventfleet/metrics"
@@ -66,6 +67,11 @@ type PublisherConfig struct {
 	// metrics.RoleHops for a Worker's hops (which are not counted as
 	// published events).
 	role string
+	// ownTopology, for a Worker's hops, declares the app's own exchange,
+	// queues and bindings on a connection: on every connect, and again when
+	// a hop finds them missing (own_topology.go). The hops connection owns
+	// what it publishes to; it declares nothing shared.
+	ownTopology func(*amqp091.Connection) error
 }
 
 // WithDefaults returns c with every zero field set to its default. It is

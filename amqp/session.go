@@ -32,8 +32,10 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	switch {
 	case err != nil:
 	case p.cfg.role == metrics.RoleHops:
-		// A Worker's hops go to the app's own exchange, which the
-		// consuming connection declared: nothing shared to declare here.
+		// A Worker's hops go to the app's own exchange: declare it and its
+		// bindings here too, not only on the consuming connection, so a
+		// deleted one is back before the hop is published again.
+		err = p.declareOwn(conn)
 	case p.cfg.Topology == TopologyPassive:
 		err = checkDomain(ch, p.cfg.Exchange, true /* unrouted: its copies go there */)
 	default:

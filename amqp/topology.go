@@ -181,9 +181,8 @@ func (t appTopology) retryArgs(d time.Duration, dlx string) amqp091.Table {
 
 // declare declares the app's topology on channels of its own, and returns
 // the queues that keep dead-lettering through the default exchange (see
-// declarer). The app's exchange comes before the queues that dead-letter
-// through it; until a queue is bound to it, an at-least-once dead letter
-// for that queue waits in its source queue, it is not dropped.
+// declarer): the shared part (or, passive, a check of it), the app's own
+// part (declareOwn) and the bindings to the domain exchange.
 func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err error) {
 	d := declarer{conn: conn}
 	defer d.close()
@@ -198,35 +197,8 @@ func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err err
 	if err != nil {
 		return nil, err
 	}
-	hops := t.hops()
-	if err := d.ch.ExchangeDeclare(hops, amqp091.ExchangeDirect,
-		true,  // durable
-		false, // autoDelete
-		false, // internal: the Worker publishes to it
-		false, // noWait
-		nil); err != nil {
-		return nil, declareError("exchange", hops, err)
-	}
-	dead := DeadQueue(t.queue)
-	if err := declareQueue(d.ch, dead, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+	if err := t.declareOwn(&d); err != nil {
 		return nil, err
-	}
-	queues := []string{dead}
-	for _, delay := range t.delays {
-		q := RetryQueue(t.queue, delay)
-		if err := d.declareKeeping(q, t.retryArgs(delay, hops), t.retryArgs(delay, "")); err != nil {
-			return nil, err
-		}
-		queues = append(queues, q)
-	}
-	if err := d.declareKeeping(t.queue, t.mainArgs(hops), t.mainArgs("")); err != nil {
-		return nil, err
-	}
-	queues = append(queues, t.queue)
-	for _, q := range queues {
-		if err := d.ch.QueueBind(q, q, hops, false /* noWait */, nil); err != nil {
-			return nil, fmt.Errorf("bind queue %q to %q with key %q: %w", q, hops, q, err)
-		}
 	}
 	for _, key := range t.bindings {
 		if err := d.ch.QueueBind(t.queue, key, t.exchange, false /* noWait */, nil); err != nil {
@@ -234,4 +206,58 @@ func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err err
 		}
 	}
 	return d.legacy, nil
+}
+
+// declareOwnOn declares the app's own part of the topology on conn: what
+// the hops connection needs before it publishes, and what a worker
+// declares again when a hop or a rejected delivery finds it missing (an
+// operator deleted the exchange or a queue). Idempotent, and needs only
+// the app user's permissions on its own names.
+func (t appTopology) declareOwnOn(conn *amqp091.Connection) error {
+	d := declarer{conn: conn}
+	defer d.close()
+	return t.declareOwn(&d)
+}
+
+// declareOwn declares the app's exchange, its queues and their bindings to
+// the exchange, on d's channels. The exchange comes before the queues that
+// dead-letter through it; until a queue is bound to it, an at-least-once
+// dead letter for that queue waits in its source queue, it is not dropped.
+func (t appTopology) declareOwn(d *declarer) (err error) {
+	if d.ch == nil {
+		if d.ch, err = d.conn.Channel(); err != nil {
+			return err
+		}
+	}
+	hops := t.hops()
+	if err := d.ch.ExchangeDeclare(hops, amqp091.ExchangeDirect,
+		true,  // durable
+		false, // autoDelete
+		false, // internal: the Worker publishes to it
+		false, // noWait
+		nil); err != nil {
+		return declareError("exchange", hops, err)
+	}
+	dead := DeadQueue(t.queue)
+	if err := declareQueue(d.ch, dead, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+		return err
+	}
+	queues := []string{dead}
+	for _, delay := range t.delays {
+		q := RetryQueue(t.queue, delay)
+		if err := d.declareKeeping(q, t.retryArgs(delay, hops), t.retryArgs(delay, "")); err != nil {
+			return err
+		}
+		queues = append(queues, q)
+	}
+	if err := d.declareKeeping(t.queue, t.mainArgs(hops), t.mainArgs("")); err != nil {
+		return err
+	}
+	queues = append(queues, t.queue)
+	for _, q := range queues {
+		if err := d.ch.QueueBind(q, q, hops, false /* noWait */, nil); err != nil {
+			return fmt.Errorf("bind queue %q to %q with key %q: %w", q, hops, q, err)
+		}
+	}
+	return nil
 }

@@ -84,6 +84,15 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	bindings = slices.Compact(bindings)
 	queue := AppQueue(cfg.App)
 	log := cfg.Logger.With("component", "worker", "app", cfg.App)
+	topo := appTopology{
+		exchange:      cfg.Exchange,
+		passive:       cfg.Topology == TopologyPassive,
+		queue:         queue,
+		queueType:     cfg.QueueType,
+		deliveryLimit: cfg.DeliveryLimit,
+		bindings:      bindings,
+		delays:        cfg.Retry.Stages(),
+	}
 	hops, err := NewPublisher(PublisherConfig{
 		URL:       cfg.URL,
 		TLS:       cfg.TLS,
@@ -96,6 +105,9 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		Logger:    cfg.Logger.With("app", cfg.App),
 		Metrics:   cfg.Metrics,
 		role:      metrics.RoleHops,
+		// The hops connection declares the app's own topology, never
+		// the shared one (own_topology.go).
+		ownTopology: topo.declareOwnOn,
 
 		TracerProvider: cfg.TracerProvider,
 	})
@@ -111,18 +123,10 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		connm:    cfg.Metrics.Conn(metrics.RoleConsumer),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
 		spanName: "process " + queue,
-		topo: appTopology{
-			exchange:      cfg.Exchange,
-			passive:       cfg.Topology == TopologyPassive,
-			queue:         queue,
-			queueType:     cfg.QueueType,
-			deliveryLimit: cfg.DeliveryLimit,
-			bindings:      bindings,
-			delays:        cfg.Retry.Stages(),
-		},
-		jobs:  make(chan job),
-		ready: make(chan struct{}),
-		life:  lifecycle.New(),
+		topo:     topo,
+		jobs:     make(chan job),
+		ready:    make(chan struct{}),
+		life:     lifecycle.New(),
 	}, nil
 }
 

@@ -11,14 +11,14 @@ import (
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
-// TestWorker_OversizedBodyLostWhenHopsExchangeIsMissing: a classic app
-// queue created by this version dead-letters through events_<app>.hops, at
-// most once. The worker rejects a body over MaxBody and lets the broker move
-// it; with the app's exchange gone (deleted under a running worker, which
-// does not declare it again) the broker drops the message: it is in neither
-// the app's queue nor its dead-letter queue. Through the default exchange
-// (the earlier topology) this move could not fail this way.
-func TestWorker_OversizedBodyLostWhenHopsExchangeIsMissing(t *testing.T) {
+// TestWorker_OversizedBodyDeadLetteredWhenHopsExchangeIsMissing: a classic
+// app queue created by this version dead-letters through events_<app>.hops,
+// at most once. The worker rejects a body over MaxBody and lets the broker
+// move it; with the app's exchange gone (deleted under a running worker) the
+// broker would drop the message, in neither the app's queue nor its
+// dead-letter queue. The worker declares its own topology again before such
+// a reject, so the event reaches the dead-letter queue.
+func TestWorker_OversizedBodyDeadLetteredWhenHopsExchangeIsMissing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	r := newRecorder(nil)
