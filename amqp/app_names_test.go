@@ -23,3 +23,19 @@ func TestValidateAppName_RefusesNamesOfAnotherAppsTopology(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateAppName_KeepsNamesThatMakeNoOtherAppsNames: dots are still
+// allowed where they make no name of another app's topology.
+func TestValidateAppName_KeepsNamesThatMakeNoOtherAppsNames(t *testing.T) {
+	t.Parallel()
+	for _, app := range []string{"a", "billing-service", "a.b", "a.hopscotch", "a.deadline", "a.retry", "a.hops.x", "retry.1s"} {
+		if err := amqp.ValidateAppName(app); err != nil {
+			t.Errorf("ValidateAppName(%q) = %v, want nil", app, err)
+		}
+	}
+	for _, app := range []string{"a.hops", "a.dead", "a.retry.1s", "a.retry.x", "a.b.dead"} {
+		if err := amqp.ValidateAppID(app); err != nil {
+			t.Errorf("ValidateAppID(%q) = %v, want nil: an app_id makes no queue", app, err)
+		}
+	}
+}

@@ -412,7 +412,7 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 	if err := c.Telemetry.validate(); err != nil {
 		return c, err
 	}
-	if err := validateApp(c.App(), environ); err != nil {
+	if err := validateAppID(c.App(), environ); err != nil {
 		return c, err
 	}
 	if err := c.PublisherConfig(nil, nil).Validate(); err != nil {
@@ -644,8 +644,21 @@ func tlsError(err error) error {
 	return &Error{tlsVars[te.Field], te.Value, te.Problem}
 }
 
+// validateApp checks the app name of a binary whose app has queues (the
+// worker, `worker dlq`): amqp.ValidateAppName.
 func validateApp(app string, environ map[string]string) error {
-	if err := amqp.ValidateAppName(app); err != nil {
+	return appError(amqp.ValidateAppName(app), app, environ)
+}
+
+// validateAppID checks the publisher's app name, which is only the
+// messages' app_id: amqp.ValidateAppID.
+func validateAppID(app string, environ map[string]string) error {
+	return appError(amqp.ValidateAppID(app), app, environ)
+}
+
+// appError names the variable the app name came from in err.
+func appError(err error, app string, environ map[string]string) error {
+	if err != nil {
 		name := "APP_NAME"
 		if environ["APP_NAME"] == "" {
 			name = "FLY_APP_NAME"
