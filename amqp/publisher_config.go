@@ -35,6 +35,13 @@ type PublisherConfig struct {
 	// TopologyPassive only checks that they exist, for a broker user
 	// without configure permission on them. Defaults to TopologyDeclare.
 	Topology string
+	// SendOnly is for a Publisher that only sends prepared messages
+	// (PublishMessage, SendMessage) and keeps no unrouted copies, such as
+	// `worker dlq replay`'s: Topology then declares or checks the domain
+	// exchange alone, not the unrouted queue and exchange, which it does not
+	// use and which may not exist yet. Publish on it fails with
+	// ErrInvalidConfig. Defaults to false.
+	SendOnly bool
 	// AppID is put in the app_id property of every message whose event has
 	// no Source of its own. Optional.
 	AppID string

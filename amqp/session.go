@@ -37,7 +37,9 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 		// deleted one is back before the hop is published again.
 		err = p.declareOwn(conn)
 	case p.cfg.Topology == TopologyPassive:
-		err = checkDomain(ch, p.cfg.Exchange, true /* unrouted: its copies go there */)
+		err = checkDomain(ch, p.cfg.Exchange, !p.cfg.SendOnly /* unrouted: its copies go there */)
+	case p.cfg.SendOnly:
+		err = declareExchange(ch, p.cfg.Exchange)
 	default:
 		err = declareDomain(ch, p.cfg.Exchange)
 	}

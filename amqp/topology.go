@@ -86,16 +86,8 @@ func topicWords(k string) []string {
 // keeps the arguments it always had, for the same reason; its bound comes
 // from a policy (UnroutedPolicy).
 func declareDomain(ch *amqp091.Channel, exchange string) error {
-	if exchange != "" {
-		err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
-			true,  // durable
-			false, // autoDelete
-			false, // internal
-			false, // noWait
-			nil)
-		if err != nil {
-			return declareError("exchange", exchange, err)
-		}
+	if err := declareExchange(ch, exchange); err != nil {
+		return err
 	}
 	q := UnroutedQueue(exchange)
 	if err := declareQueue(ch, q, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
@@ -116,6 +108,23 @@ func declareDomain(ch *amqp091.Channel, exchange string) error {
 	}
 	if err := ch.QueueBind(q, q, q, false /* noWait */, nil); err != nil {
 		return fmt.Errorf("bind queue %q to exchange %q: %w", q, q, err)
+	}
+	return nil
+}
+
+// declareExchange declares the domain exchange alone (none when empty).
+func declareExchange(ch *amqp091.Channel, exchange string) error {
+	if exchange == "" {
+		return nil
+	}
+	err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
+		true,  // durable
+		false, // autoDelete
+		false, // internal
+		false, // noWait
+		nil)
+	if err != nil {
+		return declareError("exchange", exchange, err)
 	}
 	return nil
 }

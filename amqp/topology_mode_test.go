@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -79,5 +80,20 @@ func TestTopology_Validated(t *testing.T) {
 	}
 	if _, err := amqp.NewWorker(amqp.WorkerConfig{App: "a", Topology: "lazy"}, newRecorder(nil)); err == nil || !strings.Contains(err.Error(), "passive") {
 		t.Errorf("NewWorker with Topology lazy: %v", err)
+	}
+}
+
+// TestPublisher_SendOnlyRefusesPublish: a SendOnly Publisher declares no
+// unrouted queue, so Publish, which would keep an unroutable event's copy
+// there, is refused at once; PublishMessage is what it is for.
+func TestPublisher_SendOnlyRefusesPublish(t *testing.T) {
+	t.Parallel()
+	p, err := amqp.NewPublisher(amqp.PublisherConfig{SendOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Publish(context.Background(), ev("CardAddedToLibraryEvent", "lib-1", 1))
+	if !errors.Is(err, amqp.ErrInvalidConfig) || !strings.Contains(err.Error(), "PublishMessage") {
+		t.Errorf("Publish on a SendOnly Publisher: %v, want ErrInvalidConfig naming PublishMessage", err)
 	}
 }

@@ -17,6 +17,10 @@ type published struct {
 }
 
 func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) (published, error) {
+	if keepUnrouted && p.cfg.SendOnly {
+		// Its connection declares no unrouted queue to keep a copy in.
+		return published{}, fmt.Errorf("%w: Publish on a SendOnly Publisher: use PublishMessage", ErrInvalidConfig)
+	}
 	if err := p.begin(); err != nil {
 		return published{}, err
 	}

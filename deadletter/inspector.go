@@ -254,7 +254,12 @@ func (i *Inspector) settle() {
 // and it cannot know how many there are. The prefetch count must be right
 // from the start: on RabbitMQ 3.10 a basic.qos after basic.consume does not
 // change the window of a quorum queue consumer (measured).
-func (i *Inspector) open() (*scan, error) {
+func (i *Inspector) open() (*scan, error) { return i.openChecking(nil) }
+
+// openChecking is open with a check of its own (Replay's target) that runs
+// once the queue is known to exist and hold messages, before the scan
+// consumes anything.
+func (i *Inspector) openChecking(before func() error) (*scan, error) {
 	ch, q, err := i.check()
 	if err != nil {
 		return nil, err
@@ -265,6 +270,12 @@ func (i *Inspector) open() (*scan, error) {
 	}
 	if s.Depth == 0 {
 		return s, nil
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			_ = ch.Close()
+			return nil, err
+		}
 	}
 	s.prefetch = min(s.Depth, MaxScan)
 	if err := ch.Qos(s.prefetch, 0, false /* global */); err != nil {

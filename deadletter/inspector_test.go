@@ -800,3 +800,15 @@ func TestReplay_WithoutTheAppsExchangeFailsOnce(t *testing.T) {
 		t.Errorf("dead-letter queue holds %v, want [ev-1]", got)
 	}
 }
+
+// TestReplay_NoQueueBeforeNoTarget: with neither the dead-letter queue nor
+// the app's exchange there (a mistyped app name, say), Replay says the
+// queue is missing, not the target.
+func TestReplay_NoQueueBeforeNoTarget(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, err := f.forApp().Replay(ctx(t), deadletter.ReplayOptions{})
+	if !errors.Is(err, deadletter.ErrNoQueue) {
+		t.Fatalf("Replay: %v, want ErrNoQueue", err)
+	}
+}

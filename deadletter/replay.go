@@ -101,16 +101,17 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 	case !opt.DryRun && i.Publisher == nil:
 		return res, fmt.Errorf("%w: Replay needs the Inspector's Publisher to send its copies", ErrInvalidOptions)
 	}
-	s, err := i.open()
+	// The target is checked after the queue (a mistyped APP_NAME is "no
+	// such queue", not "no target") and before the scan consumes anything.
+	var target func() error
+	if !opt.DryRun && !i.unrouted {
+		target = i.checkTarget
+	}
+	s, err := i.openChecking(target)
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = s.close() }()
-	if !opt.DryRun && !i.unrouted {
-		if err := i.checkTarget(); err != nil {
-			return res, err
-		}
-	}
 	r := &replayer{i: i, s: s, opt: opt, res: &res}
 	err = r.run(ctx)
 	// Settle what is in flight before the scan's channel closes, also when

@@ -422,3 +422,25 @@ func TestDLQ_UnroutedReplay(t *testing.T) {
 		t.Errorf("%d left in %s", n, unrouted)
 	}
 }
+
+// TestDLQ_ReplayPassiveNeedsNoUnroutedTopology: `worker dlq replay` with
+// TOPOLOGY=passive sends dead letters to the app's own exchange and keeps
+// no unrouted copies, so it checks only the domain exchange: on a broker
+// where no publisher of this version ever declared <EXCHANGE>.unrouted it
+// still replays.
+func TestDLQ_ReplayPassiveNeedsNoUnroutedTopology(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	ch := brokertest.Channel(t)
+	if err := ch.ExchangeDeclare(a.exchange, amqp091.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	seedDead(t, a, time.Now(), "ev-0")
+	dlqRun(t, a.env(t, "TOPOLOGY=passive"), "replay").expect(t, 0, "replayed 1")
+	if n := brokertest.Depth(t, a.queue); n != 1 {
+		t.Errorf("%s holds %d after the replay, want 1", a.queue, n)
+	}
+	if n := brokertest.Depth(t, amqp.UnroutedQueue(a.exchange)); n != -1 {
+		t.Errorf("%s exists after the replay (depth %d): a passive replay declares nothing", amqp.UnroutedQueue(a.exchange), n)
+	}
+}
