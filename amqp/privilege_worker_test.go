@@ -35,9 +35,17 @@ func scopedSetup(t *testing.T) scopedWorld {
 	t.Helper()
 	node := brokertest.StartNode(t)
 	admin := nodeChannel(t, node)
-	// The topology owner's one step: a Publisher with TOPOLOGY=declare.
-	owner := &bundle{url: node.URL(), exchange: "domain_events", log: testLogger(t)}
-	_ = owner.publisher(t, amqp.PublisherConfig{})
+	// The topology owner's one step: a Publisher with TOPOLOGY=declare,
+	// as a user with exactly the owner's patterns.
+	node.Ctl(t, "add_user", "owner", "pw-o")
+	node.Ctl(t, "set_permissions", "-p", "/", "owner", `^domain_events(\.unrouted)?$`, `^domain_events\.unrouted$`, `^domain_events\.unrouted$`)
+	owner := &bundle{url: fmt.Sprintf("amqp://owner:pw-o@127.0.0.1:%d/", node.Port), exchange: "domain_events", log: testLogger(t)}
+	op := owner.publisher(t, amqp.PublisherConfig{})
+	select {
+	case <-op.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the topology owner's Publisher did not connect: %v", op.LastError())
+	}
 	_, err := admin.QueueDeclare("events_b", true, false, false, false, quorum())
 	must(t, err)
 	node.Ctl(t, "add_user", "worker-a", "pw-a")
@@ -174,6 +182,21 @@ func TestWorker_UpgradeKeepsQueuesOfAnEarlierVersion(t *testing.T) {
 	if got := depth(t, admin, "events_a"); got != 2 {
 		t.Fatalf("events_a holds %d before the upgrade, want 2", got)
 	}
+	// A retry the previous version's worker had sent through the default
+	// exchange (its delay queue dead-letters it to events_a through "",
+	// which the broker does for no user), and a dead letter it had made.
+	must(t, admin.Confirm(false))
+	for q, m := range map[string]amqp091.Publishing{
+		amqp.RetryQueue("events_a", old): {MessageId: "old-retry", Type: "CardAddedToLibraryEvent", Body: []byte(`{"n":7}`),
+			Headers: amqp091.Table{amqp.HeaderAttempt: int32(2), amqp.HeaderRoutingKey: "CardAddedToLibraryEvent", amqp.HeaderExchange: "domain_events"}},
+		"events_a.dead": {MessageId: "old-dead", Type: "CardAddedToLibraryEvent", Body: []byte(`{"n":8}`)},
+	} {
+		dc, err := admin.PublishWithDeferredConfirm("", q, true, false, m)
+		must(t, err)
+		if !dc.Wait() {
+			t.Fatalf("seeding %s not confirmed", q)
+		}
+	}
 
 	// Attempts 1 and 2 fail: the event goes through the old delay queue,
 	// then through the added one.
@@ -188,11 +211,17 @@ func TestWorker_UpgradeKeepsQueuesOfAnEarlierVersion(t *testing.T) {
 	brokertest.Eventually(t, 20*time.Second, "the waiting event retried through both delay queues", func() bool {
 		return rec.count(ids[0]) == 3
 	})
-	brokertest.Eventually(t, 20*time.Second, "the permanent failure in events_a.dead", func() bool {
-		return depth(t, admin, "events_a.dead") == 1
+	brokertest.Eventually(t, 20*time.Second, "the previous version's retry handled after one more", func() bool {
+		return rec.count("old-retry") == 2
+	})
+	brokertest.Eventually(t, 20*time.Second, "the permanent failure in events_a.dead, next to the old dead letter", func() bool {
+		return depth(t, admin, "events_a.dead") == 2
 	})
 	if got := rec.attempts(ids[0]); fmt.Sprint(got) != "[1 2 3]" {
 		t.Errorf("attempts %v, want [1 2 3]", got)
+	}
+	if got := rec.attempts("old-retry"); fmt.Sprint(got) != "[2 3]" {
+		t.Errorf("attempts of the previous version's retry %v, want [2 3]", got)
 	}
 	// The old queues kept their arguments: declaring them as before passes.
 	probe := nodeChannel(t, s.node)
