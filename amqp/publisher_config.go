@@ -54,7 +54,8 @@ type PublisherConfig struct {
 	Backoff retry.Backoff
 	// StopOnRefusal stops the Publisher (Done, Err) at the first connect
 	// error only an operator can fix (IsRefusal: ErrAccessRefused,
-	// ErrVhostNotFound, ErrTLS) instead of retrying it: for a command-line
+	// ErrVhostNotFound, ErrTLS; and ErrTopologyMissing, the shared
+	// topology TopologyPassive found missing) instead of retrying it: for a command-line
 	// tool, which should say why and exit. Defaults to false: a server keeps
 	// retrying with Backoff, and LastError says why.
 	StopOnRefusal bool

@@ -444,3 +444,25 @@ func TestDLQ_ReplayPassiveNeedsNoUnroutedTopology(t *testing.T) {
 		t.Errorf("%s exists after the replay (depth %d): a passive replay declares nothing", amqp.UnroutedQueue(a.exchange), n)
 	}
 }
+
+// TestDLQ_ReplayPassiveWithoutTheExchangeExitsAtOnce: `worker dlq replay`
+// with TOPOLOGY=passive on a broker without the domain exchange exits 1 at
+// once, naming the exchange and the fix, instead of retrying until its
+// publish times out; nothing leaves the dead-letter queue.
+func TestDLQ_ReplayPassiveWithoutTheExchangeExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	seedDead(t, a, time.Now(), "ev-0")
+	began := time.Now()
+	r := dlqRun(t, a.env(t, "TOPOLOGY=passive"), "replay")
+	r.expect(t, 1)
+	if want := fmt.Sprintf("exchange %q does not exist", a.exchange); !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "TOPOLOGY=declare") {
+		t.Errorf("stderr %q, want it to say %s and the fix (TOPOLOGY=declare)", r.stderr, want)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Errorf("took %v: a missing exchange must not be retried", took)
+	}
+	if n := brokertest.Depth(t, a.dead); n != 1 {
+		t.Errorf("%s holds %d, want 1", a.dead, n)
+	}
+}
