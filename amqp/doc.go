@@ -31,13 +31,17 @@
 //     it, so an app's broker user needs write on its own names only; queues
 //     created before it keep dead-lettering through the default exchange
 //     (their arguments cannot change), which the broker does not check against
-//     any user. See docs/least-privilege.md.
+//     any user. Both of a Worker's connections declare it (own_topology.go),
+//     and declare it again when a hop finds it missing. See
+//     docs/least-privilege.md.
 //
 // Config.Topology TopologyPassive only checks that the shared part (the
 // domain exchange, for a Publisher also the unrouted exchange and queue)
 // exists, with passive declares, for users without configure permission on
 // it; a missing one is ErrTopologyMissing. A Worker declares its own part
-// either way.
+// either way. App names that would be names of another app's part
+// (ending in ".hops" or ".dead", containing ".retry.") are refused
+// (ValidateAppName).
 //
 // # Wire contract
 //
