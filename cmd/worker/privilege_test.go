@@ -22,7 +22,9 @@ const ownNames = `events_a(\.hops|\.dead|\.retry\.[0-9][0-9.hms]*)?`
 // replay` with TOPOLOGY=passive as a broker user that may touch app a's
 // names only (no write on amq.default, no configure on domain_events), on a
 // private node: events are handled, a failing one is retried and
-// dead-lettered, and the dead letter is replayed to the app's queue.
+// dead-lettered, and the dead letter is replayed to the app's queue; then
+// `worker dlq --unrouted replay` as the unrouted queue's operator (configure
+// ^$, write the exchange, read the unrouted queue) replays a kept event.
 func TestWorker_RunsAsAUserScopedToItsApp(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
@@ -75,6 +77,28 @@ func TestWorker_RunsAsAUserScopedToItsApp(t *testing.T) {
 	}
 	if d, q := nodeDepth(t, admin, "events_a.dead"), nodeDepth(t, admin, "events_a"); d != 0 || q != 1 {
 		t.Errorf("after the replay: %d in events_a.dead, %d in events_a; want 0 and 1", d, q)
+	}
+
+	// The operator of the unrouted queue, with exactly its patterns,
+	// replays an event kept there to the exchange, where events_a is now
+	// bound for its type.
+	node.Ctl(t, "add_user", "unrouted-op", "pw-u")
+	node.Ctl(t, "set_permissions", "-p", "/", "unrouted-op", "^$", "^domain_events$", `^domain_events\.unrouted$`)
+	node.Ctl(t, "set_topic_permissions", "-p", "/", "unrouted-op", "domain_events", ".*", "^$")
+	unrouted := amqp.UnroutedQueue("domain_events")
+	publishTo(t, admin, unrouted, unrouted, amqp091.Publishing{MessageId: "kept-1", Type: cardAdded, DeliveryMode: amqp091.Persistent,
+		ContentType: "application/json", Timestamp: time.Now(), Body: []byte(`{}`),
+		Headers: amqp091.Table{amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: "domain_events"}})
+	opEnv := map[string]string{
+		"AMQP_URL": fmt.Sprintf("amqp://unrouted-op:pw-u@127.0.0.1:%d/", node.Port),
+		"EXCHANGE": "domain_events", "TOPOLOGY": "passive", "LOG_LEVEL": "info",
+	}
+	u := startWorker(t, opEnv, "dlq", "--unrouted", "replay")
+	if code := u.wait(30 * time.Second); code != 0 {
+		t.Fatalf("worker dlq --unrouted replay as the operator's user exited %d:\n%s%s", code, u.Stdout.String(), u.Stderr.String())
+	}
+	if k, q := nodeDepth(t, admin, unrouted), nodeDepth(t, admin, "events_a"); k != 0 || q != 2 {
+		t.Errorf("after the unrouted replay: %d in %s, %d in events_a; want 0 and 2", k, unrouted, q)
 	}
 }
 
