@@ -40,7 +40,7 @@ type PublisherConfig struct {
 	// `worker dlq replay`'s: Topology then declares or checks the domain
 	// exchange alone, not the unrouted queue and exchange, which it does not
 	// use and which may not exist yet. Publish on it fails with
-	// ErrInvalidConfig. Defaults to false.
+	// ErrInvalidConfig, and so does PublishBatch. Defaults to false.
 	SendOnly bool
 	// AppID is put in the app_id property of every message whose event has
 	// no Source of its own. Optional.

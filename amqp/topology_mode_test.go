@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/internal/workertest"
 	"github.com/eventfleet/eventfleet/retry"
@@ -95,5 +96,8 @@ func TestPublisher_SendOnlyRefusesPublish(t *testing.T) {
 	err = p.Publish(context.Background(), ev("CardAddedToLibraryEvent", "lib-1", 1))
 	if !errors.Is(err, amqp.ErrInvalidConfig) || !strings.Contains(err.Error(), "PublishMessage") {
 		t.Errorf("Publish on a SendOnly Publisher: %v, want ErrInvalidConfig naming PublishMessage", err)
+	}
+	if err := p.PublishBatch(context.Background(), []event.Event{ev("CardAddedToLibraryEvent", "lib-1", 2)}); !errors.Is(err, amqp.ErrInvalidConfig) {
+		t.Errorf("PublishBatch on a SendOnly Publisher: %v, want ErrInvalidConfig", err)
 	}
 }

@@ -18,8 +18,7 @@ type published struct {
 
 func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) (published, error) {
 	if keepUnrouted && p.cfg.SendOnly {
-		// Its connection declares no unrouted queue to keep a copy in.
-		return published{}, fmt.Errorf("%w: Publish on a SendOnly Publisher: use PublishMessage", ErrInvalidConfig)
+		return published{}, errSendOnly
 	}
 	if err := p.begin(); err != nil {
 		return published{}, err
@@ -30,6 +29,10 @@ func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp0
 	}
 	return p.publishHolding(ctx, exchange, key, msg, keepUnrouted)
 }
+
+// errSendOnly refuses Publish and PublishBatch on a SendOnly Publisher:
+// its connection declares no unrouted queue to keep a copy in.
+var errSendOnly = fmt.Errorf("%w: Publish on a SendOnly Publisher: use PublishMessage", ErrInvalidConfig)
 
 // publishTo sends msg to a queue by name through exchange, an app's
 // HopsExchange, whose binding keys are its queues' names. A return (no such
