@@ -40,6 +40,9 @@ func (e *BatchError) Unwrap() []error { return e.Errs }
 // loop would: a goroutine per event (the obvious way, since each event may
 // need republishing on its own) cost a fifth of the throughput.
 func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
+	if p.cfg.SendOnly {
+		return errSendOnly
+	}
 	if err := p.begin(); err != nil {
 		return err
 	}

@@ -224,7 +224,7 @@ func BenchmarkConsume(b *testing.B) {
 		exchange := brokertest.Name(b)
 		app := brokertest.Name(b)
 		q := amqp.AppQueue(app)
-		brokertest.Cleanup(b, []string{q, q + ".dead", amqp.UnroutedQueue(exchange)}, []string{exchange})
+		brokertest.Cleanup(b, []string{q, q + ".dead", amqp.UnroutedQueue(exchange)}, []string{exchange, amqp.HopsExchange(q)})
 		// A first worker declares the topology; stop it, fill the queue,
 		// then time a fresh worker draining it.
 		cfg := amqp.WorkerConfig{URL: brokertest.URL(b), Exchange: exchange, App: app, Prefetch: 256, Logger: testLogger(b),

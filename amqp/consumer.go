@@ -69,11 +69,18 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		_ = conn.Close()
 		return nil, err
 	}
-	ch, err := conn.Channel()
+	legacy, err := w.topo.declare(conn)
 	if err != nil {
 		return fail(err)
 	}
-	if err := w.topo.declare(ch); err != nil {
+	if len(legacy) > 0 && !w.toldLegacy {
+		w.toldLegacy = true
+		w.log.Info("queues created by an earlier version keep dead-lettering through the default exchange; "+
+			"retries and dead letters go through the app's exchange (docs/least-privilege.md, Upgrade)",
+			"queues", legacy, "exchange", w.topo.hops())
+	}
+	ch, err := conn.Channel()
+	if err != nil {
 		return fail(err)
 	}
 	// Start cautious: one delivery at a time until the first delivery that

@@ -13,7 +13,9 @@
 //     Its bound is a policy an operator applies (UnroutedPolicy: max-length,
 //     max-length-bytes, overflow reject-publish), never a queue argument, which
 //     existing queues would refuse (406). Full, it nacks the copy and the
-//     publish fails with ErrNacked.
+//     publish fails with ErrNacked. The copies go through a direct exchange of
+//     the same name bound to it (auto-delete: it lives as long as that
+//     binding), not through the default exchange.
 //   - "events_<app>": the app's queue (quorum by default, classic allowed), bound
 //     to the app's event types or to "#". Many worker processes share it.
 //   - "events_<app>.retry.<delay>": one quorum delay queue per distinct retry
@@ -23,6 +25,23 @@
 //   - "events_<app>.dead": the app's dead-letter queue (quorum). The app's quorum
 //     queue also dead-letters here when a message exceeds x-delivery-limit (a
 //     worker that crashes on it every time).
+//   - "events_<app>.hops": the app's own direct exchange (HopsExchange), bound to
+//     each of the three kinds of queue above by the queue's name. Retries, dead
+//     letters and replays are published there, and queues dead-letter through
+//     it, so an app's broker user needs write on its own names only; queues
+//     created before it keep dead-lettering through the default exchange
+//     (their arguments cannot change), which the broker does not check against
+//     any user. Both of a Worker's connections declare it (own_topology.go),
+//     and declare it again when a hop finds it missing. See
+//     docs/least-privilege.md.
+//
+// Config.Topology TopologyPassive only checks that the shared part (the
+// domain exchange, for a Publisher also the unrouted exchange and queue)
+// exists, with passive declares, for users without configure permission on
+// it; a missing one is ErrTopologyMissing. A Worker declares its own part
+// either way. App names that would be names of another app's part
+// (ending in ".hops" or ".dead", containing ".retry.") are refused
+// (ValidateAppName).
 //
 // # Wire contract
 //

@@ -98,6 +98,7 @@ func ExampleWorker() {
 	queue := amqp.AppQueue(app)
 	defer exampleCleanup(url, []string{queue, amqp.DeadQueue(queue), amqp.RetryQueue(queue, time.Second),
 		amqp.UnroutedQueue(exchange)}, exchange)
+	defer exampleCleanup(url, nil, amqp.HopsExchange(queue))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	handled := make(chan struct{})

@@ -110,7 +110,11 @@ func (w *Worker) conclude(c *handlerCall, err error) {
 // it is rejected, and the app queue's dead-lettering moves the message,
 // unchanged, to the dead-letter queue, so nothing is held or uploaded again.
 // That move is at least once on a quorum app queue; a classic queue
-// dead-letters at most once (a broker crash during the move can lose it).
+// dead-letters at most once (a broker crash during the move can lose it),
+// and drops the message when its dead-letter exchange (the app's exchange,
+// for a queue this version created) is missing. So the app's own topology is
+// declared again before every such reject; if that fails, the delivery goes
+// back to the queue instead.
 func (w *Worker) undecodable(ctx context.Context, span trace.Span, j job, ev event.Event, err error) {
 	log := w.eventLog(span, ev)
 	if !errors.Is(err, errOversized) {
@@ -121,6 +125,13 @@ func (w *Worker) undecodable(ctx context.Context, span trace.Span, j job, ev eve
 	log.Warn("body over the limit; rejecting it to the dead-letter queue", "err", err)
 	if !j.s.alive() {
 		return // the broker requeues it with the channel
+	}
+	if derr := w.topo.declareOwnOn(j.s.conn); derr != nil {
+		w.settled(span, ev.Type, metrics.Requeue)
+		log.Error("cannot declare the app's topology, which the rejected message is dead-lettered through; "+
+			"leaving it to the broker", "exchange", w.topo.hops(), "err", derr)
+		w.requeueLater(j)
+		return
 	}
 	if nerr := j.s.acks.nack(j.d.DeliveryTag, false /* requeue */); nerr != nil {
 		w.settled(span, ev.Type, metrics.Requeue)

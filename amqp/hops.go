@@ -47,7 +47,7 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, 
 			tracing.Destination.String(target), tracing.MessageID.String(ev.ID), tracing.Outcome.String(outcome))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := w.hops.publishTo(ctx, target, msg)
+	err := w.publishHop(ctx, target, msg)
 	cancel()
 	if err != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
@@ -56,17 +56,7 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, 
 	if err != nil {
 		w.settled(process, ev.Type, metrics.Requeue)
 		w.eventLog(process, ev).Error("cannot move event; leaving it to the broker", "target", target, "err", err)
-		if w.hardStop().Err() == nil {
-			// A short pause so a broker-side problem does not become a hot
-			// loop of redeliveries.
-			t := time.NewTimer(time.Second)
-			select {
-			case <-t.C:
-			case <-w.hardStop().Done():
-			}
-			t.Stop()
-			_ = j.s.acks.nack(d.DeliveryTag, true /* requeue */)
-		}
+		w.requeueLater(j)
 		return
 	}
 	j.s.acks.ack(d.DeliveryTag)
@@ -76,4 +66,21 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, 
 	} else {
 		w.dead.Add(1)
 	}
+}
+
+// requeueLater gives a delivery that could not be moved back to the broker
+// after a short pause, so that a broker-side problem does not become a hot
+// loop of redeliveries. On a hard stop it is left unacked (the broker
+// requeues it with the channel).
+func (w *Worker) requeueLater(j job) {
+	if w.hardStop().Err() != nil {
+		return
+	}
+	t := time.NewTimer(time.Second)
+	select {
+	case <-t.C:
+	case <-w.hardStop().Done():
+	}
+	t.Stop()
+	_ = j.s.acks.nack(j.d.DeliveryTag, true /* requeue */)
 }

@@ -134,7 +134,7 @@ func (p *Publisher) run() {
 		Quit:    p.life.Halted(),
 		Connect: func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
 		Fatal: func(err error) bool {
-			return isFatal(err) || (p.cfg.StopOnRefusal && IsRefusal(err))
+			return isFatal(err) || (p.cfg.StopOnRefusal && (IsRefusal(err) || errors.Is(err, ErrTopologyMissing)))
 		},
 		Serve: p.serve,
 		Failed: func(err error, lost bool, _ uint64, attempt int) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfleet/eventfleet/metrics"
@@ -29,6 +30,18 @@ type PublisherConfig struct {
 	TLS TLSFiles
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
+	// Topology says what the Publisher does with the domain exchange and
+	// its unrouted queue when it connects: TopologyDeclare declares them,
+	// TopologyPassive only checks that they exist, for a broker user
+	// without configure permission on them. Defaults to TopologyDeclare.
+	Topology string
+	// SendOnly is for a Publisher that only sends prepared messages
+	// (PublishMessage, SendMessage) and keeps no unrouted copies, such as
+	// `worker dlq replay`'s: Topology then declares or checks the domain
+	// exchange alone, not the unrouted queue and exchange, which it does not
+	// use and which may not exist yet. Publish on it fails with
+	// ErrInvalidConfig, and so does PublishBatch. Defaults to false.
+	SendOnly bool
 	// AppID is put in the app_id property of every message whose event has
 	// no Source of its own. Optional.
 	AppID string
@@ -41,7 +54,8 @@ type PublisherConfig struct {
 	Backoff retry.Backoff
 	// StopOnRefusal stops the Publisher (Done, Err) at the first connect
 	// error only an operator can fix (IsRefusal: ErrAccessRefused,
-	// ErrVhostNotFound, ErrTLS) instead of retrying it: for a command-line
+	// ErrVhostNotFound, ErrTLS; and ErrTopologyMissing, the shared
+	// topology TopologyPassive found missing) instead of retrying it: for a command-line
 	// tool, which should say why and exit. Defaults to false: a server keeps
 	// retrying with Backoff, and LastError says why.
 	StopOnRefusal bool
@@ -61,6 +75,11 @@ type PublisherConfig struct {
 	// metrics.RoleHops for a Worker's hops (which are not counted as
 	// published events).
 	role string
+	// ownTopology, for a Worker's hops, declares the app's own exchange,
+	// queues and bindings on a connection: on every connect, and again when
+	// a hop finds them missing (own_topology.go). The hops connection owns
+	// what it publishes to; it declares nothing shared.
+	ownTopology func(*amqp091.Connection) error
 }
 
 // WithDefaults returns c with every zero field set to its default. It is
@@ -75,6 +94,9 @@ func (c PublisherConfig) WithDefaults() PublisherConfig {
 	}
 	if c.Window == 0 {
 		c.Window = DefaultWindow
+	}
+	if c.Topology == "" {
+		c.Topology = TopologyDeclare
 	}
 	if c.Name == "" {
 		c.Name = "eventfleet-publisher"
@@ -107,6 +129,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if err := ValidateExchange(c.Exchange); err != nil {
 		return configError("Exchange", c.Exchange, err.Error())
+	}
+	if err := validateTopology("Topology", c.Topology); err != nil {
+		return err
 	}
 	if err := tlsConfigError(c.URL, c.TLS); err != nil {
 		return err

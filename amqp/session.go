@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/metrics"
 )
 
 func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
@@ -27,7 +29,18 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 		return nil, err
 	}
 	ch, err := conn.Channel()
-	if err == nil {
+	switch {
+	case err != nil:
+	case p.cfg.role == metrics.RoleHops:
+		// A Worker's hops go to the app's own exchange: declare it and its
+		// bindings here too, not only on the consuming connection, so a
+		// deleted one is back before the hop is published again.
+		err = p.declareOwn(conn)
+	case p.cfg.Topology == TopologyPassive:
+		err = checkDomain(ch, p.cfg.Exchange, !p.cfg.SendOnly /* unrouted: its copies go there */)
+	case p.cfg.SendOnly:
+		err = declareExchange(ch, p.cfg.Exchange)
+	default:
 		err = declareDomain(ch, p.cfg.Exchange)
 	}
 	if err == nil {

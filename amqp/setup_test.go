@@ -48,14 +48,14 @@ func setup(t *testing.T) *bundle {
 	return b
 }
 
-// cleanupApp deletes every queue a worker of app declares.
+// cleanupApp deletes every queue, and the exchange, a worker of app declares.
 func (b *bundle) cleanupApp(t *testing.T, app string, p retry.Policy) {
 	q := amqp.AppQueue(app)
 	queues := []string{q, amqp.DeadQueue(q)}
 	for _, d := range p.WithDefaults().Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}
-	brokertest.Cleanup(t, queues, nil)
+	brokertest.Cleanup(t, queues, []string{amqp.HopsExchange(q)})
 }
 
 func (b *bundle) publisher(t *testing.T, cfg amqp.PublisherConfig) *amqp.Publisher {

@@ -79,24 +79,54 @@ func topicWords(k string) []string {
 	return strings.Split(k, ".")
 }
 
-// declareDomain declares the domain exchange and its unrouted queue. The
-// exchange gets no arguments at all: amqplib's assertExchange(name, 'topic',
-// {durable: true}) fails with 406 on any argument it does not pass itself.
-// The unrouted queue keeps the arguments it always had, for the same reason;
-// its bound comes from a policy (UnroutedPolicy).
+// declareDomain declares the domain exchange, its unrouted queue and the
+// unrouted exchange in front of that queue. The domain exchange gets no
+// arguments at all: amqplib's assertExchange(name, 'topic', {durable: true})
+// fails with 406 on any argument it does not pass itself. The unrouted queue
+// keeps the arguments it always had, for the same reason; its bound comes
+// from a policy (UnroutedPolicy).
 func declareDomain(ch *amqp091.Channel, exchange string) error {
-	if exchange != "" {
-		err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
-			true,  // durable
-			false, // autoDelete
-			false, // internal
-			false, // noWait
-			nil)
-		if err != nil {
-			return declareError("exchange", exchange, err)
-		}
+	if err := declareExchange(ch, exchange); err != nil {
+		return err
 	}
-	return declareQueue(ch, UnroutedQueue(exchange), amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum})
+	q := UnroutedQueue(exchange)
+	if err := declareQueue(ch, q, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+		return err
+	}
+	// The copies go through an exchange of their own, not the default
+	// exchange: write on amq.default would let a publisher's user put
+	// messages into every queue of the vhost (docs/least-privilege.md). It
+	// is auto-delete: it exists for its one binding, so deleting the
+	// unrouted queue removes it too, and the next declare makes both again.
+	if err := ch.ExchangeDeclare(q, amqp091.ExchangeDirect,
+		true,  // durable
+		true,  // autoDelete: when the unrouted queue is deleted
+		false, // internal: publishers send to it
+		false, // noWait
+		nil); err != nil {
+		return declareError("exchange", q, err)
+	}
+	if err := ch.QueueBind(q, q, q, false /* noWait */, nil); err != nil {
+		return fmt.Errorf("bind queue %q to exchange %q: %w", q, q, err)
+	}
+	return nil
+}
+
+// declareExchange declares the domain exchange alone (none when empty).
+func declareExchange(ch *amqp091.Channel, exchange string) error {
+	if exchange == "" {
+		return nil
+	}
+	err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
+		true,  // durable
+		false, // autoDelete
+		false, // internal
+		false, // noWait
+		nil)
+	if err != nil {
+		return declareError("exchange", exchange, err)
+	}
+	return nil
 }
 
 func declareQueue(ch *amqp091.Channel, name string, args amqp091.Table) error {
@@ -115,6 +145,7 @@ func declareQueue(ch *amqp091.Channel, name string, args amqp091.Table) error {
 // appTopology is everything a worker of one app declares.
 type appTopology struct {
 	exchange      string
+	passive       bool // TopologyPassive: the domain exchange is only checked
 	queue         string
 	queueType     string
 	deliveryLimit int
@@ -122,13 +153,17 @@ type appTopology struct {
 	delays        []time.Duration
 }
 
-// mainArgs are the app queue's arguments. A quorum queue dead-letters messages
-// past the delivery limit to the dead-letter queue, at least once (which needs
-// reject-publish overflow). A classic queue has no delivery limit.
-func (t appTopology) mainArgs() amqp091.Table {
+// hops is the app's own exchange (HopsExchange).
+func (t appTopology) hops() string { return HopsExchange(t.queue) }
+
+// mainArgs are the app queue's arguments, dead-lettering through dlx. A
+// quorum queue dead-letters messages past the delivery limit to the
+// dead-letter queue, at least once (which needs reject-publish overflow). A
+// classic queue has no delivery limit.
+func (t appTopology) mainArgs(dlx string) amqp091.Table {
 	args := amqp091.Table{
 		amqp091.QueueTypeArg:        t.queueType,
-		"x-dead-letter-exchange":    "",
+		"x-dead-letter-exchange":    dlx,
 		"x-dead-letter-routing-key": DeadQueue(t.queue),
 	}
 	if t.queueType == QueueQuorum {
@@ -140,38 +175,97 @@ func (t appTopology) mainArgs() amqp091.Table {
 }
 
 // retryArgs are a delay queue's arguments: hold each message for d, then
-// dead-letter it, at least once, straight to the app's queue by name through
-// the default exchange, so no other app sees it again.
-func (t appTopology) retryArgs(d time.Duration) amqp091.Table {
+// dead-letter it, at least once, through dlx straight to the app's queue by
+// name, so no other app sees it again.
+func (t appTopology) retryArgs(d time.Duration, dlx string) amqp091.Table {
 	return amqp091.Table{
 		amqp091.QueueTypeArg:        amqp091.QueueTypeQuorum,
 		amqp091.QueueMessageTTLArg:  d.Milliseconds(),
-		"x-dead-letter-exchange":    "",
+		"x-dead-letter-exchange":    dlx,
 		"x-dead-letter-routing-key": t.queue,
 		"x-dead-letter-strategy":    "at-least-once",
 		amqp091.QueueOverflowArg:    amqp091.QueueOverflowRejectPublish,
 	}
 }
 
-func (t appTopology) declare(ch *amqp091.Channel) error {
-	if err := declareDomain(ch, t.exchange); err != nil {
-		return err
+// declare declares the app's topology on channels of its own, and returns
+// the queues that keep dead-lettering through the default exchange (see
+// declarer): the shared part (or, passive, a check of it), the app's own
+// part (declareOwn) and the bindings to the domain exchange.
+func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err error) {
+	d := declarer{conn: conn}
+	defer d.close()
+	if d.ch, err = conn.Channel(); err != nil {
+		return nil, err
 	}
-	dead := DeadQueue(t.queue)
-	if err := declareQueue(ch, dead, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
-		return err
+	if t.passive {
+		err = checkDomain(d.ch, t.exchange, false /* unrouted: publishers keep it, not workers */)
+	} else {
+		err = declareDomain(d.ch, t.exchange)
 	}
-	for _, d := range t.delays {
-		if err := declareQueue(ch, RetryQueue(t.queue, d), t.retryArgs(d)); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	if err := t.declareOwn(&d); err != nil {
+		return nil, err
+	}
+	for _, key := range t.bindings {
+		if err := d.ch.QueueBind(t.queue, key, t.exchange, false /* noWait */, nil); err != nil {
+			return nil, fmt.Errorf("bind queue %q to %q with key %q: %w", t.queue, t.exchange, key, err)
+		}
+	}
+	return d.legacy, nil
+}
+
+// declareOwnOn declares the app's own part of the topology on conn: what
+// the hops connection needs before it publishes, and what a worker
+// declares again when a hop or a rejected delivery finds it missing (an
+// operator deleted the exchange or a queue). Idempotent, and needs only
+// the app user's permissions on its own names.
+func (t appTopology) declareOwnOn(conn *amqp091.Connection) error {
+	d := declarer{conn: conn}
+	defer d.close()
+	return t.declareOwn(&d)
+}
+
+// declareOwn declares the app's exchange, its queues and their bindings to
+// the exchange, on d's channels. The exchange comes before the queues that
+// dead-letter through it; until a queue is bound to it, an at-least-once
+// dead letter for that queue waits in its source queue, it is not dropped.
+func (t appTopology) declareOwn(d *declarer) (err error) {
+	if d.ch == nil {
+		if d.ch, err = d.conn.Channel(); err != nil {
 			return err
 		}
 	}
-	if err := declareQueue(ch, t.queue, t.mainArgs()); err != nil {
+	hops := t.hops()
+	if err := d.ch.ExchangeDeclare(hops, amqp091.ExchangeDirect,
+		true,  // durable
+		false, // autoDelete
+		false, // internal: the Worker publishes to it
+		false, // noWait
+		nil); err != nil {
+		return declareError("exchange", hops, err)
+	}
+	dead := DeadQueue(t.queue)
+	if err := declareQueue(d.ch, dead, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
 		return err
 	}
-	for _, key := range t.bindings {
-		if err := ch.QueueBind(t.queue, key, t.exchange, false /* noWait */, nil); err != nil {
-			return fmt.Errorf("bind queue %q to %q with key %q: %w", t.queue, t.exchange, key, err)
+	queues := []string{dead}
+	for _, delay := range t.delays {
+		q := RetryQueue(t.queue, delay)
+		if err := d.declareKeeping(q, t.retryArgs(delay, hops), t.retryArgs(delay, "")); err != nil {
+			return err
+		}
+		queues = append(queues, q)
+	}
+	if err := d.declareKeeping(t.queue, t.mainArgs(hops), t.mainArgs("")); err != nil {
+		return err
+	}
+	queues = append(queues, t.queue)
+	for _, q := range queues {
+		if err := d.ch.QueueBind(q, q, hops, false /* noWait */, nil); err != nil {
+			return fmt.Errorf("bind queue %q to %q with key %q: %w", q, hops, q, err)
 		}
 	}
 	return nil

@@ -20,7 +20,9 @@ func (s *pubSession) keepUnrouted(rec *pending) {
 	h[HeaderRoutingKey] = rec.key
 	h[HeaderExchange] = rec.exchange
 	msg.Headers = h
-	cp := &pending{exchange: "", key: UnroutedQueue(s.p.cfg.Exchange), msg: msg, done: make(chan error, 1)}
+	// Through the unrouted exchange (declareDomain), by the queue's name.
+	q := UnroutedQueue(s.p.cfg.Exchange)
+	cp := &pending{exchange: q, key: q, msg: msg, done: make(chan error, 1)}
 	err := s.publish(context.Background(), cp)
 	if err == nil {
 		err = <-cp.done

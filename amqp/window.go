@@ -17,6 +17,9 @@ type published struct {
 }
 
 func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp091.Publishing, keepUnrouted bool) (published, error) {
+	if keepUnrouted && p.cfg.SendOnly {
+		return published{}, errSendOnly
+	}
 	if err := p.begin(); err != nil {
 		return published{}, err
 	}
@@ -27,10 +30,15 @@ func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp0
 	return p.publishHolding(ctx, exchange, key, msg, keepUnrouted)
 }
 
-// publishTo sends msg to a queue by name through the default exchange. A
-// return (no such queue) is ErrReturned. Used by the Worker for its hops.
-func (p *Publisher) publishTo(ctx context.Context, queue string, msg amqp091.Publishing) error {
-	_, err := p.publish(ctx, "", queue, msg, false)
+// errSendOnly refuses Publish and PublishBatch on a SendOnly Publisher:
+// its connection declares no unrouted queue to keep a copy in.
+var errSendOnly = fmt.Errorf("%w: Publish on a SendOnly Publisher: use PublishMessage", ErrInvalidConfig)
+
+// publishTo sends msg to a queue by name through exchange, an app's
+// HopsExchange, whose binding keys are its queues' names. A return (no such
+// binding) is ErrReturned. Used by the Worker for its hops.
+func (p *Publisher) publishTo(ctx context.Context, exchange, queue string, msg amqp091.Publishing) error {
+	_, err := p.publish(ctx, exchange, queue, msg, false)
 	return err
 }
 

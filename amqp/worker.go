@@ -48,6 +48,10 @@ type Worker struct {
 
 	handled, retried, dead atomic.Int64
 	last                   lastError // why it is not consuming; written by run
+
+	// toldLegacy: the queues kept with their old arguments were logged.
+	// Written and read by run's goroutine only (connect).
+	toldLegacy bool
 }
 
 type job struct {
@@ -80,10 +84,20 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 	bindings = slices.Compact(bindings)
 	queue := AppQueue(cfg.App)
 	log := cfg.Logger.With("component", "worker", "app", cfg.App)
+	topo := appTopology{
+		exchange:      cfg.Exchange,
+		passive:       cfg.Topology == TopologyPassive,
+		queue:         queue,
+		queueType:     cfg.QueueType,
+		deliveryLimit: cfg.DeliveryLimit,
+		bindings:      bindings,
+		delays:        cfg.Retry.Stages(),
+	}
 	hops, err := NewPublisher(PublisherConfig{
 		URL:       cfg.URL,
 		TLS:       cfg.TLS,
 		Exchange:  cfg.Exchange,
+		Topology:  cfg.Topology,
 		Window:    max(cfg.Concurrency, 16),
 		Name:      "eventfleet-worker-" + cfg.App + "-hops",
 		Backoff:   cfg.Backoff,
@@ -91,6 +105,9 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		Logger:    cfg.Logger.With("app", cfg.App),
 		Metrics:   cfg.Metrics,
 		role:      metrics.RoleHops,
+		// The hops connection declares the app's own topology, never
+		// the shared one (own_topology.go).
+		ownTopology: topo.declareOwnOn,
 
 		TracerProvider: cfg.TracerProvider,
 	})
@@ -106,17 +123,10 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		connm:    cfg.Metrics.Conn(metrics.RoleConsumer),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
 		spanName: "process " + queue,
-		topo: appTopology{
-			exchange:      cfg.Exchange,
-			queue:         queue,
-			queueType:     cfg.QueueType,
-			deliveryLimit: cfg.DeliveryLimit,
-			bindings:      bindings,
-			delays:        cfg.Retry.Stages(),
-		},
-		jobs:  make(chan job),
-		ready: make(chan struct{}),
-		life:  lifecycle.New(),
+		topo:     topo,
+		jobs:     make(chan job),
+		ready:    make(chan struct{}),
+		life:     lifecycle.New(),
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -32,8 +33,37 @@ const (
 
 var appNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$`)
 
-// ValidateAppName checks an app name: it becomes part of queue names.
+// ValidateAppName checks an app name: it becomes part of queue names. A
+// name whose queue would be a name of another app's topology is refused:
+// app "a.dead" would share "events_a.dead" with app a's dead-letter queue,
+// "a.hops" would take app a's exchange, "a.retry.1s" a delay queue of app a,
+// and the permission patterns of docs/least-privilege.md, which match
+// names, would give each app's user the other's.
 func ValidateAppName(app string) error {
+	if err := ValidateAppID(app); err != nil {
+		return err
+	}
+	q := AppQueue(app)
+	for _, suffix := range []string{".hops", ".dead"} {
+		if strings.HasSuffix(app, suffix) {
+			return fmt.Errorf("app name %q ends in %q: its queue %q would be app %q's %s; choose a name without it",
+				app, suffix, q, strings.TrimSuffix(app, suffix), ownNameKind[suffix])
+		}
+	}
+	if i := strings.Index(app, ".retry."); i >= 0 {
+		return fmt.Errorf("app name %q contains \".retry.\": its queue %q would be a name of app %q's delay queues; choose a name without it",
+			app, q, app[:i])
+	}
+	return nil
+}
+
+// ownNameKind names what an app's name suffix is in its topology.
+var ownNameKind = map[string]string{".hops": "exchange", ".dead": "dead-letter queue"}
+
+// ValidateAppID checks the characters of an app name, as a publisher's
+// app_id: ValidateAppName without its check for names of another app's
+// topology, which only matters where the name becomes queue names.
+func ValidateAppID(app string) error {
 	if !appNameRe.MatchString(app) {
 		return fmt.Errorf("app name %q: use 1-200 letters, digits, '_', '-' or '.', starting with a letter or digit", app)
 	}
@@ -51,6 +81,12 @@ type WorkerConfig struct {
 	TLS TLSFiles
 	// Exchange is the domain exchange. Defaults to DefaultExchange.
 	Exchange string
+	// Topology says what the Worker does with the domain exchange when it
+	// connects: TopologyDeclare declares it (and its unrouted queue),
+	// TopologyPassive only checks that the exchange exists, for a broker
+	// user without configure permission on it. The app's own exchange and
+	// queues are declared either way. Defaults to TopologyDeclare.
+	Topology string
 	// App names the app; its queue is "events_<App>". Required.
 	App string
 	// QueueType of the app's queue: QueueQuorum or QueueClassic. Delay,
@@ -120,6 +156,9 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if c.QueueType == "" {
 		c.QueueType = QueueQuorum
 	}
+	if c.Topology == "" {
+		c.Topology = TopologyDeclare
+	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
@@ -158,6 +197,9 @@ func (c WorkerConfig) Validate() error {
 	}
 	if err := ValidateExchange(c.Exchange); err != nil {
 		return configError("Exchange", c.Exchange, err.Error())
+	}
+	if err := validateTopology("Topology", c.Topology); err != nil {
+		return err
 	}
 	switch {
 	case c.QueueType != QueueQuorum && c.QueueType != QueueClassic:

@@ -78,7 +78,7 @@ func newRig(t *testing.T, url string) *rig {
 	for _, d := range r.policy.Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}
-	brokertest.CleanupAt(t, url, queues, []string{r.exchange})
+	brokertest.CleanupAt(t, url, queues, []string{r.exchange, amqp.HopsExchange(q)})
 	return r
 }
 

@@ -84,7 +84,7 @@ func poisonSetup(t *testing.T, policy retry.Policy) poisonWorld {
 	for _, d := range policy.WithDefaults().Stages() {
 		queues = append(queues, amqp.RetryQueue(w.queue(), d))
 	}
-	brokertest.Cleanup(t, queues, []string{w.exchange})
+	brokertest.Cleanup(t, queues, []string{w.exchange, amqp.HopsExchange(w.queue())})
 	return w
 }
 

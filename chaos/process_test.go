@@ -235,7 +235,7 @@ func procNewFleet(t *testing.T, delay func() time.Duration, extraEnv ...string) 
 	for _, d := range delays {
 		queues = append(queues, amqp.RetryQueue(queue, d))
 	}
-	brokertest.Cleanup(t, queues, []string{f.exchange})
+	brokertest.Cleanup(t, queues, []string{f.exchange, amqp.HopsExchange(queue)})
 
 	f.hook = &procHook{check: f.check, delay: delay}
 	srv := httptest.NewServer(f.hook)

@@ -36,7 +36,7 @@
 //   - Peek returns messages (id, type, aggregate, reason, attempts, last error,
 //     time, body) and leaves every one of them in place.
 //   - Replay sends the selected messages back: dead letters to the app's own
-//     queue only (default exchange, routing key "events_<app>"), unrouted
+//     queue only (its exchange amqp.HopsExchange, routing key "events_<app>"), unrouted
 //     events to the exchange with their original routing key. Each copy is
 //     mandatory, persistent and confirmed (amqp.Publisher.SendMessage, many
 //     in flight), with the headers of its last life removed

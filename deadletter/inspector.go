@@ -17,6 +17,9 @@ var (
 	// ErrNoQueue: the queue to inspect does not exist (no worker of the app,
 	// or no publisher or worker with that exchange, ever ran on this broker).
 	ErrNoQueue = errors.New("deadletter: queue does not exist")
+	// ErrNoTarget: the exchange Replay sends to does not exist (an app's
+	// own exchange, which its workers declare since this version).
+	ErrNoTarget = errors.New("deadletter: replay target does not exist")
 	// ErrBusy: something else consumes the queue (another Inspector, or a
 	// foreign consumer). An operation would then see only part of the queue
 	// and could not keep its order, so it refuses to start.
@@ -82,10 +85,12 @@ type Inspector struct {
 
 // ForApp returns an Inspector for the dead-letter queue of the app queue
 // appQueue ("events_<app>"): amqp.DeadQueue(appQueue). Replay sends messages back
-// to appQueue alone, through the default exchange, so no other app receives
-// them again.
+// to appQueue alone, through the app's own exchange (amqp.HopsExchange), so
+// no other app receives them again and the replaying user needs no write
+// permission on the default exchange, which would reach every queue.
 func ForApp(conn *amqp091.Connection, appQueue string) *Inspector {
-	return &Inspector{conn: conn, queue: amqp.DeadQueue(appQueue), key: appQueue, IdleTimeout: DefaultIdleTimeout}
+	return &Inspector{conn: conn, queue: amqp.DeadQueue(appQueue),
+		exchange: amqp.HopsExchange(appQueue), key: appQueue, IdleTimeout: DefaultIdleTimeout}
 }
 
 // ForUnrouted returns an Inspector for unroutedQueue, where publishers keep
@@ -249,7 +254,12 @@ func (i *Inspector) settle() {
 // and it cannot know how many there are. The prefetch count must be right
 // from the start: on RabbitMQ 3.10 a basic.qos after basic.consume does not
 // change the window of a quorum queue consumer (measured).
-func (i *Inspector) open() (*scan, error) {
+func (i *Inspector) open() (*scan, error) { return i.openChecking(nil) }
+
+// openChecking is open with a check of its own (Replay's target) that runs
+// once the queue is known to exist and hold messages, before the scan
+// consumes anything.
+func (i *Inspector) openChecking(before func() error) (*scan, error) {
 	ch, q, err := i.check()
 	if err != nil {
 		return nil, err
@@ -260,6 +270,12 @@ func (i *Inspector) open() (*scan, error) {
 	}
 	if s.Depth == 0 {
 		return s, nil
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			_ = ch.Close()
+			return nil, err
+		}
 	}
 	s.prefetch = min(s.Depth, MaxScan)
 	if err := ch.Qos(s.prefetch, 0, false /* global */); err != nil {

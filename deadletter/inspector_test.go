@@ -52,7 +52,7 @@ func setup(t testing.TB) *fixture {
 	for _, d := range fastRetry.Stages() {
 		queues = append(queues, amqp.RetryQueue(f.queue, d))
 	}
-	brokertest.Cleanup(t, queues, []string{f.exchange})
+	brokertest.Cleanup(t, queues, []string{f.exchange, amqp.HopsExchange(f.queue)})
 	conn, err := amqp091.Dial(brokertest.URL(t))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -100,8 +100,9 @@ func (f *fixture) forUnrouted() *deadletter.Inspector {
 	return in
 }
 
-// declare makes the dead-letter queue and a plain app queue, for tests that
-// run no worker (a worker would declare the app queue with its arguments).
+// declare makes the dead-letter queue, a plain app queue and the app's
+// exchange bound to it (replays go there), for tests that run no worker (a
+// worker would declare the app queue with its arguments).
 func (f *fixture) declare() {
 	f.t.Helper()
 	for _, q := range []string{f.dead, f.queue} {
@@ -109,6 +110,20 @@ func (f *fixture) declare() {
 			amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
 			f.t.Fatal(err)
 		}
+	}
+	f.bindHops()
+}
+
+// bindHops declares the app's exchange and binds the app queue to it, as a
+// worker does.
+func (f *fixture) bindHops() {
+	f.t.Helper()
+	hops := amqp.HopsExchange(f.queue)
+	if err := f.ch.ExchangeDeclare(hops, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.ch.QueueBind(f.queue, f.queue, hops, false, nil); err != nil {
+		f.t.Fatal(err)
 	}
 }
 
@@ -762,5 +777,38 @@ func TestInspector_NoQueueAndBusy(t *testing.T) {
 	bare := deadletter.ForApp(f.conn, f.queue)
 	if _, err := bare.Replay(ctx(t), deadletter.ReplayOptions{}); !errors.Is(err, deadletter.ErrInvalidOptions) {
 		t.Errorf("Replay without a Publisher: %v, want ErrInvalidOptions", err)
+	}
+}
+
+// TestReplay_WithoutTheAppsExchangeFailsOnce: before any worker of this
+// version ran, the app's exchange does not exist; a replay says so once and
+// leaves every message where it was.
+func TestReplay_WithoutTheAppsExchangeFailsOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, q := range []string{f.dead, f.queue} {
+		if _, err := f.ch.QueueDeclare(q, true, false, false, false, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.seed(dl{id: "ev-1", typ: "AEvent", reason: amqp.ReasonExhausted, attempt: 3})
+	_, err := f.forApp().Replay(ctx(t), deadletter.ReplayOptions{})
+	if !errors.Is(err, deadletter.ErrNoTarget) || !strings.Contains(err.Error(), amqp.HopsExchange(f.queue)) {
+		t.Fatalf("Replay: %v, want ErrNoTarget naming %s", err, amqp.HopsExchange(f.queue))
+	}
+	if got := ids(t, f.dead, 1); !slices.Equal(got, []string{"ev-1"}) {
+		t.Errorf("dead-letter queue holds %v, want [ev-1]", got)
+	}
+}
+
+// TestReplay_NoQueueBeforeNoTarget: with neither the dead-letter queue nor
+// the app's exchange there (a mistyped app name, say), Replay says the
+// queue is missing, not the target.
+func TestReplay_NoQueueBeforeNoTarget(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, err := f.forApp().Replay(ctx(t), deadletter.ReplayOptions{})
+	if !errors.Is(err, deadletter.ErrNoQueue) {
+		t.Fatalf("Replay: %v, want ErrNoQueue", err)
 	}
 }

@@ -74,7 +74,7 @@ const confirmTimeout = 30 * time.Second
 var keptKinds = []error{amqp.ErrReturned, amqp.ErrNacked, ErrUnconfirmed, ErrBodyWithheld, amqp.ErrHeadersTooLarge}
 
 // Replay sends the messages opt selects to the Inspector's target, oldest
-// first: to the app's queue through the default exchange (ForApp), or to the
+// first: to the app's queue through the app's exchange (ForApp), or to the
 // exchange with the original routing key (ForUnrouted). Each copy is
 // published as mandatory and persistent with a publisher confirm, with fresh
 // headers (see ReplayPublishing), through the Inspector's Publisher, many at
@@ -101,7 +101,13 @@ func (i *Inspector) Replay(ctx context.Context, opt ReplayOptions) (ReplayResult
 	case !opt.DryRun && i.Publisher == nil:
 		return res, fmt.Errorf("%w: Replay needs the Inspector's Publisher to send its copies", ErrInvalidOptions)
 	}
-	s, err := i.open()
+	// The target is checked after the queue (a mistyped APP_NAME is "no
+	// such queue", not "no target") and before the scan consumes anything.
+	var target func() error
+	if !opt.DryRun && !i.unrouted {
+		target = i.checkTarget
+	}
+	s, err := i.openChecking(target)
 	if err != nil {
 		return res, err
 	}
@@ -406,4 +412,32 @@ func (r *replayer) commit() error {
 	}
 	r.outbox = r.outbox[:0]
 	return ackErr
+}
+
+// checkTarget checks, with a passive declare (which needs no permission),
+// that the app's exchange a ForApp replay publishes to exists: a publish to
+// a missing exchange would close the Publisher's channel on every copy,
+// again and again, instead of failing once. After an upgrade it exists as
+// soon as one worker of this version has started.
+func (i *Inspector) checkTarget() error {
+	ch, err := i.conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	err = ch.ExchangeDeclarePassive(i.exchange, amqp091.ExchangeDirect,
+		true,  // durable (ignored by a passive declare)
+		false, // autoDelete
+		false, // internal
+		false, // noWait
+		nil)
+	var aerr *amqp091.Error
+	switch {
+	case errors.As(err, &aerr) && aerr.Code == amqp091.NotFound:
+		// The failed declare closed the channel.
+		return fmt.Errorf("%w: exchange %q, where the replay of %q goes, does not exist; "+
+			"a worker of this version declares it when it starts: start one first", ErrNoTarget, i.exchange, i.queue)
+	case err != nil:
+		return fmt.Errorf("look up exchange %q: %w", i.exchange, err)
+	}
+	return ch.Close()
 }

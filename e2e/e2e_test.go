@@ -107,15 +107,16 @@ func TestFleet_EveryAppGetsItsEventsPoisonIsDeadLetteredAndSIGTERMDrains(t *test
 	exchange := brokertest.Name(t)
 	appA, appB := brokertest.Name(t)+"-a", brokertest.Name(t)+"-b"
 	delays := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
-	var queues []string
+	var queues, hops []string
 	for _, app := range []string{appA, appB} {
 		q := amqp.AppQueue(app)
+		hops = append(hops, amqp.HopsExchange(q))
 		queues = append(queues, q, amqp.DeadQueue(q))
 		for _, d := range delays {
 			queues = append(queues, amqp.RetryQueue(q, d))
 		}
 	}
-	brokertest.Cleanup(t, append(queues, amqp.UnroutedQueue(exchange)), []string{exchange})
+	brokertest.Cleanup(t, append(queues, amqp.UnroutedQueue(exchange)), append(hops, exchange))
 
 	h := &hook{attempts: map[string][]time.Time{}, types: map[string]string{}}
 	srv := httptest.NewServer(h)

@@ -118,7 +118,7 @@ func TestFleet_TraceAndMetricsCrossTheFleet(t *testing.T) {
 	for _, d := range []time.Duration{time.Second, 10 * time.Second, time.Minute, 5 * time.Minute} {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}
-	brokertest.Cleanup(t, queues, []string{exchange})
+	brokertest.Cleanup(t, queues, []string{exchange, amqp.HopsExchange(q)})
 
 	col := &collector{}
 	colSrv := httptest.NewServer(col)

@@ -81,6 +81,8 @@ func TestCLI_BadEnvironment(t *testing.T) {
 		{"max body zero", []string{"serve"}, []string{"PUBLISHER_MAX_BODY=0"}, "PUBLISHER_MAX_BODY"},
 		{"shutdown timeout negative", []string{"serve"}, []string{"SHUTDOWN_TIMEOUT=-1s"}, "SHUTDOWN_TIMEOUT"},
 		{"log level", []string{"serve"}, []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
+		{"topology mode", []string{"serve"}, []string{"TOPOLOGY=lazy"}, "TOPOLOGY"},
+		{"topology mode, publish", []string{"publish"}, []string{"TOPOLOGY=Passive"}, "TOPOLOGY"},
 		{"not an AMQP URL", []string{"serve"}, []string{"AMQP_URL=http://user:" + password + "@host/"}, "AMQP_URL"},
 		{"missing TLS CA file", []string{"publish"}, []string{"AMQP_URL=amqps://user:" + password + "@host/",
 			"AMQP_TLS_CA_FILE=/nonexistent/ca.pem"}, "AMQP_TLS_CA_FILE"},

@@ -48,6 +48,8 @@ Environment:
   AMQP_TLS_KEY_FILE   amqps: the client certificate's private key (PEM) (over ?keyfile)
   AMQP_TLS_SERVER_NAME amqps: name the broker's certificate must carry (default the URL's host)
   EXCHANGE            domain exchange (default domain_events)
+  TOPOLOGY            declare the exchange and <EXCHANGE>.unrouted, or passive: only check
+                      them, for a user without configure permission (default declare)
   APP_NAME            app_id of the messages (else FLY_APP_NAME, else "app")
   LOG_LEVEL           debug, info, warn or error (default info)
   PUBLISH_WINDOW      events in flight awaiting confirms (default 256)

@@ -44,6 +44,12 @@ func TestCLI(t *testing.T) {
 			wantStderr: []string{"HANDLER", "use log or webhook"}},
 		{name: "bad duration", env: []string{"SHUTDOWN_TIMEOUT=soon"}, wantCode: 2,
 			wantStderr: []string{"SHUTDOWN_TIMEOUT", "duration"}},
+		{name: "unknown topology mode", env: []string{"TOPOLOGY=lazy"}, wantCode: 2,
+			wantStderr: []string{"TOPOLOGY", "lazy", "declare", "passive"}},
+		{name: "app name of another app's exchange", env: []string{"APP_NAME=billing.hops"}, wantCode: 2,
+			wantStderr: []string{"APP_NAME", `"billing.hops"`, `app "billing"'s exchange`}},
+		{name: "dlq: app name of another app's delay queue", args: []string{"dlq", "peek"}, env: []string{"APP_NAME=billing.retry.1s"}, wantCode: 2,
+			wantStderr: []string{"APP_NAME", `".retry."`}},
 		{name: "bad broker URL hides the password", env: []string{"AMQP_URL=http://u:s3cr3tpw@host/"}, wantCode: 2,
 			wantStderr: []string{"AMQP_URL"}, notStderr: []string{"s3cr3tpw"}},
 	}

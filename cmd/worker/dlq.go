@@ -184,7 +184,11 @@ func dlq(args []string, stdout, stderr io.Writer, environ map[string]string) (in
 // connection of its own. It logs only what goes wrong (to stderr: stdout is
 // the command's output).
 func replayPublisher(cfg config.Inspect, stderr io.Writer) (*amqp.Publisher, error) {
-	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, TLS: cfg.TLS(), Exchange: cfg.Exchange,
+	// SendOnly: a replay keeps no unrouted copies (a returned copy stays
+	// in the queue), so with TOPOLOGY=passive it checks only the domain
+	// exchange, not the unrouted queue and exchange a worker never needs.
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: cfg.AMQPURL, TLS: cfg.TLS(), Exchange: cfg.Exchange, Topology: cfg.Topology,
+		SendOnly:      true,
 		Name:          "eventfleet-dlq-replay-" + cfg.App(),
 		StopOnRefusal: true,
 		Logger:        slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})

@@ -231,6 +231,14 @@ func seedDead(t *testing.T, a app, deadAt time.Time, ids ...string) {
 			t.Fatal(err)
 		}
 	}
+	// The app's exchange, where replays go, as a worker declares it.
+	hops := amqp.HopsExchange(a.queue)
+	if err := ch.ExchangeDeclare(hops, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(a.queue, a.queue, hops, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	var pubs []amqp091.Publishing
 	for i, id := range ids {
 		h := amqp091.Table{amqp.HeaderRoutingKey: cardAdded, amqp.HeaderExchange: a.exchange, amqp.HeaderAttempt: int32(5)}
@@ -412,5 +420,49 @@ func TestDLQ_UnroutedReplay(t *testing.T) {
 	}
 	if n := brokertest.Depth(t, unrouted); n != 0 {
 		t.Errorf("%d left in %s", n, unrouted)
+	}
+}
+
+// TestDLQ_ReplayPassiveNeedsNoUnroutedTopology: `worker dlq replay` with
+// TOPOLOGY=passive sends dead letters to the app's own exchange and keeps
+// no unrouted copies, so it checks only the domain exchange: on a broker
+// where no publisher of this version ever declared <EXCHANGE>.unrouted it
+// still replays.
+func TestDLQ_ReplayPassiveNeedsNoUnroutedTopology(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	ch := brokertest.Channel(t)
+	if err := ch.ExchangeDeclare(a.exchange, amqp091.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	seedDead(t, a, time.Now(), "ev-0")
+	dlqRun(t, a.env(t, "TOPOLOGY=passive"), "replay").expect(t, 0, "replayed 1")
+	if n := brokertest.Depth(t, a.queue); n != 1 {
+		t.Errorf("%s holds %d after the replay, want 1", a.queue, n)
+	}
+	if n := brokertest.Depth(t, amqp.UnroutedQueue(a.exchange)); n != -1 {
+		t.Errorf("%s exists after the replay (depth %d): a passive replay declares nothing", amqp.UnroutedQueue(a.exchange), n)
+	}
+}
+
+// TestDLQ_ReplayPassiveWithoutTheExchangeExitsAtOnce: `worker dlq replay`
+// with TOPOLOGY=passive on a broker without the domain exchange exits 1 at
+// once, naming the exchange and the fix, instead of retrying until its
+// publish times out; nothing leaves the dead-letter queue.
+func TestDLQ_ReplayPassiveWithoutTheExchangeExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	seedDead(t, a, time.Now(), "ev-0")
+	began := time.Now()
+	r := dlqRun(t, a.env(t, "TOPOLOGY=passive"), "replay")
+	r.expect(t, 1)
+	if want := fmt.Sprintf("exchange %q does not exist", a.exchange); !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "TOPOLOGY=declare") {
+		t.Errorf("stderr %q, want it to say %s and the fix (TOPOLOGY=declare)", r.stderr, want)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Errorf("took %v: a missing exchange must not be retried", took)
+	}
+	if n := brokertest.Depth(t, a.dead); n != 1 {
+		t.Errorf("%s holds %d, want 1", a.dead, n)
 	}
 }

@@ -116,6 +116,9 @@ Broker
   AMQP_TLS_SERVER_NAME amqps: name the broker's certificate must carry
                       (wins over ?server_name_indication) [the URL's host]
   EXCHANGE            domain exchange [domain_events]
+  TOPOLOGY            declare the domain exchange, or passive: only check it,
+                      for a broker user without configure permission on it
+                      (docs/least-privilege.md) [declare]
   APP_NAME            this app's name; its queue is events_<APP_NAME>
   FLY_APP_NAME        used when APP_NAME is empty [app when both are]
   LOG_LEVEL           debug, info, warn or error [info]

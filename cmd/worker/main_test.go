@@ -106,7 +106,7 @@ func newApp(t *testing.T, delays ...time.Duration) app {
 	for _, d := range delays {
 		queues = append(queues, amqp.RetryQueue(a.queue, d))
 	}
-	brokertest.Cleanup(t, queues, []string{a.exchange})
+	brokertest.Cleanup(t, queues, []string{a.exchange, amqp.HopsExchange(a.queue)})
 	return a
 }
 

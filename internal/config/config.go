@@ -59,6 +59,10 @@ type Broker struct {
 	TLSServerName string `env:"AMQP_TLS_SERVER_NAME"`
 	// Exchange is the domain exchange.
 	Exchange string `env:"EXCHANGE"`
+	// Topology is declare (the shared exchange and unrouted queue are
+	// declared) or passive (only checked, for a broker user without
+	// configure permission on them; docs/least-privilege.md).
+	Topology string `env:"TOPOLOGY"`
 	// AppName names this app; FlyAppName is its fallback, then "app".
 	AppName    string `env:"APP_NAME"`
 	FlyAppName string `env:"FLY_APP_NAME"`
@@ -122,6 +126,10 @@ func (b Broker) validate() error {
 	}
 	if err := amqp.ValidateExchange(b.Exchange); err != nil {
 		return &Error{"EXCHANGE", b.Exchange, err.Error()}
+	}
+	if b.Topology != amqp.TopologyDeclare && b.Topology != amqp.TopologyPassive {
+		return &Error{"TOPOLOGY", b.Topology, "use " + amqp.TopologyDeclare + " (the default: declare the shared exchange and unrouted queue) or " +
+			amqp.TopologyPassive + " (only check that they exist, for a broker user without configure permission on them)"}
 	}
 	return nil
 }
@@ -404,7 +412,7 @@ func LoadPublisher(environ map[string]string) (Publisher, error) {
 	if err := c.Telemetry.validate(); err != nil {
 		return c, err
 	}
-	if err := validateApp(c.App(), environ); err != nil {
+	if err := validateAppID(c.App(), environ); err != nil {
 		return c, err
 	}
 	if err := c.PublisherConfig(nil, nil).Validate(); err != nil {
@@ -533,6 +541,7 @@ func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerCo
 	wc.URL = c.AMQPURL
 	wc.TLS = c.TLS()
 	wc.Exchange = c.Exchange
+	wc.Topology = c.Topology
 	wc.App = c.App()
 	wc.QueueType = c.QueueType
 	wc.EventTypes = c.EventTypes
@@ -552,6 +561,7 @@ func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.Pu
 	pc.URL = c.AMQPURL
 	pc.TLS = c.TLS()
 	pc.Exchange = c.Exchange
+	pc.Topology = c.Topology
 	pc.AppID = c.App()
 	pc.Window = c.Window
 	return pc
@@ -566,6 +576,7 @@ var libraryVars = map[string]string{
 	"TLS.KeyFile":       "AMQP_TLS_KEY_FILE",
 	"TLS.ServerName":    "AMQP_TLS_SERVER_NAME",
 	"Exchange":          "EXCHANGE",
+	"Topology":          "TOPOLOGY",
 	"App":               "APP_NAME",
 	"AppID":             "APP_NAME",
 	"Window":            "PUBLISH_WINDOW",
@@ -633,8 +644,21 @@ func tlsError(err error) error {
 	return &Error{tlsVars[te.Field], te.Value, te.Problem}
 }
 
+// validateApp checks the app name of a binary whose app has queues (the
+// worker, `worker dlq`): amqp.ValidateAppName.
 func validateApp(app string, environ map[string]string) error {
-	if err := amqp.ValidateAppName(app); err != nil {
+	return appError(amqp.ValidateAppName(app), app, environ)
+}
+
+// validateAppID checks the publisher's app name, which is only the
+// messages' app_id: amqp.ValidateAppID.
+func validateAppID(app string, environ map[string]string) error {
+	return appError(amqp.ValidateAppID(app), app, environ)
+}
+
+// appError names the variable the app name came from in err.
+func appError(err error, app string, environ map[string]string) error {
+	if err != nil {
 		name := "APP_NAME"
 		if environ["APP_NAME"] == "" {
 			name = "FLY_APP_NAME"

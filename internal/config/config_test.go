@@ -46,6 +46,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"RETRY_MAX_ATTEMPTS": "0"}, "RETRY_MAX_ATTEMPTS", "at least 1"},
 		{map[string]string{"EVENT_TYPES": "CardAdded,*Event"}, "EVENT_TYPES", "whole dot-separated words"},
 		{map[string]string{"QUEUE_TYPE": "stream"}, "QUEUE_TYPE", "quorum or classic"},
+		{map[string]string{"TOPOLOGY": "lazy"}, "TOPOLOGY", "passive"},
 		{map[string]string{"HANDLER": "email"}, "HANDLER", "log or webhook"},
 		{map[string]string{"HANDLER": "webhook"}, "WEBHOOK_URL", "required"},
 		{map[string]string{"HANDLER": "webhook", "WEBHOOK_URL": "ftp://u:tok3n@x"}, "WEBHOOK_URL", "http"},
@@ -53,6 +54,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"WEBHOOK_SECRET": "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtMTIz whsec_pw123"}, "WEBHOOK_SECRET", "secret 2 of 2"},
 		{map[string]string{"APP_NAME": "my app"}, "APP_NAME", "letters"},
 		{map[string]string{"FLY_APP_NAME": "bad/name"}, "FLY_APP_NAME", "letters"},
+		{map[string]string{"APP_NAME": "billing.dead"}, "APP_NAME", `app "billing"'s dead-letter queue`},
+		{map[string]string{"FLY_APP_NAME": "billing.hops"}, "FLY_APP_NAME", `app "billing"'s exchange`},
+		{map[string]string{"APP_NAME": "billing.retry.10s"}, "APP_NAME", `".retry."`},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", "debug"},
 		{map[string]string{"AMQP_URL": "http://u:pw123@host"}, "AMQP_URL", "AMQP URL"},
 		{map[string]string{"DELIVERY_LIMIT": "-1"}, "DELIVERY_LIMIT", "at least 1"},
@@ -245,5 +249,24 @@ func TestWebhookConfig_Secrets(t *testing.T) {
 		if got := len(c.WebhookConfig().Secrets); got != tt.want {
 			t.Errorf("WEBHOOK_SECRET=%q: %d secrets, want %d", tt.env, got, tt.want)
 		}
+	}
+}
+
+// TestAppName_CollisionsRefusedWhereTheNameMakesQueues: an app name that
+// would be a name of another app's topology (amqp.ValidateAppName) is
+// refused by the worker and `worker dlq`, whose queues it names, and
+// accepted by the publisher, where it is only the messages' app_id.
+func TestAppName_CollisionsRefusedWhereTheNameMakesQueues(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"APP_NAME": "billing.dead"}
+	var ce *Error
+	if _, err := LoadWorker(env); !errors.As(err, &ce) || ce.Var != "APP_NAME" {
+		t.Errorf("LoadWorker(APP_NAME=billing.dead) = %v, want an error naming APP_NAME", err)
+	}
+	if _, err := LoadInspect(env); !errors.As(err, &ce) || ce.Var != "APP_NAME" {
+		t.Errorf("LoadInspect(APP_NAME=billing.dead) = %v, want an error naming APP_NAME", err)
+	}
+	if _, err := LoadPublisher(env); err != nil {
+		t.Errorf("LoadPublisher(APP_NAME=billing.dead) = %v, want nil: app_id makes no queue", err)
 	}
 }

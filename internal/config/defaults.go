@@ -44,7 +44,7 @@ const DefaultProgressTimeout = time.Minute
 
 func defaultBroker() Broker {
 	d := amqp.PublisherConfig{}.WithDefaults()
-	return Broker{AMQPURL: d.URL, Exchange: d.Exchange, LogLevel: DefaultLogLevel}
+	return Broker{AMQPURL: d.URL, Exchange: d.Exchange, Topology: d.Topology, LogLevel: DefaultLogLevel}
 }
 
 func defaultTelemetry() Telemetry { return Telemetry{MetricsAddr: DefaultMetricsAddr} }

@@ -29,7 +29,7 @@ func TestStart_ConsumesThenStopsAtCleanup(t *testing.T) {
 	for _, d := range policy.Stages() {
 		queues = append(queues, amqp.RetryQueue(q, d))
 	}
-	brokertest.Cleanup(t, queues, []string{exchange})
+	brokertest.Cleanup(t, queues, []string{exchange, amqp.HopsExchange(q)})
 
 	var w *amqp.Worker
 	t.Run("worker", func(t *testing.T) {
