@@ -45,6 +45,11 @@ type Publisher struct {
 	mu    sync.Mutex
 	sess  *pubSession   // nil while disconnected
 	ready chan struct{} // closed while sess != nil
+	// refused is the broker's latest refusal of a publish (written by the
+	// session that it closed), until a connect finds that it takes what it
+	// refused again (then serve clears it). Meanwhile publishes it covers
+	// fail at once, and connect checks it first (probe).
+	refused *refusal
 
 	unrouted atomic.Int64
 	last     lastError // why it is not connected; written by run
@@ -134,14 +139,20 @@ func (p *Publisher) run() {
 		Quit:    p.life.Halted(),
 		Connect: func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
 		Fatal: func(err error) bool {
-			return isFatal(err) || (p.cfg.StopOnRefusal && IsRefusal(err))
+			return isFatal(err) || (p.cfg.StopOnRefusal && (IsRefusal(err) || IsPublishRefusal(err)))
 		},
 		Serve: p.serve,
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
 			p.last.set(err)
-			if lost {
+			switch {
+			case lost && IsPublishRefusal(err):
+				// Once per session: publishes it covers fail at once
+				// until a connect finds the broker takes them again.
+				p.log.Error("broker refused a publish and closed the channel; publishes there fail until it takes them, checked on each reconnect",
+					"err", err, "attempt", attempt)
+			case lost:
 				p.log.Warn("broker connection lost; reconnecting", "err", err, "attempt", attempt)
-			} else {
+			default:
 				p.log.Warn("broker connection failed; retrying", "err", err, "attempt", attempt)
 			}
 		},
@@ -160,6 +171,7 @@ func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
 	}
 	p.mu.Lock()
 	p.sess = s
+	p.refused = nil // connect checked it (probe)
 	close(p.ready)
 	p.mu.Unlock()
 	p.last.set(nil)
@@ -196,7 +208,11 @@ func (p *Publisher) Connected() bool {
 // LastError says why the Publisher is not connected: the error of the
 // latest failed connect attempt, or of the connection that was lost (it may
 // name ErrAccessRefused, ErrVhostNotFound, ErrTLS or ErrHandshakeTimeout).
-// It is nil while connected and before the first attempt has failed.
+// A publish the broker refused (ErrAccessRefused: no write permission on
+// the exchange; ErrTopologyMissing: no such exchange) ends the connection
+// too, and each reconnect checks first whether the broker takes it now, so
+// LastError names that refusal until it does. It is nil while connected and
+// before the first attempt has failed.
 func (p *Publisher) LastError() error {
 	if p.Connected() {
 		return nil

@@ -1,0 +1,81 @@
+package amqp
+
+import (
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// refuse records r, the broker's refusal of a publish, on the Publisher:
+// publishes it covers fail at once, and the next connects probe it.
+func (p *Publisher) refuse(r *refusal) {
+	p.mu.Lock()
+	p.refused = r
+	p.mu.Unlock()
+}
+
+// refusal is the latest refusal no connect has probed successfully yet.
+func (p *Publisher) refusal() *refusal {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// probeKey is the routing key of a probe for a refusal of a whole exchange.
+const probeKey = "eventfleet.probe"
+
+// probe asks the broker whether it takes now what it refused (r), without
+// publishing anything: a publish inside a transaction is checked for
+// permissions and for its exchange as any publish is (measured on 3.10.8),
+// and a rollback drops it unrouted. It returns nil when the broker takes
+// it, else r's kind of error with the broker's new answer.
+func probe(conn *amqp091.Connection, r *refusal) error {
+	if !r.known {
+		return nil // nothing named to ask about: publish and see
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	key := probeKey
+	if r.topic {
+		key = r.key
+	}
+	err = ch.Tx()
+	if err == nil {
+		err = ch.Publish(r.exchange, key,
+			false, // mandatory: nothing is routed anyway
+			false, // immediate
+			amqp091.Publishing{})
+	}
+	if err == nil {
+		err = ch.TxRollback()
+	}
+	if err == nil {
+		_ = ch.Close()
+		return nil
+	}
+	// The broker's close can beat the rollback's reply: the client then
+	// answers the rollback itself (504, channel not open), and the reason
+	// is on closed.
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case e, ok := <-closed:
+		if ok && e != nil {
+			err = e
+		}
+	case <-t.C:
+	}
+	pr := publishRefusal(err)
+	switch {
+	case pr == nil:
+		return err // the connection failed: retried as any connect
+	case pr.topic && !r.topic:
+		// The exchange takes publishes again; topic permissions refused
+		// only the probe's own routing key.
+		return nil
+	}
+	return pr.err
+}
