@@ -30,21 +30,20 @@ const probeKey = "eventfleet.probe"
 // and a rollback drops it unrouted. It returns nil when the broker takes
 // it, else r's kind of error with the broker's new answer.
 func probe(conn *amqp091.Connection, r *refusal) error {
-	if !r.known {
-		return nil // nothing named to ask about: publish and see
+	if !r.known || r.topic {
+		// Nothing named to ask about; or one routing key refused by topic
+		// permissions, while the exchange takes the others: the session
+		// must come back for them. Publish and see.
+		return nil
 	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
 	}
 	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
-	key := probeKey
-	if r.topic {
-		key = r.key
-	}
 	err = ch.Tx()
 	if err == nil {
-		err = ch.Publish(r.exchange, key,
+		err = ch.Publish(r.exchange, probeKey,
 			false, // mandatory: nothing is routed anyway
 			false, // immediate
 			amqp091.Publishing{})
@@ -72,7 +71,7 @@ func probe(conn *amqp091.Connection, r *refusal) error {
 	switch {
 	case pr == nil:
 		return err // the connection failed: retried as any connect
-	case pr.topic && !r.topic:
+	case pr.topic:
 		// The exchange takes publishes again; topic permissions refused
 		// only the probe's own routing key.
 		return nil

@@ -158,6 +158,7 @@ func (p *Publisher) run() {
 		},
 	}.Run()
 	if err != nil {
+		p.last.set(err)
 		p.log.Error("publisher stopped", "err", err)
 	}
 	p.life.Finish(err)

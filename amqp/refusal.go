@@ -53,7 +53,7 @@ func publishRefusal(cause error) *refusal {
 		} else if m := refusedExchange.FindStringSubmatch(aerr.Reason); m != nil {
 			r.exchange, r.known = exchangeName(m[1]), true
 		}
-		r.err = named(ErrAccessRefused, cause, "%v: publish to %s: %d %s (the user needs %s %s)",
+		r.err = named(ErrAccessRefused, cause, "%v: publish to %s: %d %s (the user needs %s %q)",
 			ErrAccessRefused, r.where(), aerr.Code, aerr.Reason, need, brokerExchange(r.exchange))
 		return r
 	case amqp091.NotFound:

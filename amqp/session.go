@@ -220,13 +220,6 @@ func (s *pubSession) lost(rec *pending) error {
 	return errConnLost
 }
 
-// refusal is why the broker closed the session, if it refused a publish.
-func (s *pubSession) refusal() *refusal {
-	s.pmu.Lock()
-	defer s.pmu.Unlock()
-	return s.refused
-}
-
 // close ends the session on purpose.
 func (s *pubSession) close() {
 	_ = s.conn.Close()
