@@ -46,13 +46,22 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, 
 		span.SetAttributes(tracing.System, tracing.OpName.String("settle"), tracing.OpType.String("settle"),
 			tracing.Destination.String(target), tracing.MessageID.String(ev.ID), tracing.Outcome.String(outcome))
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := w.hops.publishTo(ctx, target, msg)
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := w.hops.publishTo(hctx, target, msg)
 	cancel()
+	if IsPublishRefusal(err) {
+		err = w.holdRefused(ctx, j, target, msg, err)
+	}
 	if err != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
+	if IsPublishRefusal(err) {
+		// Held until the session died or the Worker stopped (holdRefused,
+		// which logged why): unacked, it goes back to the queue.
+		w.settled(process, ev.Type, metrics.Requeue)
+		return
+	}
 	if err != nil {
 		w.settled(process, ev.Type, metrics.Requeue)
 		w.eventLog(process, ev).Error("cannot move event; leaving it to the broker", "target", target, "err", err)

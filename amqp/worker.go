@@ -47,7 +47,8 @@ type Worker struct {
 	consumer atomic.Bool
 
 	handled, retried, dead atomic.Int64
-	last                   lastError // why it is not consuming; written by run
+	holding                atomic.Int64 // deliveries held because the broker refuses their hop (holdRefused)
+	last                   lastError    // why it is not consuming; written by run
 }
 
 type job struct {
