@@ -7,11 +7,18 @@ import (
 )
 
 // refuse records r, the broker's refusal of a publish, on the Publisher:
-// publishes it covers fail at once, and the next connects probe it.
+// publishes it covers fail at once, and the next connects probe it. With
+// StopOnRefusal it stops the Publisher with it, before the publishes it
+// refused return: a caller that hears the refusal finds Done closed.
 func (p *Publisher) refuse(r *refusal) {
 	p.mu.Lock()
 	p.refused = r
 	p.mu.Unlock()
+	if p.cfg.StopOnRefusal {
+		p.last.set(r.err)
+		p.log.Error("publisher stopped", "err", r.err)
+		p.life.Finish(r.err) // run's loop then ends at its Quit
+	}
 }
 
 // refusal is the latest refusal no connect has probed successfully yet.
