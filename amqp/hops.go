@@ -16,7 +16,8 @@ import (
 // hop moves a delivery to a delay queue (reason "") or the dead-letter queue,
 // publishing with a confirm before acking. A hop that cannot be confirmed
 // leaves the delivery to the broker: it is requeued after a pause, and the
-// quorum delivery limit bounds how often.
+// quorum delivery limit bounds how often. A hop the broker refuses (403, 404)
+// is held instead, unacked, and tried again (holdRefused).
 func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, delay time.Duration, cause error) {
 	d := &j.d
 	if !j.s.alive() {

@@ -27,6 +27,9 @@ import (
 // copy is confirmed. If the connection dies before a confirm arrives, the
 // message is published again (same message_id) on the next connection, for as
 // long as the caller's context allows: a duplicate is possible, a loss is not.
+// A connection the broker closed because it refused a publish (403, 404) is
+// the exception: the messages that refusal covers fail with it
+// (ErrAccessRefused, ErrTopologyMissing) instead of being sent into it again.
 type Publisher struct {
 	cfg    PublisherConfig
 	log    *slog.Logger
@@ -234,8 +237,9 @@ func (p *Publisher) Unrouted() int64 { return p.unrouted.Load() }
 
 // Publish sends ev to the domain exchange with ev.Type as routing key and
 // returns once the broker confirmed it. ev.ID is set to a new UUIDv7 when empty.
-// Errors: ctx's error (wrapped) when it ends first, ErrNacked, ErrClosed, or a
-// validation error for a bad event. On any error the event may still have
+// Errors: ctx's error (wrapped) when it ends first, ErrNacked, ErrClosed,
+// ErrAccessRefused or ErrTopologyMissing when the broker refuses the publish
+// (see LastError), or a validation error for a bad event. On any error the event may still have
 // reached the broker; publishing it again with the same ID is safe.
 func (p *Publisher) Publish(ctx context.Context, ev event.Event) error {
 	ctx, span, msg, err := p.prepare(ctx, &ev)

@@ -41,9 +41,11 @@ type PublisherConfig struct {
 	Backoff retry.Backoff
 	// StopOnRefusal stops the Publisher (Done, Err) at the first connect
 	// error only an operator can fix (IsRefusal: ErrAccessRefused,
-	// ErrVhostNotFound, ErrTLS) instead of retrying it: for a command-line
-	// tool, which should say why and exit. Defaults to false: a server keeps
-	// retrying with Backoff, and LastError says why.
+	// ErrVhostNotFound, ErrTLS), or at the first publish the broker refuses
+	// (IsPublishRefusal: no write permission, no such exchange), instead of
+	// retrying it: for a command-line tool, which should say why and exit.
+	// Defaults to false: a server keeps retrying with Backoff, publishes the
+	// refusal covers fail at once meanwhile, and LastError says why.
 	StopOnRefusal bool
 	// Heartbeat is the AMQP heartbeat interval; a connection silent for about
 	// three intervals is dropped and replaced. Defaults to DefaultHeartbeat (10s).

@@ -160,9 +160,10 @@ func (w *Worker) Consuming() bool { return w.consumer.Load() }
 
 // LastError says why the Worker is not consuming: the error of the latest
 // failed attempt to connect and consume, or of the session that ended (it
-// may name ErrAccessRefused, ErrVhostNotFound, ErrTLS or
-// ErrHandshakeTimeout). It is nil while consuming and before the first
-// attempt has failed.
+// may name ErrAccessRefused: a wrong password, or no read permission on the
+// queue; ErrVhostNotFound, ErrTLS or ErrHandshakeTimeout). It is nil while
+// consuming and before the first attempt has failed; see HopsRefused for
+// retries and dead letters the broker refuses meanwhile.
 func (w *Worker) LastError() error {
 	if w.Consuming() {
 		return nil
