@@ -4,6 +4,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventfleet/eventfleet/metrics"
 )
 
 // refuse records r, the broker's refusal of a publish, on the Publisher:
@@ -19,6 +21,15 @@ func (p *Publisher) refuse(r *refusal) {
 		p.log.Error("publisher stopped", "err", r.err)
 		p.life.Finish(r.err) // run's loop then ends at its Quit
 	}
+}
+
+// mainExchange is where the Publisher's own publishes go: the domain
+// exchange, or for a Worker's hops the default exchange (to queues by name).
+func (p *Publisher) mainExchange() string {
+	if p.cfg.role == metrics.RoleHops {
+		return ""
+	}
+	return p.cfg.Exchange
 }
 
 // refusal is the latest refusal no connect has probed successfully yet.
@@ -37,10 +48,11 @@ const probeKey = "eventfleet.probe"
 // and a rollback drops it unrouted. It returns nil when the broker takes
 // it, else r's kind of error with the broker's new answer.
 func probe(conn *amqp091.Connection, r *refusal) error {
-	if !r.known || r.topic {
+	if !r.known || r.topic || !r.main {
 		// Nothing named to ask about; or one routing key refused by topic
-		// permissions, while the exchange takes the others: the session
-		// must come back for them. Publish and see.
+		// permissions, or an exchange only some publishes go to, while
+		// the others may go through: the session must come back for them.
+		// Publish and see.
 		return nil
 	}
 	ch, err := conn.Channel()

@@ -206,3 +206,29 @@ func TestPublisher_RefusedTopicFailsOnlyThatKey(t *testing.T) {
 		t.Fatalf("Publish with an allowed key after the refusal = %v", err)
 	}
 }
+
+// A user that may write to the exchange but not to amq.default, where
+// today's unrouted copies go: an unroutable event fails with the refusal
+// (it cannot be kept), at once, and routable events still go through: the
+// Publisher reconnects for them rather than waiting for the grant.
+func TestPublisher_UnroutedCopyRefusedFailsOnlyIt(t *testing.T) {
+	ex := "refused_" + brokertest.Name(t)
+	node, admin := refusalNode(t, ex)
+	lonely := ex + ".lonely" // declared by the Publisher, bound to nothing
+	p, _ := refusedPublisher(t, amqp.PublisherConfig{URL: userURL(node, "pub"), Exchange: lonely,
+		Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond}}, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	brokertest.Eventually(t, 15*time.Second, "connected", p.Connected)
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", "^"+strings.ReplaceAll(lonely, ".", `\.`)+"$", "^$")
+	wantRefused(t, "Publish of an unroutable event", p.Publish(ctx, ev("NobodyEvent", "agg", 1)), "amq.default")
+	_, err := admin.QueueDeclare(lonely+".q", true, false, false, false, quorum())
+	must(t, err)
+	must(t, admin.QueueBind(lonely+".q", "RoutedEvent", lonely, false, nil))
+	brokertest.Eventually(t, 15*time.Second, "a routable event goes through", func() bool {
+		return p.Publish(ctx, ev("RoutedEvent", "agg", 2)) == nil
+	})
+	if got := p.Unrouted(); got != 0 {
+		t.Errorf("Unrouted = %d; the copy was refused", got)
+	}
+}

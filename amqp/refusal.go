@@ -20,7 +20,13 @@ type refusal struct {
 	// permissions refused one. known is false when the reason named none.
 	exchange, key string
 	known, topic  bool
-	err           error // ErrAccessRefused or ErrTopologyMissing, naming them
+	// main: the exchange is the one a Publisher's own publishes go to
+	// (Publisher.mainExchange), so the refusal stops all of them: each
+	// reconnect probes it before it counts as connected. Another one (the
+	// unrouted copies' path) fails only what goes there, and the Publisher
+	// reconnects for the rest.
+	main bool
+	err  error // ErrAccessRefused or ErrTopologyMissing, naming them
 }
 
 // Reasons of RabbitMQ 3.10.8 (measured, TestPublisher_RefusedWrite and the

@@ -183,6 +183,7 @@ func (s *pubSession) shutdown(cause error) {
 	r := publishRefusal(cause)
 	if r != nil {
 		cause = r.err
+		r.main = r.known && r.exchange == s.p.mainExchange()
 	}
 	s.pmu.Lock()
 	if s.closed {
