@@ -161,3 +161,52 @@ func TestWorker_HopRefusedHoldsTheDelivery(t *testing.T) {
 		t.Errorf("%d dead letters; want none", got)
 	}
 }
+
+// Stop while deliveries are held for a refused hop: the held handler loops
+// give up at once (no hard stop needed) and every delivery goes back to the
+// queue unacked, none lost.
+func TestWorker_StopWhileHopRefused(t *testing.T) {
+	node := brokertest.StartNode(t)
+	declaredByAdmin(t, node)
+	node.Ctl(t, "add_user", "nowrite", "pw-nowrite")
+	node.Ctl(t, "set_permissions", "-p", "/", "nowrite", ".*", "^events_a$", ".*")
+	var calls atomic.Int64
+	w, err := amqp.NewWorker(refusalWorkerCfg(node, "nowrite", testLogger(t)),
+		event.HandlerFunc(func(context.Context, event.Event) error { calls.Add(1); return errors.New("fails") }))
+	must(t, err)
+	must(t, w.Start(context.Background()))
+	select {
+	case <-w.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not consuming: %v", w.LastError())
+	}
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: node.URL(), Logger: testLogger(t)})
+	must(t, err)
+	must(t, pub.Start(context.Background()))
+	t.Cleanup(func() { _ = pub.Stop(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 3
+	for i := range n {
+		must(t, pub.Publish(ctx, ev("HeldEvent", fmt.Sprint(i), i)))
+	}
+	brokertest.Eventually(t, 15*time.Second, "both handler loops holding", func() bool {
+		return calls.Load() == 2 && w.HopsRefused() != nil
+	})
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	start := time.Now()
+	if err := w.Stop(sctx); err != nil {
+		t.Fatalf("Stop = %v after %v; want a soft stop", err, time.Since(start))
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Stop took %v with held deliveries", took)
+	}
+	admin := nodeChannel(t, node)
+	brokertest.Eventually(t, 10*time.Second, "every delivery back in the queue", func() bool {
+		return depth(t, admin, "events_a") == n
+	})
+	if st := w.Stats(); st.Handled != 0 || st.Retried != 0 || st.DeadLettered != 0 {
+		t.Errorf("stats %+v; want nothing settled", st)
+	}
+}
