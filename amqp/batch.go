@@ -121,7 +121,7 @@ func (b *batch) send(it *batchItem) {
 		b.finish(it, published{}, err)
 		return
 	}
-	s, err := p.session(b.ctx)
+	s, err := p.session(b.ctx, p.cfg.Exchange, b.evs[it.i].Type)
 	if err != nil {
 		p.release()
 		b.finish(it, published{}, err)

@@ -104,7 +104,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		false, // noWait
 		nil)
 	if err != nil {
-		return fail(fmt.Errorf("consume %q: %w", w.topo.queue, err))
+		return fail(consumeError(w.topo.queue, err))
 	}
 	return s, nil
 }

@@ -76,7 +76,20 @@
 // broker's certificate did not verify, or the broker refused the client's),
 // ErrHandshakeTimeout. Publisher and Worker keep retrying them with backoff
 // and report the latest in LastError, for health checks; a command-line tool
-// sets PublisherConfig.StopOnRefusal to stop at once instead. TLS settings
+// sets PublisherConfig.StopOnRefusal to stop at once instead.
+//
+// A user who may log in can still be refused what it does next: a publish
+// without write permission on the exchange (403), or to an exchange that
+// does not exist (404), makes the broker close the channel; a consume
+// without read permission on the queue is refused (403). These are
+// ErrAccessRefused or ErrTopologyMissing too, naming the exchange or queue
+// and the permission (refusal.go). The publishes a refusal covers fail with
+// it, never republished into the same refusal; a Publisher then fails such
+// publishes at once while disconnected, and each reconnect first asks the
+// broker whether it takes them now (probe.go: a publish in a transaction
+// that is rolled back, so nothing is routed) before it counts as connected.
+// A Worker whose retry or dead-letter hop is refused keeps the delivery
+// unacked and tries the hop again with backoff (hold.go). TLS settings
 // come from the amqps:// URL's parameters or from TLSFiles, which win over
 // them (tls_files.go).
 //

@@ -16,7 +16,8 @@ import (
 // hop moves a delivery to a delay queue (reason "") or the dead-letter queue,
 // publishing with a confirm before acking. A hop that cannot be confirmed
 // leaves the delivery to the broker: it is requeued after a pause, and the
-// quorum delivery limit bounds how often.
+// quorum delivery limit bounds how often. A hop the broker refuses (403, 404)
+// is held instead, unacked, and tried again (holdRefused).
 func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, delay time.Duration, cause error) {
 	d := &j.d
 	if !j.s.alive() {
@@ -46,13 +47,22 @@ func (w *Worker) hop(ctx context.Context, j job, ev event.Event, reason Reason, 
 		span.SetAttributes(tracing.System, tracing.OpName.String("settle"), tracing.OpType.String("settle"),
 			tracing.Destination.String(target), tracing.MessageID.String(ev.ID), tracing.Outcome.String(outcome))
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := w.publishHop(ctx, target, msg)
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := w.publishHop(hctx, target, msg)
 	cancel()
+	if IsPublishRefusal(err) {
+		err = w.holdRefused(ctx, j, target, msg, err)
+	}
 	if err != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
+	if IsPublishRefusal(err) {
+		// Held until the session died or the Worker stopped (holdRefused,
+		// which logged why): unacked, it goes back to the queue.
+		w.settled(process, ev.Type, metrics.Requeue)
+		return
+	}
 	if err != nil {
 		w.settled(process, ev.Type, metrics.Requeue)
 		w.eventLog(process, ev).Error("cannot move event; leaving it to the broker", "target", target, "err", err)

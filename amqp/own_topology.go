@@ -28,7 +28,7 @@ func (p *Publisher) declareOwn(conn *amqp091.Connection) error {
 // redeclareOwn declares the app's own topology again on the live
 // connection.
 func (p *Publisher) redeclareOwn(ctx context.Context) error {
-	s, err := p.session(ctx)
+	s, err := p.session(ctx, p.mainExchange(), "")
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func (f *InFlight) send(ctx context.Context) error {
 		if err := p.acquire(ctx); err != nil {
 			return err
 		}
-		s, err := p.session(ctx)
+		s, err := p.session(ctx, f.exchange, f.key)
 		if err != nil {
 			p.release()
 			return err

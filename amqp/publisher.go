@@ -27,6 +27,9 @@ import (
 // copy is confirmed. If the connection dies before a confirm arrives, the
 // message is published again (same message_id) on the next connection, for as
 // long as the caller's context allows: a duplicate is possible, a loss is not.
+// A connection the broker closed because it refused a publish (403, 404) is
+// the exception: the messages that refusal covers fail with it
+// (ErrAccessRefused, ErrTopologyMissing) instead of being sent into it again.
 type Publisher struct {
 	cfg    PublisherConfig
 	log    *slog.Logger
@@ -45,6 +48,11 @@ type Publisher struct {
 	mu    sync.Mutex
 	sess  *pubSession   // nil while disconnected
 	ready chan struct{} // closed while sess != nil
+	// refused is the broker's latest refusal of a publish (written by the
+	// session that it closed), until a connect finds that it takes what it
+	// refused again (then serve clears it). Meanwhile publishes it covers
+	// fail at once, and connect checks it first (probe).
+	refused *refusal
 
 	unrouted atomic.Int64
 	last     lastError // why it is not connected; written by run
@@ -134,19 +142,26 @@ func (p *Publisher) run() {
 		Quit:    p.life.Halted(),
 		Connect: func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
 		Fatal: func(err error) bool {
-			return isFatal(err) || (p.cfg.StopOnRefusal && (IsRefusal(err) || errors.Is(err, ErrTopologyMissing)))
+			return isFatal(err) || (p.cfg.StopOnRefusal && (IsRefusal(err) || IsPublishRefusal(err)))
 		},
 		Serve: p.serve,
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
 			p.last.set(err)
-			if lost {
+			switch {
+			case lost && IsPublishRefusal(err):
+				// Once per session: publishes it covers fail at once
+				// until a connect finds the broker takes them again.
+				p.log.Error("broker refused a publish and closed the channel; publishes there fail until it takes them, checked on each reconnect",
+					"err", err, "attempt", attempt)
+			case lost:
 				p.log.Warn("broker connection lost; reconnecting", "err", err, "attempt", attempt)
-			} else {
+			default:
 				p.log.Warn("broker connection failed; retrying", "err", err, "attempt", attempt)
 			}
 		},
 	}.Run()
 	if err != nil {
+		p.last.set(err)
 		p.log.Error("publisher stopped", "err", err)
 	}
 	p.life.Finish(err)
@@ -160,6 +175,7 @@ func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
 	}
 	p.mu.Lock()
 	p.sess = s
+	p.refused = nil // connect checked it (probe)
 	close(p.ready)
 	p.mu.Unlock()
 	p.last.set(nil)
@@ -196,7 +212,11 @@ func (p *Publisher) Connected() bool {
 // LastError says why the Publisher is not connected: the error of the
 // latest failed connect attempt, or of the connection that was lost (it may
 // name ErrAccessRefused, ErrVhostNotFound, ErrTLS or ErrHandshakeTimeout).
-// It is nil while connected and before the first attempt has failed.
+// A publish the broker refused (ErrAccessRefused: no write permission on
+// the exchange; ErrTopologyMissing: no such exchange) ends the connection
+// too, and each reconnect checks first whether the broker takes it now, so
+// LastError names that refusal until it does. It is nil while connected and
+// before the first attempt has failed.
 func (p *Publisher) LastError() error {
 	if p.Connected() {
 		return nil
@@ -217,8 +237,9 @@ func (p *Publisher) Unrouted() int64 { return p.unrouted.Load() }
 
 // Publish sends ev to the domain exchange with ev.Type as routing key and
 // returns once the broker confirmed it. ev.ID is set to a new UUIDv7 when empty.
-// Errors: ctx's error (wrapped) when it ends first, ErrNacked, ErrClosed, or a
-// validation error for a bad event. On any error the event may still have
+// Errors: ctx's error (wrapped) when it ends first, ErrNacked, ErrClosed,
+// ErrAccessRefused or ErrTopologyMissing when the broker refuses the publish
+// (see LastError), or a validation error for a bad event. On any error the event may still have
 // reached the broker; publishing it again with the same ID is safe.
 func (p *Publisher) Publish(ctx context.Context, ev event.Event) error {
 	ctx, span, msg, err := p.prepare(ctx, &ev)

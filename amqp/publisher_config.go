@@ -55,9 +55,12 @@ type PublisherConfig struct {
 	// StopOnRefusal stops the Publisher (Done, Err) at the first connect
 	// error only an operator can fix (IsRefusal: ErrAccessRefused,
 	// ErrVhostNotFound, ErrTLS; and ErrTopologyMissing, the shared
-	// topology TopologyPassive found missing) instead of retrying it: for a command-line
-	// tool, which should say why and exit. Defaults to false: a server keeps
-	// retrying with Backoff, and LastError says why.
+	// topology TopologyPassive found missing), or at the first publish the
+	// broker refuses (IsPublishRefusal: no write permission, no such
+	// exchange), instead of retrying it: for a command-line tool, which
+	// should say why and exit. Defaults to false: a server keeps retrying
+	// with Backoff, publishes the refusal covers fail at once meanwhile, and
+	// LastError says why.
 	StopOnRefusal bool
 	// Heartbeat is the AMQP heartbeat interval; a connection silent for about
 	// three intervals is dropped and replaced. Defaults to DefaultHeartbeat (10s).
@@ -80,6 +83,9 @@ type PublisherConfig struct {
 	// a hop finds them missing (own_topology.go). The hops connection owns
 	// what it publishes to; it declares nothing shared.
 	ownTopology func(*amqp091.Connection) error
+	// hopsExchange, for a Worker's hops, is the app's exchange they are
+	// published to (a refusal there is the refusal of every hop).
+	hopsExchange string
 }
 
 // WithDefaults returns c with every zero field set to its default. It is

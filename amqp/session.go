@@ -46,6 +46,11 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	if err == nil {
 		err = ch.Confirm(false /* noWait */)
 	}
+	if r := p.refusal(); err == nil && r != nil {
+		// The broker refused a publish on an earlier connection: being
+		// connected says nothing about whether it takes them now.
+		err = probe(conn, r)
+	}
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
@@ -117,6 +122,7 @@ type pubSession struct {
 	pending map[uint64]*pending
 	closed  bool
 	err     error
+	refused *refusal // why the broker closed the session, if it refused a publish
 
 	dead      chan struct{}
 	bmu       sync.Mutex
@@ -153,8 +159,9 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 		select {
 		case <-unblocked:
 		case <-s.dead:
-			rec.finish(errConnLost)
-			return errConnLost
+			err := s.lost(rec)
+			rec.finish(err)
+			return err
 		case <-ctx.Done():
 			rec.finish(nil) // never sent: just give the slot back
 			return fmt.Errorf("broker is blocking publishers (resource alarm): %w", ctx.Err())
@@ -167,22 +174,30 @@ func (s *pubSession) publish(ctx context.Context, rec *pending) error {
 		select {
 		case s.queue <- rec:
 		case <-s.dead:
-			rec.finish(errConnLost)
-			return errConnLost
+			err := s.lost(rec)
+			rec.finish(err)
+			return err
 		}
 	}
 	if s.isDead() {
 		// The writer may have drained the queue and gone before rec
 		// arrived; nothing will send or confirm it on this session now.
 		// (finish is once: a rec already resolved keeps its outcome.)
-		rec.finish(errConnLost)
+		rec.finish(s.lost(rec))
 	}
 	return nil
 }
 
 // shutdown marks the session dead and hands every unconfirmed message back to
-// its caller for republishing on the next session.
+// its caller for republishing on the next session; when the broker closed it
+// for refusing a publish, those the refusal covers fail with it instead:
+// publishing them again would be refused the same way.
 func (s *pubSession) shutdown(cause error) {
+	r := publishRefusal(cause)
+	if r != nil {
+		cause = r.err
+		r.main = r.known && r.exchange == s.p.mainExchange()
+	}
 	s.pmu.Lock()
 	if s.closed {
 		s.pmu.Unlock()
@@ -190,14 +205,33 @@ func (s *pubSession) shutdown(cause error) {
 	}
 	s.closed = true
 	s.err = cause
+	s.refused = r
 	recs := s.pending
 	s.pending = map[uint64]*pending{}
 	s.pmu.Unlock()
+	if r != nil {
+		// Before dead closes: a caller that sees the session dead must
+		// find the refusal on the Publisher too (see Publisher.session).
+		s.p.refuse(r)
+	}
 	close(s.dead)
 	for _, rec := range recs {
-		rec.finish(errConnLost)
+		rec.finish(s.lost(rec))
 	}
 	go func() { _ = s.conn.Close() }()
+}
+
+// lost is the fate of rec, unconfirmed on a dead session: the broker's
+// refusal when it covers rec, else errConnLost (publish it again on the
+// next session).
+func (s *pubSession) lost(rec *pending) error {
+	s.pmu.Lock()
+	r := s.refused
+	s.pmu.Unlock()
+	if r != nil && r.covers(rec.exchange, rec.key) {
+		return r.err
+	}
+	return errConnLost
 }
 
 // close ends the session on purpose.

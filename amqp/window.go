@@ -79,7 +79,7 @@ func (p *Publisher) publishHolding(ctx context.Context, exchange, key string, ms
 				return published{}, err
 			}
 		}
-		s, err := p.session(ctx)
+		s, err := p.session(ctx, exchange, key)
 		if err != nil {
 			p.release()
 			return published{}, err
@@ -123,14 +123,20 @@ func checkHeaders(msg amqp091.Publishing) error {
 	return nil
 }
 
-// session waits for a live session.
-func (p *Publisher) session(ctx context.Context) (*pubSession, error) {
+// session waits for a live session to publish to exchange with key on. While
+// the broker refuses such publishes (see Publisher.refused) it returns that
+// refusal at once: waiting for the next connection would only delay the
+// same answer.
+func (p *Publisher) session(ctx context.Context, exchange, key string) (*pubSession, error) {
 	for {
 		p.mu.Lock()
-		s, ready := p.sess, p.ready
+		s, ready, refused := p.sess, p.ready, p.refused
 		p.mu.Unlock()
 		if s != nil && !s.isDead() {
 			return s, nil
+		}
+		if refused != nil && refused.covers(exchange, key) {
+			return nil, refused.err
 		}
 		select {
 		case <-ready:

@@ -47,7 +47,8 @@ type Worker struct {
 	consumer atomic.Bool
 
 	handled, retried, dead atomic.Int64
-	last                   lastError // why it is not consuming; written by run
+	holding                atomic.Int64 // deliveries held because the broker refuses their hop (holdRefused)
+	last                   lastError    // why it is not consuming; written by run
 
 	// toldLegacy: the queues kept with their old arguments were logged.
 	// Written and read by run's goroutine only (connect).
@@ -107,7 +108,8 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		role:      metrics.RoleHops,
 		// The hops connection declares the app's own topology, never
 		// the shared one (own_topology.go).
-		ownTopology: topo.declareOwnOn,
+		ownTopology:  topo.declareOwnOn,
+		hopsExchange: topo.hops(),
 
 		TracerProvider: cfg.TracerProvider,
 	})
@@ -169,9 +171,10 @@ func (w *Worker) Consuming() bool { return w.consumer.Load() }
 
 // LastError says why the Worker is not consuming: the error of the latest
 // failed attempt to connect and consume, or of the session that ended (it
-// may name ErrAccessRefused, ErrVhostNotFound, ErrTLS or
-// ErrHandshakeTimeout). It is nil while consuming and before the first
-// attempt has failed.
+// may name ErrAccessRefused: a wrong password, or no read permission on the
+// queue; ErrVhostNotFound, ErrTLS or ErrHandshakeTimeout). It is nil while
+// consuming and before the first attempt has failed; see HopsRefused for
+// retries and dead letters the broker refuses meanwhile.
 func (w *Worker) LastError() error {
 	if w.Consuming() {
 		return nil

@@ -1,5 +1,7 @@
 package amqp
 
+import "time"
+
 // writer publishes what publish queues, until the session dies; then it
 // hands back what is still queued.
 func (s *pubSession) writer() {
@@ -17,7 +19,7 @@ func (s *pubSession) writer() {
 			for {
 				select {
 				case rec := <-s.queue:
-					rec.finish(errConnLost)
+					rec.finish(s.lost(rec))
 				default:
 					return
 				}
@@ -56,7 +58,7 @@ func (s *pubSession) write(rec *pending) {
 	s.pmu.Lock()
 	if s.closed {
 		s.pmu.Unlock()
-		rec.finish(errConnLost)
+		rec.finish(s.lost(rec))
 		return
 	}
 	seq := s.ch.GetNextPublishSeqNo()
@@ -70,6 +72,15 @@ func (s *pubSession) write(rec *pending) {
 		s.pmu.Lock()
 		delete(s.pending, seq)
 		s.pmu.Unlock()
-		rec.finish(errConnLost)
+		// The channel is closed: when the broker closed it for refusing a
+		// publish, the loop is about to say so, and rec must hear it
+		// rather than be sent again into the same refusal.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-s.dead:
+		case <-t.C:
+		}
+		t.Stop()
+		rec.finish(s.lost(rec))
 	}
 }

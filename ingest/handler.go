@@ -228,6 +228,16 @@ func (h *Handler) unconfirmed(w http.ResponseWriter, ids []string, err error) {
 	shown := cause
 	var why string
 	switch {
+	case amqp.IsPublishRefusal(cause):
+		// The cause names the broker's exchange, vhost and user: the log
+		// has it, the caller gets the kind. Checked before the connection:
+		// a refusal also ends it.
+		why = "the broker refuses this server's publishes (a permission or an exchange is missing); " +
+			"an operator must fix the broker"
+		shown = amqp.ErrAccessRefused
+		if errors.Is(cause, amqp.ErrTopologyMissing) {
+			shown = amqp.ErrTopologyMissing
+		}
 	case !h.pub.Connected():
 		why = "the broker is not connected"
 	case errors.Is(cause, amqp.ErrUnroutedRefused):

@@ -129,8 +129,7 @@ func publicReady(ready admin.ReadyFunc) admin.ReadyFunc {
 		if err == nil {
 			return nil
 		}
-		for _, kind := range []error{amqp.ErrAccessRefused, amqp.ErrVhostNotFound, amqp.ErrTLS, amqp.ErrHandshakeTimeout,
-			amqp.ErrTopologyMissing} {
+		for _, kind := range []error{amqp.ErrAccessRefused, amqp.ErrVhostNotFound, amqp.ErrTLS, amqp.ErrHandshakeTimeout, amqp.ErrTopologyMissing} {
 			if errors.Is(err, kind) {
 				return fmt.Errorf("broker not connected: %w", kind)
 			}

@@ -114,6 +114,10 @@ func (p *process) serveAdmin() (stop func(), err error) {
 				return fmt.Errorf("not consuming: connecting to the broker: %w", last)
 			}
 			return errors.New("not consuming: connecting to the broker")
+		case p.w.HopsRefused() != nil:
+			// Consuming, but failed events are held unacked until the
+			// broker takes their retries and dead letters.
+			return fmt.Errorf("retries and dead letters refused by the broker: %w", p.w.HopsRefused())
 		}
 		return nil
 	}

@@ -21,8 +21,9 @@ type Loop[S any] struct {
 	Quit <-chan struct{}
 	// Connect opens session number gen (1, 2, …).
 	Connect func(gen uint64) (S, error)
-	// Fatal reports a Connect error that retrying cannot fix: the loop
-	// returns it. Nil means every error is retried.
+	// Fatal reports an error that retrying cannot fix, of Connect or of
+	// a session that ended (Serve's): the loop returns it. Nil means every
+	// error is retried.
 	Fatal func(error) bool
 	// Serve runs a session until it ends, tears it down, and returns why it
 	// ended. attempt counts the failed attempts before it (0: none).
@@ -57,6 +58,9 @@ func (l Loop[S]) Run() error {
 		cause := l.Serve(s, gen, attempt)
 		if l.quitting() {
 			return nil
+		}
+		if cause != nil && l.Fatal != nil && l.Fatal(cause) {
+			return cause
 		}
 		if time.Since(began) > HealthySession {
 			attempt = 0

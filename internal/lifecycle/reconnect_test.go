@@ -78,6 +78,25 @@ func TestLoop_FatalEndsIt(t *testing.T) {
 	}
 }
 
+// A session that ends with an error Fatal names ends the loop too (a
+// publish the broker refused, for a Publisher with StopOnRefusal).
+func TestLoop_FatalSessionEndEndsIt(t *testing.T) {
+	t.Parallel()
+	refused := errors.New("access refused")
+	connects, failed := 0, 0
+	err := Loop[int]{
+		Backoff: fast,
+		Quit:    make(chan struct{}),
+		Connect: func(uint64) (int, error) { connects++; return 0, nil },
+		Fatal:   func(err error) bool { return errors.Is(err, refused) },
+		Serve:   func(int, uint64, int) error { return refused },
+		Failed:  func(error, bool, uint64, int) { failed++ },
+	}.Run()
+	if !errors.Is(err, refused) || connects != 1 || failed != 0 {
+		t.Fatalf("Run = %v after %d connects and %d failures told, want the fatal error after 1 and none", err, connects, failed)
+	}
+}
+
 func TestLoop_QuitDuringBackoff(t *testing.T) {
 	t.Parallel()
 	quit := make(chan struct{})
