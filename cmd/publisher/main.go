@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +35,11 @@ const usage = `Usage:
                                    OUTBOX_*): one relay per table publishes, others stand by
   publisher relay migrate          create the outbox table and its trigger (OUTBOX_FORMAT=eventfleet),
                                    or only the side table for set-aside rows (event_store)
+  publisher relay set-aside list   print the rows set aside (NDJSON: row, aggregate_id, reason, attempts)
+  publisher relay set-aside retry ROW…|--all
+                                   let the relay try those rows again (their aggregates' later rows follow)
+  publisher relay set-aside discard ROW…|--all
+                                   settle those rows without publishing them, and release their aggregates
   publisher health                 exit 0 if this APP_NAME's publisher serve is ready (asked on
                                    METRICS_ADDR, its recorded address when unset, or PUBLISHER_ADDR
                                    when METRICS_ADDR=off), else 1: a container health check
@@ -123,7 +130,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	case "key":
 		return keyNew(cmd.caller, cmd.types, stdout)
 	case "relay":
-		return relayCommand(ctx, cmd.sub, environ, stdout, stderr)
+		return relayCommand(ctx, cmd, environ, stdout, stderr)
 	}
 	cfg, err := config.LoadPublisher(environ)
 	if err != nil {
@@ -197,11 +204,13 @@ func health(ctx context.Context, environ map[string]string, stdout io.Writer) er
 // command is a parsed command line; an empty name means help was shown.
 type command struct {
 	name   string
-	file   string // publish --file
-	failed string // publish --failed
-	sub    string // relay migrate
-	caller string // key new CALLER
-	types  string // key new --types
+	file   string   // publish --file
+	failed string   // publish --failed
+	sub    string   // relay migrate | set-aside list|retry|discard
+	rows   []string // relay set-aside retry|discard ROW…
+	all    bool     // relay set-aside retry|discard --all
+	caller string   // key new CALLER
+	types  string   // key new --types
 }
 
 func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
@@ -226,9 +235,20 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 		args = args[1:]
 		fs.StringVar(&cmd.types, "types", "", "comma-separated event `TYPES` (topic binding keys) the key may publish; default any")
 	case "relay":
-		if len(args) > 1 && args[1] == "migrate" {
+		switch {
+		case len(args) > 1 && args[1] == "migrate":
 			cmd.sub = "migrate"
 			args = args[1:]
+		case len(args) > 1 && args[1] == "set-aside":
+			if len(args) < 3 || !slices.Contains([]string{"list", "retry", "discard"}, args[2]) {
+				fmt.Fprintf(stderr, "publisher relay set-aside: use list, retry ROW…|--all or discard ROW…|--all\n\n%s", usage)
+				return command{}, errUsage
+			}
+			cmd.sub = "set-aside " + args[2]
+			args = args[2:]
+			if args[0] != "list" {
+				fs.BoolVar(&cmd.all, "all", false, "every set-aside row")
+			}
 		}
 	case "serve", "health":
 	default:
@@ -240,6 +260,11 @@ func parseArgs(args []string, stdout, stderr io.Writer) (command, error) {
 	pos, err := parseInterspersed(fs, args[1:])
 	switch {
 	case err != nil:
+	case strings.HasPrefix(cmd.sub, "set-aside ") && cmd.sub != "set-aside list":
+		cmd.rows = pos
+		if (len(pos) > 0) == cmd.all {
+			err = errors.New("name the rows (as set-aside list prints them) or --all, not both")
+		}
 	case cmd.name == "key" && len(pos) == 1:
 		cmd.caller = pos[0]
 	case cmd.name == "key" && len(pos) == 0:

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,14 +20,17 @@ import (
 )
 
 // relayCommand is "publisher relay [migrate]".
-func relayCommand(ctx context.Context, sub string, environ map[string]string, stdout, stderr io.Writer) error {
+func relayCommand(ctx context.Context, cmd command, environ map[string]string, stdout, stderr io.Writer) error {
 	cfg, err := config.LoadRelay(environ)
 	if err != nil {
 		return err
 	}
 	log := cfg.Logger(stderr)
-	if sub == "migrate" {
+	switch {
+	case cmd.sub == "migrate":
 		return relayMigrate(ctx, cfg, stdout)
+	case strings.HasPrefix(cmd.sub, "set-aside "):
+		return setAside(ctx, cfg, strings.TrimPrefix(cmd.sub, "set-aside "), cmd.rows, stdout)
 	}
 	m := metrics.New()
 	p, err := amqp.NewPublisher(cfg.PublisherConfig(log, m))
@@ -42,6 +47,66 @@ func relayCommand(ctx context.Context, sub string, environ map[string]string, st
 	return runRelay(ctx, cfg, p, r, m, log)
 }
 
+// setAside is "publisher relay set-aside list|retry|discard".
+func setAside(ctx context.Context, cfg config.Relay, action string, rows []string, stdout io.Writer) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	ocfg := cfg.OutboxConfig()
+	table := tableOf(ocfg)
+	switch action {
+	case "list":
+		list, err := outbox.ListSetAside(cctx, conn, table)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		for _, r := range list {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "retry":
+		n, err := outbox.RetrySetAside(cctx, conn, table, rows)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "released %d row(s)%s: the relay tries them again\n", n, ofNamed(rows))
+	case "discard":
+		n, err := outbox.DiscardSetAside(cctx, conn, table, ocfg.Format, rows)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "discarded %d row(s)%s: settled without publishing\n", n, ofNamed(rows))
+	}
+	return nil
+}
+
+// ofNamed says how many rows were named, when some were: a named row that
+// is not set aside is not counted, and the operator should see that.
+func ofNamed(rows []string) string {
+	if len(rows) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" of %d named", len(rows))
+}
+
+// tableOf is the table a relay with cfg works on.
+func tableOf(cfg outbox.Config) string {
+	if cfg.Table != "" {
+		return cfg.Table
+	}
+	if cfg.Format == outbox.FormatEventStore {
+		return "event_store"
+	}
+	return outbox.DefaultTable
+}
+
 // relayMigrate creates the outbox table (eventfleet format) or the side
 // table (event_store), and says what it did.
 func relayMigrate(ctx context.Context, cfg config.Relay, stdout io.Writer) error {
@@ -53,13 +118,7 @@ func relayMigrate(ctx context.Context, cfg config.Relay, stdout io.Writer) error
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	ocfg := cfg.OutboxConfig()
-	table := ocfg.Table
-	if table == "" {
-		table = outbox.DefaultTable
-		if ocfg.Format == outbox.FormatEventStore {
-			table = "event_store"
-		}
-	}
+	table := tableOf(ocfg)
 	if err := outbox.Migrate(cctx, conn, table, ocfg.Format); err != nil {
 		return err
 	}

@@ -116,3 +116,45 @@ func TestRelay_BadSettingsExit2NamingTheVariable(t *testing.T) {
 func eventFor(typ, agg, data string) event.Event {
 	return event.Event{Type: typ, AggregateID: agg, Data: []byte(data)}
 }
+
+// An operator lists a set-aside row, retries one, discards another.
+func TestRelay_SetAsideCommands(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Database(t)
+	env := []string{"DATABASE_URL=" + db}
+	if _, stderr, code := runBin(t, env, nil, "relay", "migrate"); code != 0 {
+		t.Fatalf("migrate: %d %s", code, stderr)
+	}
+	conn := pgtest.Conn(t, db)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `INSERT INTO eventfleet_outbox (id, aggregate_id, type, data) VALUES ('e1', 'a', 'T', '{}'), ('e2', 'b', 'T', '{}');
+		INSERT INTO eventfleet_outbox_set_aside (row_key, aggregate_id, reason, attempts) SELECT seq::text, aggregate_id, 'refused', 10 FROM eventfleet_outbox`); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runBin(t, env, nil, "relay", "set-aside", "list")
+	if code != 0 || strings.Count(out, `"reason":"refused"`) != 2 {
+		t.Fatalf("list: exit %d, stdout %q, stderr %s", code, out, stderr)
+	}
+	if _, stderr, code := runBin(t, env, nil, "relay", "set-aside", "discard"); code != 2 || !strings.Contains(stderr, "--all") {
+		t.Fatalf("discard without rows: exit %d, stderr %q; want 2 asking for rows or --all", code, stderr)
+	}
+	if out, _, code := runBin(t, env, nil, "relay", "set-aside", "retry", "1"); code != 0 || !strings.Contains(out, "released 1") {
+		t.Fatalf("retry 1: exit %d, %q", code, out)
+	}
+	if out, _, code := runBin(t, env, nil, "relay", "set-aside", "discard", "--all"); code != 0 || !strings.Contains(out, "discarded 1") {
+		t.Fatalf("discard --all: exit %d, %q", code, out)
+	}
+	var ids []string
+	rows, err := conn.Query(ctx, "SELECT id FROM eventfleet_outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	if len(ids) != 1 || ids[0] != "e1" {
+		t.Fatalf("outbox rows %v, want e1 (released) only", ids)
+	}
+}
