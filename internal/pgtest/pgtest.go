@@ -119,9 +119,9 @@ func Database(t testing.TB) string {
 	if len(name) > 63 {
 		name = name[:54] + "_" + hex.EncodeToString(b)
 	}
-	exec(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	exec_(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	t.Cleanup(func() {
-		exec(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		exec_(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	})
 	u, err := url.Parse(admin)
 	if err != nil {
@@ -144,7 +144,7 @@ func Conn(t testing.TB, u string) *pgx.Conn {
 	return conn
 }
 
-func exec(t testing.TB, u, sql string) {
+func exec_(t testing.TB, u, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

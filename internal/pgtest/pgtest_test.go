@@ -42,3 +42,21 @@ func TestDatabase_IsFreshAndDroppedAfter(t *testing.T) {
 		t.Fatalf("database %s left behind", name)
 	}
 }
+
+func TestCluster_KillAndRestart(t *testing.T) {
+	c := StartCluster(t)
+	db := c.Database(t, "app")
+	conn := Conn(t, db)
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE x (i int); INSERT INTO x VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(t)
+	if err := probe(db); err == nil {
+		t.Fatal("the server answers after Kill")
+	}
+	c.Start(t)
+	var n int
+	if err := Conn(t, db).QueryRow(context.Background(), "SELECT count(*) FROM x").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the restart: %d rows, %v", n, err)
+	}
+}
