@@ -47,6 +47,10 @@ func declaredByAdmin(t *testing.T, node *brokertest.Node) {
 	must(t, w.Stop(context.Background()))
 }
 
+// noHops is write on app a's queues and the unrouted queue (binding them
+// needs it), not on the exchange its hops go to.
+const noHops = `^(events_a|events_a\.dead|events_a\.retry\..*|domain_events\.unrouted)$`
+
 func startRefusalWorker(t *testing.T, cfg amqp.WorkerConfig, h event.Handler) *amqp.Worker {
 	t.Helper()
 	w, err := amqp.NewWorker(cfg, h)
@@ -67,7 +71,9 @@ func TestWorker_ConsumeRefusedNamedAndRetried(t *testing.T) {
 	node := brokertest.StartNode(t)
 	declaredByAdmin(t, node)
 	node.Ctl(t, "add_user", "noread", "pw-noread")
-	node.Ctl(t, "set_permissions", "-p", "/", "noread", ".*", ".*", "^domain_events$")
+	// Read on the exchanges its queues are bound to (binding needs it),
+	// not on the queue it consumes.
+	node.Ctl(t, "set_permissions", "-p", "/", "noread", ".*", ".*", `^(domain_events|domain_events\.unrouted|events_a\.hops)$`)
 	rec := &attempts{Handler: testLogger(t).Handler(), msg: "cannot consume; retrying"}
 	w := startRefusalWorker(t, refusalWorkerCfg(node, "noread", slog.New(rec)),
 		event.HandlerFunc(func(context.Context, event.Event) error { return nil }))
@@ -89,8 +95,8 @@ func TestWorker_ConsumeRefusedNamedAndRetried(t *testing.T) {
 	brokertest.Eventually(t, 15*time.Second, "consuming after the grant", w.Consuming)
 }
 
-// A worker whose user may not write where its retries go (amq.default, by
-// today's topology): the failed deliveries are neither acked nor bounced
+// A worker whose user may not write where its retries go (the app's
+// exchange events_a.hops; it may write its queues, which binding needs): the failed deliveries are neither acked nor bounced
 // back and forth; they are held, the refusal is logged once, HopsRefused
 // names it, and once write is granted the held deliveries are retried and
 // handled.
@@ -98,7 +104,7 @@ func TestWorker_HopRefusedHoldsTheDelivery(t *testing.T) {
 	node := brokertest.StartNode(t)
 	declaredByAdmin(t, node)
 	node.Ctl(t, "add_user", "nowrite", "pw-nowrite")
-	node.Ctl(t, "set_permissions", "-p", "/", "nowrite", ".*", "^events_a$", ".*")
+	node.Ctl(t, "set_permissions", "-p", "/", "nowrite", ".*", noHops, ".*")
 	rec := &attempts{Handler: testLogger(t).Handler(),
 		msg: "the broker refuses the worker's retries and dead letters; holding those deliveries unacked (the handler loops wait) and trying again with backoff until it takes them"}
 	var calls atomic.Int64
@@ -129,7 +135,7 @@ func TestWorker_HopRefusedHoldsTheDelivery(t *testing.T) {
 
 	brokertest.Eventually(t, 15*time.Second, "HopsRefused names the refusal", func() bool {
 		err := w.HopsRefused()
-		return errors.Is(err, amqp.ErrAccessRefused) && strings.Contains(err.Error(), `write permission on exchange "amq.default"`)
+		return errors.Is(err, amqp.ErrAccessRefused) && strings.Contains(err.Error(), `write permission on exchange "events_a.hops"`)
 	})
 	// Two handler loops, each holding one failed delivery: the third waits
 	// in the prefetch, and nothing is redelivered meanwhile.
@@ -169,7 +175,7 @@ func TestWorker_StopWhileHopRefused(t *testing.T) {
 	node := brokertest.StartNode(t)
 	declaredByAdmin(t, node)
 	node.Ctl(t, "add_user", "nowrite", "pw-nowrite")
-	node.Ctl(t, "set_permissions", "-p", "/", "nowrite", ".*", "^events_a$", ".*")
+	node.Ctl(t, "set_permissions", "-p", "/", "nowrite", ".*", noHops, ".*")
 	var calls atomic.Int64
 	w, err := amqp.NewWorker(refusalWorkerCfg(node, "nowrite", testLogger(t)),
 		event.HandlerFunc(func(context.Context, event.Event) error { calls.Add(1); return errors.New("fails") }))

@@ -20,7 +20,9 @@ func writeRefusedNode(t *testing.T) (*brokertest.Node, brokerAt, string) {
 	b := brokerAt{node.URL()}
 	b.declareTap(t, "domain_events", "tap")
 	node.Ctl(t, "add_user", "pub", "pw-pub")
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", "^$", "^$")
+	// Write and read on the unrouted queue and exchange (binding them needs
+	// both), nothing on domain_events.
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", `^domain_events\.unrouted$`, `^domain_events\.unrouted$`)
 	return node, b, fmt.Sprintf("amqp://pub:pw-pub@127.0.0.1:%d/", node.Port)
 }
 
@@ -96,7 +98,7 @@ func TestServe_WriteRefused503AndRecovers(t *testing.T) {
 		t.Fatalf("serve exited (%d); a server keeps running", code)
 	}
 
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", "^$")
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", `^domain_events\.unrouted$`)
 	p.Poll(t, time.Minute, "a 202 after the grant", func() bool {
 		resp, _ := request(t, "POST", base+"/events", `{"type":"RefusedEvent","id":"ok-1"}`)
 		return resp.StatusCode == http.StatusAccepted
