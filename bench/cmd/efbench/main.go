@@ -34,6 +34,7 @@ var discardLogger = slog.New(slog.DiscardHandler)
 
 type options struct {
 	url         string
+	pg          string
 	rounds      int
 	n           int
 	nSlow       int
@@ -68,6 +69,11 @@ func parseFlags(args []string) (options, error) {
 		url = "amqp://guest:guest@127.0.0.1:5672/"
 	}
 	fs.StringVar(&o.url, "url", url, "broker URL (default: AMQP_URL, else the local broker)")
+	pg := os.Getenv("TEST_DATABASE_URL")
+	if pg == "" {
+		pg = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	fs.StringVar(&o.pg, "pg", pg, "PostgreSQL for the relay rows, a user that may create databases (default: TEST_DATABASE_URL, else the local server)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every contender once, alternating")
 	fs.IntVar(&o.n, "n", 20000, "messages per throughput measurement")
 	fs.IntVar(&o.nSlow, "n-slow", 1000, "messages for the slow contenders (bare window 1, eventfleet 1 caller, watermill defaults)")
@@ -293,6 +299,10 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runWorkerBinary(ctx, n, "log")
 			}},
+		contender{"paths", "bare-relay", "bare amqp091-go, sliding confirm window 256 (the relay's reference: the publish limit)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBarePublish(ctx, n, b.o.window, 0) }},
+		contender{"paths", "bin-relay", fmt.Sprintf("`publisher relay`, defaults: committed outbox rows of %d aggregates (process start to every row settled)", relayAggregates), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayBinary(ctx, n) }},
 		contender{"paths", "bare-worker-webhook", "bare consumer POSTing each delivery to the same target, same concurrency", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareWebhook(ctx, n) }},
 		contender{"paths", "bin-worker-webhook", "`cmd/worker` HANDLER=webhook, defaults (process start to empty queue)", n,
