@@ -28,37 +28,39 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/outbox"
 )
 
 var discardLogger = slog.New(slog.DiscardHandler)
 
 type options struct {
-	url         string
-	pg          string
-	rounds      int
-	n           int
-	nSlow       int
-	latencyN    int
-	scaleN      int
-	scale       []int
-	size        int
-	window      int
-	prefetch    int
-	concurrency int
-	batch       int
-	queues      []string
-	only        *regexp.Regexp
-	out         string
-	root        string
-	cpuprofile  string
-	perf        string
-	httpClients int
-	httpArray   int
-	binEnv      []string
-	rate        float64
-	idle        time.Duration
-	settle      time.Duration
-	timeout     time.Duration
+	url           string
+	pg            string
+	relayLatencyN int
+	rounds        int
+	n             int
+	nSlow         int
+	latencyN      int
+	scaleN        int
+	scale         []int
+	size          int
+	window        int
+	prefetch      int
+	concurrency   int
+	batch         int
+	queues        []string
+	only          *regexp.Regexp
+	out           string
+	root          string
+	cpuprofile    string
+	perf          string
+	httpClients   int
+	httpArray     int
+	binEnv        []string
+	rate          float64
+	idle          time.Duration
+	settle        time.Duration
+	timeout       time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -73,6 +75,7 @@ func parseFlags(args []string) (options, error) {
 	if pg == "" {
 		pg = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
+	fs.IntVar(&o.relayLatencyN, "relay-latency-n", 2000, "rows for each relay latency measurement (committed at 200/s)")
 	fs.StringVar(&o.pg, "pg", pg, "PostgreSQL for the relay rows, a user that may create databases (default: TEST_DATABASE_URL, else the local server)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every contender once, alternating")
 	fs.IntVar(&o.n, "n", 20000, "messages per throughput measurement")
@@ -300,7 +303,9 @@ func contenders(o options) []contender {
 				return b.runWorkerBinary(ctx, n, "log")
 			}},
 		contender{"paths", "bare-relay", "bare amqp091-go, sliding confirm window 256 (the relay's reference: the publish limit)", n,
-			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBarePublish(ctx, n, b.o.window, 0) }},
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runBarePublish(ctx, n, b.o.window, 0)
+			}},
 		contender{"paths", "bin-relay", fmt.Sprintf("`publisher relay`, defaults: committed outbox rows of %d aggregates (process start to every row settled)", relayAggregates), n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayBinary(ctx, n) }},
 		contender{"paths", "bare-worker-webhook", "bare consumer POSTing each delivery to the same target, same concurrency", n,
@@ -334,6 +339,16 @@ func contenders(o options) []contender {
 		contender{"latency", "ef", "eventfleet Publisher → eventfleet Worker", func(o options) int { return o.latencyN },
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runEventfleetLatency(ctx, n, b.latencyRate[b.queue], false)
+			}},
+		contender{"latency", "relay-notify", fmt.Sprintf("app commits an outbox row (%.0f/s) → `publisher relay` woken by the insert trigger → bare consumer", relayLatencyRate),
+			func(o options) int { return o.relayLatencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runRelayLatency(ctx, n, true)
+			}},
+		contender{"latency", "relay-poll", fmt.Sprintf("the same without the trigger: the relay polls (OUTBOX_POLL_INTERVAL %v)", outbox.DefaultPollInterval),
+			func(o options) int { return o.relayLatencyN },
+			func(ctx context.Context, b *bench, n int) (measurement, error) {
+				return b.runRelayLatency(ctx, n, false)
 			}},
 		// Diagnostic: which side adds latency.
 		contender{"latency", "bare-to-ef", "bare publisher → eventfleet Worker", func(o options) int { return o.latencyN },
@@ -407,7 +422,7 @@ func run(ctx context.Context, o options) error {
 	}()
 
 	cs := contenders(o)
-	if slices.ContainsFunc(cs, func(c contender) bool { return strings.HasPrefix(c.id, "bin-") }) {
+	if slices.ContainsFunc(cs, func(c contender) bool { return strings.HasPrefix(c.id, "bin-") || strings.HasPrefix(c.id, "relay-") }) {
 		fmt.Fprintln(os.Stderr, "efbench: building cmd/publisher and cmd/worker")
 		if err := b.buildBinaries(ctx); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/outbox"
 )
@@ -113,4 +114,80 @@ func (b *bench) runRelayBinary(ctx context.Context, n int) (measurement, error) 
 	m := t.stop()
 	m.clientCPU += procCPU(cmd.Process.Pid)
 	return m, b.verify(queue, n)
+}
+
+// relayLatencyRate is the commit rate of the relay latency rows: a steady
+// app, far under the relay's throughput, so the figure is the path's delay,
+// not a queue's.
+const relayLatencyRate = 200.0
+
+// runRelayLatency: an app commits one outbox row every 1/relayLatencyRate s
+// (its body carries the commit's due time), `publisher relay` publishes
+// them, a bare consumer takes them; latency from the due time to delivery.
+// With notify the insert trigger wakes the relay; without it the relay
+// finds rows by polling (OUTBOX_POLL_INTERVAL, 1 s by default).
+func (b *bench) runRelayLatency(ctx context.Context, n int, notify bool) (measurement, error) {
+	exchange, queue, done, err := b.publishTarget()
+	defer done()
+	if err != nil {
+		return measurement{}, err
+	}
+	db, drop, err := b.relayDB(ctx)
+	defer drop()
+	if err != nil {
+		return measurement{}, err
+	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer conn.Close(context.Background())
+	if !notify {
+		if _, err := conn.Exec(ctx, "DROP TRIGGER eventfleet_outbox_notify ON eventfleet_outbox"); err != nil {
+			return measurement{}, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
+	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench", "DATABASE_URL="+db,
+		"METRICS_ADDR=off", "LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, b.o.binEnv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return measurement{}, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	lat := newLatencies(n)
+	cctx, cancel := context.WithTimeout(ctx, b.o.timeout)
+	defer cancel()
+	consuming := make(chan struct{})
+	consumed := make(chan error, 1)
+	go func() {
+		consumed <- bareConsume(cctx, b.o.url, queue, n, b.o.prefetch, 1,
+			func(d *amqp091.Delivery) { lat.record(d.Body) }, consuming)
+	}()
+	select {
+	case <-consuming:
+	case err := <-consumed:
+		return measurement{}, fmt.Errorf("consumer: %w", err)
+	}
+	// The relay's first scan after its start, before the clock runs.
+	time.Sleep(time.Second) // startup: not part of the path measured
+	t := b.startTimer()
+	p := newPacer(relayLatencyRate)
+	for i := range n {
+		due := p.wait(i)
+		if _, err := conn.Exec(cctx, `INSERT INTO eventfleet_outbox (id, aggregate_id, type, data) VALUES (gen_random_uuid()::text, $1, $2, $3::json)`,
+			fmt.Sprintf("agg-%d", i%relayAggregates), eventType, string(makeBody(b.o.size, due.UnixNano()))); err != nil {
+			return t.stop(), fmt.Errorf("commit row %d: %w", i, err)
+		}
+	}
+	if err := <-consumed; err != nil {
+		return t.stop(), fmt.Errorf("consumer: %w: %s", err, tail(stderr.String()))
+	}
+	m := t.stop()
+	return m, lat.summary(&m, relayLatencyRate)
 }
