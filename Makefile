@@ -26,7 +26,7 @@ lint: ## go vet, staticcheck, and fail on files gofmt would change
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -w these files:"; echo "$$out"; exit 1; fi
 
-up: ## start RabbitMQ, the publisher and the workers (docker-compose.yml)
+up: ## start RabbitMQ, the publisher, the workers, PostgreSQL and the outbox relays (docker-compose.yml)
 	docker compose up --build
 
 down: ## stop and remove the compose services

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,12 +31,18 @@ const root = ".."
 var (
 	publisherCmd = []string{"/app/publisher", "serve"}
 	workerCmds   = [][]string{{"/app/worker"}, {"/app/worker", "run"}}
+	relayCmd     = []string{"/app/publisher", "relay"}
+	migrateCmd   = []string{"/app/publisher", "relay", "migrate"}
 	binaries     = map[string]string{"/app/publisher": "./cmd/publisher", "/app/worker": "./cmd/worker"}
 )
 
-// flySecretAMQPURL stands in for the AMQP_URL secret when the fly.toml [env]
-// is validated; it is the form the comment at the top of fly.toml shows.
-const flySecretAMQPURL = "amqps://user:pass@host/vhost"
+// flySecretAMQPURL and flySecretDatabaseURL stand in for the AMQP_URL and
+// DATABASE_URL secrets when the fly.toml [env] is validated; they are the
+// forms the comment at the top of fly.toml shows.
+const (
+	flySecretAMQPURL     = "amqps://user:pass@host/vhost"
+	flySecretDatabaseURL = "postgres://user:pass@host:5432/app"
+)
 
 // Defaults of the platforms, used when a file leaves the setting out.
 const (
@@ -45,34 +52,62 @@ const (
 	composeDefaultGracePeriod = 10 * time.Second
 )
 
-// binary is what a command runs.
-type binary int
+// role is what a command does, named as its /readyz names it (internal/admin
+// roles), plus the relay's one-shot migrate. The relay is the publisher
+// binary, with its own settings (config.LoadRelay).
+type role int
 
 const (
-	unknownBinary binary = iota
-	publisherBinary
-	workerBinary
+	unknownRole   role = iota
+	publisherRole      // publisher serve
+	workerRole         // worker [run]
+	relayRole          // publisher relay
+	migrateRole        // publisher relay migrate: one-shot, no broker, no endpoints
 )
 
-func (b binary) String() string {
+// longRunning are the roles that run until stopped: they drain on a signal,
+// serve /readyz and need a health check.
+var longRunning = []role{publisherRole, workerRole, relayRole}
+
+func (b role) String() string {
 	switch b {
-	case publisherBinary:
+	case publisherRole:
 		return "publisher"
-	case workerBinary:
+	case workerRole:
 		return "worker"
+	case relayRole:
+		return "relay"
+	case migrateRole:
+		return "relay migrate"
 	default:
 		return "unknown"
 	}
 }
 
-func classify(cmd []string) binary {
+// binary is the path in the image of the binary that runs b.
+func (b role) binary() string {
+	if b == workerRole {
+		return workerCmds[0][0]
+	}
+	return publisherCmd[0]
+}
+
+// oneShot reports whether b exits when done, so it has no health check, no
+// endpoints and needs no broker.
+func (b role) oneShot() bool { return b == migrateRole }
+
+func classify(cmd []string) role {
 	switch {
 	case slices.Equal(cmd, publisherCmd):
-		return publisherBinary
+		return publisherRole
 	case slices.ContainsFunc(workerCmds, func(c []string) bool { return slices.Equal(c, cmd) }):
-		return workerBinary
+		return workerRole
+	case slices.Equal(cmd, relayCmd):
+		return relayRole
+	case slices.Equal(cmd, migrateCmd):
+		return migrateRole
 	default:
-		return unknownBinary
+		return unknownRole
 	}
 }
 
@@ -81,6 +116,7 @@ func allowedCommands() string {
 	for _, c := range workerCmds {
 		cmds = append(cmds, strings.Join(c, " "))
 	}
+	cmds = append(cmds, strings.Join(relayCmd, " "), strings.Join(migrateCmd, " "))
 	return `"` + strings.Join(cmds, `", "`) + `"`
 }
 
@@ -92,42 +128,65 @@ type envVar struct {
 	HasDefault bool
 }
 
-// readBy lists the variables each binary reads and their defaults, from
+// readBy lists the variables each role reads and their defaults, from
 // the one source internal/config takes them from (config.Settings: what
 // loading an empty environment yields). A variable with two defaults
-// (PUBLISH_TIMEOUT) is listed with the first, `publisher serve`'s.
-var readBy = func() map[binary]map[string]envVar {
-	out := map[binary]map[string]envVar{publisherBinary: {}, workerBinary: {}}
+// (PUBLISH_TIMEOUT) is listed with the first, `publisher serve`'s. Settings
+// lists the relay's own variables (relayOnly) under the publisher binary;
+// `publisher serve` does not read them, the relay reads them and all of the
+// publisher's.
+var readBy = func() map[role]map[string]envVar {
+	out := map[role]map[string]envVar{publisherRole: {}, workerRole: {}, relayRole: {}, migrateRole: {}}
 	for _, s := range config.Settings() {
-		b := workerBinary
-		if s.Binary == config.BinaryPublisher {
-			b = publisherBinary
-		}
 		v := envVar{HasDefault: len(s.Defaults) > 0}
 		if v.HasDefault {
 			v.Default = s.Defaults[0]
 		}
-		out[b][s.Var] = v
+		if s.Binary != config.BinaryPublisher {
+			out[workerRole][s.Var] = v
+			continue
+		}
+		out[relayRole][s.Var] = v
+		out[migrateRole][s.Var] = v
+		if !slices.Contains(relayOnly, s.Var) {
+			out[publisherRole][s.Var] = v
+		}
 	}
 	return out
 }()
 
+// relayOnly are the variables of config.Relay's own fields (DATABASE_URL,
+// OUTBOX_*), not those of the Publisher settings it embeds.
+var relayOnly = func() []string {
+	var names []string
+	t := reflect.TypeFor[config.Relay]()
+	for i := range t.NumField() {
+		if f := t.Field(i); !f.Anonymous && f.Tag.Get("env") != "" {
+			names = append(names, f.Tag.Get("env"))
+		}
+	}
+	return names
+}()
+
 // setting is the value binary b sees for name in environ: the given value,
 // else the default from internal/config.
-func setting(b binary, environ map[string]string, name string) string {
+func setting(b role, environ map[string]string, name string) string {
 	if v, ok := environ[name]; ok {
 		return v
 	}
 	return readBy[b][name].Default
 }
 
-func load(b binary, environ map[string]string) error {
+func load(b role, environ map[string]string) error {
 	switch b {
-	case publisherBinary:
+	case publisherRole:
 		_, err := config.LoadPublisher(environ)
 		return err
-	case workerBinary:
+	case workerRole:
 		_, err := config.LoadWorker(environ)
+		return err
+	case relayRole, migrateRole:
+		_, err := config.LoadRelay(environ)
 		return err
 	default:
 		return fmt.Errorf("no loader for %v", b)
@@ -188,13 +247,16 @@ func (f flyFile) env() map[string]string {
 	return m
 }
 
-// machineEnv is what a Machine of the app sees: [env], the AMQP_URL secret and
-// FLY_APP_NAME, which Fly sets.
+// machineEnv is what a Machine of the app sees: [env], the AMQP_URL and
+// DATABASE_URL secrets and FLY_APP_NAME, which Fly sets.
 func (f flyFile) machineEnv() map[string]string {
 	m := f.env()
 	m["FLY_APP_NAME"] = f.App
 	if _, ok := m["AMQP_URL"]; !ok {
 		m["AMQP_URL"] = flySecretAMQPURL
+	}
+	if _, ok := m["DATABASE_URL"]; !ok {
+		m["DATABASE_URL"] = flySecretDatabaseURL
 	}
 	return m
 }
@@ -213,7 +275,7 @@ func (f flyFile) killTimeout() (time.Duration, error) {
 }
 
 // groups returns the process groups running b.
-func (f flyFile) groups(b binary) []string {
+func (f flyFile) groups(b role) []string {
 	var names []string
 	for name, cmd := range f.Processes {
 		if classify(strings.Fields(cmd)) == b {
@@ -239,6 +301,8 @@ type composeService struct {
 	DependsOn       dependsOn   `yaml:"depends_on"`
 	StopSignal      string      `yaml:"stop_signal"`
 	StopGracePeriod string      `yaml:"stop_grace_period"`
+	Restart         string      `yaml:"restart"`
+	Volumes         mounts      `yaml:"volumes"`
 	Healthcheck     *struct {
 		Test    words `yaml:"test"`
 		Disable bool  `yaml:"disable"`
@@ -627,22 +691,20 @@ func setup(t *testing.T) bundle {
 
 // ---- tests ----
 
-// (a) Every variable the files set is one the binary reads.
+// (a) Every variable the files set is one the command reads.
 func TestEnvNamesAreRead(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
 	for name := range b.fly.Env {
-		_, p := readBy[publisherBinary][name]
-		_, w := readBy[workerBinary][name]
-		if !p && !w {
-			t.Errorf("fly.toml [env] sets %s, which neither binary reads; fix the name or remove it (internal/config reads %s)",
-				name, known(publisherBinary, workerBinary))
+		if !slices.ContainsFunc(longRunning, func(r role) bool { _, ok := readBy[r][name]; return ok }) {
+			t.Errorf("fly.toml [env] sets %s, which no command reads; fix the name or remove it (internal/config reads %s)",
+				name, known(longRunning...))
 		}
 	}
 	for svc, s := range b.compose.appServices() {
 		bin := classify(s.Command)
-		if bin == unknownBinary {
+		if bin == unknownRole {
 			continue // TestCommands reports it
 		}
 		for _, name := range s.Environment.Names {
@@ -654,7 +716,7 @@ func TestEnvNamesAreRead(t *testing.T) {
 	}
 }
 
-func known(bins ...binary) string {
+func known(bins ...role) string {
 	var names []string
 	for _, b := range bins {
 		for name := range readBy[b] {
@@ -689,15 +751,19 @@ func TestCommands(t *testing.T) {
 	b := setup(t)
 
 	if len(b.fly.Processes) == 0 {
-		t.Errorf("fly.toml has no [processes]; add publisher = %q and worker = %q",
-			strings.Join(publisherCmd, " "), strings.Join(workerCmds[0], " "))
+		t.Errorf("fly.toml has no [processes]; add publisher = %q, worker = %q and relay = %q",
+			strings.Join(publisherCmd, " "), strings.Join(workerCmds[0], " "), strings.Join(relayCmd, " "))
 	}
 	for name, cmd := range b.fly.Processes {
-		if classify(strings.Fields(cmd)) == unknownBinary {
+		switch classify(strings.Fields(cmd)) {
+		case unknownRole:
 			t.Errorf("fly.toml [processes] %s = %q: the image runs only %s; fix the command", name, cmd, allowedCommands())
+		case migrateRole:
+			t.Errorf("fly.toml [processes] %s = %q is a one-shot: its Machines would exit and be restarted; remove the group and run it once with fly ssh console -C %q",
+				name, cmd, strings.Join(migrateCmd, " "))
 		}
 	}
-	for _, bin := range []binary{publisherBinary, workerBinary} {
+	for _, bin := range longRunning {
 		if len(b.fly.groups(bin)) == 0 {
 			t.Errorf("fly.toml [processes] has no group running the %v; add one", bin)
 		}
@@ -706,16 +772,16 @@ func TestCommands(t *testing.T) {
 		t.Errorf("fly.toml [build] dockerfile = %q; set it to \"Dockerfile\" so Fly builds the image this test checks", b.fly.Build.Dockerfile)
 	}
 
-	seen := map[binary]bool{}
+	seen := map[role]bool{}
 	for name, s := range b.compose.appServices() {
 		bin := classify(s.Command)
 		seen[bin] = true
-		if bin == unknownBinary {
+		if bin == unknownRole {
 			t.Errorf("docker-compose.yml service %q: command %q; the image runs only %s; set `command:` to one of them",
 				name, strings.Join(s.Command, " "), allowedCommands())
 		}
 	}
-	for _, bin := range []binary{publisherBinary, workerBinary} {
+	for _, bin := range []role{publisherRole, workerRole, relayRole, migrateRole} {
 		if !seen[bin] {
 			t.Errorf("docker-compose.yml has no service built from the Dockerfile that runs the %v; add one", bin)
 		}
@@ -796,7 +862,7 @@ func checkDockerfile(t *testing.T, ins []instruction) {
 	var argv []string
 	if err := json.Unmarshal([]byte(cmd), &argv); err != nil {
 		t.Errorf("Dockerfile CMD %q is not in exec form; write CMD [\"/app/worker\"], the runtime image has no shell to run the shell form", cmd)
-	} else if classify(argv) == unknownBinary {
+	} else if classify(argv) == unknownRole {
 		t.Errorf("Dockerfile CMD %q; make it one of %s", argv, allowedCommands())
 	}
 }
@@ -856,7 +922,7 @@ func TestPublisherPort(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	defaultPort := port(t, readBy[publisherBinary]["PUBLISHER_ADDR"].Default)
+	defaultPort := port(t, readBy[publisherRole]["PUBLISHER_ADDR"].Default)
 
 	// The Dockerfile documents the default.
 	var exposed []string
@@ -872,7 +938,7 @@ func TestPublisherPort(t *testing.T) {
 		t.Errorf("Dockerfile EXPOSE %q; expose %s, the port of PUBLISHER_ADDR's default in internal/config", exposed, defaultPort)
 	}
 
-	flyPort := port(t, setting(publisherBinary, b.fly.env(), "PUBLISHER_ADDR"))
+	flyPort := port(t, setting(publisherRole, b.fly.env(), "PUBLISHER_ADDR"))
 	if b.fly.HTTPService == nil {
 		t.Fatal("fly.toml has no [http_service]; add one for the publisher process group")
 	}
@@ -881,10 +947,10 @@ func TestPublisherPort(t *testing.T) {
 	}
 
 	for name, s := range b.compose.appServices() {
-		if classify(s.Command) != publisherBinary {
+		if classify(s.Command) != publisherRole {
 			continue
 		}
-		want := port(t, setting(publisherBinary, s.Environment.Set, "PUBLISHER_ADDR"))
+		want := port(t, setting(publisherRole, s.Environment.Set, "PUBLISHER_ADDR"))
 		if !slices.Contains(s.Ports.targets(), want) {
 			t.Errorf("docker-compose.yml service %q publishes container ports %q, but the publisher listens on %s (PUBLISHER_ADDR); map it: ports: [\"127.0.0.1:%s:%s\"]",
 				name, s.Ports.targets(), want, want, want)
@@ -913,7 +979,7 @@ func TestShutdownFitsKillTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fly.toml: %v", err)
 	}
-	for _, bin := range []binary{publisherBinary, workerBinary} {
+	for _, bin := range longRunning {
 		drain, err := time.ParseDuration(setting(bin, b.fly.env(), "SHUTDOWN_TIMEOUT"))
 		if err != nil {
 			continue // TestEnvValuesValidate reports it
@@ -926,7 +992,7 @@ func TestShutdownFitsKillTimeout(t *testing.T) {
 
 	for name, s := range b.compose.appServices() {
 		bin := classify(s.Command)
-		if bin == unknownBinary {
+		if bin == unknownRole || bin.oneShot() {
 			continue
 		}
 		if sig := cmp.Or(s.StopSignal, composeDefaultStopSignal); sig != "SIGTERM" && sig != "SIGINT" {
@@ -955,7 +1021,7 @@ func TestFlyHTTPServiceServesOnlyPublisher(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	want := b.fly.groups(publisherBinary)
+	want := b.fly.groups(publisherRole)
 	if len(want) == 0 {
 		t.Fatal("fly.toml [processes] has no group running the publisher, so nothing can serve [http_service]; add publisher = \"/app/publisher serve\"")
 	}
@@ -981,8 +1047,10 @@ func TestFlyHTTPServiceServesOnlyPublisher(t *testing.T) {
 	}
 	for _, s := range b.fly.Services {
 		for _, p := range s.Processes {
-			if slices.Contains(b.fly.groups(workerBinary), p) {
-				t.Errorf("fly.toml [[services]] exposes process group %q, which runs the worker; workers take no traffic, remove it from processes", p)
+			for _, r := range []role{workerRole, relayRole} {
+				if slices.Contains(b.fly.groups(r), p) {
+					t.Errorf("fly.toml [[services]] exposes process group %q, which runs the %v; it takes no traffic, remove it from processes", p, r)
+				}
 			}
 		}
 		if len(s.Processes) == 0 {
@@ -999,8 +1067,8 @@ func TestComposeWaitsForHealthyBroker(t *testing.T) {
 	brokers := map[string]bool{}
 	for name, s := range b.compose.appServices() {
 		bin := classify(s.Command)
-		if bin == unknownBinary {
-			continue
+		if bin == unknownRole || bin.oneShot() {
+			continue // relay migrate works on the database only
 		}
 		u, err := url.Parse(setting(bin, s.Environment.Set, "AMQP_URL"))
 		if err != nil {
@@ -1033,17 +1101,17 @@ func TestEnvValuesValidate(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	for _, bin := range []binary{publisherBinary, workerBinary} {
+	for _, bin := range longRunning {
 		if len(b.fly.groups(bin)) == 0 {
 			continue
 		}
 		if err := load(bin, b.fly.machineEnv()); err != nil {
-			t.Errorf("fly.toml [env] (with FLY_APP_NAME=%q and AMQP_URL as a secret) fails the %v's config: %v; fix the value", b.fly.App, bin, err)
+			t.Errorf("fly.toml [env] (with FLY_APP_NAME=%q, AMQP_URL and DATABASE_URL as secrets) fails the %v's config: %v; fix the value", b.fly.App, bin, err)
 		}
 	}
 	for name, s := range b.compose.appServices() {
 		bin := classify(s.Command)
-		if bin == unknownBinary {
+		if bin == unknownRole {
 			continue
 		}
 		if err := load(bin, s.Environment.Set); err != nil {
@@ -1101,7 +1169,7 @@ func TestComposeWorkersNameTheirApp(t *testing.T) {
 	owner := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(b.compose.appServices())) {
 		s := b.compose.Services[name]
-		if classify(s.Command) != workerBinary {
+		if classify(s.Command) != workerRole {
 			continue
 		}
 		app := s.Environment.Set["APP_NAME"]
@@ -1117,7 +1185,7 @@ func TestComposeWorkersNameTheirApp(t *testing.T) {
 }
 
 // metricsPort is the port of METRICS_ADDR as binary b sees environ.
-func metricsPort(b binary, environ map[string]string) string {
+func metricsPort(b role, environ map[string]string) string {
 	addr := setting(b, environ, "METRICS_ADDR")
 	if addr == config.MetricsOff {
 		return "off"
@@ -1132,22 +1200,27 @@ func TestHealthChecksProbeTheEndpoints(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	env := b.fly.machineEnv()
-	for _, g := range b.fly.groups(workerBinary) {
-		port := metricsPort(workerBinary, env)
-		ok := false
-		for _, c := range b.fly.Checks {
-			if slices.Contains(c.Processes, g) && c.Type == "http" && c.Path == "/readyz" && strconv.Itoa(c.Port) == port {
-				ok = true
+	// Groups without a service have no [[http_service.checks]]: they need a
+	// machine check.
+	unnoticed := map[role]string{workerRole: "a worker that stopped consuming", relayRole: "a relay that lost the broker or the database"}
+	for _, r := range []role{workerRole, relayRole} {
+		for _, g := range b.fly.groups(r) {
+			port := metricsPort(r, env)
+			ok := false
+			for _, c := range b.fly.Checks {
+				if slices.Contains(c.Processes, g) && c.Type == "http" && c.Path == "/readyz" && strconv.Itoa(c.Port) == port {
+					ok = true
+				}
 			}
-		}
-		if !ok {
-			t.Errorf("fly.toml has no [checks.*] of type http on path /readyz, port %s (METRICS_ADDR), for process group %q; a worker that stopped consuming would go unnoticed", port, g)
+			if !ok {
+				t.Errorf("fly.toml has no [checks.*] of type http on path /readyz, port %s (METRICS_ADDR), for process group %q; %s would go unnoticed", port, g, unnoticed[r])
+			}
 		}
 	}
 	if m := b.fly.Metrics; m == nil || m.Path != "/metrics" {
 		t.Error(`fly.toml has no [metrics] with path = "/metrics"; Fly would not scrape the binaries' metrics`)
 	} else {
-		for _, bin := range []binary{publisherBinary, workerBinary} {
+		for _, bin := range longRunning {
 			if port := metricsPort(bin, env); strconv.Itoa(m.Port) != port {
 				t.Errorf("fly.toml [metrics] port = %d, but the %s serves /metrics on METRICS_ADDR port %s", m.Port, bin, port)
 			}
@@ -1155,12 +1228,12 @@ func TestHealthChecksProbeTheEndpoints(t *testing.T) {
 	}
 	for name, s := range b.compose.appServices() {
 		bin := classify(s.Command)
-		if bin == unknownBinary {
-			continue
+		if bin == unknownRole || bin.oneShot() {
+			continue // TestComposeOneShotsExit covers relay migrate
 		}
 		hc := s.Healthcheck
-		if hc == nil || hc.Disable || !slices.Equal(hc.Test, []string{"CMD", "/app/" + bin.String(), "health"}) {
-			t.Errorf(`docker-compose.yml service %q has no healthcheck test: ["CMD", "/app/%s", "health"]; the image has no curl, the health subcommand asks /readyz`, name, bin)
+		if hc == nil || hc.Disable || !slices.Equal(hc.Test, []string{"CMD", bin.binary(), "health"}) {
+			t.Errorf(`docker-compose.yml service %q has no healthcheck test: ["CMD", "%s", "health"]; the image has no curl, the health subcommand asks /readyz`, name, bin.binary())
 		}
 		if metricsPort(bin, s.Environment.Set) == "off" {
 			t.Errorf("docker-compose.yml service %q sets METRICS_ADDR=off, so its health check has nothing to ask", name)

@@ -100,7 +100,7 @@ func TestComposeDemoKey(t *testing.T) {
 
 	found := false
 	for name, s := range b.compose.appServices() {
-		if classify(s.Command) != publisherBinary {
+		if classify(s.Command) != publisherRole {
 			continue
 		}
 		found = true
@@ -140,19 +140,20 @@ func TestComposeBoundsUnroutedQueue(t *testing.T) {
 	}
 	cmd := strings.Join(s.Command, " ")
 	for name, svc := range b.compose.appServices() {
-		if classify(svc.Command) != publisherBinary {
+		// Both publish: serve the events it takes, the relay its rows.
+		if r := classify(svc.Command); r != publisherRole && r != relayRole {
 			continue
 		}
-		pol := amqp.NewUnroutedPolicy(setting(publisherBinary, svc.Environment.Set, "EXCHANGE"))
+		pol := amqp.NewUnroutedPolicy(setting(publisherRole, svc.Environment.Set, "EXCHANGE"))
 		for _, want := range []string{"name=" + pol.Name, "pattern=" + pol.Pattern, "definition=" + pol.Definition(),
 			"apply-to=queues", "priority=" + strconv.Itoa(pol.Priority)} {
 			if !strings.Contains(cmd, want) {
-				t.Errorf("docker-compose.yml service %q does not declare %s; the publisher %q's unrouted queue is %s (amqp.NewUnroutedPolicy)",
-					setupSvc, want, name, amqp.UnroutedQueue(setting(publisherBinary, svc.Environment.Set, "EXCHANGE")))
+				t.Errorf("docker-compose.yml service %q does not declare %s; the %q's unrouted queue is %s (amqp.NewUnroutedPolicy)",
+					setupSvc, want, name, amqp.UnroutedQueue(setting(publisherRole, svc.Environment.Set, "EXCHANGE")))
 			}
 		}
 		if cond := svc.DependsOn[setupSvc]; cond != "service_completed_successfully" {
-			t.Errorf("docker-compose.yml service %q: depends_on %s has condition %q; use service_completed_successfully, so it takes no event while the unrouted queue is unbounded",
+			t.Errorf("docker-compose.yml service %q: depends_on %s has condition %q; use service_completed_successfully, so it publishes nothing while the unrouted queue is unbounded",
 				name, setupSvc, cond)
 		}
 	}
@@ -188,7 +189,7 @@ func TestFlyKeysAreSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"fly secrets set PUBLISHER_KEYS=", "publisher key new", "set_policy " + amqp.NewUnroutedPolicy(setting(publisherBinary, b.fly.env(), "EXCHANGE")).Name} {
+	for _, want := range []string{"fly secrets set PUBLISHER_KEYS=", "publisher key new", "set_policy " + amqp.NewUnroutedPolicy(setting(publisherRole, b.fly.env(), "EXCHANGE")).Name} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("fly.toml's comments do not show %q", want)
 		}

@@ -42,7 +42,8 @@ const usage = `Usage:
                                    settle those rows without publishing them, and release their aggregates
   publisher health                 exit 0 if this APP_NAME's publisher serve is ready (asked on
                                    METRICS_ADDR, its recorded address when unset, or PUBLISHER_ADDR
-                                   when METRICS_ADDR=off), else 1: a container health check
+                                   when METRICS_ADDR=off), else 1: a container health check; where
+                                   no serve runs but this APP_NAME's relay does, it asks the relay
   publisher -h | --help            show this help
 
 An event is one JSON object:
@@ -169,8 +170,9 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	return serve(ctx, cfg, p, m, log)
 }
 
-// health is "publisher health": ask the running server's /readyz, for
-// container health checks in an image that has no curl.
+// health is "publisher health": ask the running server's /readyz (or the
+// relay's, in a relay's container), for container health checks in an image
+// that has no curl.
 func health(ctx context.Context, environ map[string]string, stdout io.Writer) error {
 	t, err := config.LoadTelemetry(environ)
 	if err != nil {
@@ -195,6 +197,18 @@ func health(ctx context.Context, environ map[string]string, stdout io.Writer) er
 		target.Addr = "" // ask the recorded address of this app's publisher
 	}
 	lines, err := admin.Check(pctx, target)
+	if err != nil {
+		// A relay's container runs `publisher health` too: where no serve
+		// is ready, this app's relay may be. Its answer counts when it is
+		// ready, or when the relay is what answered in the serve's place;
+		// otherwise the serve's error stands, naming what answered if
+		// anything did.
+		target.Role = admin.RoleRelay
+		rl, rerr := admin.Check(pctx, target)
+		if rerr == nil || errors.Is(err, admin.ErrOtherProcess) && !errors.Is(rerr, admin.ErrOtherProcess) {
+			lines, err = rl, rerr
+		}
+	}
 	for _, l := range lines {
 		fmt.Fprintln(stdout, l)
 	}
