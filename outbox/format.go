@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/eventfleet/eventfleet/event"
 )
@@ -96,11 +97,13 @@ FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAsi
 func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
 	var r row
 	var data, headers string
-	if err := rows.Scan(&r.key, &r.ev.ID, &r.ev.AggregateID, &r.ev.Type, &data, &headers, &r.ev.Source, &r.ev.Time); err != nil {
+	var at pgtype.Timestamptz
+	if err := rows.Scan(&r.key, &r.ev.ID, &r.ev.AggregateID, &r.ev.Type, &data, &headers, &r.ev.Source, &at); err != nil {
 		return r, err
 	}
 	r.ev.Data = json.RawMessage(data)
 	r.ev.Headers, r.bad = parseHeaders(headers)
+	r.ev.Time, r.bad = finiteTime(at, "occurred_at", r.bad)
 	return r, nil
 }
 
@@ -154,9 +157,11 @@ func (eventStoreFormat) read(rows pgx.Rows) (row, error) {
 	var r row
 	var data string
 	var version int32
-	if err := rows.Scan(&r.key, &r.ev.AggregateID, &r.ev.Type, &data, &version, &r.ev.Time); err != nil {
+	var at pgtype.Timestamptz
+	if err := rows.Scan(&r.key, &r.ev.AggregateID, &r.ev.Type, &data, &version, &at); err != nil {
 		return r, err
 	}
+	r.ev.Time, r.bad = finiteTime(at, "timestamp", nil)
 	r.ev.ID = r.key
 	r.ev.Data = json.RawMessage(data)
 	r.ev.Headers = map[string]any{HeaderAggregateVersion: int64(version)}
@@ -209,6 +214,20 @@ func parseHeaders(s string) (map[string]any, error) {
 		}
 	}
 	return h, nil
+}
+
+// finiteTime is at as a time.Time. PostgreSQL stores 'infinity', which a
+// time.Time cannot hold: scanning it straight into one failed the whole
+// scan, so one such row stopped the table; it is a bad row instead (set
+// aside with the reason), unless the row is bad already.
+func finiteTime(at pgtype.Timestamptz, column string, bad error) (time.Time, error) {
+	if at.Valid && at.InfinityModifier == pgtype.Finite {
+		return at.Time, bad
+	}
+	if bad == nil {
+		bad = fmt.Errorf("%s is not a finite time", column)
+	}
+	return time.Time{}, bad
 }
 
 // timeOrNil is t, or nil for the zero time: Add leaves occurred_at to the
