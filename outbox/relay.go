@@ -100,7 +100,8 @@ func (r *Relay) Stats() Stats {
 }
 
 // LastError is the last connection or publish failure, nil after a
-// successful scan.
+// successful scan or once a new connection's database answers (a standby
+// never scans).
 func (r *Relay) LastError() error {
 	if p := r.lastErr.Load(); p != nil {
 		return *p
@@ -153,6 +154,11 @@ func (r *Relay) connect(uint64) (*session, error) {
 		var ok bool
 		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", r.key).Scan(&ok); err != nil {
 			return fail(fmt.Errorf("outbox: take the relay lock: %w", err))
+		}
+		if !standby {
+			// The database answers: a standby never scans, so this is
+			// where an earlier connection failure stops being current.
+			r.lastErr.Store(nil)
 		}
 		if ok {
 			break
