@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/eventfleet/eventfleet/event"
 )
@@ -43,7 +44,8 @@ type format interface {
 	migrate(t table) []string
 	// scan selects up to $1 unsettled rows not set aside and not behind a
 	// set-aside row of their aggregate, in publishing order, as scanned by
-	// read.
+	// read (event_store: and the earlier versions of their aggregates, which
+	// may make more than $1).
 	scan(t table) string
 	read(rows pgx.Rows) (row, error)
 	// settle marks the rows whose keys are $1 (text[]) sent.
@@ -95,11 +97,13 @@ FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAsi
 func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
 	var r row
 	var data, headers string
-	if err := rows.Scan(&r.key, &r.ev.ID, &r.ev.AggregateID, &r.ev.Type, &data, &headers, &r.ev.Source, &r.ev.Time); err != nil {
+	var at pgtype.Timestamptz
+	if err := rows.Scan(&r.key, &r.ev.ID, &r.ev.AggregateID, &r.ev.Type, &data, &headers, &r.ev.Source, &at); err != nil {
 		return r, err
 	}
 	r.ev.Data = json.RawMessage(data)
 	r.ev.Headers, r.bad = parseHeaders(headers)
+	r.ev.Time, r.bad = finiteTime(at, "occurred_at", r.bad)
 	return r, nil
 }
 
@@ -120,10 +124,32 @@ type eventStoreFormat struct{}
 func (eventStoreFormat) migrate(table) []string { return nil }
 
 func (eventStoreFormat) scan(t table) string {
-	// The partial index idx_event_store_unprocessed (processed, timestamp)
-	// serves this order; within an aggregate, version decides (see order).
-	return fmt.Sprintf(`SELECT o.id::text, o.aggregate_id, o.event_type, o.event_data::text, o.version, o."timestamp"
-FROM %s o WHERE o.processed = false AND %s ORDER BY o."timestamp", o.aggregate_id, o.version LIMIT $1`,
+	// Rows go by timestamp (the partial index idx_event_store_unprocessed
+	// serves the first, batch-sized scan), but within an aggregate version
+	// decides, even when the app's clocks put a later version earlier. So
+	// the batch takes along every unsettled lower version of its aggregates
+	// (by idx_event_store_aggregate), and is ordered by when a row is due:
+	// the latest timestamp of its aggregate's rows up to its version, which
+	// never decreases with the version. Waves then follow version order.
+	// LATERAL keeps the lookup of lower versions on the aggregate index (a
+	// join was planned as a scan of the whole table): measured 0.08 s for a
+	// batch of 500 over 100,000 unsettled and 100,000 processed rows, the
+	// timestamp-only scan 0.005 s.
+	return fmt.Sprintf(`WITH b AS (
+	SELECT o.id, o.aggregate_id, o.event_type, o.event_data, o.version, o."timestamp" FROM %[1]s o
+	WHERE o.processed = false AND %[2]s ORDER BY o."timestamp", o.aggregate_id, o.version LIMIT $1
+), lower AS (
+	SELECT o.* FROM (SELECT aggregate_id, max(version) AS v FROM b WHERE aggregate_id <> '' GROUP BY aggregate_id) m
+	CROSS JOIN LATERAL (SELECT o.id, o.aggregate_id, o.event_type, o.event_data, o.version, o."timestamp" FROM %[1]s o
+		WHERE o.aggregate_id = m.aggregate_id AND o.version < m.v AND o.processed = false AND %[2]s) o
+	WHERE o.id NOT IN (SELECT id FROM b)
+), u AS (
+	SELECT *, CASE WHEN aggregate_id = '' THEN "timestamp"
+		ELSE max("timestamp") OVER (PARTITION BY aggregate_id ORDER BY version, "timestamp" ROWS UNBOUNDED PRECEDING) END AS due
+	FROM (SELECT * FROM b UNION ALL SELECT * FROM lower) a
+)
+SELECT id::text, aggregate_id, event_type, event_data::text, version, "timestamp" FROM u
+ORDER BY due, aggregate_id, version, "timestamp"`,
 		t.ident.Sanitize(), notBehindSetAside(t, "o.id::text", "o.aggregate_id"))
 }
 
@@ -131,9 +157,11 @@ func (eventStoreFormat) read(rows pgx.Rows) (row, error) {
 	var r row
 	var data string
 	var version int32
-	if err := rows.Scan(&r.key, &r.ev.AggregateID, &r.ev.Type, &data, &version, &r.ev.Time); err != nil {
+	var at pgtype.Timestamptz
+	if err := rows.Scan(&r.key, &r.ev.AggregateID, &r.ev.Type, &data, &version, &at); err != nil {
 		return r, err
 	}
+	r.ev.Time, r.bad = finiteTime(at, "timestamp", nil)
 	r.ev.ID = r.key
 	r.ev.Data = json.RawMessage(data)
 	r.ev.Headers = map[string]any{HeaderAggregateVersion: int64(version)}
@@ -186,6 +214,20 @@ func parseHeaders(s string) (map[string]any, error) {
 		}
 	}
 	return h, nil
+}
+
+// finiteTime is at as a time.Time. PostgreSQL stores 'infinity', which a
+// time.Time cannot hold: scanning it straight into one failed the whole
+// scan, so one such row stopped the table; it is a bad row instead (set
+// aside with the reason), unless the row is bad already.
+func finiteTime(at pgtype.Timestamptz, column string, bad error) (time.Time, error) {
+	if at.Valid && at.InfinityModifier == pgtype.Finite {
+		return at.Time, bad
+	}
+	if bad == nil {
+		bad = fmt.Errorf("%s is not a finite time", column)
+	}
+	return time.Time{}, bad
 }
 
 // timeOrNil is t, or nil for the zero time: Add leaves occurred_at to the

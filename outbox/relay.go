@@ -37,9 +37,10 @@ type Relay struct {
 	published atomic.Int64
 	setAside  atomic.Int64
 	lastErr   atomic.Pointer[error]
-	// attempts counts refusals per row key while this relay leads; reset
-	// when it stops leading (a new leader starts counting afresh).
-	attempts map[string]int
+	// refused holds the rows the broker refused, by row key, while this
+	// relay leads; reset when it stops leading (a new leader starts
+	// counting afresh). Only the run goroutine uses it.
+	refused map[string]refusal
 }
 
 // Stats are a Relay's counters since Start.
@@ -58,7 +59,7 @@ func New(cfg Config, pub Publisher) (*Relay, error) {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("eventfleet-outbox:" + t.name))
 	return &Relay{cfg: cfg, t: t, f: f, pub: pub, log: cfg.Logger.With("table", t.name), life: lifecycle.New(),
-		key: int64(h.Sum64()), m: cfg.Metrics.Relay(t.name), attempts: map[string]int{}}, nil
+		key: int64(h.Sum64()), m: cfg.Metrics.Relay(t.name), refused: map[string]refusal{}}, nil
 }
 
 // Start begins relaying in the background: connect, become the table's
@@ -100,7 +101,8 @@ func (r *Relay) Stats() Stats {
 }
 
 // LastError is the last connection or publish failure, nil after a
-// successful scan.
+// successful scan or once a new connection's database answers (a standby
+// never scans).
 func (r *Relay) LastError() error {
 	if p := r.lastErr.Load(); p != nil {
 		return *p
@@ -154,6 +156,11 @@ func (r *Relay) connect(uint64) (*session, error) {
 		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", r.key).Scan(&ok); err != nil {
 			return fail(fmt.Errorf("outbox: take the relay lock: %w", err))
 		}
+		if !standby {
+			// The database answers: a standby never scans, so this is
+			// where an earlier connection failure stops being current.
+			r.lastErr.Store(nil)
+		}
 		if ok {
 			break
 		}
@@ -187,7 +194,7 @@ func (r *Relay) serve(s *session, _ uint64, _ int) error {
 	defer func() {
 		r.leader.Store(false)
 		r.m.Leader(false)
-		clear(r.attempts)
+		clear(r.refused)
 		_ = s.conn.Close(context.Background())
 	}()
 	ctx := r.life.HaltContext()
@@ -263,10 +270,19 @@ func (r *Relay) wait(s *session) error {
 	return fmt.Errorf("outbox: wait for notifications: %w", err)
 }
 
+// refusal is a row the broker refused: how often, and when it may be tried
+// again. The row waits for its next try, holding back its aggregate only;
+// the relay backs off as a whole only when the broker is unavailable.
+type refusal struct {
+	n    int
+	next time.Time
+}
+
 // pass is one scan: read up to Batch rows, publish them in waves, settle
-// what was confirmed. It reports how many rows it read and whether a publish
-// failed for a reason other than the row (the broker unreachable or
-// refusing): the caller backs off then. An error ends the session.
+// what was confirmed. It reports how many rows it read (0 when every one is
+// waiting for its next try: no reason to scan again at once) and whether a
+// publish failed for a reason other than the row (the broker unreachable or
+// slow): the caller backs off then. An error ends the session.
 func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err error) {
 	rows, err := r.scan(ctx, s)
 	if err != nil {
@@ -277,15 +293,22 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 	}
 	held := map[string]bool{} // aggregates held back by a failed row
 	var settled []string
+	now := time.Now()
+	tried, refusedAny := 0, false
 	for _, wave := range waves(rows) {
 		var batch []int
 		for _, i := range wave {
-			r := &rows[i]
-			if a := r.ev.AggregateID; a != "" && held[a] {
+			row := &rows[i]
+			if a := row.ev.AggregateID; a != "" && held[a] {
+				continue
+			}
+			if f, ok := r.refused[row.key]; ok && now.Before(f.next) {
+				holdRow(held, row) // its aggregate's later rows wait behind it
 				continue
 			}
 			batch = append(batch, i)
 		}
+		tried += len(batch)
 		var evs []event.Event
 		var sent []int
 		for _, i := range batch {
@@ -308,24 +331,29 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			row := &rows[i]
 			if errs[j] == nil {
 				settled = append(settled, row.key)
-				delete(r.attempts, row.key)
+				delete(r.refused, row.key)
 				continue
 			}
 			holdRow(held, row)
 			switch kind := classify(errs[j]); kind {
 			case rowInvalid:
-				if err := r.putAside(ctx, s, row, errs[j].Error(), r.attempts[row.key]+1); err != nil {
+				if err := r.putAside(ctx, s, row, errs[j].Error(), r.refused[row.key].n+1); err != nil {
 					return n, failed, err
 				}
+				delete(r.refused, row.key)
 			case rowRefused:
-				r.attempts[row.key]++
-				if r.attempts[row.key] >= r.cfg.MaxAttempts {
-					if err := r.putAside(ctx, s, row, errs[j].Error(), r.attempts[row.key]); err != nil {
+				refusedAny = true
+				f := r.refused[row.key]
+				f.n++
+				if f.n >= r.cfg.MaxAttempts {
+					if err := r.putAside(ctx, s, row, errs[j].Error(), f.n); err != nil {
 						return n, failed, err
 					}
-					delete(r.attempts, row.key)
+					delete(r.refused, row.key)
+					break
 				}
-				failed = true
+				f.next = time.Now().Add(r.cfg.Backoff.Delay(f.n - 1))
+				r.refused[row.key] = f
 			default:
 				failed = true
 			}
@@ -335,7 +363,10 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 	if err := r.settle(ctx, s, settled); err != nil {
 		return len(rows), failed, err
 	}
-	if !failed {
+	if tried == 0 {
+		return 0, failed, nil
+	}
+	if !failed && !refusedAny {
 		r.lastErr.Store(nil)
 	}
 	return len(rows), failed, nil

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strings"
 
@@ -48,8 +49,21 @@ func parseTable(name string) (table, error) {
 		trigger: parts[len(parts)-1] + "_notify"}, nil
 }
 
-// channel is the LISTEN/NOTIFY channel of the table: its name as configured.
-func (t table) channel() string { return t.name }
+// maxChannel is the longest LISTEN/NOTIFY channel PostgreSQL takes
+// (NAMEDATALEN - 1): pg_notify refuses a longer one, failing the insert.
+const maxChannel = 63
+
+// channel is the LISTEN/NOTIFY channel of the table: its name as configured,
+// or, when that is too long for a channel (schema.table may be 101 bytes),
+// its first 46 bytes, "_" and a hash of the whole name.
+func (t table) channel() string {
+	if len(t.name) <= maxChannel {
+		return t.name
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(t.name))
+	return fmt.Sprintf("%s_%016x", t.name[:maxChannel-17], h.Sum64())
+}
 
 // Migrate creates what format needs in the database, if it is not there:
 // for FormatEventfleet the outbox table, its insert trigger (one NOTIFY per

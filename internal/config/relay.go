@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -111,5 +112,17 @@ func RedactDSN(dsn string) string {
 		}
 		return u.Redacted()
 	}
-	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
+	dsn = dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
+	// A URL that url.Parse refuses (an unescaped '#' in the password, which
+	// pgx accepts, a bad %-escape, a space) still has user:password@ after
+	// its scheme: hide everything from the user's ':' to the last '@'.
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
+				dsn = dsn[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
+			}
+		}
+	}
+	return dsn
 }
