@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -274,8 +275,9 @@ func (r *Relay) wait(s *session) error {
 // again. The row waits for its next try, holding back its aggregate only;
 // the relay backs off as a whole only when the broker is unavailable.
 type refusal struct {
-	n    int
-	next time.Time
+	n     int // refusals counted toward MaxAttempts
+	tries int // refusals in all: the backoff's attempt
+	next  time.Time
 }
 
 // pass is one scan: read up to Batch rows, publish them in waves, settle
@@ -327,6 +329,11 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			continue
 		}
 		errs := r.publish(ctx, evs)
+		// A nack counts against its row only when the broker took others
+		// in the same wave: a broker that refuses everything (a full queue
+		// under reject-publish, an alarm) says nothing about the rows, and
+		// is ridden through with backoff instead of setting them aside.
+		confirmedSome := slices.Contains(errs, nil)
 		for j, i := range sent {
 			row := &rows[i]
 			if errs[j] == nil {
@@ -344,7 +351,10 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			case rowRefused:
 				refusedAny = true
 				f := r.refused[row.key]
-				f.n++
+				f.tries++
+				if confirmedSome {
+					f.n++
+				}
 				if f.n >= r.cfg.MaxAttempts {
 					if err := r.putAside(ctx, s, row, errs[j].Error(), f.n); err != nil {
 						return n, failed, err
@@ -352,7 +362,7 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 					delete(r.refused, row.key)
 					break
 				}
-				f.next = time.Now().Add(r.cfg.Backoff.Delay(f.n - 1))
+				f.next = time.Now().Add(r.cfg.Backoff.Delay(f.tries - 1))
 				r.refused[row.key] = f
 			default:
 				failed = true
