@@ -12,9 +12,10 @@ import (
 )
 
 // TestDLQReplay_WriteRefusedFailsFast: `worker dlq replay` as a user that may
-// read the dead-letter queue but not write where replays go (amq.default, to
-// the app's queue by name) exits 1 at once with the refusal, naming the
-// exchange and the permission, and every dead letter stays in its queue.
+// read the dead-letter queue but not write where replays go (the app's
+// exchange events_a.hops, as a worker of this version declared it) exits 1
+// at once with the refusal, naming the exchange and the permission, and
+// every dead letter stays in its queue.
 func TestDLQReplay_WriteRefusedFailsFast(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
@@ -32,6 +33,14 @@ func TestDLQReplay_WriteRefusedFailsFast(t *testing.T) {
 		if _, err := ch.QueueDeclare(q, true, false, false, false, quorum); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// What a worker of this version declares: the app's exchange, bound to
+	// its queue by the queue's name.
+	if err := ch.ExchangeDeclare("events_a.hops", amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("events_a", "events_a", "events_a.hops", false, nil); err != nil {
+		t.Fatal(err)
 	}
 	const n = 3
 	for i := range n {
@@ -57,7 +66,7 @@ func TestDLQReplay_WriteRefusedFailsFast(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("exited %d after %v; stdout %q; stderr:\n%s", r.code, took, r.stdout, r.stderr)
 	r.expect(t, 1)
-	if !strings.Contains(r.stderr, "amqp: access refused") || !strings.Contains(r.stderr, `write permission on exchange "amq.default"`) {
+	if !strings.Contains(r.stderr, "amqp: access refused") || !strings.Contains(r.stderr, `write permission on exchange "events_a.hops"`) {
 		t.Errorf("stderr does not name the refusal:\n%s", r.stderr)
 	}
 	// dlqRun gives up after 60s; before this was fixed, the replay
