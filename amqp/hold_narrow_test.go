@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,4 +67,58 @@ func TestWorker_HeldRedeliveryDoesNotStallTheCautiousStart(t *testing.T) {
 	if st := second.Stats(); st.Retried != 0 || st.DeadLettered != 0 {
 		t.Errorf("stats %+v; the failing event must stay held", st)
 	}
+}
+
+// TestWorker_HopsExchangeDeletedAndNotDeclarableIsHeld: the app's exchange
+// is deleted and the worker's user may no longer declare it. The hop's 404
+// waits for the hops connection's reconnect, whose declare is refused: the
+// delivery is then held (not acked, not bounced back and forth), HopsRefused
+// says so, and once configure is granted again the retry goes through.
+func TestWorker_HopsExchangeDeletedAndNotDeclarableIsHeld(t *testing.T) {
+	node := brokertest.StartNode(t)
+	declaredByAdmin(t, node)
+	node.Ctl(t, "add_user", "a1", "pw-a1")
+	node.Ctl(t, "set_permissions", "-p", "/", "a1", ".*", ".*", ".*")
+	var calls atomic.Int64
+	h := event.HandlerFunc(func(_ context.Context, e event.Event) error {
+		calls.Add(1)
+		if e.Attempt == 1 {
+			return errors.New("first attempt fails")
+		}
+		return nil
+	})
+	w := startRefusalWorker(t, refusalWorkerCfg(node, "a1", testLogger(t)), h)
+	select {
+	case <-w.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not consuming: %v", w.LastError())
+	}
+	node.Ctl(t, "set_permissions", "-p", "/", "a1", `^events_a(\.dead|\.retry\..*)?$`, ".*", ".*")
+	admin := nodeChannel(t, node)
+	must(t, admin.ExchangeDelete("events_a.hops", false, false))
+	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: node.URL(), Logger: testLogger(t)})
+	must(t, err)
+	must(t, pub.Start(context.Background()))
+	t.Cleanup(func() { _ = pub.Stop(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, pub.Publish(ctx, ev("HeldEvent", "agg", 1)))
+	brokertest.Eventually(t, 20*time.Second, "HopsRefused names the refused declare", func() bool {
+		return errors.Is(w.HopsRefused(), amqp.ErrAccessRefused)
+	})
+	held := time.Now()
+	for time.Since(held) < 2*time.Second {
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("%d handler calls while held; want 1 (no redelivery loop)", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := w.Stats(); st.Retried != 0 || st.Handled != 0 {
+		t.Fatalf("stats %+v while held; want nothing settled", st)
+	}
+	node.Ctl(t, "set_permissions", "-p", "/", "a1", ".*", ".*", ".*")
+	brokertest.Eventually(t, 30*time.Second, "retried and handled after the grant", func() bool {
+		st := w.Stats()
+		return st.Retried == 1 && st.Handled == 1
+	})
 }
