@@ -36,6 +36,10 @@ type workerSession struct {
 	// them.
 	phase  sessionPhase
 	narrow <-chan amqp091.Delivery
+	// held is signalled by a handler loop that holds a delivery for a
+	// refused hop (holdRefused), so that serve ends a cautious start the
+	// held delivery would otherwise keep narrow for as long as it is held.
+	held chan struct{}
 	// acks batches this channel's acks (see acker).
 	acks *acker
 }
@@ -90,7 +94,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 	}
 	host, _ := os.Hostname()
 	tag := fmt.Sprintf("eventfleet-%s-%s-%d-%d", w.cfg.App, host, os.Getpid(), gen)
-	s := &workerSession{gen: gen, conn: conn, ch: ch, tag: tag, dead: make(chan struct{})}
+	s := &workerSession{gen: gen, conn: conn, ch: ch, tag: tag, dead: make(chan struct{}), held: make(chan struct{}, 1)}
 	s.acks = newAcker(ch, ackBatchFor(w.cfg.Prefetch), func(err error) {
 		w.log.Warn("acks failed; the broker will redeliver what was not acked (duplicates possible)",
 			"err", err, "connection", gen)
@@ -183,6 +187,15 @@ func (w *Worker) next(s *workerSession) (amqp091.Delivery, error) {
 				return d, nil
 			}
 			s.phase, s.narrow = phaseWide, nil // the narrow consumer is done
+		case <-s.held:
+			// A held delivery's handler returned: it is no crasher, and
+			// held it takes the narrow consumer's one slot, so no
+			// delivery never delivered before could come to widen.
+			if s.phase == phaseNarrow {
+				if err := w.widen(s); err != nil {
+					return amqp091.Delivery{}, fmt.Errorf("open the prefetch window: %w", err)
+				}
+			}
 		case tag := <-s.cancels:
 			s.markDead()
 			return amqp091.Delivery{}, w.cancelled(tag)
@@ -256,7 +269,8 @@ func (w *Worker) cancelled(tag string) error {
 // delivery in flight returns only it, so the quorum delivery limit counts
 // against it alone rather than against every good event that shared a
 // prefetch window with it (docs/design.md, "Worker"). At the first delivery that was never
-// delivered before, widen opens the full window. basic.qos only applies to
+// delivered before, widen opens the full window; so does a delivery held for
+// a refused hop (holdRefused), whose handler returned. basic.qos only applies to
 // consumers started after it, so widen starts a second consumer with the full
 // prefetch and cancels the narrow one; the narrow one's last delivery stays
 // ackable on the channel and arrives through s.narrow.

@@ -19,6 +19,7 @@ import (
 //
 // The refusal is logged once while any delivery is held, not per delivery.
 func (w *Worker) holdRefused(ctx context.Context, j job, target string, msg amqp091.Publishing, err error) error {
+	j.s.noteHeld()
 	if w.holding.Add(1) == 1 {
 		w.log.Error("the broker refuses the worker's retries and dead letters; holding those deliveries unacked "+
 			"(the handler loops wait) and trying again with backoff until it takes them", "target", target, "err", err)
@@ -45,6 +46,15 @@ func (w *Worker) holdRefused(ctx context.Context, j job, target string, msg amqp
 		cancel()
 	}
 	return err
+}
+
+// noteHeld tells serve that a delivery of s is held (see
+// workerSession.held); it never waits.
+func (s *workerSession) noteHeld() {
+	select {
+	case s.held <- struct{}{}:
+	default: // already signalled
+	}
 }
 
 // HopsRefused is the broker's refusal of the Worker's retries and dead

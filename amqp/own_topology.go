@@ -26,13 +26,36 @@ func (p *Publisher) declareOwn(conn *amqp091.Connection) error {
 }
 
 // redeclareOwn declares the app's own topology again on the live
-// connection.
-func (p *Publisher) redeclareOwn(ctx context.Context) error {
-	s, err := p.session(ctx, p.mainExchange(), "")
-	if err != nil {
-		return err
+// connection. When there is none — the hop's 404 (no such exchange) closed
+// it — the reconnect declares it (connect, declareOwn) before it probes that
+// 404: redeclareOwn waits for that connect attempt instead of failing at once
+// with the recorded refusal, which would take a repair for a refusal only an
+// operator can lift (holdRefused). It returns cause when the attempt failed
+// or ctx ended first.
+func (p *Publisher) redeclareOwn(ctx context.Context, cause error) error {
+	p.mu.Lock()
+	s, attempted := p.sess, p.attempted
+	p.mu.Unlock()
+	if s != nil && !s.isDead() {
+		return p.declareOwn(s.conn)
 	}
-	return p.declareOwn(s.conn)
+	select {
+	case <-attempted:
+	case <-ctx.Done():
+		return cause
+	case <-p.life.Done():
+		return p.closedErr()
+	}
+	p.mu.Lock()
+	s = p.sess
+	p.mu.Unlock()
+	if s == nil || s.isDead() {
+		if last := p.last.get(); last != nil {
+			return last
+		}
+		return cause
+	}
+	return nil // its connect declared it
 }
 
 // ownTopologyGone reports whether a hop's error says that what it was
@@ -53,7 +76,9 @@ func (w *Worker) publishHop(ctx context.Context, queue string, msg amqp091.Publi
 		return err
 	}
 	w.log.Warn("the app's topology is missing; declaring it again", "exchange", w.topo.hops(), "queue", queue, "err", err)
-	if derr := w.hops.redeclareOwn(ctx); derr != nil {
+	if derr := w.hops.redeclareOwn(ctx, err); derr == err {
+		return err
+	} else if derr != nil {
 		return fmt.Errorf("%w (declaring the app's topology again: %v)", err, derr)
 	}
 	return w.hops.publishTo(ctx, w.topo.hops(), queue, msg)

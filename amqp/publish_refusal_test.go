@@ -21,8 +21,9 @@ import (
 // refusalNode is a private node with exchange ex (and queue ex+".all" bound
 // to it for "#", to count what was routed) and a user "pub" that may
 // configure everything (the Publisher declares its exchange) and write and
-// read only its unrouted queue and exchange (binding them needs both): not
-// ex.
+// read nothing but its unrouted queue and exchange, which a Publisher with
+// TopologyDeclare binds on every connect (write on the queue, read on the
+// exchange: one name, docs/least-privilege.md).
 func refusalNode(t *testing.T, ex string) (*brokertest.Node, *amqp091.Channel) {
 	t.Helper()
 	node := brokertest.StartNode(t)
@@ -32,13 +33,14 @@ func refusalNode(t *testing.T, ex string) (*brokertest.Node, *amqp091.Channel) {
 	must(t, err)
 	must(t, admin.QueueBind(ex+".all", "#", ex, false, nil))
 	node.Ctl(t, "add_user", "pub", "pw-pub")
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", unroutedOf(ex), unroutedOf(ex))
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", unroutedOnly(ex), unroutedOnly(ex))
 	return node, admin
 }
 
-// unroutedOf is the permission pattern of ex's unrouted queue and exchange,
-// which share their name.
-func unroutedOf(ex string) string { return "^" + regexp.QuoteMeta(amqp.UnroutedQueue(ex)) + "$" }
+// unroutedOnly is the pattern of ex's unrouted queue and exchange alone.
+func unroutedOnly(ex string) string {
+	return "^" + regexp.QuoteMeta(amqp.UnroutedQueue(ex)) + "$"
+}
 
 func userURL(node *brokertest.Node, user string) string {
 	return fmt.Sprintf("amqp://%s:pw-%s@127.0.0.1:%d/", user, user, node.Port)
@@ -158,7 +160,7 @@ func TestPublisher_RefusedWriteRecoversOnGrant(t *testing.T) {
 	default:
 	}
 
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOf(ex))
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOnly(ex))
 	brokertest.Eventually(t, 15*time.Second, "connected after the grant", p.Connected)
 	if err := p.Publish(ctx, ev("RefusedEvent", "agg", 3)); err != nil {
 		t.Fatalf("Publish after the grant = %v", err)
@@ -177,7 +179,7 @@ func TestPublisher_RefusedWriteRecoversOnGrant(t *testing.T) {
 func TestPublisher_ExchangeDeletedFailsThePublish(t *testing.T) {
 	ex := "refused_" + brokertest.Name(t)
 	node, admin := refusalNode(t, ex)
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOf(ex))
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOnly(ex))
 	p, _ := refusedPublisher(t, amqp.PublisherConfig{URL: userURL(node, "pub"), Exchange: ex,
 		Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond}}, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -198,7 +200,7 @@ func TestPublisher_ExchangeDeletedFailsThePublish(t *testing.T) {
 func TestPublisher_RefusedTopicFailsOnlyThatKey(t *testing.T) {
 	ex := "refused_" + brokertest.Name(t)
 	node, _ := refusalNode(t, ex)
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOf(ex))
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOnly(ex))
 	node.Ctl(t, "set_topic_permissions", "-p", "/", "pub", ex, "^AllowedEvent$", "^$")
 	p, _ := refusedPublisher(t, amqp.PublisherConfig{URL: userURL(node, "pub"), Exchange: ex,
 		Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond}}, "")
@@ -213,20 +215,22 @@ func TestPublisher_RefusedTopicFailsOnlyThatKey(t *testing.T) {
 	}
 }
 
-// A user that may write to the exchange but not to its unrouted exchange
-// (possible with TOPOLOGY=passive, which binds nothing: unrouted queue and
-// exchange share a name, so declare mode needs write on both): an unroutable
-// event fails with the refusal (it cannot be kept), at once, and routable
-// events still go through: the Publisher reconnects for them rather than
-// waiting for the grant.
+// A user that may write to the exchange but not to its unrouted exchange,
+// where the copies of unroutable events go (TOPOLOGY=passive: an
+// administrator declared the topology; a Publisher with TopologyDeclare
+// could not even bind the unrouted queue without write on that name): an
+// unroutable event fails with the refusal (it cannot be kept), at once, and
+// routable events still go through: the Publisher reconnects for them
+// rather than waiting for the grant.
 func TestPublisher_UnroutedCopyRefusedFailsOnlyIt(t *testing.T) {
 	ex := "refused_" + brokertest.Name(t)
 	node, admin := refusalNode(t, ex)
-	lonely := ex + ".lonely" // declared by the first Publisher, bound to nothing
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", unroutedOf(lonely), unroutedOf(lonely))
-	owner, _ := refusedPublisher(t, amqp.PublisherConfig{URL: userURL(node, "pub"), Exchange: lonely}, "")
-	brokertest.Eventually(t, 15*time.Second, "the topology declared", owner.Connected)
-	must(t, owner.Stop(context.Background()))
+	lonely := ex + ".lonely" // bound to nothing
+	declarer, err := amqp.NewPublisher(amqp.PublisherConfig{URL: node.URL(), Exchange: lonely, Logger: testLogger(t)})
+	must(t, err)
+	must(t, declarer.Start(context.Background()))
+	brokertest.Eventually(t, 15*time.Second, "the administrator's Publisher declared the topology", declarer.Connected)
+	must(t, declarer.Stop(context.Background()))
 	node.Ctl(t, "set_permissions", "-p", "/", "pub", "^$", "^"+regexp.QuoteMeta(lonely)+"$", "^$")
 	p, _ := refusedPublisher(t, amqp.PublisherConfig{URL: userURL(node, "pub"), Exchange: lonely, Topology: amqp.TopologyPassive,
 		Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond}}, "")
@@ -234,7 +238,7 @@ func TestPublisher_UnroutedCopyRefusedFailsOnlyIt(t *testing.T) {
 	defer cancel()
 	brokertest.Eventually(t, 15*time.Second, "connected", p.Connected)
 	wantRefused(t, "Publish of an unroutable event", p.Publish(ctx, ev("NobodyEvent", "agg", 1)), amqp.UnroutedQueue(lonely))
-	_, err := admin.QueueDeclare(lonely+".q", true, false, false, false, quorum())
+	_, err = admin.QueueDeclare(lonely+".q", true, false, false, false, quorum())
 	must(t, err)
 	must(t, admin.QueueBind(lonely+".q", "RoutedEvent", lonely, false, nil))
 	brokertest.Eventually(t, 15*time.Second, "a routable event goes through", func() bool {

@@ -53,6 +53,10 @@ type Publisher struct {
 	// refused again (then serve clears it). Meanwhile publishes it covers
 	// fail at once, and connect checks it first (probe).
 	refused *refusal
+	// attempted is closed when the connect attempt under way (or the next
+	// one, during a backoff) ends, connected (serve) or failed (run's
+	// Failed), and replaced for the one after it: redeclareOwn waits on it.
+	attempted chan struct{}
 
 	unrouted atomic.Int64
 	last     lastError // why it is not connected; written by run
@@ -88,6 +92,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		slots:    make(chan struct{}, cfg.Window),
 		ready:    make(chan struct{}),
 		life:     lifecycle.New(),
+
+		attempted: make(chan struct{}),
 	}, nil
 }
 
@@ -147,6 +153,11 @@ func (p *Publisher) run() {
 		Serve: p.serve,
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
 			p.last.set(err)
+			if !lost {
+				p.mu.Lock()
+				p.attemptEndedLocked()
+				p.mu.Unlock()
+			}
 			switch {
 			case lost && IsPublishRefusal(err):
 				// Once per session: publishes it covers fail at once
@@ -177,6 +188,7 @@ func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
 	p.sess = s
 	p.refused = nil // connect checked it (probe)
 	close(p.ready)
+	p.attemptEndedLocked()
 	p.mu.Unlock()
 	p.last.set(nil)
 	p.connm.Up(true)
@@ -192,6 +204,13 @@ func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
 	p.mu.Unlock()
 	p.connm.Up(false)
 	return s.cause()
+}
+
+// attemptEndedLocked wakes whoever waits for the connect attempt under way
+// (see attempted). p.mu must be held.
+func (p *Publisher) attemptEndedLocked() {
+	close(p.attempted)
+	p.attempted = make(chan struct{})
 }
 
 // Ready returns a channel that is closed while the Publisher is connected.

@@ -13,16 +13,16 @@ import (
 // writeRefusedNode is a private node with exchange domain_events, a queue
 // "tap" bound to it for everything, and a user "pub" that may log in and
 // declare but not write: its publishes are refused after connecting, as a
-// channel close (403), not at login.
+// channel close (403), not at login. It may write and read the unrouted
+// queue and exchange (one name) alone, which `serve` and `publish` bind on
+// every connect with TOPOLOGY=declare.
 func writeRefusedNode(t *testing.T) (*brokertest.Node, brokerAt, string) {
 	t.Helper()
 	node := brokertest.StartNode(t)
 	b := brokerAt{node.URL()}
 	b.declareTap(t, "domain_events", "tap")
 	node.Ctl(t, "add_user", "pub", "pw-pub")
-	// Write and read on the unrouted queue and exchange (binding them needs
-	// both), nothing on domain_events.
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", `^domain_events\.unrouted$`, `^domain_events\.unrouted$`)
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", unroutedOnly, unroutedOnly)
 	return node, b, fmt.Sprintf("amqp://pub:pw-pub@127.0.0.1:%d/", node.Port)
 }
 
@@ -98,7 +98,7 @@ func TestServe_WriteRefused503AndRecovers(t *testing.T) {
 		t.Fatalf("serve exited (%d); a server keeps running", code)
 	}
 
-	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", `^domain_events\.unrouted$`)
+	node.Ctl(t, "set_permissions", "-p", "/", "pub", ".*", ".*", unroutedOnly)
 	p.Poll(t, time.Minute, "a 202 after the grant", func() bool {
 		resp, _ := request(t, "POST", base+"/events", `{"type":"RefusedEvent","id":"ok-1"}`)
 		return resp.StatusCode == http.StatusAccepted
@@ -107,6 +107,9 @@ func TestServe_WriteRefused503AndRecovers(t *testing.T) {
 		t.Errorf("tap holds %d messages; want the 1 accepted", d)
 	}
 }
+
+// unroutedOnly is the pattern of domain_events' unrouted queue and exchange.
+const unroutedOnly = `^domain_events\.unrouted$`
 
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

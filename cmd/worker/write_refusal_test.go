@@ -13,8 +13,9 @@ import (
 
 // TestDLQReplay_WriteRefusedFailsFast: `worker dlq replay` as a user that may
 // read the dead-letter queue but not write where replays go (the app's
-// exchange events_a.hops, to its queue by name) exits 1 at once with the refusal, naming the
-// exchange and the permission, and every dead letter stays in its queue.
+// exchange events_a.hops, as a worker of this version declared it) exits 1
+// at once with the refusal, naming the exchange and the permission, and
+// every dead letter stays in its queue.
 func TestDLQReplay_WriteRefusedFailsFast(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
@@ -33,8 +34,8 @@ func TestDLQReplay_WriteRefusedFailsFast(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// What a worker of this version declares: the app's exchange, its
-	// queue bound by name.
+	// What a worker of this version declares: the app's exchange, bound to
+	// its queue by the queue's name.
 	if err := ch.ExchangeDeclare("events_a.hops", amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
