@@ -13,7 +13,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBatch          = 500
+	DefaultBatch          = 2000
 	DefaultPollInterval   = time.Second
 	DefaultTakeover       = time.Second
 	DefaultMaxAttempts    = 10
@@ -30,7 +30,7 @@ type Config struct {
 	Table string
 	// Format is the table's layout. Defaults to FormatEventfleet.
 	Format Format
-	// Batch is the most rows one scan takes. Defaults to DefaultBatch (500).
+	// Batch is the most rows one scan takes. Defaults to DefaultBatch (2000).
 	Batch int
 	// PollInterval: the table is scanned at least this often without a
 	// notification. Defaults to DefaultPollInterval (1s).

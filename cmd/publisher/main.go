@@ -80,7 +80,7 @@ Environment:
   OUTBOX_TABLE        relay: outbox table (default eventfleet_outbox; event_store for that format)
   OUTBOX_FORMAT       relay: eventfleet (this relay's table) or event_store (the original design's
                       table, unchanged) (default eventfleet)
-  OUTBOX_BATCH        relay: rows per scan (default 500)
+  OUTBOX_BATCH        relay: rows per scan (default 2000)
   OUTBOX_POLL_INTERVAL  relay: scan at least this often without a notification (default 1s)
   OUTBOX_TAKEOVER     relay: how often a standby relay tries to take over (default 1s)
   OUTBOX_MAX_ATTEMPTS relay: broker refusals before a row is set aside (default 10)
