@@ -39,8 +39,9 @@ type Verifier struct {
 	// Secrets are the keys to accept; a signature made with any of them
 	// verifies (rotation). Required.
 	Secrets []Secret
-	// Tolerance bounds |now - webhook-timestamp|. Defaults to
-	// DefaultTolerance (5 minutes).
+	// Tolerance bounds |now - webhook-timestamp|. Zero or negative means
+	// DefaultTolerance (5 minutes): there is no way to turn the check off,
+	// which is what makes a captured request useless for a replay later.
 	Tolerance time.Duration
 }
 
