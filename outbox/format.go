@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +48,10 @@ type format interface {
 	// read (event_store: and the earlier versions of their aggregates, which
 	// may make more than $1).
 	scan(t table) string
+	// scanAfter is scan for rows after the seq $2 only: the next batch
+	// while the current one is being published. "" when the format has no
+	// sequence (event_store): its batches are read one after the other.
+	scanAfter(t table) string
 	read(rows pgx.Rows) (row, error)
 	// settle marks the rows whose keys are $1 (text[]) sent.
 	settle(t table) string
@@ -61,6 +66,7 @@ type format interface {
 // row is one outbox row as the relay handles it.
 type row struct {
 	key string // the row's key as text: seq, or event_store's id
+	seq int64  // the eventfleet format's seq (0 for event_store)
 	ev  event.Event
 	// bad: the row can never be published (set aside at once).
 	bad error
@@ -94,6 +100,11 @@ func (eventfleetFormat) scan(t table) string {
 FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
 }
 
+func (eventfleetFormat) scanAfter(t table) string {
+	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
+FROM %s o WHERE o.seq > $2 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
+}
+
 func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
 	var r row
 	var data, headers string
@@ -101,6 +112,7 @@ func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
 	if err := rows.Scan(&r.key, &r.ev.ID, &r.ev.AggregateID, &r.ev.Type, &data, &headers, &r.ev.Source, &at); err != nil {
 		return r, err
 	}
+	r.seq, _ = strconv.ParseInt(r.key, 10, 64)
 	r.ev.Data = json.RawMessage(data)
 	r.ev.Headers, r.bad = parseHeaders(headers)
 	r.ev.Time, r.bad = finiteTime(at, "occurred_at", r.bad)
@@ -122,6 +134,8 @@ func (eventfleetFormat) backlog(t table) string {
 type eventStoreFormat struct{}
 
 func (eventStoreFormat) migrate(table) []string { return nil }
+
+func (eventStoreFormat) scanAfter(table) string { return "" }
 
 func (eventStoreFormat) scan(t table) string {
 	// Rows go by timestamp (the partial index idx_event_store_unprocessed

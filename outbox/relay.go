@@ -280,25 +280,97 @@ type refusal struct {
 	next  time.Time
 }
 
-// pass is one scan: read up to Batch rows, publish them in waves, settle
-// what was confirmed. It reports how many rows it read (0 when every one is
-// waiting for its next try: no reason to scan again at once) and whether a
-// publish failed for a reason other than the row (the broker unreachable or
-// slow): the caller backs off then. An error ends the session.
+// pass reads the unsettled rows from the start of the table, Batch at a
+// time, publishes each batch in waves and settles what was confirmed. For a
+// format with a sequence the next batch (the rows after the current one's)
+// is read, and the previous one settled, while the current one is being
+// published, so the broker does not idle during the database's round trips;
+// a row committed late below that point is found by the next pass, which
+// starts from the top again. It reports how many rows it read (0 when every
+// one is waiting for its next try: no reason to scan again at once) and
+// whether a publish failed for a reason other than the row (the broker
+// unreachable or slow): the caller backs off then. An error ends the
+// session.
 func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err error) {
-	rows, err := r.scan(ctx, s)
+	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch)
 	if err != nil {
 		return 0, false, err
 	}
-	if len(rows) == 0 {
-		return 0, false, nil
-	}
-	held := map[string]bool{} // aggregates held back by a failed row
-	var settled []string
-	now := time.Now()
+	held := map[string]bool{} // aggregates held back by a failed row, for the whole pass
+	var toSettle []string
 	tried, refusedAny := 0, false
+	for len(rows) > 0 {
+		n += len(rows)
+		published := make(chan outcome, 1)
+		go func(rows []row) { published <- r.publishRows(ctx, rows, held) }(rows)
+		// Meanwhile, on the connection the publishing goroutine does not use:
+		// settle the batch before, read the one after.
+		settleErr := r.settle(ctx, s, toSettle)
+		toSettle = nil
+		var next []row
+		var scanErr error
+		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil {
+			next, scanErr = r.scan(ctx, s, q, r.cfg.Batch, rows[len(rows)-1].seq)
+		}
+		out := <-published
+		if err := errors.Join(settleErr, scanErr); err != nil {
+			return n, failed, err
+		}
+		for _, a := range out.setAside {
+			if err := r.putAside(ctx, s, a.row, a.reason, a.attempts); err != nil {
+				return n, failed, err
+			}
+		}
+		toSettle = out.settled
+		tried += out.tried
+		refusedAny = refusedAny || out.refused
+		if out.failed {
+			// The broker is unavailable: settle what was confirmed, and let
+			// the caller back off before reading on.
+			failed = true
+			break
+		}
+		if r.f.scanAfter(r.t) == "" || len(rows) < r.cfg.Batch {
+			break // read to the end (or one batch at a time: the caller scans again)
+		}
+		rows = next
+	}
+	if err := r.settle(ctx, s, toSettle); err != nil {
+		return n, failed, err
+	}
+	if tried == 0 {
+		return 0, failed, nil
+	}
+	if !failed && !refusedAny {
+		r.lastErr.Store(nil)
+	}
+	return n, failed, nil
+}
+
+// outcome is what publishing one batch decided: the rows to settle and to
+// set aside (done by pass, on the connection), and how it went.
+type outcome struct {
+	settled  []string
+	setAside []setAside
+	tried    int  // rows tried (not waiting for their next try, nor held)
+	refused  bool // the broker refused a row (nack)
+	failed   bool // the broker was unavailable for a row
+}
+
+type setAside struct {
+	row      *row
+	reason   string
+	attempts int
+}
+
+// publishRows publishes one batch in waves. It touches no database: pass
+// uses the connection meanwhile. held carries the aggregates held back from
+// batch to batch.
+func (r *Relay) publishRows(ctx context.Context, rows []row, held map[string]bool) (out outcome) {
+	now := time.Now()
 	for _, wave := range waves(rows) {
-		var batch []int
+		var evs []event.Event
+		var sent []int
 		for _, i := range wave {
 			row := &rows[i]
 			if a := row.ev.AggregateID; a != "" && held[a] {
@@ -308,17 +380,9 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 				holdRow(held, row) // its aggregate's later rows wait behind it
 				continue
 			}
-			batch = append(batch, i)
-		}
-		tried += len(batch)
-		var evs []event.Event
-		var sent []int
-		for _, i := range batch {
-			row := &rows[i]
+			out.tried++
 			if row.bad != nil {
-				if err := r.putAside(ctx, s, row, row.bad.Error(), 0); err != nil {
-					return n, failed, err
-				}
+				out.setAside = append(out.setAside, setAside{row, row.bad.Error(), 0})
 				holdRow(held, row)
 				continue
 			}
@@ -337,49 +401,36 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 		for j, i := range sent {
 			row := &rows[i]
 			if errs[j] == nil {
-				settled = append(settled, row.key)
+				out.settled = append(out.settled, row.key)
 				delete(r.refused, row.key)
 				continue
 			}
 			holdRow(held, row)
 			switch kind := classify(errs[j]); kind {
 			case rowInvalid:
-				if err := r.putAside(ctx, s, row, errs[j].Error(), r.refused[row.key].n+1); err != nil {
-					return n, failed, err
-				}
+				out.setAside = append(out.setAside, setAside{row, errs[j].Error(), r.refused[row.key].n + 1})
 				delete(r.refused, row.key)
 			case rowRefused:
-				refusedAny = true
+				out.refused = true
 				f := r.refused[row.key]
 				f.tries++
 				if confirmedSome {
 					f.n++
 				}
 				if f.n >= r.cfg.MaxAttempts {
-					if err := r.putAside(ctx, s, row, errs[j].Error(), f.n); err != nil {
-						return n, failed, err
-					}
+					out.setAside = append(out.setAside, setAside{row, errs[j].Error(), f.n})
 					delete(r.refused, row.key)
 					break
 				}
 				f.next = time.Now().Add(r.cfg.Backoff.Delay(f.tries - 1))
 				r.refused[row.key] = f
 			default:
-				failed = true
+				out.failed = true
 			}
 			r.noteErr(errs[j])
 		}
 	}
-	if err := r.settle(ctx, s, settled); err != nil {
-		return len(rows), failed, err
-	}
-	if tried == 0 {
-		return 0, failed, nil
-	}
-	if !failed && !refusedAny {
-		r.lastErr.Store(nil)
-	}
-	return len(rows), failed, nil
+	return out
 }
 
 func holdRow(held map[string]bool, row *row) {
@@ -433,10 +484,11 @@ func classify(err error) failure {
 	return rowUnavailable
 }
 
-func (r *Relay) scan(ctx context.Context, s *session) ([]row, error) {
+// scan runs the scan query q with args and reads its rows.
+func (r *Relay) scan(ctx context.Context, s *session, q string, args ...any) ([]row, error) {
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rs, err := s.conn.Query(qctx, r.f.scan(r.t), r.cfg.Batch)
+	rs, err := s.conn.Query(qctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: scan: %w", err)
 	}
