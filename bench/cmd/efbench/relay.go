@@ -57,34 +57,63 @@ func (b *bench) relayDB(ctx context.Context) (string, func(), error) {
 	return u.String(), drop, outbox.Migrate(ctx, conn, outbox.DefaultTable, outbox.FormatEventfleet)
 }
 
+// relayWorld is a fresh exchange and queue, and a database with the outbox.
+type relayWorld struct {
+	exchange, queue, db string
+	conn                *pgx.Conn
+	closers             []func()
+}
+
+func (w *relayWorld) close() {
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		w.closers[i]()
+	}
+}
+
+func (b *bench) relayWorld(ctx context.Context) (*relayWorld, error) {
+	w := &relayWorld{}
+	exchange, queue, done, err := b.publishTarget()
+	w.exchange, w.queue, w.closers = exchange, queue, append(w.closers, done)
+	if err != nil {
+		return w, err
+	}
+	db, drop, err := b.relayDB(ctx)
+	w.db, w.closers = db, append(w.closers, drop)
+	if err != nil {
+		return w, err
+	}
+	if w.conn, err = pgx.Connect(ctx, db); err != nil {
+		return w, err
+	}
+	w.closers = append(w.closers, func() { _ = w.conn.Close(context.Background()) })
+	return w, nil
+}
+
+// relayCmd is `publisher relay` with its defaults on exchange and db.
+func (b *bench) relayCmd(ctx context.Context, exchange, db string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
+	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench", "DATABASE_URL="+db,
+		"METRICS_ADDR=off", "LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, b.o.binEnv...)
+	return cmd
+}
+
 // runRelayBinary fills an outbox with n committed rows (the bench body,
 // relayAggregates aggregates), then times `publisher relay` from its start
 // until every row is settled, and checks the queue holds each one.
 func (b *bench) runRelayBinary(ctx context.Context, n int) (measurement, error) {
-	exchange, queue, done, err := b.publishTarget()
-	defer done()
+	w, err := b.relayWorld(ctx)
+	defer w.close()
 	if err != nil {
 		return measurement{}, err
 	}
-	db, drop, err := b.relayDB(ctx)
-	defer drop()
-	if err != nil {
-		return measurement{}, err
-	}
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		return measurement{}, err
-	}
-	defer conn.Close(context.Background())
+	exchange, queue, db, conn := w.exchange, w.queue, w.db, w.conn
 	if _, err := conn.Exec(ctx, `INSERT INTO eventfleet_outbox (id, aggregate_id, type, data)
 		SELECT gen_random_uuid()::text, 'agg-' || (i % $2), $3, $4::json FROM generate_series(1, $1) i`,
 		n, relayAggregates, eventType, string(makeBody(b.o.size, 0))); err != nil {
 		return measurement{}, fmt.Errorf("fill the outbox: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
-	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench", "DATABASE_URL="+db,
-		"METRICS_ADDR=off", "LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, b.o.binEnv...)
+	cmd := b.relayCmd(ctx, exchange, db)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	t := b.startTimer()
@@ -127,30 +156,18 @@ const relayLatencyRate = 200.0
 // With notify the insert trigger wakes the relay; without it the relay
 // finds rows by polling (OUTBOX_POLL_INTERVAL, 1 s by default).
 func (b *bench) runRelayLatency(ctx context.Context, n int, notify bool) (measurement, error) {
-	exchange, queue, done, err := b.publishTarget()
-	defer done()
+	w, err := b.relayWorld(ctx)
+	defer w.close()
 	if err != nil {
 		return measurement{}, err
 	}
-	db, drop, err := b.relayDB(ctx)
-	defer drop()
-	if err != nil {
-		return measurement{}, err
-	}
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		return measurement{}, err
-	}
-	defer conn.Close(context.Background())
+	exchange, queue, db, conn := w.exchange, w.queue, w.db, w.conn
 	if !notify {
 		if _, err := conn.Exec(ctx, "DROP TRIGGER eventfleet_outbox_notify ON eventfleet_outbox"); err != nil {
 			return measurement{}, err
 		}
 	}
-	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
-	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench", "DATABASE_URL="+db,
-		"METRICS_ADDR=off", "LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, b.o.binEnv...)
+	cmd := b.relayCmd(ctx, exchange, db)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
