@@ -9,6 +9,8 @@ var (
 	// ErrInvalidEvent: Add refused an event (the event package's error is
 	// wrapped too).
 	ErrInvalidEvent = errors.New("outbox: invalid event")
+	// ErrTableMissing: the outbox table does not exist in the database.
+	ErrTableMissing = errors.New("outbox: table missing")
 	// errNotLeader: another relay holds the table; a standby keeps trying.
 	errNotLeader = errors.New("outbox: another relay is publishing this table")
 )

@@ -31,7 +31,6 @@ type Relay struct {
 	pub  Publisher
 	log  *slog.Logger
 	life *lifecycle.Lifecycle
-	key  int64 // the table's advisory lock
 	m    *metrics.RelayMetrics
 
 	leader    atomic.Bool
@@ -40,7 +39,8 @@ type Relay struct {
 	lastErr   atomic.Pointer[error]
 	// refused holds the rows the broker refused, by row key, while this
 	// relay leads; reset when it stops leading (a new leader starts
-	// counting afresh). Only the run goroutine uses it.
+	// counting afresh). The run goroutine uses it, and a batch's publishing
+	// goroutine while the run goroutine waits for it.
 	refused map[string]refusal
 }
 
@@ -57,10 +57,8 @@ func New(cfg Config, pub Publisher) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("eventfleet-outbox:" + t.name))
 	return &Relay{cfg: cfg, t: t, f: f, pub: pub, log: cfg.Logger.With("table", t.name), life: lifecycle.New(),
-		key: int64(h.Sum64()), m: cfg.Metrics.Relay(t.name), refused: map[string]refusal{}}, nil
+		m: cfg.Metrics.Relay(t.name), refused: map[string]refusal{}}, nil
 }
 
 // Start begins relaying in the background: connect, become the table's
@@ -151,10 +149,14 @@ func (r *Relay) connect(uint64) (*session, error) {
 		_ = conn.Close(context.Background())
 		return nil, err
 	}
+	key, err := r.lockKey(ctx, conn)
+	if err != nil {
+		return fail(err)
+	}
 	standby := false
 	for {
 		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", r.key).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
 			return fail(fmt.Errorf("outbox: take the relay lock: %w", err))
 		}
 		if !standby {
@@ -180,6 +182,27 @@ func (r *Relay) connect(uint64) (*session, error) {
 	}
 	r.log.Info("publishing this table's rows", "format", string(r.cfg.Format))
 	return &session{conn: conn}, nil
+}
+
+// lockKey is the table's advisory lock: derived from the table's oid, so
+// that relays naming it differently (event_store, public.event_store) share
+// it. A table that does not exist is an error saying how to make one; the
+// relay retries with backoff (a deploy may be migrating).
+func (r *Relay) lockKey(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	var oid *uint32
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", r.t.ident.Sanitize()).Scan(&oid); err != nil {
+		return 0, fmt.Errorf("outbox: look up table %s: %w", r.t.name, err)
+	}
+	if oid == nil {
+		how := "run `publisher relay migrate` (OUTBOX_FORMAT=eventfleet) or create it"
+		if r.cfg.Format == FormatEventStore {
+			how = "check OUTBOX_TABLE and the database in DATABASE_URL"
+		}
+		return 0, fmt.Errorf("%w: table %s does not exist in this database: %s", ErrTableMissing, r.t.name, how)
+	}
+	h := fnv.New64a()
+	_, _ = fmt.Fprintf(h, "eventfleet-outbox:%d", *oid)
+	return int64(h.Sum64()), nil
 }
 
 // connectError is a connection failure. pgx's errors name the host, user

@@ -2,9 +2,14 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventfleet/eventfleet/internal/pgtest"
+	"github.com/eventfleet/eventfleet/retry"
 )
 
 // The leader's connection is killed from another session (as a failover or
@@ -79,4 +84,37 @@ func containsAll(got, want []string) bool {
 		}
 	}
 	return true
+}
+
+// Relays that name the table differently (event_store, public.event_store)
+// are still one leader and a standby: the lock follows the table, not its
+// name.
+func TestRelay_OneLeaderWhateverTheTablesName(t *testing.T) {
+	url, conn := migrated(t)
+	r1 := startRelay(t, Config{DatabaseURL: url, Table: "eventfleet_outbox", Takeover: 50 * time.Millisecond}, &fakePublisher{})
+	eventually(t, "relay 1 leading", func() bool { return r1.Stats().Leader })
+	r2 := startRelay(t, Config{DatabaseURL: url, Table: "public.eventfleet_outbox", Takeover: 50 * time.Millisecond}, &fakePublisher{})
+	eventually(t, "relay 2 standing by", func() bool {
+		return count(t, conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 1 &&
+			count(t, conn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_try_advisory_lock%'") >= 1
+	})
+	time.Sleep(200 * time.Millisecond) // several takeover attempts: none may succeed
+	if r2.Stats().Leader {
+		t.Fatal("two relays lead one table under two names")
+	}
+}
+
+// A table that does not exist is named, with the fix, and retried: the
+// relay leads once it is created.
+func TestRelay_TableMissingIsNamedAndRetried(t *testing.T) {
+	url := pgtest.Database(t)
+	r := startRelay(t, Config{DatabaseURL: url, Backoff: retry.Backoff{Min: 20 * time.Millisecond, Max: 50 * time.Millisecond}}, &fakePublisher{})
+	eventually(t, "the missing table named", func() bool {
+		err := r.LastError()
+		return errors.Is(err, ErrTableMissing) && strings.Contains(err.Error(), "publisher relay migrate")
+	})
+	if err := Migrate(context.Background(), pgtest.Conn(t, url), DefaultTable, FormatEventfleet); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "leading once the table exists", func() bool { return r.Stats().Leader })
 }
