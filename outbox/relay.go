@@ -522,6 +522,11 @@ func (r *Relay) scan(ctx context.Context, s *session, q string, args ...any) ([]
 		if err != nil {
 			return nil, fmt.Errorf("outbox: read a row: %w", err)
 		}
+		if row.ev.ID == "" {
+			// A row written without an id (by hand, not by Add): an id of its
+			// own, the same on every publish, so receivers can deduplicate.
+			row.ev.ID = r.t.name + ":" + row.key
+		}
 		if row.bad == nil {
 			// As the Publisher would refuse it; checked here so that such a
 			// row is set aside whatever publishes it.

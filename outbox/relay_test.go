@@ -228,3 +228,20 @@ func TestWaves(t *testing.T) {
 		}
 	}
 }
+
+// A row written by hand without an id is published under an id derived
+// from its table and seq: the same id every time it is published.
+func TestRelay_RowWithoutIDGetsAStableID(t *testing.T) {
+	url, conn := migrated(t)
+	if _, err := conn.Exec(context.Background(), `INSERT INTO eventfleet_outbox (id, type, data) VALUES ('', 'T', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := conn.QueryRow(context.Background(), "SELECT seq FROM eventfleet_outbox").Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	startRelay(t, Config{DatabaseURL: url}, pub)
+	want := fmt.Sprintf("eventfleet_outbox:%d", seq)
+	eventually(t, "the row published under its derived id", func() bool { return slices.Equal(pub.ids(), []string{want}) })
+}
