@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/eventfleet/eventfleet/outbox"
 )
 
 func TestRedactDSN(t *testing.T) {
@@ -27,7 +29,7 @@ func TestLoadRelay_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := c.OutboxConfig()
-	if o.Format != "eventfleet" || o.Batch != 500 || o.KeepProcessed || o.PublishTimeout != c.Timeout {
+	if o.Format != "eventfleet" || o.Batch != outbox.DefaultBatch || o.KeepProcessed || o.PublishTimeout != c.Timeout {
 		t.Fatalf("outbox config %+v", o)
 	}
 	c, err = LoadRelay(map[string]string{"DATABASE_URL": "postgres://h/db", "OUTBOX_RETENTION": "0", "OUTBOX_FORMAT": "event_store"})
