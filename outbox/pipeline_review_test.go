@@ -1,0 +1,140 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/pgtest"
+)
+
+// relayIdleAfterReadAhead reports whether the relay's connection last ran a
+// read-ahead scan (rows after a seq) and is idle: the pass is waiting for
+// the batch in flight.
+func relayIdleAfterReadAhead(t *testing.T, c *pgx.Conn) bool {
+	return count(t, c, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND state = 'idle' AND query LIKE '%o.seq > $2%'`) > 0
+}
+
+// A row a long transaction commits below the read-ahead cursor, followed by
+// a later row of its aggregate above it, both committed while a batch is in
+// flight: one snapshot (the pass before pipelining) sees both or neither, but
+// the read-ahead scan sees the later row only, and publishes it before the
+// earlier one, which the next pass finds.
+func TestRelay_PipelinedLateCommitBelowTheCursorKeepsAggregateOrder(t *testing.T) {
+	url, conn := migrated(t)
+	ctx := context.Background()
+	long, err := pgtest.Conn(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Add(ctx, long, ev("T", "acct", `{"v":1}`)) // seq 1, committed late
+	if err != nil {
+		t.Fatal(err)
+	}
+	addTx(t, conn, true, ev("T", "b", `{}`), ev("T", "b", `{}`)) // batch 1: seq 2, 3
+	addTx(t, conn, true, ev("T", "c", `{}`), ev("T", "c", `{}`)) // batch 2: seq 4, 5 (read ahead)
+	pub := &gatedPublisher{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	startRelay(t, Config{DatabaseURL: url, Batch: 2}, pub)
+	<-pub.entered
+	eventually(t, "batch 2 read ahead while batch 1 is in flight", func() bool { return relayIdleAfterReadAhead(t, conn) })
+	// The app serializes the aggregate's transactions: the first commits,
+	// then the second writes its row (seq 6), above the cursor.
+	if err := long.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := addTx(t, conn, true, ev("T", "acct", `{"v":2}`))[0]
+	close(pub.gate)
+	eventually(t, "every row published", func() bool { return len(pub.ids()) == 6 })
+	var got []string
+	for _, e := range pub.events() {
+		if e.AggregateID == "acct" {
+			got = append(got, e.ID)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{first, second}) {
+		t.Fatalf("aggregate acct published as %v, want %v (its order)", got, []string{first, second})
+	}
+}
+
+// Stop during a pipelined pass finishes the batch in flight and reads no
+// further: the rest of the backlog is left to the next relay, as when a pass
+// was one batch.
+func TestRelay_StopDuringAPipelinedPassStopsReadingOn(t *testing.T) {
+	url, conn := migrated(t)
+	for range 10 {
+		addTx(t, conn, true, ev("T", "", `{}`), ev("T", "", `{}`), ev("T", "", `{}`))
+	}
+	pub := &gatedPublisher{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	r := startRelay(t, Config{DatabaseURL: url, Batch: 5}, pub)
+	<-pub.entered
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- r.Stop(ctx)
+	}()
+	eventually(t, "the relay stopping", func() bool { return r.life.IsStopping() })
+	close(pub.gate)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if n := len(pub.ids()); n != 5 {
+		t.Fatalf("%d rows published after Stop, want the batch in flight (5)", n)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM eventfleet_outbox"); n != 25 {
+		t.Fatalf("%d rows left, want 25", n)
+	}
+}
+
+// event_store is still read one batch at a time: a batch that is all the
+// rows of an aggregate held back by a refused row (waiting for its next
+// try) keeps every later aggregate waiting too, although other aggregates
+// should flow while a refused row waits.
+func TestRelay_EventStoreHeldAggregateDoesNotStarveOthers(t *testing.T) {
+	url := pgtest.Database(t)
+	conn := pgtest.Conn(t, url)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, eventStoreDDL); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, conn, "event_store", FormatEventStore); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
+	for v := 1; v <= 4; v++ {
+		data := `{}`
+		if v == 1 {
+			data = `{"poison":true}`
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO event_store (aggregate_id, event_type, event_data, version, timestamp)
+			VALUES ('held', 'T', $1, $2, $3)`, data, v, at.Add(time.Duration(v)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO event_store (aggregate_id, event_type, event_data, version, timestamp)
+		VALUES ('other', 'T', '{}', 1, $1)`, at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	pub.setRefuse(func(ev event.Event) error {
+		if strings.Contains(string(ev.Data), "poison") {
+			return errNack
+		}
+		return nil
+	})
+	startRelay(t, Config{DatabaseURL: url, Format: FormatEventStore, Table: "event_store", Batch: 2, MaxAttempts: 1000}, pub)
+	eventually(t, "the other aggregate published while the held one waits", func() bool {
+		for _, e := range pub.events() {
+			if e.AggregateID == "other" {
+				return true
+			}
+		}
+		return false
+	})
+}
