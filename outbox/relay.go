@@ -309,7 +309,9 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 		toSettle = nil
 		var next []row
 		var scanErr error
-		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil {
+		// Once Stop was called, only the batch in flight finishes: the rest
+		// of the backlog is left to the next relay.
+		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil && !r.life.IsStopping() {
 			next, scanErr = r.scan(ctx, s, q, r.cfg.Batch, rows[len(rows)-1].seq)
 		}
 		out := <-published
@@ -330,8 +332,8 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			failed = true
 			break
 		}
-		if r.f.scanAfter(r.t) == "" || len(rows) < r.cfg.Batch {
-			break // read to the end (or one batch at a time: the caller scans again)
+		if r.f.scanAfter(r.t) == "" || len(rows) < r.cfg.Batch || r.life.IsStopping() {
+			break // read to the end (or one batch at a time: the caller scans again), or stopping
 		}
 		rows = next
 	}
