@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
 	"github.com/eventfleet/eventfleet/internal/pgtest"
 )
 
@@ -137,4 +138,47 @@ func TestRelay_EventStoreHeldAggregateDoesNotStarveOthers(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A hard stop while the read-ahead scan runs: the scan was on the halt
+// context, and pgx closes a connection whose query is cancelled, so the
+// batch confirmed meanwhile could not be settled (and was dropped unread).
+// Rows confirmed are settled even during a hard stop, as before pipelining.
+func TestRelay_HaltDuringTheReadAheadSettlesWhatWasConfirmed(t *testing.T) {
+	url, conn := migrated(t)
+	ctx := context.Background()
+	for range 4 {
+		addTx(t, conn, true, ev("T", "", `{}`), ev("T", "", `{}`))
+	}
+	pub := &gatedPublisher{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	r := startRelay(t, Config{DatabaseURL: url, Batch: 2}, pub)
+	<-pub.entered
+	// A scan reads the side table: an exclusive lock on it makes the next
+	// read-ahead wait while its batch is published.
+	lock, err := pgtest.Conn(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(ctx) }()
+	if _, err := lock.Exec(ctx, "LOCK TABLE eventfleet_outbox_set_aside IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	close(pub.gate)
+	eventually(t, "a read-ahead waiting for the lock", func() bool {
+		return count(t, conn, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%o.seq > $2%'`) > 0
+	})
+	stopped := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		stopped <- r.Stop(sctx)
+	}()
+	eventually(t, "the relay halting", func() bool { return r.life.State() >= lifecycle.Halting })
+	_ = lock.Rollback(ctx)
+	<-stopped
+	published := len(pub.ids())
+	if n := count(t, conn, "SELECT count(*) FROM eventfleet_outbox"); n != 8-published {
+		t.Fatalf("%d rows left after %d of 8 were confirmed: confirmed rows not settled", n, published)
+	}
 }
