@@ -312,7 +312,9 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 		// Once Stop was called, only the batch in flight finishes: the rest
 		// of the backlog is left to the next relay.
 		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil && !r.life.IsStopping() {
-			next, scanErr = r.scan(ctx, s, q, r.cfg.Batch, rows[len(rows)-1].seq)
+			// Not the halt context: pgx closes a connection whose query is
+			// cancelled, and the batch in flight is settled on it.
+			next, scanErr = r.scan(context.WithoutCancel(ctx), s, q, r.cfg.Batch, rows[len(rows)-1].seq)
 		}
 		out := <-published
 		if err := errors.Join(settleErr, scanErr); err != nil {
