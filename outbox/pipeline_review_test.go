@@ -182,3 +182,39 @@ func TestRelay_HaltDuringTheReadAheadSettlesWhatWasConfirmed(t *testing.T) {
 		t.Fatalf("%d rows left after %d of 8 were confirmed: confirmed rows not settled", n, published)
 	}
 }
+
+// An operator releasing a set-aside row (set-aside retry) while a pass reads
+// ahead: the pass never saw the released row (below the cursor, filtered by
+// the first scan), but the read-ahead sees its aggregate's later row (above
+// the cursor) and publishes it first; the next pass then publishes the
+// released row after it.
+func TestRelay_SetAsideReleasedMidPassKeepsAggregateOrder(t *testing.T) {
+	url, conn := migrated(t)
+	ctx := context.Background()
+	first := addTx(t, conn, true, ev("T", "acct", `{"v":1}`))[0]                     // seq 1, set aside
+	addTx(t, conn, true, ev("T", "b", `{}`), ev("T", "b", `{}`))                     // batch 1: seq 2, 3
+	addTx(t, conn, true, ev("T", "c", `{}`), ev("T", "c", `{}`))                     // batch 2: seq 4, 5
+	second := addTx(t, conn, true, ev("T", "acct", `{"v":2}`), ev("T", "", `{}`))[0] // batch 3: seq 6, 7
+	if _, err := conn.Exec(ctx, `INSERT INTO eventfleet_outbox_set_aside (row_key, aggregate_id, reason, attempts)
+		VALUES ('1', 'acct', 'test', 10)`); err != nil {
+		t.Fatal(err)
+	}
+	pub := &gatedPublisher{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	startRelay(t, Config{DatabaseURL: url, Batch: 2}, pub)
+	<-pub.entered
+	eventually(t, "batch 2 read ahead while batch 1 is in flight", func() bool { return relayIdleAfterReadAhead(t, conn) })
+	if _, err := conn.Exec(ctx, "DELETE FROM eventfleet_outbox_set_aside"); err != nil { // what set-aside retry does
+		t.Fatal(err)
+	}
+	close(pub.gate)
+	eventually(t, "every row published", func() bool { return len(pub.ids()) == 7 })
+	var got []string
+	for _, e := range pub.events() {
+		if e.AggregateID == "acct" {
+			got = append(got, e.ID)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{first, second}) {
+		t.Fatalf("aggregate acct published as %v, want %v (its order)", got, []string{first, second})
+	}
+}
