@@ -48,10 +48,14 @@ type format interface {
 	// read (event_store: and the earlier versions of their aggregates, which
 	// may make more than $1).
 	scan(t table) string
-	// scanAfter is scan for rows after the seq $2 only: the next batch
-	// while the current one is being published. "" when the format has no
-	// sequence (event_store): its batches are read one after the other.
+	// scanAfter is scan for rows after the seq $2, up to the seq $3 (the
+	// pass's ceiling) only: the next batch while the current one is being
+	// published. "" when the format has no sequence (event_store): its
+	// batches are read one after the other.
 	scanAfter(t table) string
+	// ceiling selects the highest seq of the table (0 when empty), read
+	// before a pass's first scan: see Relay.pass.
+	ceiling(t table) string
 	read(rows pgx.Rows) (row, error)
 	// settle marks the rows whose keys are $1 (text[]) sent.
 	settle(t table) string
@@ -102,7 +106,11 @@ FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAsi
 
 func (eventfleetFormat) scanAfter(t table) string {
 	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
-FROM %s o WHERE o.seq > $2 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
+FROM %s o WHERE o.seq > $2 AND o.seq <= $3 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
+}
+
+func (eventfleetFormat) ceiling(t table) string {
+	return fmt.Sprintf(`SELECT coalesce(max(seq), 0) FROM %s`, t.ident.Sanitize())
 }
 
 func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
@@ -136,6 +144,8 @@ type eventStoreFormat struct{}
 func (eventStoreFormat) migrate(table) []string { return nil }
 
 func (eventStoreFormat) scanAfter(table) string { return "" }
+
+func (eventStoreFormat) ceiling(table) string { return "" }
 
 func (eventStoreFormat) scan(t table) string {
 	// Rows go by timestamp (the partial index idx_event_store_unprocessed

@@ -314,7 +314,22 @@ type refusal struct {
 // whether a publish failed for a reason other than the row (the broker
 // unreachable or slow): the caller backs off then. An error ends the
 // session.
+//
+// The read-ahead stops at the pass's ceiling, the highest seq before its
+// first scan: one snapshot sees an aggregate's rows consistently (the app
+// commits them one after the other), but a later scan can see a row
+// committed after a late one below the cursor, which this pass will not
+// read; a row written after the pass began waits for the next pass.
 func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err error) {
+	var ceiling int64
+	if q := r.f.ceiling(r.t); q != "" {
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := s.conn.QueryRow(qctx, q).Scan(&ceiling)
+		cancel()
+		if err != nil {
+			return 0, false, fmt.Errorf("outbox: scan: %w", err)
+		}
+	}
 	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch)
 	if err != nil {
 		return 0, false, err
@@ -332,8 +347,12 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 		toSettle = nil
 		var next []row
 		var scanErr error
-		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil {
-			next, scanErr = r.scan(ctx, s, q, r.cfg.Batch, rows[len(rows)-1].seq)
+		// Once Stop was called, only the batch in flight finishes: the rest
+		// of the backlog is left to the next relay.
+		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil && !r.life.IsStopping() {
+			// Not the halt context: pgx closes a connection whose query is
+			// cancelled, and the batch in flight is settled on it.
+			next, scanErr = r.scan(context.WithoutCancel(ctx), s, q, r.cfg.Batch, rows[len(rows)-1].seq, ceiling)
 		}
 		out := <-published
 		if err := errors.Join(settleErr, scanErr); err != nil {
@@ -353,8 +372,8 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			failed = true
 			break
 		}
-		if r.f.scanAfter(r.t) == "" || len(rows) < r.cfg.Batch {
-			break // read to the end (or one batch at a time: the caller scans again)
+		if r.f.scanAfter(r.t) == "" || len(rows) < r.cfg.Batch || r.life.IsStopping() {
+			break // read to the end (or one batch at a time: the caller scans again), or stopping
 		}
 		rows = next
 	}
