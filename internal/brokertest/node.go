@@ -46,14 +46,14 @@ func StartNode(t testing.TB, opts ...NodeOption) *Node {
 	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	n := &Node{Name: "ef-" + hex.EncodeToString(b) + "@localhost", Port: freePort(t), dir: dir}
-	dist := freePort(t)
+	n := &Node{Name: "ef-" + hex.EncodeToString(b) + "@localhost", Port: FreePort(t), dir: dir}
+	dist := FreePort(t)
 	setup := nodeSetup{files: map[string]string{}}
 	for _, opt := range opts {
 		opt(&setup)
 	}
 	if setup.tls {
-		n.TLSPort = freePort(t)
+		n.TLSPort = FreePort(t)
 	}
 	extra, err := setup.write(dir, n.TLSPort)
 	if err != nil {
@@ -117,7 +117,9 @@ rm -rf "$2"`
 	_ = cmd.Run()
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a TCP port on 127.0.0.1 that was free a moment ago, for a
+// private server a test starts.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

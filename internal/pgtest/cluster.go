@@ -2,13 +2,13 @@ package pgtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
 // Bin is where the PostgreSQL server binaries are (Debian's layout).
@@ -38,7 +38,7 @@ func StartCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{dir: dir, Port: freePort(t)}
+	c := &Cluster{dir: dir, Port: brokertest.FreePort(t)}
 	t.Cleanup(func() {
 		_ = c.pgctl("stop", "-m", "immediate", "-w")
 		_ = os.RemoveAll(dir)
@@ -108,16 +108,4 @@ func (c *Cluster) Database(t testing.TB, name string) string {
 	t.Helper()
 	exec_(t, c.URL(), "CREATE DATABASE "+name)
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, name)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, p, _ := net.SplitHostPort(ln.Addr().String())
-	n, _ := strconv.Atoi(p)
-	return n
 }

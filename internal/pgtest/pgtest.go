@@ -45,7 +45,7 @@ func URL(t testing.TB) string {
 		var from string
 		serverURL, from, serverErr = discover(os.Getenv("TEST_DATABASE_URL"), LocalURL, brokertest.DockerLikely, startContainer)
 		if serverErr == nil {
-			fmt.Fprintf(os.Stderr, "pgtest: tests use PostgreSQL at %s (%s)\n", Redact(serverURL), from)
+			fmt.Fprintf(os.Stderr, "pgtest: tests use PostgreSQL at %s (%s)\n", brokertest.Redact(serverURL), from)
 		}
 	})
 	if serverErr != nil {
@@ -62,13 +62,13 @@ func discover(envURL, localURL string, docker func() bool, container func() (str
 	if localErr == nil {
 		return localURL, "TEST_DATABASE_URL unset; a server answers there", nil
 	}
-	why := fmt.Sprintf("TEST_DATABASE_URL is unset, nothing answers at %s (%v)", Redact(localURL), localErr)
+	why := fmt.Sprintf("TEST_DATABASE_URL is unset, nothing answers at %s (%v)", brokertest.Redact(localURL), localErr)
 	if !docker() {
 		why += ", and no Docker socket was found"
 	} else {
 		u, err := container()
 		if err == nil {
-			return u, "TEST_DATABASE_URL unset, none at " + Redact(localURL) + "; testcontainers started " + Image, nil
+			return u, "TEST_DATABASE_URL unset, none at " + brokertest.Redact(localURL) + "; testcontainers started " + Image, nil
 		}
 		why += ", and testcontainers failed: " + err.Error()
 	}
@@ -138,7 +138,7 @@ func Conn(t testing.TB, u string) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", Redact(u), err)
+		t.Fatalf("connect to %s: %v", brokertest.Redact(u), err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
@@ -150,7 +150,7 @@ func exec_(t testing.TB, u, sql string) {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", Redact(u), err)
+		t.Fatalf("connect to %s: %v", brokertest.Redact(u), err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql); err != nil {
@@ -172,13 +172,4 @@ func nonName(s string) string {
 		out = out[len(out)-40:]
 	}
 	return out
-}
-
-// Redact returns u with its password hidden.
-func Redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return p.Redacted()
 }
