@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/eventfleet/eventfleet/internal/pgtest"
 )
 
 // event_store rows of one aggregate go out in version order, as
@@ -18,15 +16,8 @@ import (
 func TestRelay_EventStoreVersionOrderWhenTimestampsDisagree(t *testing.T) {
 	for _, batch := range []int{0, 1} {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
-			url := pgtest.Database(t)
-			conn := pgtest.Conn(t, url)
+			url, conn := eventStoreDB(t)
 			ctx := context.Background()
-			if _, err := conn.Exec(ctx, eventStoreDDL); err != nil {
-				t.Fatal(err)
-			}
-			if err := Migrate(ctx, conn, "event_store", FormatEventStore); err != nil {
-				t.Fatal(err)
-			}
 			at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 			// Version 2 carries a timestamp 2 s earlier than version 1's.
 			if _, err := conn.Exec(ctx, `INSERT INTO event_store (id, aggregate_id, event_type, event_data, version, timestamp) VALUES
