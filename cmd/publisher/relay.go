@@ -173,7 +173,7 @@ func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbo
 	if err := r.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("relaying", "table", cfg.OutboxConfig().Table, "format", cfg.Format, "database", config.RedactDSN(cfg.DatabaseURL),
+	log.Info("relaying", "table", tableOf(cfg.OutboxConfig()), "format", cfg.Format, "database", config.RedactDSN(cfg.DatabaseURL),
 		"broker", amqp.RedactURL(cfg.AMQPURL), "exchange", cfg.Exchange)
 	var runErr error
 	select {
@@ -182,11 +182,7 @@ func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbo
 	case <-r.Done():
 		runErr = errors.New("relay stopped")
 	case <-p.Done():
-		runErr = p.Err()
-		if runErr == nil {
-			runErr = amqp.ErrClosed
-		}
-		runErr = fmt.Errorf("publisher stopped: %w", runErr)
+		runErr = publisherStopped(p)
 	}
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()

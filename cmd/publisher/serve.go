@@ -97,11 +97,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	case err := <-served:
 		runErr = fmt.Errorf("http server: %w", err)
 	case <-p.Done():
-		runErr = p.Err()
-		if runErr == nil {
-			runErr = amqp.ErrClosed
-		}
-		runErr = fmt.Errorf("publisher stopped: %w", runErr)
+		runErr = publisherStopped(p)
 	}
 
 	// One budget for the whole drain, so SHUTDOWN_TIMEOUT is what an
@@ -118,6 +114,16 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// publisherStopped is why a long-running command ends when its Publisher
+// stopped on its own (a fatal error).
+func publisherStopped(p *amqp.Publisher) error {
+	err := p.Err()
+	if err == nil {
+		err = amqp.ErrClosed
+	}
+	return fmt.Errorf("publisher stopped: %w", err)
 }
 
 // publicReady is ready for PUBLISHER_ADDR, which answers anyone: its reason
