@@ -135,15 +135,39 @@ func (w *outboxWriters) noteCommitted(ids []string, aggregate string, base int) 
 type orderLog struct {
 	mu    sync.Mutex
 	seen  map[string]int
-	first []event.Event
+	first []delivery
+	all   []delivery // every delivery, to explain an order violation
+}
+
+// delivery is one call of the handler, as an order violation reports it.
+type delivery struct {
+	ev    event.Event
+	at    time.Time
+	count int64 // x-delivery-count: set by a quorum queue on a redelivery
 }
 
 func (o *orderLog) add(ev event.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seen[ev.ID]++
+	count, _ := amqp.IntHeader(ev.Headers, "x-delivery-count")
+	d := delivery{ev: ev, at: time.Now(), count: count}
+	o.all = append(o.all, d)
 	if o.seen[ev.ID] == 1 {
-		o.first = append(o.first, ev)
+		o.first = append(o.first, d)
+	}
+}
+
+// explain reports every delivery of the events ids, in order.
+func (o *orderLog) explain(t *testing.T, ids ...string) {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for i, d := range o.all {
+		if want[d.ev.ID] {
+			t.Logf("delivery %d at %s: %s (x-delivery-count %d)", i, d.at.Format("15:04:05.000000"), d.ev.ID, d.count)
+		}
 	}
 }
 
@@ -234,6 +258,7 @@ func TestRelayUnderFaults(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 99))
 	kills := scale(4, 12)
 	var takeovers []time.Duration
+	var brokerKilled time.Time
 	for round := range kills {
 		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond) // load between faults: pacing
 		i := leader()
@@ -254,6 +279,7 @@ func TestRelayUnderFaults(t *testing.T) {
 			// a quorum queue restarts with it leaderless; let the queues
 			// age first, as a production broker's have.
 			time.Sleep(time.Until(started.Add(15 * time.Second))) // the queues' age: part of the scenario
+			brokerKilled = time.Now()
 			node.Kill(t)
 			time.Sleep(500 * time.Millisecond) // the outage's length: the fault itself
 			node.Start(t)
@@ -295,29 +321,49 @@ func TestRelayUnderFaults(t *testing.T) {
 	defer log.mu.Unlock()
 	writers.mu.Lock()
 	defer writers.mu.Unlock()
-	dups := 0
+	dups, swapped := 0, 0
 	last := map[string]int{}
-	for _, ev := range log.first {
+	lastID := map[string]string{}
+	for _, f := range log.first {
+		ev := f.ev
 		if writers.rolledBack[ev.ID] {
 			t.Errorf("event %s of a rolled-back transaction was delivered", ev.ID)
 		}
 		if _, ok := writers.committed[ev.ID]; !ok && !writers.indeterminate[ev.ID] {
 			t.Errorf("event %s was never written", ev.ID)
 		}
+		dups += log.seen[ev.ID] - 1
 		var body struct {
 			Aggregate string
 			Version   int
 		}
 		_ = json.Unmarshal(ev.Data, &body)
-		if body.Version <= last[body.Aggregate] {
-			t.Errorf("aggregate %s: version %d delivered after version %d", body.Aggregate, body.Version, last[body.Aggregate])
+		if body.Version > last[body.Aggregate] {
+			last[body.Aggregate], lastID[body.Aggregate] = body.Version, ev.ID
+			continue
 		}
-		last[body.Aggregate] = body.Version
-		dups += log.seen[ev.ID] - 1
+		// The one exception, the broker's: a quorum queue on a restarted
+		// node hands back what the crashed node had sent to the worker
+		// (unhandled, so a first delivery) after the next message
+		// (docs/reliability.md, "Order"). Such a late one is a redelivery,
+		// after the kill, and the worker had at most two unacked (the
+		// narrow consumer's last and the wide one's, prefetch 1).
+		if f.count >= 1 && f.at.After(brokerKilled) && !brokerKilled.IsZero() {
+			swapped++
+			t.Logf("aggregate %s: version %d (%s), sent to the worker before the broker crash, came back after version %d (%s)",
+				body.Aggregate, body.Version, ev.ID, last[body.Aggregate], lastID[body.Aggregate])
+			continue
+		}
+		t.Errorf("aggregate %s: version %d (%s) delivered after version %d (%s)", body.Aggregate, body.Version, ev.ID,
+			last[body.Aggregate], lastID[body.Aggregate])
+		log.explain(t, ev.ID, lastID[body.Aggregate])
+	}
+	if swapped > 2 {
+		t.Errorf("%d events came back after later ones at the broker crash; the worker held at most 2 unacked", swapped)
 	}
 	t.Logf("%d committed, %d rolled back, %d indeterminate; %d delivered, %d duplicate deliveries; %d kills of the publishing relay "+
-		"(a relay held the table again %v after each), a PostgreSQL crash, a broker kill",
-		len(writers.committed), len(writers.rolledBack), len(writers.indeterminate), len(log.first), dups, kills, takeovers)
+		"(a relay held the table again %v after each), a PostgreSQL crash, a broker kill (%d sent before it came back after a later one)",
+		len(writers.committed), len(writers.rolledBack), len(writers.indeterminate), len(log.first), dups, kills, takeovers, swapped)
 	if len(writers.committed) < 100 {
 		t.Fatalf("only %d rows committed: the scenario proved little", len(writers.committed))
 	}
