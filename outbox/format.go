@@ -43,18 +43,17 @@ func (f Format) impl() (format, error) {
 // format is what differs between the table layouts.
 type format interface {
 	migrate(t table) []string
-	// scan selects up to $1 unsettled rows not set aside and not behind a
-	// set-aside row of their aggregate, in publishing order, as scanned by
-	// read (event_store: and the earlier versions of their aggregates, which
-	// may make more than $1).
+	// scan selects up to $1 unsettled rows that scannable lets through, in
+	// publishing order, as scanned by read (event_store: and the earlier
+	// versions of their aggregates, which may make more than $1).
 	scan(t table) string
-	// scanAfter is scan for rows after the seq $2, up to the seq $3 (the
+	// scanAfter is scan for rows after the seq $4, up to the seq $5 (the
 	// pass's ceiling) only: the next batch while the current one is being
 	// published. "" when the format has no sequence (event_store): its
 	// batches are read one after the other.
 	scanAfter(t table) string
 	// ceiling selects the highest seq of the table (0 when empty), read
-	// before a pass's first scan: see Relay.pass.
+	// before a pass's first scan (see passStartSQL); "" without scanAfter.
 	ceiling(t table) string
 	read(rows pgx.Rows) (row, error)
 	// settle marks the rows whose keys are $1 (text[]) sent.
@@ -76,12 +75,24 @@ type row struct {
 	bad error
 }
 
-// notBehindSetAside is the scan condition shared by both formats: the row is
-// not set aside itself, and no set-aside row of its aggregate (when it has
-// one) holds it back.
-func notBehindSetAside(t table, key, aggregate string) string {
-	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM %s s WHERE s.row_key = %s OR (%s <> '' AND s.aggregate_id = %s))`,
-		t.setAside.Sanitize(), key, aggregate, aggregate)
+// scannable is the scan condition shared by both formats: the row is not
+// set aside itself, no set-aside row of its aggregate (when it has one)
+// holds it back, its aggregate is not among the pass's held ones ($2, text[])
+// and it is not a row waiting for its next try ($3, text[]). Leaving out
+// what cannot be published now keeps it from filling a batch, which would
+// keep other aggregates waiting (event_store reads one batch a pass).
+func scannable(t table, key, aggregate string) string {
+	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM %s s WHERE s.row_key = %s OR (%s <> '' AND s.aggregate_id = %s))
+	AND %s <> ALL(coalesce($2::text[], '{}')) AND %s <> ALL(coalesce($3::text[], '{}'))`,
+		t.setAside.Sanitize(), key, aggregate, aggregate, aggregate, key)
+}
+
+// passStartSQL selects, in one snapshot, the pass's ceiling (ceiling, a
+// format's query) and the aggregates held back by a set-aside row: the
+// read-ahead leaves those out for the whole pass, see Relay.pass.
+func passStartSQL(t table, ceiling string) string {
+	return fmt.Sprintf(`SELECT (%s), ARRAY(SELECT DISTINCT aggregate_id FROM %s WHERE aggregate_id <> '')`,
+		ceiling, t.setAside.Sanitize())
 }
 
 type eventfleetFormat struct{}
@@ -101,12 +112,12 @@ func (eventfleetFormat) migrate(t table) []string {
 
 func (eventfleetFormat) scan(t table) string {
 	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
-FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
+FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), scannable(t, "o.seq::text", "o.aggregate_id"))
 }
 
 func (eventfleetFormat) scanAfter(t table) string {
 	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
-FROM %s o WHERE o.seq > $2 AND o.seq <= $3 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), notBehindSetAside(t, "o.seq::text", "o.aggregate_id"))
+FROM %s o WHERE o.seq > $4 AND o.seq <= $5 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), scannable(t, "o.seq::text", "o.aggregate_id"))
 }
 
 func (eventfleetFormat) ceiling(t table) string {
@@ -174,7 +185,7 @@ func (eventStoreFormat) scan(t table) string {
 )
 SELECT id::text, aggregate_id, event_type, event_data::text, version, "timestamp" FROM u
 ORDER BY due, aggregate_id, version, "timestamp"`,
-		t.ident.Sanitize(), notBehindSetAside(t, "o.id::text", "o.aggregate_id"))
+		t.ident.Sanitize(), scannable(t, "o.id::text", "o.aggregate_id"))
 }
 
 func (eventStoreFormat) read(rows pgx.Rows) (row, error) {

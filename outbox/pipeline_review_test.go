@@ -19,7 +19,7 @@ import (
 // the batch in flight.
 func relayIdleAfterReadAhead(t *testing.T, c *pgx.Conn) bool {
 	return count(t, c, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND state = 'idle' AND query LIKE '%o.seq > $2%'`) > 0
+		AND state = 'idle' AND query LIKE '%o.seq > $4%'`) > 0
 }
 
 // A row a long transaction commits below the read-ahead cursor, followed by
@@ -93,12 +93,11 @@ func TestRelay_StopDuringAPipelinedPassStopsReadingOn(t *testing.T) {
 	}
 }
 
-// event_store is still read one batch at a time: a batch that is all the
-// rows of an aggregate held back by a refused row (waiting for its next
-// try) keeps every later aggregate waiting too, although other aggregates
-// should flow while a refused row waits.
+// event_store is read one batch a pass: a batch that was all the rows of an
+// aggregate held back by a refused row (waiting for its next try) kept
+// every later aggregate waiting too. The scan leaves waiting rows'
+// aggregates out, so other aggregates flow while a refused row waits.
 func TestRelay_EventStoreHeldAggregateDoesNotStarveOthers(t *testing.T) {
-	t.Skip("known defect, issue #16: event_store reads one batch at a time, so a batch full of held rows delays other aggregates (fix: exclude waiting aggregates in the scan)")
 	url, conn := eventStoreDB(t)
 	ctx := context.Background()
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
@@ -160,7 +159,7 @@ func TestRelay_HaltDuringTheReadAheadSettlesWhatWasConfirmed(t *testing.T) {
 	close(pub.gate)
 	eventually(t, "a read-ahead waiting for the lock", func() bool {
 		return count(t, conn, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE '%o.seq > $2%'`) > 0
+			AND wait_event_type = 'Lock' AND query LIKE '%o.seq > $4%'`) > 0
 	})
 	stopped := make(chan error, 1)
 	go func() {
@@ -179,11 +178,10 @@ func TestRelay_HaltDuringTheReadAheadSettlesWhatWasConfirmed(t *testing.T) {
 
 // An operator releasing a set-aside row (set-aside retry) while a pass reads
 // ahead: the pass never saw the released row (below the cursor, filtered by
-// the first scan), but the read-ahead sees its aggregate's later row (above
-// the cursor) and publishes it first; the next pass then publishes the
-// released row after it.
+// the first scan), and the read-ahead saw its aggregate's later row (above
+// the cursor) and published it first. The aggregate is held for the pass
+// instead; the next pass publishes both, in order.
 func TestRelay_SetAsideReleasedMidPassKeepsAggregateOrder(t *testing.T) {
-	t.Skip("known defect, issue #16: a set-aside row released mid-pass is below the read-ahead cursor; its aggregate's next row can go first (fix: hold set-aside aggregates at pass start)")
 	url, conn := migrated(t)
 	ctx := context.Background()
 	first := addTx(t, conn, true, ev("T", "acct", `{"v":1}`))[0]                     // seq 1, set aside
@@ -211,5 +209,64 @@ func TestRelay_SetAsideReleasedMidPassKeepsAggregateOrder(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint([]string{first, second}) {
 		t.Fatalf("aggregate acct published as %v, want %v (its order)", got, []string{first, second})
+	}
+}
+
+// Setting a row aside fails with the connection still open (here a trigger;
+// in production a server-side statement_timeout, a lock timeout): the
+// session ends, and the rows of the batch confirmed meanwhile used to be
+// dropped unsettled, to be published again by the next session, forever
+// while the failure lasts. They are settled on the way out.
+func TestRelay_SetAsideStatementFailsSettlesTheConfirmedRows(t *testing.T) {
+	url, conn := migrated(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION refuse_set_aside() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'test: no row can be set aside';
+END $$;
+CREATE TRIGGER refuse_set_aside BEFORE INSERT ON eventfleet_outbox_set_aside FOR EACH ROW EXECUTE FUNCTION refuse_set_aside()`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO eventfleet_outbox (id, type, data) VALUES ('bad', 'Bad#Type', '{}'), ('good', 'T', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	r := startRelay(t, Config{DatabaseURL: url}, pub)
+	eventually(t, "setting the bad row aside failing", func() bool {
+		err := r.LastError()
+		return err != nil && strings.Contains(err.Error(), "no row can be set aside")
+	})
+	eventually(t, "the good row settled", func() bool {
+		return count(t, conn, "SELECT count(*) FROM eventfleet_outbox WHERE id = 'good'") == 0
+	})
+	if n := count(t, conn, "SELECT count(*) FROM eventfleet_outbox WHERE id = 'bad'"); n != 1 {
+		t.Fatalf("%d bad rows left, want 1 (it cannot be set aside, nor published)", n)
+	}
+}
+
+// A settle that fails with the connection still open: the batch in flight,
+// confirmed meanwhile, is left unsettled too. Settling it would leave its
+// aggregates' earlier rows (in the batch that failed) to be published again
+// after their later rows.
+func TestRelay_SettleStatementFailsLeavesTheBatchInFlight(t *testing.T) {
+	url, conn := migrated(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION refuse_seq_1() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'test: seq 1 cannot be settled';
+END $$;
+CREATE TRIGGER refuse_seq_1 BEFORE DELETE ON eventfleet_outbox FOR EACH ROW WHEN (OLD.seq = 1) EXECUTE FUNCTION refuse_seq_1()`); err != nil {
+		t.Fatal(err)
+	}
+	addTx(t, conn, true, ev("T", "acct", `{"v":1}`), ev("T", "b", `{}`)) // batch 1: seq 1, 2; its settle fails
+	addTx(t, conn, true, ev("T", "acct", `{"v":2}`), ev("T", "c", `{}`)) // batch 2: seq 3, 4, in flight meanwhile
+	pub := &fakePublisher{}
+	r := startRelay(t, Config{DatabaseURL: url, Batch: 2}, pub)
+	eventually(t, "the settle failing", func() bool {
+		err := r.LastError()
+		return err != nil && strings.Contains(err.Error(), "seq 1 cannot be settled")
+	})
+	if n := count(t, conn, "SELECT count(*) FROM eventfleet_outbox"); n != 4 {
+		t.Fatalf("%d rows left, want all 4 (batch 2 settled while batch 1 is not)", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -298,9 +299,10 @@ func (r *Relay) wait(s *session) error {
 // again. The row waits for its next try, holding back its aggregate only;
 // the relay backs off as a whole only when the broker is unavailable.
 type refusal struct {
-	n     int // refusals counted toward MaxAttempts
-	tries int // refusals in all: the backoff's attempt
-	next  time.Time
+	n         int // refusals counted toward MaxAttempts
+	tries     int // refusals in all: the backoff's attempt
+	next      time.Time
+	aggregate string // the row's aggregate, held back while the row waits
 }
 
 // pass reads the unsettled rows from the start of the table, Batch at a
@@ -315,30 +317,58 @@ type refusal struct {
 // unreachable or slow): the caller backs off then. An error ends the
 // session.
 //
-// The read-ahead stops at the pass's ceiling, the highest seq before its
-// first scan: one snapshot sees an aggregate's rows consistently (the app
-// commits them one after the other), but a later scan can see a row
-// committed after a late one below the cursor, which this pass will not
-// read; a row written after the pass began waits for the next pass.
+// What a pass publishes of an aggregate is a prefix of the aggregate's
+// unsettled rows as its first scan's snapshot saw them. A later scan (the
+// read-ahead) sees the table as it is then, so it is kept from what that
+// snapshot could not see:
+//   - rows written after the pass began: the read-ahead stops at the pass's
+//     ceiling, the highest seq before its first scan. One snapshot sees an
+//     aggregate's rows consistently (the app commits them one after the
+//     other), but a later scan can see a row committed after a late one
+//     below the cursor, which this pass will not read.
+//   - aggregates behind a set-aside row when the pass began: held for the
+//     whole pass, so that a row released meanwhile (set-aside retry), which
+//     is below the cursor, is not overtaken by its aggregate's later rows.
+//
+// Both wait for the next pass, which starts from the top.
+//
+// Rows waiting for their next try, and their aggregates, are left out of
+// every scan of the pass, so that they do not fill batches.
 func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err error) {
+	held := map[string]bool{} // aggregates held back for the whole pass
 	var ceiling int64
 	if q := r.f.ceiling(r.t); q != "" {
+		var setAside []string
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.conn.QueryRow(qctx, q).Scan(&ceiling)
+		err := s.conn.QueryRow(qctx, passStartSQL(r.t, q)).Scan(&ceiling, &setAside)
 		cancel()
 		if err != nil {
 			return 0, false, fmt.Errorf("outbox: scan: %w", err)
 		}
+		for _, a := range setAside {
+			held[a] = true
+		}
 	}
-	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch)
+	var waiting []string
+	now := time.Now()
+	for key, f := range r.refused {
+		if now.Before(f.next) {
+			waiting = append(waiting, key)
+			if f.aggregate != "" {
+				held[f.aggregate] = true
+			}
+		}
+	}
+	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch, slices.Collect(maps.Keys(held)), waiting)
 	if err != nil {
 		return 0, false, err
 	}
-	held := map[string]bool{} // aggregates held back by a failed row, for the whole pass
 	var toSettle []string
 	tried, refusedAny := 0, false
 	for len(rows) > 0 {
 		n += len(rows)
+		// Taken before the batch goes out: publishRows adds to held meanwhile.
+		heldNow := slices.Collect(maps.Keys(held))
 		published := make(chan outcome, 1)
 		go func(rows []row) { published <- r.publishRows(ctx, rows, held) }(rows)
 		// Meanwhile, on the connection the publishing goroutine does not use:
@@ -352,16 +382,27 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil && !r.life.IsStopping() {
 			// Not the halt context: pgx closes a connection whose query is
 			// cancelled, and the batch in flight is settled on it.
-			next, scanErr = r.scan(context.WithoutCancel(ctx), s, q, r.cfg.Batch, rows[len(rows)-1].seq, ceiling)
+			next, scanErr = r.scan(context.WithoutCancel(ctx), s, q, r.cfg.Batch, heldNow, waiting, rows[len(rows)-1].seq, ceiling)
 		}
 		out := <-published
-		if err := errors.Join(settleErr, scanErr); err != nil {
-			return n, failed, err
-		}
+		err := errors.Join(settleErr, scanErr)
 		for _, a := range out.setAside {
-			if err := r.putAside(ctx, s, a.row, a.reason, a.attempts); err != nil {
-				return n, failed, err
+			if err != nil {
+				break
 			}
+			err = r.putAside(ctx, s, a.row, a.reason, a.attempts)
+		}
+		if err != nil {
+			// The session ends. Unless the batch before is unsettled (its
+			// rows would be published again after this batch's later rows
+			// of their aggregates), this batch's confirmed rows are settled
+			// if the connection still answers (a failed statement or a
+			// server-side timeout leaves it open): the next session need
+			// not publish them again.
+			if settleErr == nil {
+				err = errors.Join(err, r.settle(ctx, s, out.settled))
+			}
+			return n, failed, err
 		}
 		toSettle = out.settled
 		tried += out.tried
@@ -465,6 +506,7 @@ func (r *Relay) publishRows(ctx context.Context, rows []row, held map[string]boo
 					break
 				}
 				f.next = time.Now().Add(r.cfg.Backoff.Delay(f.tries - 1))
+				f.aggregate = row.ev.AggregateID
 				r.refused[row.key] = f
 			default:
 				out.failed = true
