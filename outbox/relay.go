@@ -43,6 +43,10 @@ type Relay struct {
 	// counting afresh). The run goroutine uses it, and a batch's publishing
 	// goroutine while the run goroutine waits for it.
 	refused map[string]refusal
+	// confirmed counts the rows the broker confirmed while this relay
+	// leads (used as refused is): a refusal counts against its row only
+	// when the broker took another row since the row's previous try.
+	confirmed uint64
 }
 
 // Stats are a Relay's counters since Start.
@@ -220,6 +224,7 @@ func (r *Relay) serve(s *session, _ uint64, _ int) error {
 		r.leader.Store(false)
 		r.m.Leader(false)
 		clear(r.refused)
+		r.confirmed = 0
 		_ = s.conn.Close(context.Background())
 	}()
 	ctx := r.life.HaltContext()
@@ -303,6 +308,7 @@ type refusal struct {
 	tries     int // refusals in all: the backoff's attempt
 	next      time.Time
 	aggregate string // the row's aggregate, held back while the row waits
+	confirmed uint64 // Relay.confirmed at the row's last refusal
 }
 
 // pass reads the unsettled rows from the start of the table, Batch at a
@@ -476,11 +482,19 @@ func (r *Relay) publishRows(ctx context.Context, rows []row, held map[string]boo
 			continue
 		}
 		errs := r.publish(ctx, evs)
-		// A nack counts against its row only when the broker took others
-		// in the same wave: a broker that refuses everything (a full queue
-		// under reject-publish, an alarm) says nothing about the rows, and
-		// is ridden through with backoff instead of setting them aside.
-		confirmedSome := slices.Contains(errs, nil)
+		// A nack counts against its row only when the broker took another
+		// row since the row's previous try (in this wave or any other): a
+		// broker that refuses everything (a full queue under
+		// reject-publish, an alarm) says nothing about the rows, and is
+		// ridden through with backoff instead of setting them aside; a
+		// row refused alone in its wave while others go through is not. A
+		// first refusal counts when this wave had a confirm.
+		before := r.confirmed
+		for _, err := range errs {
+			if err == nil {
+				r.confirmed++
+			}
+		}
 		for j, i := range sent {
 			row := &rows[i]
 			if errs[j] == nil {
@@ -495,11 +509,15 @@ func (r *Relay) publishRows(ctx context.Context, rows []row, held map[string]boo
 				delete(r.refused, row.key)
 			case rowRefused:
 				out.refused = true
-				f := r.refused[row.key]
+				f, again := r.refused[row.key]
+				if !again {
+					f.confirmed = before
+				}
 				f.tries++
-				if confirmedSome {
+				if r.confirmed > f.confirmed {
 					f.n++
 				}
+				f.confirmed = r.confirmed
 				if f.n >= r.cfg.MaxAttempts {
 					out.setAside = append(out.setAside, setAside{row, errs[j].Error(), f.n})
 					delete(r.refused, row.key)
