@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/pgident"
 )
 
 // DefaultTable is the inbox table's default name.
@@ -64,8 +64,6 @@ type Handler struct {
 
 var _ event.Handler = (*Handler)(nil)
 
-var identPart = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,49}$`)
-
 // New checks cfg and returns a Handler running fn.
 func New(cfg Config, fn Func) (*Handler, error) {
 	switch {
@@ -93,16 +91,11 @@ func New(cfg Config, fn Func) (*Handler, error) {
 }
 
 func sanitize(name string) (string, error) {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return "", fmt.Errorf("%w: table %q: at most schema.table", ErrInvalidConfig, name)
+	ident, err := pgident.ParseTable(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	for _, p := range parts {
-		if !identPart.MatchString(p) {
-			return "", fmt.Errorf("%w: table %q: lower-case letters, digits and _, starting with a letter or _", ErrInvalidConfig, name)
-		}
-	}
-	return pgx.Identifier(parts).Sanitize(), nil
+	return ident.Sanitize(), nil
 }
 
 // Migrate creates the inbox table if it is not there.
@@ -110,12 +103,12 @@ func Migrate(ctx context.Context, db Execer, table string) error {
 	if table == "" {
 		table = DefaultTable
 	}
-	t, err := sanitize(table)
+	ident, err := pgident.ParseTable(table)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	idx := pgx.Identifier{strings.ReplaceAll(table, ".", "_") + "_handled_at"}.Sanitize()
-	for _, q := range []string{
+	t := ident.Sanitize()
+	for _, q := range append([]string{
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 	app text NOT NULL,
 	source text NOT NULL,
@@ -123,8 +116,8 @@ func Migrate(ctx context.Context, db Execer, table string) error {
 	handled_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (app, source, event_id)
 )`, t),
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (handled_at)`, idx, t),
-	} {
+		// The index is named after schema and table, as it always was.
+	}, pgident.IndexSQL(ident, strings.ReplaceAll(table, ".", "_"), "_handled_at", "handled_at")...) {
 		if _, err := db.Exec(ctx, q); err != nil {
 			return fmt.Errorf("inbox: migrate %s: %w", table, err)
 		}

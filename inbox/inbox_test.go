@@ -166,3 +166,31 @@ func TestNew_RefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// The handled_at index was "<schema>_<table>_handled_at", truncated by
+// PostgreSQL to 63 bytes: two inbox tables of one schema whose names differ
+// only after that got one index between them (the second was skipped).
+func TestMigrate_LongTableNamesEachGetAnIndex(t *testing.T) {
+	conn := pgtest.Conn(t, pgtest.Database(t))
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA library_service_v2"); err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "library_service_v2.inbox_records_kept_for_the_library_handlers_no_" // table: 47 bytes + 1
+	names := []string{prefix + "a", prefix + "b"}
+	for _, name := range names {
+		if err := Migrate(ctx, conn, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range names {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*)::int FROM pg_indexes WHERE schemaname || '.' || tablename = $1
+			AND indexdef LIKE '%(handled_at)'`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("%s: %d indexes on handled_at, want 1", name, n)
+		}
+	}
+}

@@ -190,3 +190,29 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 	}
 	return string(b)
 }
+
+func TestRelay_BacklogOnlyWhileLeading(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	r := m.Relay("app.outbox")
+	r.Leader(false)
+	const pending = `eventfleet_outbox_pending_rows{table="app.outbox"}`
+	if out := scrape(t, m); strings.Contains(out, pending) {
+		t.Fatalf("a relay that never led reports a backlog:\n%s", out)
+	}
+	r.Leader(true)
+	r.Backlog(7, 1.5, 1)
+	if out := scrape(t, m); !strings.Contains(out, pending+" 7") || !strings.Contains(out, `eventfleet_outbox_oldest_pending_seconds{table="app.outbox"} 1.5`) {
+		t.Fatalf("the leader's sample is missing:\n%s", out)
+	}
+	r.Leader(false)
+	out := scrape(t, m)
+	for _, gauge := range []string{pending, "eventfleet_outbox_oldest_pending_seconds{", "eventfleet_outbox_set_aside_rows{"} {
+		if strings.Contains(out, gauge) {
+			t.Errorf("a relay that stopped leading still reports %s", gauge)
+		}
+	}
+	if !strings.Contains(out, `eventfleet_outbox_leader{table="app.outbox"} 0`) {
+		t.Errorf("leader gauge missing:\n%s", out)
+	}
+}

@@ -30,15 +30,15 @@ func newRelayVecs() relayVecs {
 		}, []string{"table"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventfleet_outbox_pending_rows",
-			Help: "Unsettled outbox rows, set-aside ones included, sampled by the publishing relay (at most 100000 counted).",
+			Help: "Unsettled outbox rows, set-aside ones included, sampled by the publishing relay (at most 100000 counted); absent on a standby.",
 		}, []string{"table"}),
 		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventfleet_outbox_oldest_pending_seconds",
-			Help: "Age of the oldest unsettled outbox row (0 when none), sampled by the publishing relay.",
+			Help: "Age of the oldest unsettled outbox row (0 when none), sampled by the publishing relay; absent on a standby.",
 		}, []string{"table"}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventfleet_outbox_set_aside_rows",
-			Help: "Rows in the table's set-aside side table now, sampled by the publishing relay.",
+			Help: "Rows in the table's set-aside side table now, sampled by the publishing relay; absent on a standby.",
 		}, []string{"table"}),
 	}
 }
@@ -50,9 +50,12 @@ func (v relayVecs) collectors() []prometheus.Collector {
 // RelayMetrics records one outbox table's relaying. A nil *RelayMetrics
 // records nothing.
 type RelayMetrics struct {
-	published, setAside     prometheus.Counter
-	leader, pending, oldest prometheus.Gauge
-	held                    prometheus.Gauge
+	published, setAside prometheus.Counter
+	leader              prometheus.Gauge
+	// The backlog gauges exist only while this relay leads and samples: a
+	// standby's last sample would be stale, and another relay's is current.
+	table                 string
+	pending, oldest, held *prometheus.GaugeVec
 }
 
 // Relay returns the metrics of the relay of table; nil if m is nil.
@@ -62,8 +65,7 @@ func (m *Metrics) Relay(table string) *RelayMetrics {
 	}
 	v := m.relay
 	return &RelayMetrics{published: v.published.WithLabelValues(table), setAside: v.setAside.WithLabelValues(table),
-		leader: v.leader.WithLabelValues(table), pending: v.pending.WithLabelValues(table),
-		oldest: v.oldest.WithLabelValues(table), held: v.held.WithLabelValues(table)}
+		leader: v.leader.WithLabelValues(table), table: table, pending: v.pending, oldest: v.oldest, held: v.held}
 }
 
 // Published counts n rows published and settled.
@@ -80,16 +82,21 @@ func (r *RelayMetrics) SetAside() {
 	}
 }
 
-// Leader records whether this relay publishes the table.
+// Leader records whether this relay publishes the table. Leadership ending
+// removes the backlog gauges until the relay leads and samples again.
 func (r *RelayMetrics) Leader(leader bool) {
 	if r == nil {
 		return
 	}
 	if leader {
 		r.leader.Set(1)
-	} else {
-		r.leader.Set(0)
+		return
 	}
+	// Before the leader gauge, so that no scrape sees a standby's backlog.
+	for _, v := range []*prometheus.GaugeVec{r.pending, r.oldest, r.held} {
+		v.DeleteLabelValues(r.table)
+	}
+	r.leader.Set(0)
 }
 
 // Backlog records a sample of the table: unsettled rows, the oldest one's
@@ -98,7 +105,7 @@ func (r *RelayMetrics) Backlog(pending int, oldestSeconds float64, setAside int)
 	if r == nil {
 		return
 	}
-	r.pending.Set(float64(pending))
-	r.oldest.Set(oldestSeconds)
-	r.held.Set(float64(setAside))
+	r.pending.WithLabelValues(r.table).Set(float64(pending))
+	r.oldest.WithLabelValues(r.table).Set(oldestSeconds)
+	r.held.WithLabelValues(r.table).Set(float64(setAside))
 }

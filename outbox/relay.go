@@ -230,6 +230,7 @@ func (r *Relay) serve(s *session, _ uint64, _ int) error {
 	ctx := r.life.HaltContext()
 	failures := 0
 	var lastPrune, lastSample time.Time
+	pruneMore := false // the last prune batch was full: old rows are left
 	for !r.life.IsStopping() {
 		n, failed, err := r.pass(ctx, s)
 		if err != nil {
@@ -244,9 +245,9 @@ func (r *Relay) serve(s *session, _ uint64, _ int) error {
 				return err
 			}
 		}
-		if q := r.f.prune(r.t); q != "" && !r.cfg.KeepProcessed && time.Since(lastPrune) > time.Minute {
+		if q := r.f.prune(r.t); q != "" && !r.cfg.KeepProcessed && (pruneMore || time.Since(lastPrune) > time.Minute) {
 			lastPrune = time.Now()
-			if err := r.prune(ctx, s, q); err != nil {
+			if pruneMore, err = r.prune(ctx, s, q); err != nil {
 				return err
 			}
 		}
@@ -260,6 +261,9 @@ func (r *Relay) serve(s *session, _ uint64, _ int) error {
 		case n >= r.cfg.Batch:
 			failures = 0
 			continue // a full scan: there may be more at once
+		case pruneMore:
+			failures = 0
+			continue // catching up on old rows, a pass between batches
 		}
 		failures = 0
 		if err := r.wait(s); err != nil {
@@ -651,18 +655,21 @@ ON CONFLICT (row_key) DO UPDATE SET reason = excluded.reason, attempts = exclude
 	return nil
 }
 
-func (r *Relay) prune(ctx context.Context, s *session, q string) error {
-	for {
-		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		tag, err := s.conn.Exec(qctx, q, 1000, r.cfg.Retention.Seconds())
-		cancel()
-		if err != nil {
-			return fmt.Errorf("outbox: prune processed rows: %w", err)
-		}
-		if tag.RowsAffected() < 1000 || r.life.IsStopping() {
-			return nil
-		}
+// pruneBatch is how many old processed rows one prune deletes: small, so
+// that publishing waits at most one batch for it.
+const pruneBatch = 1000
+
+// prune deletes one batch of processed rows older than Retention; more
+// reports a full batch (there may be more: serve prunes again after its next
+// pass rather than a minute later).
+func (r *Relay) prune(ctx context.Context, s *session, q string) (more bool, err error) {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tag, err := s.conn.Exec(qctx, q, pruneBatch, r.cfg.Retention.Seconds())
+	if err != nil {
+		return false, fmt.Errorf("outbox: prune processed rows: %w", err)
 	}
+	return tag.RowsAffected() == pruneBatch, nil
 }
 
 // backlogEvery is how often the publishing relay samples the table's

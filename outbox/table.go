@@ -3,21 +3,18 @@ package outbox
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfleet/eventfleet/internal/pgident"
 )
 
 // DefaultTable is the eventfleet-format outbox table's name.
 const DefaultTable = "eventfleet_outbox"
 
-// identPart is one part of a table name: an unquoted PostgreSQL identifier
-// (63 bytes at most), so that the names derived from it fit too.
-var identPart = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,49}$`)
-
-// table is a validated table name and the names derived from it.
+// table is a validated table name and the names derived from it, each
+// whole (pgident.Name shortens one that would not fit).
 type table struct {
 	name     string // as configured, e.g. "app.eventfleet_outbox"
 	ident    pgx.Identifier
@@ -27,43 +24,26 @@ type table struct {
 }
 
 // parseTable validates name: one or two parts ("table", "schema.table") of
-// lower-case letters, digits and "_", each at most 50 bytes.
+// lower-case letters, digits and "_", each at most pgident.MaxPart bytes.
 func parseTable(name string) (table, error) {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return table{}, fmt.Errorf("%w: table %q: at most schema.table", ErrInvalidConfig, name)
+	ident, err := pgident.ParseTable(name)
+	if err != nil {
+		return table{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	for _, p := range parts {
-		if !identPart.MatchString(p) {
-			return table{}, fmt.Errorf("%w: table %q: each part must be lower-case letters, digits and _, "+
-				"starting with a letter or _, at most 50 bytes", ErrInvalidConfig, name)
-		}
-	}
-	ident := pgx.Identifier(parts)
+	last := ident[len(ident)-1]
 	derive := func(suffix string) pgx.Identifier {
 		d := append(pgx.Identifier{}, ident...)
-		d[len(d)-1] += suffix
+		d[len(d)-1] = pgident.Name(last, suffix)
 		return d
 	}
 	return table{name: name, ident: ident, setAside: derive("_set_aside"), notify: derive("_notify"),
-		trigger: parts[len(parts)-1] + "_notify"}, nil
+		trigger: pgident.Name(last, "_notify")}, nil
 }
-
-// maxChannel is the longest LISTEN/NOTIFY channel PostgreSQL takes
-// (NAMEDATALEN - 1): pg_notify refuses a longer one, failing the insert.
-const maxChannel = 63
 
 // channel is the LISTEN/NOTIFY channel of the table: its name as configured,
-// or, when that is too long for a channel (schema.table may be 101 bytes),
-// its first 46 bytes, "_" and a hash of the whole name.
-func (t table) channel() string {
-	if len(t.name) <= maxChannel {
-		return t.name
-	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(t.name))
-	return fmt.Sprintf("%s_%016x", t.name[:maxChannel-17], h.Sum64())
-}
+// shortened with a hash when it is longer than a channel may be (pg_notify
+// refuses it, failing the insert; schema.table may be 101 bytes).
+func (t table) channel() string { return pgident.Name(t.name, "") }
 
 // Migrate creates what format needs in the database, if it is not there:
 // for FormatEventfleet the outbox table, its insert trigger (one NOTIFY per
@@ -88,7 +68,7 @@ func Migrate(ctx context.Context, conn *pgx.Conn, tableName string, format Forma
 }
 
 func setAsideSQL(t table) []string {
-	return []string{
+	return append([]string{
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 	row_key text PRIMARY KEY,
 	aggregate_id text NOT NULL,
@@ -97,9 +77,7 @@ func setAsideSQL(t table) []string {
 	first_failed_at timestamptz NOT NULL DEFAULT now(),
 	last_failed_at timestamptz NOT NULL DEFAULT now()
 )`, t.setAside.Sanitize()),
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (aggregate_id)`,
-			pgx.Identifier{t.setAside[len(t.setAside)-1] + "_aggregate"}.Sanitize(), t.setAside.Sanitize()),
-	}
+	}, pgident.IndexSQL(t.setAside, t.setAside[len(t.setAside)-1], "_aggregate", "aggregate_id")...)
 }
 
 // NotifyTriggerSQL is the trigger that wakes a relay at once on every insert

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventfleet/eventfleet/internal/pgident"
 	"github.com/eventfleet/eventfleet/outbox"
 )
 
@@ -77,7 +78,7 @@ func LoadRelay(environ map[string]string) (Relay, error) {
 		return c, &Error{"DATABASE_URL", RedactDSN(c.DatabaseURL), "not a PostgreSQL URL (postgres://user:password@host:5432/db) or key=value DSN"}
 	}
 	if _, err := outbox.New(c.OutboxConfig(), nil); err != nil {
-		return c, &Error{"OUTBOX_TABLE", c.Table, "use table or schema.table: lower-case letters, digits and _, at most 50 bytes each"}
+		return c, &Error{"OUTBOX_TABLE", c.Table, "use " + pgident.Rule}
 	}
 	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,7 @@ func URL(t testing.TB) string {
 		var from string
 		serverURL, from, serverErr = discover(os.Getenv("TEST_DATABASE_URL"), LocalURL, brokertest.DockerLikely, startContainer)
 		if serverErr == nil {
-			fmt.Fprintf(os.Stderr, "pgtest: tests use PostgreSQL at %s (%s)\n", brokertest.Redact(serverURL), from)
+			fmt.Fprintf(os.Stderr, "pgtest: tests use PostgreSQL at %s (%s)\n", redact(serverURL), from)
 		}
 	})
 	if serverErr != nil {
@@ -62,13 +63,13 @@ func discover(envURL, localURL string, docker func() bool, container func() (str
 	if localErr == nil {
 		return localURL, "TEST_DATABASE_URL unset; a server answers there", nil
 	}
-	why := fmt.Sprintf("TEST_DATABASE_URL is unset, nothing answers at %s (%v)", brokertest.Redact(localURL), localErr)
+	why := fmt.Sprintf("TEST_DATABASE_URL is unset, nothing answers at %s (%v)", redact(localURL), localErr)
 	if !docker() {
 		why += ", and no Docker socket was found"
 	} else {
 		u, err := container()
 		if err == nil {
-			return u, "TEST_DATABASE_URL unset, none at " + brokertest.Redact(localURL) + "; testcontainers started " + Image, nil
+			return u, "TEST_DATABASE_URL unset, none at " + redact(localURL) + "; testcontainers started " + Image, nil
 		}
 		why += ", and testcontainers failed: " + err.Error()
 	}
@@ -109,26 +110,59 @@ func startContainer() (u string, err error) {
 }
 
 // Database creates a fresh database for t, dropped when t ends, and returns
-// its URL.
+// its URL (in the form of TEST_DATABASE_URL: URL or key=value DSN).
 func Database(t testing.TB) string {
 	t.Helper()
-	admin := URL(t)
+	return database(t, URL(t))
+}
+
+func database(t testing.TB, admin string) string {
+	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := "ef_" + strings.ToLower(strings.Trim(nonName(t.Name()), "_")) + "_" + hex.EncodeToString(b)
 	if len(name) > 63 {
 		name = name[:54] + "_" + hex.EncodeToString(b)
 	}
+	u, err := withDatabase(admin, name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exec_(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	t.Cleanup(func() {
 		exec_(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
+	return u
+}
+
+// isURL tells a URL from a key=value DSN, as pgconn does.
+func isURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// withDatabase is dsn naming database name instead of its own. name is
+// letters, digits and _: nothing to quote.
+func withDatabase(dsn, name string) (string, error) {
+	if !isURL(dsn) {
+		// A later keyword overrides an earlier one (libpq and pgconn).
+		return dsn + " dbname=" + name, nil
 	}
-	u.Path = "/" + name
-	return u.String()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: TEST_DATABASE_URL %s: %w", redact(dsn), err)
+	}
+	u.Path, u.RawPath = "/"+name, ""
+	return u.String(), nil
+}
+
+var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redact is dsn without its password, for messages.
+func redact(dsn string) string {
+	if isURL(dsn) {
+		return brokertest.Redact(dsn)
+	}
+	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }
 
 // Conn connects to u for test plumbing; closed when t ends.
@@ -138,7 +172,7 @@ func Conn(t testing.TB, u string) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", brokertest.Redact(u), err)
+		t.Fatalf("connect to %s: %v", redact(u), err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
@@ -150,7 +184,7 @@ func exec_(t testing.TB, u, sql string) {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", brokertest.Redact(u), err)
+		t.Fatalf("connect to %s: %v", redact(u), err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql); err != nil {

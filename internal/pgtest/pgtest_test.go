@@ -3,8 +3,11 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestDiscover_NoServerSaysHowToProvideOne(t *testing.T) {
@@ -58,5 +61,55 @@ func TestCluster_KillAndRestart(t *testing.T) {
 	var n int
 	if err := Conn(t, db).QueryRow(context.Background(), "SELECT count(*) FROM x").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("after the restart: %d rows, %v", n, err)
+	}
+}
+
+func TestWithDatabase_URLAndKeyValueForms(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "postgres://postgres@127.0.0.1:5432/ef_x?sslmode=disable"},
+		{"postgresql://u:p%23w@h/", "postgresql://u:p%23w@h/ef_x"},
+		{"host=127.0.0.1 port=5432 user=postgres", "host=127.0.0.1 port=5432 user=postgres dbname=ef_x"},
+		{"host=h dbname=postgres sslmode=disable", "host=h dbname=postgres sslmode=disable dbname=ef_x"},
+	} {
+		got, err := withDatabase(tc.in, "ef_x")
+		if err != nil || got != tc.want {
+			t.Errorf("withDatabase(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			continue
+		}
+		cfg, err := pgx.ParseConfig(got)
+		if err != nil || cfg.Database != "ef_x" {
+			t.Errorf("%q: pgx reads database %q (%v), want ef_x", got, cfg.Database, err)
+		}
+	}
+}
+
+// TEST_DATABASE_URL may be a key=value DSN, as pgx and libpq take it: each
+// test's database is on that server.
+func TestDatabase_KeyValueServer(t *testing.T) {
+	cfg, err := pgx.ParseConfig(URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", cfg.Host, cfg.Port, cfg.User, cfg.Database)
+	if cfg.Password != "" {
+		dsn += " password=" + cfg.Password
+	}
+	conn := Conn(t, database(t, dsn))
+	var name string
+	if err := conn.QueryRow(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(name, "ef_") {
+		t.Fatalf("connected to database %q, want a fresh ef_ one", name)
+	}
+}
+
+func TestRedact_HidesAKeyValuePassword(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"host=h user=u password=s3cret", "host=h password='s3 cret' user=u", "postgres://u:s3cret@h/db"} {
+		if got := redact(in); strings.Contains(got, "s3") {
+			t.Errorf("redact(%q) = %q", in, got)
+		}
 	}
 }
