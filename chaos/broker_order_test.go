@@ -57,8 +57,13 @@ func TestQuorumQueueCrashReturnsTheDeliveryInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := <-ds; string(d.Body) != "1" {
-			t.Fatalf("round %d: first delivery %q, want 1", round, d.Body)
+		select {
+		case d := <-ds:
+			if string(d.Body) != "1" {
+				t.Fatalf("round %d: first delivery %q, want 1", round, d.Body)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: no delivery within 30s before the crash", round)
 		}
 		node.Kill(t)
 		node.Start(t)

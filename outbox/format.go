@@ -80,10 +80,13 @@ type row struct {
 // holds it back, its aggregate is not among the pass's held ones ($2, text[])
 // and it is not a row waiting for its next try ($3, text[]). Leaving out
 // what cannot be published now keeps it from filling a batch, which would
-// keep other aggregates waiting (event_store reads one batch a pass).
+// keep other aggregates waiting (event_store reads one batch a pass). NOT IN
+// a subquery rather than <> ALL: PostgreSQL hashes the subquery's list, also
+// in the generic plan of a prepared statement, where <> ALL walks the array
+// for every row: a long list after a set-aside storm (docs/outbox.md).
 func scannable(t table, key, aggregate string) string {
 	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM %s s WHERE s.row_key = %s OR (%s <> '' AND s.aggregate_id = %s))
-	AND %s <> ALL(coalesce($2::text[], '{}')) AND %s <> ALL(coalesce($3::text[], '{}'))`,
+	AND %s NOT IN (SELECT unnest(coalesce($2::text[], '{}'))) AND %s NOT IN (SELECT unnest(coalesce($3::text[], '{}')))`,
 		t.setAside.Sanitize(), key, aggregate, aggregate, aggregate, key)
 }
 

@@ -359,17 +359,21 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			held[a] = true
 		}
 	}
-	var waiting []string
+	var waiting, waitingAggs []string
 	now := time.Now()
 	for key, f := range r.refused {
 		if now.Before(f.next) {
 			waiting = append(waiting, key)
-			if f.aggregate != "" {
+			if f.aggregate != "" && !held[f.aggregate] {
 				held[f.aggregate] = true
+				waitingAggs = append(waitingAggs, f.aggregate)
 			}
 		}
 	}
-	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch, slices.Collect(maps.Keys(held)), waiting)
+	// The first scan's own NOT EXISTS leaves out the set-aside aggregates:
+	// only the waiting ones are passed (the list can be long after a
+	// set-aside storm, and each row is checked against it).
+	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch, waitingAggs, waiting)
 	if err != nil {
 		return 0, false, err
 	}

@@ -61,3 +61,75 @@ func TestIndexSQL_RenamesTheTruncatedIndexOfAnEarlierRelease(t *testing.T) {
 		}
 	}
 }
+
+// Upgrade, roll back, upgrade: the earlier release builds its truncated index
+// again beside the renamed one; the next upgrade drops it instead of failing
+// to rename it onto a name that exists. Migrators running at once (replicas
+// starting together) do not fail either.
+func TestIndexSQL_UpgradeAfterARollbackAndConcurrentMigrators(t *testing.T) {
+	url := pgtest.Database(t)
+	conn := pgtest.Conn(t, url)
+	ctx := context.Background()
+	const schema = "library_service_v2"
+	id := pgx.Identifier{schema, "inbox_records_kept_for_the_library_handlers_no_a"}
+	base := id[0] + "_" + id[1]
+	truncated := pgx.Identifier{(base + "_handled_at")[:MaxName]}.Sanitize()
+	exec := func(c *pgx.Conn, q string) error {
+		_, err := c.Exec(ctx, q)
+		return err
+	}
+	for _, q := range []string{"CREATE SCHEMA " + schema, "CREATE TABLE " + id.Sanitize() + " (handled_at timestamptz)"} {
+		if err := exec(conn, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldRelease := "CREATE INDEX IF NOT EXISTS " + truncated + " ON " + id.Sanitize() + " (handled_at)"
+	upgrade := func(c *pgx.Conn) error {
+		for _, q := range IndexSQL(id, base, "_handled_at", "handled_at") {
+			if err := exec(c, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for step, run := range []func() error{
+		func() error { return exec(conn, oldRelease) },
+		func() error { return upgrade(conn) },
+		func() error { return exec(conn, oldRelease) }, // the rollback
+		func() error { return upgrade(conn) },
+	} {
+		if err := run(); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, id[0], id[1]).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d indexes after upgrade, rollback, upgrade; want 1", n)
+	}
+
+	// Concurrent first upgrades: both find the truncated index.
+	if err := exec(conn, "DROP INDEX "+pgx.Identifier{schema, Name(base, "_handled_at")}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		if err := exec(conn, oldRelease); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 4)
+		for range 4 {
+			c := pgtest.Conn(t, url)
+			go func() { errs <- upgrade(c) }()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: a migrator running beside others: %v", round, err)
+			}
+		}
+		if err := exec(conn, "DROP INDEX "+pgx.Identifier{schema, Name(base, "_handled_at")}.Sanitize()); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}

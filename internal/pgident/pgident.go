@@ -82,8 +82,16 @@ BEGIN
 	SELECT n.nspname INTO s FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE i.indrelid = to_regclass('%s') AND c.relname = '%s';
 	IF FOUND THEN
-		EXECUTE format('ALTER INDEX %%I.%%I RENAME TO %%I', s, '%s', '%s');
+		IF to_regclass(format('%%I.%%I', s, '%s')) IS NULL THEN
+			EXECUTE format('ALTER INDEX %%I.%%I RENAME TO %%I', s, '%s', '%s');
+		ELSE
+			-- Both exist: an older release, run after this one, built its
+			-- own again. The one of this name stays.
+			EXECUTE format('DROP INDEX %%I.%%I', s, '%s');
+		END IF;
 	END IF;
-END $$`, table.Sanitize(), whole[:MaxName], whole[:MaxName], name)
+EXCEPTION WHEN undefined_table OR undefined_object OR duplicate_table THEN
+	NULL; -- another migrator did it meanwhile
+END $$`, table.Sanitize(), whole[:MaxName], name, whole[:MaxName], name, whole[:MaxName])
 	return []string{rename, create}
 }
