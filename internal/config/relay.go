@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -78,7 +79,11 @@ func LoadRelay(environ map[string]string) (Relay, error) {
 		return c, &Error{"DATABASE_URL", RedactDSN(c.DatabaseURL), "not a PostgreSQL URL (postgres://user:password@host:5432/db) or key=value DSN"}
 	}
 	if _, err := outbox.New(c.OutboxConfig(), nil); err != nil {
-		return c, &Error{"OUTBOX_TABLE", c.Table, "use " + pgident.Rule}
+		if errors.Is(err, pgident.ErrInvalidTable) {
+			return c, &Error{"OUTBOX_TABLE", c.Table, "use " + pgident.Rule}
+		}
+		// The checks above cover every variable; this names what they missed.
+		return c, fmt.Errorf("relay settings: %w", err)
 	}
 	return c, nil
 }
