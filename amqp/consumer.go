@@ -65,7 +65,8 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := dial(ctx, w.cfg.URL, dialOptions{name: "eventfleet-worker-" + w.cfg.App, tls: w.cfg.TLS, heartbeat: w.cfg.Heartbeat, maxBody: w.cfg.MaxBody})
+	url, _ := w.nodes.current()
+	conn, err := dial(ctx, url, dialOptions{name: "eventfleet-worker-" + w.cfg.App, tls: w.cfg.TLS, heartbeat: w.cfg.Heartbeat, maxBody: w.cfg.MaxBody})
 	if err != nil {
 		return nil, err
 	}

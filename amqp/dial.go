@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -34,6 +35,10 @@ var ErrHandshakeTimeout = errors.New("amqp: no answer within the handshake timeo
 // DefaultHeartbeat (the URL's heartbeat wins), and the socket closed at once
 // when ctx ends. Errors never contain the password.
 //
+// url may list several URLs separated by commas (see PublisherConfig.URL):
+// Dial tries each once, starting at a random one, and returns the first
+// connection made; if none is, its error names every attempt.
+//
 // Like every connection of this package, it never hands amqp091 a header it
 // cannot read (see HeaderUnreadable); WithMaxBody also keeps
 // large bodies out of memory.
@@ -42,8 +47,42 @@ func Dial(ctx context.Context, url, name string, opts ...DialOption) (*amqp091.C
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return dial(ctx, url, o)
+	nodes, err := newEndpoints(url)
+	if err != nil {
+		return nil, err
+	}
+	var errs dialErrors
+	for range nodes.len() {
+		u, _ := nodes.current()
+		c, err := dial(ctx, u, o)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+		nodes.failed()
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errs
 }
+
+// dialErrors are the failed attempts of a Dial over several URLs, in the
+// order they were made.
+type dialErrors []error
+
+func (e dialErrors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (e dialErrors) Unwrap() []error { return e }
 
 // A DialOption changes what Dial does.
 type DialOption func(*dialOptions)
@@ -81,7 +120,7 @@ type dialOptions struct {
 func dial(ctx context.Context, u string, o dialOptions) (*amqp091.Connection, error) {
 	c, err := dialURL(ctx, u, o)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", RedactURL(u), err)
+		return nil, fmt.Errorf("connect to %s: %w", redactOne(u), err)
 	}
 	return c, nil
 }
@@ -224,7 +263,7 @@ func parseTarget(u string, o dialOptions) (target, error) {
 		t.tls, err = tlsFromURI(uri)
 	}
 	if ue := (*URLError)(nil); errors.As(err, &ue) && ue.URL == "" {
-		ue.URL = RedactURL(u)
+		ue.URL = redactOne(u)
 	}
 	return t, err
 }

@@ -93,5 +93,10 @@
 // come from the amqps:// URL's parameters or from TLSFiles, which win over
 // them (tls_files.go).
 //
+// A URL may list several broker addresses, separated by commas (the nodes
+// of a cluster). Each connection starts at a random one and moves to the
+// next after every failure, trying each once before it backs off; Node
+// names the one in use (endpoints.go).
+//
 // amqp091-go is imported as amqp091 so the two names never blur.
 package amqp

@@ -19,3 +19,16 @@ var (
 	Republishing = republishing
 	TableSize    = tableSize
 )
+
+// StartAt makes p's connections start at element i of its URL list instead
+// of a random one; call it before Start.
+func StartAt(p *Publisher, i int) { p.nodes.cur = i }
+
+// WorkerStartAt is StartAt for w's consuming connection and its hops.
+func WorkerStartAt(w *Worker, i int) {
+	w.nodes.cur = i
+	w.hops.nodes.cur = i
+}
+
+// SplitURLs exposes the list's cutting to the tests.
+var SplitURLs = splitURLs

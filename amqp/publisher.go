@@ -44,6 +44,8 @@ type Publisher struct {
 	// life: Stopping refuses new publishes; Halted (once those in flight
 	// are settled, or Stop's context ended) ends the connection loop.
 	life *lifecycle.Lifecycle
+	// nodes is the cursor over cfg.URL's addresses; only run moves it.
+	nodes *endpoints
 
 	mu    sync.Mutex
 	sess  *pubSession   // nil while disconnected
@@ -67,6 +69,10 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	nodes, err := newEndpoints(cfg.URL)
+	if err != nil {
+		return nil, urlConfigError("URL", cfg.URL, err) // Validate has checked it
 	}
 	m := cfg.Metrics
 	if cfg.role != metrics.RolePublisher {
@@ -92,6 +98,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		slots:    make(chan struct{}, cfg.Window),
 		ready:    make(chan struct{}),
 		life:     lifecycle.New(),
+		nodes:    nodes,
 
 		attempted: make(chan struct{}),
 	}, nil
@@ -143,16 +150,33 @@ func (p *Publisher) Stop(ctx context.Context) error {
 // It keeps reconnecting while Stop waits for in-flight publishes, which may
 // need a new connection to be confirmed; it ends on Halt.
 func (p *Publisher) run() {
+	// refusals counts the refusals in a row (run's goroutine only): with
+	// StopOnRefusal, one is fatal only once every address has refused,
+	// since each URL of a list may carry its own user and password.
+	refusals := 0
 	err := lifecycle.Loop[*pubSession]{
-		Backoff: p.cfg.Backoff,
-		Quit:    p.life.Halted(),
-		Connect: func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
+		Backoff:   p.cfg.Backoff,
+		Addresses: p.nodes.len(),
+		Quit:      p.life.Halted(),
+		Connect:   func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
 		Fatal: func(err error) bool {
-			return isFatal(err) || (p.cfg.StopOnRefusal && (IsRefusal(err) || IsPublishRefusal(err)))
+			switch {
+			case isFatal(err):
+				return true
+			case p.cfg.StopOnRefusal && (IsRefusal(err) || IsPublishRefusal(err)):
+				refusals++
+				return refusals >= p.nodes.len()
+			}
+			refusals = 0
+			return false
 		},
-		Serve: p.serve,
+		Serve: func(s *pubSession, gen uint64, attempt int) error {
+			refusals = 0
+			return p.serve(s, gen, attempt)
+		},
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
 			p.last.set(err)
+			node := p.nodes.failed()
 			if !lost {
 				p.mu.Lock()
 				p.attemptEndedLocked()
@@ -163,11 +187,11 @@ func (p *Publisher) run() {
 				// Once per session: publishes it covers fail at once
 				// until a connect finds the broker takes them again.
 				p.log.Error("broker refused a publish and closed the channel; publishes there fail until it takes them, checked on each reconnect",
-					"err", err, "attempt", attempt)
+					"err", err, "node", node, "attempt", attempt)
 			case lost:
-				p.log.Warn("broker connection lost; reconnecting", "err", err, "attempt", attempt)
+				p.log.Warn("broker connection lost; reconnecting", "err", err, "node", node, "attempt", attempt)
 			default:
-				p.log.Warn("broker connection failed; retrying", "err", err, "attempt", attempt)
+				p.log.Warn("broker connection failed; retrying", "err", err, "node", node, "attempt", attempt)
 			}
 		},
 	}.Run()
@@ -181,8 +205,9 @@ func (p *Publisher) run() {
 // serve makes s the session publishes use until it dies or the Publisher
 // halts, and returns why it died.
 func (p *Publisher) serve(s *pubSession, _ uint64, attempt int) error {
-	if attempt > 0 {
-		p.log.Info("connected to broker")
+	if attempt > 0 || p.nodes.len() > 1 {
+		// With several addresses, which one was picked is news.
+		p.log.Info("connected to broker", "node", p.nodes.node())
 	}
 	p.mu.Lock()
 	p.sess = s
@@ -227,6 +252,11 @@ func (p *Publisher) Connected() bool {
 	defer p.mu.Unlock()
 	return p.sess != nil
 }
+
+// Node names the broker node (host:port) the Publisher is connected to, or
+// while it is not, the one it tries next: one of the URLs of its
+// PublisherConfig.URL.
+func (p *Publisher) Node() string { return p.nodes.node() }
 
 // LastError says why the Publisher is not connected: the error of the
 // latest failed connect attempt, or of the connection that was lost (it may

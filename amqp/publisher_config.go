@@ -22,7 +22,12 @@ const DefaultWindow = 256
 // PublisherConfig configures a Publisher. The zero value of every field means
 // its default.
 type PublisherConfig struct {
-	// URL is the broker's AMQP URL. Defaults to DefaultURL.
+	// URL is the broker's AMQP URL, or several separated by commas: the
+	// nodes of one cluster, each URL with its own user, password, vhost
+	// and TLS parameters. With several, each connection starts at a random
+	// one (a fleet spreads over the nodes) and moves to the next after a
+	// failed connect or a lost connection, trying each once before it
+	// backs off (see Node). Defaults to DefaultURL.
 	URL string
 	// TLS are the TLS settings of an amqps:// URL given apart from it; each
 	// set field wins over its URL parameter (see TLSFiles). Defaults to

@@ -16,7 +16,8 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var sock *corkConn
-	conn, err := dial(dctx, p.cfg.URL, dialOptions{
+	url, _ := p.nodes.current()
+	conn, err := dial(dctx, url, dialOptions{
 		name:      p.cfg.Name,
 		tls:       p.cfg.TLS,
 		heartbeat: p.cfg.Heartbeat,

@@ -84,16 +84,19 @@ func (f TLSFiles) Validate() error {
 
 // ValidateTLS checks f for a connection to u: that its files load, and that
 // u is amqps:// when f sets anything (a plain amqp:// connection would
-// ignore them). u must have passed ValidateURL.
+// ignore them); in a list of URLs, every one. u must have passed
+// ValidateURL.
 func ValidateTLS(u string, f TLSFiles) error {
 	if f.IsZero() {
 		return nil
 	}
-	uri, err := parseURL(u)
-	if err != nil {
-		return err
-	}
-	return f.validateFor(uri)
+	return eachURL(u, func(e string) error {
+		uri, err := parseURL(e)
+		if err != nil {
+			return err
+		}
+		return f.validateFor(uri)
+	})
 }
 
 // validateFor is ValidateTLS for a parsed URL.

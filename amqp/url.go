@@ -15,11 +15,25 @@ import (
 const DefaultURL = "amqp://guest:guest@localhost:5672/"
 
 // RedactURL returns u with its password replaced by "xxxxx", for logs and
-// errors. A URL whose password cannot be told apart is hidden entirely rather
-// than echoed: an unparsable one, one without "//" ("user:pw@host" parses
-// with "user" as the scheme), and one with an "@" outside the user info
+// errors; in a list of URLs (separated by commas), each one's. A URL whose
+// password cannot be told apart is hidden entirely rather than echoed: an
+// unparsable one, one without "//" ("user:pw@host" parses with "user" as the
+// scheme), and one with an "@" outside the user info
 // ("amqp://user:pw/x@host/" parses with "pw" as the port).
 func RedactURL(u string) string {
+	list := splitList(u)
+	if len(list) == 1 {
+		return redactOne(u)
+	}
+	for i, e := range list {
+		if e != "" {
+			list[i] = redactOne(e)
+		}
+	}
+	return strings.Join(list, ",")
+}
+
+func redactOne(u string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(u, "@")) {
 		return "<unparsable AMQP URL>"
@@ -27,9 +41,10 @@ func RedactURL(u string) string {
 	return p.Redacted()
 }
 
-// ValidateURL checks that u is an AMQP URL the client accepts, including,
-// for amqps://, that its certificate files load. The error never contains
-// the password.
+// ValidateURL checks that u is an AMQP URL the client accepts, or a list of
+// them separated by commas, including, for amqps://, that the certificate
+// files load. The error never contains the password; in a list it is a
+// *URLError naming the element (Element).
 func ValidateURL(u string) error { return validateURL(u, TLSFiles{}) }
 
 // ValidateURLWith is ValidateURL for a URL dialled with f, whose set files
@@ -38,18 +53,53 @@ func ValidateURL(u string) error { return validateURL(u, TLSFiles{}) }
 func ValidateURLWith(u string, f TLSFiles) error { return validateURL(u, f) }
 
 func validateURL(u string, f TLSFiles) error {
-	_, err := parseTarget(u, dialOptions{tls: f})
-	return err
+	return eachURL(u, func(e string) error {
+		_, err := parseTarget(e, dialOptions{tls: f})
+		return err
+	})
+}
+
+// eachURL calls check on every URL of the list u, and returns the first
+// error, with the element's position set when u lists several.
+func eachURL(u string, check func(string) error) error {
+	urls, err := splitURLs(u)
+	if err != nil {
+		return err
+	}
+	for i, e := range urls {
+		err := check(e)
+		if err == nil {
+			continue
+		}
+		if len(urls) > 1 {
+			var ue *URLError
+			var te *TLSFileError
+			switch {
+			case errors.As(err, &ue):
+				ue.Element = i + 1
+			case errors.As(err, &te):
+				te.Problem += fmt.Sprintf(" (URL %d of the list, %s)", i+1, redactOne(e))
+			}
+		}
+		return err
+	}
+	return nil
 }
 
 // URLError is an AMQP URL the client cannot use. Its text never contains
 // the password. errors.Is(err, ErrInvalidConfig) holds.
 type URLError struct {
-	URL     string // the URL, redacted
+	URL     string // the URL, redacted; "" for an empty element of a list
 	Problem string // what is wrong, in words
+	// Element is the URL's position (from 1) in a list of several URLs;
+	// 0 when only one was given.
+	Element int
 }
 
 func (e *URLError) Error() string {
+	if e.Element > 0 {
+		return fmt.Sprintf("%v: AMQP URL %d of the list %s: %s", ErrInvalidConfig, e.Element, e.URL, e.Problem)
+	}
 	return fmt.Sprintf("%v: AMQP URL %s: %s", ErrInvalidConfig, e.URL, e.Problem)
 }
 
@@ -59,7 +109,7 @@ func (e *URLError) Is(target error) bool { return target == ErrInvalidConfig }
 // the parser's own errors quote the URL, password included.
 func parseURL(u string) (amqp091.URI, error) {
 	bad := func(problem string) (amqp091.URI, error) {
-		return amqp091.URI{}, &URLError{URL: RedactURL(u), Problem: problem}
+		return amqp091.URI{}, &URLError{URL: redactOne(u), Problem: problem}
 	}
 	if strings.ContainsRune(u, ' ') {
 		return bad(`contains a space; percent-encode it (%20) in the user or password`)
@@ -122,7 +172,7 @@ func urlProblem(err error) string {
 func urlQuery(u string) (url.Values, error) {
 	p, err := url.Parse(u)
 	if err != nil {
-		return nil, &URLError{URL: RedactURL(u), Problem: urlProblem(err)}
+		return nil, &URLError{URL: redactOne(u), Problem: urlProblem(err)}
 	}
 	return p.Query(), nil
 }

@@ -33,6 +33,9 @@ type Worker struct {
 	tracer  trace.Tracer
 	// spanName of the process spans, built once.
 	spanName string
+	// nodes is the cursor over cfg.URL's addresses for the consuming
+	// connection (hops has its own); only run moves it.
+	nodes *endpoints
 
 	jobs     chan job
 	inflight sync.WaitGroup // handler calls in progress
@@ -94,6 +97,10 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		bindings:      bindings,
 		delays:        cfg.Retry.Stages(),
 	}
+	nodes, err := newEndpoints(cfg.URL)
+	if err != nil {
+		return nil, urlConfigError("URL", cfg.URL, err) // Validate has checked it
+	}
 	hops, err := NewPublisher(PublisherConfig{
 		URL:       cfg.URL,
 		TLS:       cfg.TLS,
@@ -121,6 +128,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		log:      log,
 		handler:  h,
 		hops:     hops,
+		nodes:    nodes,
 		m:        cfg.Metrics.Worker(cfg.App),
 		connm:    cfg.Metrics.Conn(metrics.RoleConsumer),
 		tracer:   tracing.Tracer(cfg.TracerProvider),
@@ -182,6 +190,12 @@ func (w *Worker) LastError() error {
 	return w.last.get()
 }
 
+// Node names the broker node (host:port) the Worker consumes from, or while
+// it does not, the one it tries next: one of the URLs of its
+// WorkerConfig.URL. Its retries and dead letters go over a connection of
+// their own, which may use another node of the list.
+func (w *Worker) Node() string { return w.nodes.node() }
+
 // Done is closed when the Worker has stopped: after Stop, or on a fatal error.
 func (w *Worker) Done() <-chan struct{} { return w.life.Done() }
 
@@ -226,17 +240,18 @@ func (w *Worker) hardStop() context.Context { return w.life.HaltContext() }
 func (w *Worker) run() {
 	consumed := false
 	err := lifecycle.Loop[*workerSession]{
-		Backoff: w.cfg.Backoff,
-		Quit:    w.life.Stopping(),
-		Connect: w.connect,
-		Fatal:   isFatal,
+		Backoff:   w.cfg.Backoff,
+		Addresses: w.nodes.len(),
+		Quit:      w.life.Stopping(),
+		Connect:   w.connect,
+		Fatal:     isFatal,
 		Serve: func(s *workerSession, gen uint64, _ int) error {
 			if consumed {
-				w.log.Info("consuming again", "queue", w.topo.queue, "connection", gen)
+				w.log.Info("consuming again", "queue", w.topo.queue, "node", w.nodes.node(), "connection", gen)
 			} else {
 				// Logged once, on the first session that consumes, even
 				// after failed attempts: deploy checks and tests wait for it.
-				w.log.Info("consuming", "queue", w.topo.queue, "bindings", w.topo.bindings,
+				w.log.Info("consuming", "queue", w.topo.queue, "node", w.nodes.node(), "bindings", w.topo.bindings,
 					"concurrency", w.cfg.Concurrency, "prefetch", w.cfg.Prefetch)
 				consumed = true
 			}
@@ -245,10 +260,11 @@ func (w *Worker) run() {
 		},
 		Failed: func(err error, lost bool, gen uint64, attempt int) {
 			w.last.set(err)
+			node := w.nodes.failed()
 			if lost {
-				w.log.Warn("consumer stopped; reconnecting", "err", err, "connection", gen, "attempt", attempt)
+				w.log.Warn("consumer stopped; reconnecting", "err", err, "node", node, "connection", gen, "attempt", attempt)
 			} else {
-				w.log.Warn("cannot consume; retrying", "err", err, "attempt", attempt)
+				w.log.Warn("cannot consume; retrying", "err", err, "node", node, "attempt", attempt)
 			}
 		},
 	}.Run()

@@ -50,7 +50,7 @@ An event is one JSON object:
   {"type": "CardAddedToLibraryEvent", "aggregate_id": "lib-1", "id": "optional", "data": {...}}
 
 Environment:
-  AMQP_URL            broker URL, holds the password (default amqp://guest:guest@localhost:5672/)
+  AMQP_URL            broker URL, or several separated by commas (cluster nodes); holds the password (default amqp://guest:guest@localhost:5672/)
   AMQP_TLS_CA_FILE    amqps: PEM file of the CAs the broker's certificate must chain to (over ?cacertfile)
   AMQP_TLS_CERT_FILE  amqps: client certificate (PEM), with AMQP_TLS_KEY_FILE (over ?certfile)
   AMQP_TLS_KEY_FILE   amqps: the client certificate's private key (PEM) (over ?keyfile)

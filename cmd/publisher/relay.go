@@ -160,6 +160,7 @@ func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbo
 			Identity: admin.NewIdentity(admin.RoleRelay, cfg.App()),
 			Metrics:  m,
 			Ready:    ready,
+			Broker:   p.Node,
 			Logger:   log,
 		})
 		if err != nil {

@@ -69,6 +69,7 @@ func serve(ctx context.Context, cfg config.Publisher, p *amqp.Publisher, m *metr
 			Identity: id,
 			Metrics:  m,
 			Ready:    ready,
+			Broker:   p.Node,
 			Logger:   log,
 		})
 		if err != nil {
@@ -153,6 +154,6 @@ func publicReady(ready admin.ReadyFunc) admin.ReadyFunc {
 func publicMux(events http.Handler, shared *metrics.Metrics, id admin.Identity, ready admin.ReadyFunc) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/", events)
-	admin.Routes(mux, shared, id, ready)
+	admin.Routes(mux, shared, id, ready, nil) // the broker's address is not for the public
 	return mux
 }

@@ -106,7 +106,7 @@ const envHelp = `
 Settings come from the environment (defaults in brackets):
 
 Broker
-  AMQP_URL            broker URL; holds the password, keep it secret
+  AMQP_URL            broker URL, or several separated by commas (cluster nodes); holds the password, keep it secret
                       [amqp://guest:guest@localhost:5672/]
   AMQP_TLS_CA_FILE    amqps: PEM file of the CAs the broker's certificate must
                       chain to (wins over ?cacertfile) [the system's CAs]

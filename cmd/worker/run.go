@@ -127,6 +127,7 @@ func (p *process) serveAdmin() (stop func(), err error) {
 		Identity: admin.NewIdentity(admin.RoleWorker, p.cfg.App()),
 		Metrics:  p.m,
 		Ready:    ready,
+		Broker:   p.w.Node,
 		Logger:   p.log,
 	})
 }

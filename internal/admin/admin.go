@@ -27,6 +27,10 @@ import (
 // ReadyFunc reports nil when the process is ready, else why not.
 type ReadyFunc func() error
 
+// NodeFunc names the broker node the process uses (host:port), or while
+// it is not connected, the one it tries next.
+type NodeFunc func() string
+
 // Status is the JSON body of /healthz and /readyz. Status and Reason are
 // what probes read; Role, App and Instance say which process answered.
 type Status struct {
@@ -35,11 +39,15 @@ type Status struct {
 	Role     string `json:"role,omitempty"`
 	App      string `json:"app,omitempty"`
 	Instance string `json:"instance,omitempty"`
+	// Broker is the broker node (host:port) /readyz reports the process
+	// using or trying, when it was given one (see Config.Broker).
+	Broker string `json:"broker,omitempty"`
 }
 
 // Routes registers /metrics (when m is not nil), /healthz and /readyz on mux;
-// their answers carry id.
-func Routes(mux *http.ServeMux, m *metrics.Metrics, id Identity, ready ReadyFunc) {
+// their answers carry id, and /readyz's the broker node when broker is not
+// nil.
+func Routes(mux *http.ServeMux, m *metrics.Metrics, id Identity, ready ReadyFunc, broker NodeFunc) {
 	if m != nil {
 		mux.Handle("/metrics", m.Handler())
 	}
@@ -53,11 +61,19 @@ func Routes(mux *http.ServeMux, m *metrics.Metrics, id Identity, ready ReadyFunc
 		if !getOrHead(w, r) {
 			return
 		}
-		if err := ready(); err != nil {
-			write(w, http.StatusServiceUnavailable, id.status("not ready", err.Error()))
-			return
+		err := ready()
+		s := id.status("ready", "")
+		if err != nil {
+			s = id.status("not ready", err.Error())
 		}
-		write(w, http.StatusOK, id.status("ready", ""))
+		if broker != nil {
+			s.Broker = broker()
+		}
+		code := http.StatusOK
+		if err != nil {
+			code = http.StatusServiceUnavailable
+		}
+		write(w, code, s)
 	})
 }
 
@@ -91,6 +107,9 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Ready decides /readyz. Required.
 	Ready ReadyFunc
+	// Broker names the broker node in /readyz's answer (with several
+	// addresses in AMQP_URL, which one is in use). Nil names none.
+	Broker NodeFunc
 	// Logger gets the fallback warning and server errors. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -117,7 +136,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	Routes(mux, cfg.Metrics, cfg.Identity, cfg.Ready)
+	Routes(mux, cfg.Metrics, cfg.Identity, cfg.Ready, cfg.Broker)
 	s := &Server{
 		srv:  httpserver.New(mux, cfg.HTTP.Or(httpserver.Admin()), cfg.Logger),
 		ln:   ln,

@@ -92,3 +92,44 @@ func TestStart_AddressInUseNamesTheVariable(t *testing.T) {
 		t.Errorf("/metrics without metrics = %d, want 404", code)
 	}
 }
+
+// /readyz names the broker node when given one, ready or not; /healthz never
+// does (it does not depend on the broker).
+func TestReadyz_NamesTheBrokerNode(t *testing.T) {
+	t.Parallel()
+	var ready atomic.Bool
+	var node atomic.Value
+	node.Store("10.0.0.1:5672")
+	srv, err := admin.Start(admin.Config{Addr: "127.0.0.1:0", Logger: quiet(),
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("broker not connected")
+			}
+			return nil
+		},
+		Broker: func() string { return node.Load().(string) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Stop(context.Background()) }()
+	base := "http://" + srv.Addr()
+	readyz := func() (int, admin.Status) {
+		code, body := get(t, "GET", base+"/readyz")
+		var st admin.Status
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("/readyz body %q: %v", body, err)
+		}
+		return code, st
+	}
+	if code, st := readyz(); code != http.StatusServiceUnavailable || st.Broker != "10.0.0.1:5672" {
+		t.Errorf("/readyz not ready = %d %+v; want 503 naming the node being tried", code, st)
+	}
+	ready.Store(true)
+	node.Store("10.0.0.2:5672")
+	if code, st := readyz(); code != http.StatusOK || st.Broker != "10.0.0.2:5672" {
+		t.Errorf("/readyz ready = %d %+v; want 200 naming the node in use", code, st)
+	}
+	if _, body := get(t, "GET", base+"/healthz"); strings.Contains(body, "broker") {
+		t.Errorf("/healthz names the broker: %s", body)
+	}
+}

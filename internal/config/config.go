@@ -45,7 +45,9 @@ func (e *Error) Error() string {
 
 // Broker holds the settings both binaries share.
 type Broker struct {
-	// AMQPURL is the broker's URL; keep it in a secret, it holds the password.
+	// AMQPURL is the broker's URL, or several separated by commas (the
+	// nodes of a cluster; see amqp.PublisherConfig.URL); keep it in a
+	// secret, it holds the password.
 	AMQPURL string `env:"AMQP_URL"`
 	// The TLS settings of an amqps:// AMQP_URL (amqp.TLSFiles): PEM files
 	// of the CA, of a client certificate and its key, and the name the
@@ -623,6 +625,12 @@ func urlError(redacted string, err error) error {
 	reason := "not an AMQP URL (amqp://user:password@host:5672/vhost)"
 	if ue := (*amqp.URLError)(nil); errors.As(err, &ue) {
 		reason = "not a usable AMQP URL: " + ue.Problem
+		switch {
+		case ue.Element > 0 && ue.URL == "":
+			reason = fmt.Sprintf("URL %d of the comma-separated list is %s", ue.Element, ue.Problem)
+		case ue.Element > 0:
+			reason = fmt.Sprintf("URL %d of the comma-separated list, %s, is not a usable AMQP URL: %s", ue.Element, ue.URL, ue.Problem)
+		}
 	}
 	return &Error{"AMQP_URL", redacted, reason}
 }

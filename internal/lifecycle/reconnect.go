@@ -17,6 +17,12 @@ const HealthySession = time.Minute
 type Loop[S any] struct {
 	// Backoff is the schedule between attempts.
 	Backoff retry.Backoff
+	// Addresses is how many addresses Connect goes through, moving to the
+	// next after each failure: after a failure the next attempt goes at
+	// once until this many failed in a row, then the loop backs off. So
+	// each address of a list is tried once per round, and the schedule
+	// counts rounds. 0 or 1: back off after every failure.
+	Addresses int
 	// Quit ends the loop: between attempts, and during a backoff.
 	Quit <-chan struct{}
 	// Connect opens session number gen (1, 2, …).
@@ -38,6 +44,17 @@ type Loop[S any] struct {
 // fatally (it returns that error).
 func (l Loop[S]) Run() error {
 	var gen uint64
+	// backoffs counts the waits since the last healthy session (Backoff's
+	// n); untried the attempts left in this round of the addresses.
+	backoffs, untried := 0, l.round()
+	pause := func() bool {
+		if untried--; untried > 0 {
+			return l.quitting()
+		}
+		untried = l.round()
+		backoffs++
+		return l.sleep(backoffs - 1)
+	}
 	for attempt := 0; ; attempt++ {
 		if l.quitting() {
 			return nil
@@ -49,7 +66,7 @@ func (l Loop[S]) Run() error {
 				return err
 			}
 			l.failed(err, false, gen, attempt+1)
-			if l.sleep(attempt) {
+			if pause() {
 				return nil
 			}
 			continue
@@ -63,14 +80,17 @@ func (l Loop[S]) Run() error {
 			return cause
 		}
 		if time.Since(began) > HealthySession {
-			attempt = 0
+			attempt, backoffs, untried = 0, 0, l.round()
 		}
 		l.failed(cause, true, gen, attempt+1)
-		if l.sleep(attempt) {
+		if pause() {
 			return nil
 		}
 	}
 }
+
+// round is the number of attempts in a round: one per address.
+func (l Loop[S]) round() int { return max(l.Addresses, 1) }
 
 func (l Loop[S]) failed(err error, lost bool, gen uint64, attempt int) {
 	if l.Failed != nil {

@@ -117,3 +117,38 @@ func TestLoop_QuitDuringBackoff(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// With several addresses each is tried once, without waiting, before the
+// loop backs off; a round that fails backs off once, as one attempt does.
+func TestLoop_TriesEachAddressBeforeBackingOff(t *testing.T) {
+	t.Parallel()
+	const wait = 300 * time.Millisecond
+	quit := make(chan struct{})
+	var at []time.Time
+	err := Loop[uint64]{
+		Backoff:   retry.Backoff{Min: wait, Max: wait},
+		Addresses: 3,
+		Quit:      quit,
+		Connect: func(gen uint64) (uint64, error) {
+			at = append(at, time.Now())
+			if gen == 7 {
+				return gen, nil
+			}
+			return 0, errors.New("connection refused")
+		},
+		Serve: func(uint64, uint64, int) error { close(quit); return nil },
+	}.Run()
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(at) != 7 {
+		t.Fatalf("%d connects, want 7", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		gap := at[i].Sub(at[i-1])
+		// Attempts 1–3 and 4–6 are rounds; a backoff comes after each.
+		if backoff := i%3 == 0; backoff != (gap >= wait) {
+			t.Errorf("gap before attempt %d: %v; want a backoff (%v) only after a round of 3", i+1, gap, wait)
+		}
+	}
+}
