@@ -94,7 +94,7 @@ func TestWorker_HopsExchangeDeletedAndNotDeclarableIsHeld(t *testing.T) {
 		t.Fatalf("not consuming: %v", w.LastError())
 	}
 	node.Ctl(t, "set_permissions", "-p", "/", "a1", `^events_a(\.dead|\.retry\..*)?$`, ".*", ".*")
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 	must(t, admin.ExchangeDelete("events_a.hops", false, false))
 	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: node.URL(), Logger: testLogger(t)})
 	must(t, err)

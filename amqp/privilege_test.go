@@ -18,7 +18,7 @@ import (
 // the design assumes (measured on 3.10.8).
 func TestBroker_WhatPermissionsAreChecked(t *testing.T) {
 	node := brokertest.StartNode(t)
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 
 	// What an earlier worker and publisher left on the broker, declared by
 	// an administrator (guest): the shared exchange, another app's queue,

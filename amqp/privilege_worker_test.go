@@ -34,7 +34,7 @@ type scopedWorld struct {
 func scopedSetup(t *testing.T) scopedWorld {
 	t.Helper()
 	node := brokertest.StartNode(t)
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 	// The topology owner's one step: a Publisher with TOPOLOGY=declare,
 	// as a user with exactly the owner's patterns.
 	node.Ctl(t, "add_user", "owner", "pw-o")
@@ -106,7 +106,7 @@ func TestWorker_ScopedUserRetriesAndDeadLetters(t *testing.T) {
 	brokertest.Eventually(t, 20*time.Second, "the retried event handled on attempt 2", func() bool {
 		return rec.count(ids[0]) == 2
 	})
-	admin := nodeChannel(t, s.node)
+	admin := brokertest.ChannelAt(t, s.node.URL())
 	brokertest.Eventually(t, 20*time.Second, "the permanent failure in events_a.dead", func() bool {
 		return depth(t, admin, "events_a.dead") == 1
 	})
@@ -163,7 +163,7 @@ func TestWorker_ScopedUserRetriesAndDeadLetters(t *testing.T) {
 func TestWorker_UpgradeKeepsQueuesOfAnEarlierVersion(t *testing.T) {
 	t.Parallel()
 	s := scopedSetup(t)
-	admin := nodeChannel(t, s.node)
+	admin := brokertest.ChannelAt(t, s.node.URL())
 	old := 50 * time.Millisecond
 	// The previous version's arguments (topology.go before the app's exchange).
 	main := legacyArgs("events_a.dead")
@@ -224,7 +224,7 @@ func TestWorker_UpgradeKeepsQueuesOfAnEarlierVersion(t *testing.T) {
 		t.Errorf("attempts of the previous version's retry %v, want [2 3]", got)
 	}
 	// The old queues kept their arguments: declaring them as before passes.
-	probe := nodeChannel(t, s.node)
+	probe := brokertest.ChannelAt(t, s.node.URL())
 	_, err = probe.QueueDeclare(amqp.RetryQueue("events_a", old), true, false, false, false, delay)
 	must(t, err)
 	_, err = probe.QueueDeclare("events_a", true, false, false, false, main)

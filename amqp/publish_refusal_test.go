@@ -27,7 +27,7 @@ import (
 func refusalNode(t *testing.T, ex string) (*brokertest.Node, *amqp091.Channel) {
 	t.Helper()
 	node := brokertest.StartNode(t)
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 	must(t, admin.ExchangeDeclare(ex, amqp091.ExchangeTopic, true, false, false, false, nil))
 	_, err := admin.QueueDeclare(ex+".all", true, false, false, false, quorum())
 	must(t, err)

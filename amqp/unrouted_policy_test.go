@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
-
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/metrics"
@@ -51,7 +49,7 @@ func TestPublisher_UnroutedQueueFullFailsThePublish(t *testing.T) {
 	pol := amqp.NewUnroutedPolicy(exchange)
 	pol.MaxLen = bound
 	node.Ctl(t, pol.CtlArgs()...)
-	ch := nodeChannel(t, node)
+	ch := brokertest.ChannelAt(t, node.URL())
 	tap := "routed-tap"
 	if _, err := ch.QueueDeclare(tap, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
@@ -107,19 +105,4 @@ func TestPublisher_UnroutedQueueFullFailsThePublish(t *testing.T) {
 			t.Errorf("queue %s holds %d messages (%v), want %d", name, q.Messages, err, want)
 		}
 	}
-}
-
-// nodeChannel is a channel on a private node, closed when the test ends.
-func nodeChannel(t *testing.T, node *brokertest.Node) *amqp091.Channel {
-	t.Helper()
-	conn, err := amqp091.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }

@@ -163,7 +163,7 @@ func TestWorker_HopRefusedHoldsTheDelivery(t *testing.T) {
 	if w.HopsRefused() != nil {
 		t.Errorf("HopsRefused = %v after the recovery", w.HopsRefused())
 	}
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 	if got := depth(t, admin, "events_a.dead"); got != 0 {
 		t.Errorf("%d dead letters; want none", got)
 	}
@@ -209,7 +209,7 @@ func TestWorker_StopWhileHopRefused(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("Stop took %v with held deliveries", took)
 	}
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 	brokertest.Eventually(t, 10*time.Second, "every delivery back in the queue", func() bool {
 		return depth(t, admin, "events_a") == n
 	})

@@ -25,7 +25,7 @@ func TestQuorumQueueCrashReturnsTheDeliveryInFlight(t *testing.T) {
 	node := brokertest.StartNode(t)
 	url := node.URL()
 	q := "order-after-crash"
-	ch := dialChannel(t, url)
+	ch := brokertest.ChannelAt(t, url)
 	if _, err := ch.QueueDeclare(q, true /* durable */, false, false, false, amqp091.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestQuorumQueueCrashReturnsTheDeliveryInFlight(t *testing.T) {
 	rounds := scale(3, 12)
 	swapped := 0
 	for round := range rounds {
-		pub := dialChannel(t, url)
+		pub := brokertest.ChannelAt(t, url)
 		if err := pub.Confirm(false); err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func TestQuorumQueueCrashReturnsTheDeliveryInFlight(t *testing.T) {
 				t.Fatalf("publish %d: confirmed %v, %v", i, ok, err)
 			}
 		}
-		held := dialChannel(t, url)
+		held := brokertest.ChannelAt(t, url)
 		if err := held.Qos(1, 0, false); err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestQuorumQueueCrashReturnsTheDeliveryInFlight(t *testing.T) {
 		node.Start(t)
 
 		// A worker reconnecting at once, as ours does.
-		c := dialChannel(t, url)
+		c := brokertest.ChannelAt(t, url)
 		if err := c.Qos(1, 0, false); err != nil {
 			t.Fatal(err)
 		}
@@ -105,20 +105,4 @@ func TestQuorumQueueCrashReturnsTheDeliveryInFlight(t *testing.T) {
 		_ = pub.Close()
 	}
 	t.Logf("the delivery in flight at the crash came back after the next message in %d of %d crashes", swapped, rounds)
-}
-
-// dialChannel opens a channel on its own connection, closed at the end of
-// the test.
-func dialChannel(t *testing.T, url string) *amqp091.Channel {
-	t.Helper()
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }

@@ -51,7 +51,7 @@ func TestPublisher_AsAWriteOnlyUser(t *testing.T) {
 	if code := owner.wait(t, time.Minute); code != 0 {
 		t.Fatalf("the owner's serve exited %d; stderr:\n%s", code, owner.stderr)
 	}
-	ch := nodeChannel(t, node)
+	ch := brokertest.ChannelAt(t, node.URL())
 	for _, q := range []string{"events_a", "events_b"} {
 		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
 			t.Fatal(err)
@@ -143,18 +143,4 @@ func asAMQP(err error, target **amqp091.Error) bool {
 		*target = e
 	}
 	return ok
-}
-
-func nodeChannel(t *testing.T, node *brokertest.Node) *amqp091.Channel {
-	t.Helper()
-	conn, err := amqp091.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }

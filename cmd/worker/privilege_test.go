@@ -28,7 +28,7 @@ const ownNames = `events_a(\.hops|\.dead|\.retry\.[0-9][0-9.hms]*)?`
 func TestWorker_RunsAsAUserScopedToItsApp(t *testing.T) {
 	t.Parallel()
 	node := brokertest.StartNode(t)
-	admin := nodeChannel(t, node)
+	admin := brokertest.ChannelAt(t, node.URL())
 	// The topology owner's one step: a Publisher with TOPOLOGY=declare
 	// makes the shared exchange and the unrouted queue and exchange.
 	owner, err := amqp.NewPublisher(amqp.PublisherConfig{URL: node.URL(), Exchange: "domain_events",
@@ -100,20 +100,6 @@ func TestWorker_RunsAsAUserScopedToItsApp(t *testing.T) {
 	if k, q := nodeDepth(t, admin, unrouted), nodeDepth(t, admin, "events_a"); k != 0 || q != 2 {
 		t.Errorf("after the unrouted replay: %d in %s, %d in events_a; want 0 and 2", k, unrouted, q)
 	}
-}
-
-func nodeChannel(t *testing.T, node *brokertest.Node) *amqp091.Channel {
-	t.Helper()
-	conn, err := amqp091.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
 }
 
 func nodeDepth(t *testing.T, ch *amqp091.Channel, q string) int {

@@ -193,9 +193,15 @@ func Name(t testing.TB) string {
 // Channel opens a connection and channel for test plumbing, closed at cleanup.
 func Channel(t testing.TB) *amqp091.Channel {
 	t.Helper()
-	conn, err := amqp091.Dial(URL(t))
+	return ChannelAt(t, URL(t))
+}
+
+// ChannelAt is Channel on the broker at url (a private node's, say).
+func ChannelAt(t testing.TB, url string) *amqp091.Channel {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
 	if err != nil {
-		t.Fatalf("connect to test broker: %v", err)
+		t.Fatalf("connect to %s: %v", Redact(url), err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	ch, err := conn.Channel()
