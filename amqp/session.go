@@ -42,7 +42,7 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	case p.cfg.SendOnly:
 		err = declareExchange(ch, p.cfg.Exchange)
 	default:
-		err = declareDomain(ch, p.cfg.Exchange)
+		err = declareDomain(conn, ch, p.cfg.Exchange)
 	}
 	if err == nil {
 		err = ch.Confirm(false /* noWait */)

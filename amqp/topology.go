@@ -80,17 +80,22 @@ func topicWords(k string) []string {
 }
 
 // declareDomain declares the domain exchange, its unrouted queue and the
-// unrouted exchange in front of that queue. The domain exchange gets no
-// arguments at all: amqplib's assertExchange(name, 'topic', {durable: true})
-// fails with 406 on any argument it does not pass itself. The unrouted queue
-// keeps the arguments it always had, for the same reason; its bound comes
-// from a policy (UnroutedPolicy).
-func declareDomain(ch *amqp091.Channel, exchange string) error {
+// unrouted exchange in front of that queue, on ch (and the queue on a
+// channel of its own from conn, which a 406 may close). The domain exchange
+// gets no arguments at all: amqplib's assertExchange(name, 'topic',
+// {durable: true}) fails with 406 on any argument it does not pass itself.
+// The unrouted queue's bound comes from a policy (UnroutedPolicy); its only
+// argument besides the type is the delivery limit that keeps `worker dlq`
+// reads from dropping it on RabbitMQ 4.x (declarer.declareUnlimited).
+func declareDomain(conn *amqp091.Connection, ch *amqp091.Channel, exchange string) error {
 	if err := declareExchange(ch, exchange); err != nil {
 		return err
 	}
 	q := UnroutedQueue(exchange)
-	if err := declareQueue(ch, q, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+	d := declarer{conn: conn}
+	err := d.declareUnlimited(q, serverVersion(conn))
+	d.close()
+	if err != nil {
 		return err
 	}
 	// The copies go through an exchange of their own, not the default
@@ -125,19 +130,6 @@ func declareExchange(ch *amqp091.Channel, exchange string) error {
 		nil)
 	if err != nil {
 		return declareError("exchange", exchange, err)
-	}
-	return nil
-}
-
-func declareQueue(ch *amqp091.Channel, name string, args amqp091.Table) error {
-	_, err := ch.QueueDeclare(name,
-		true,  // durable
-		false, // autoDelete
-		false, // exclusive
-		false, // noWait
-		args)
-	if err != nil {
-		return declareError("queue", name, err)
 	}
 	return nil
 }
@@ -201,7 +193,7 @@ func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err err
 	if t.passive {
 		err = checkDomain(d.ch, t.exchange, false /* unrouted: publishers keep it, not workers */)
 	} else {
-		err = declareDomain(d.ch, t.exchange)
+		err = declareDomain(d.conn, d.ch, t.exchange)
 	}
 	if err != nil {
 		return nil, err
@@ -248,7 +240,7 @@ func (t appTopology) declareOwn(d *declarer) (err error) {
 		return declareError("exchange", hops, err)
 	}
 	dead := DeadQueue(t.queue)
-	if err := declareQueue(d.ch, dead, amqp091.Table{amqp091.QueueTypeArg: amqp091.QueueTypeQuorum}); err != nil {
+	if err := d.declareUnlimited(dead, serverVersion(d.conn)); err != nil {
 		return err
 	}
 	queues := []string{dead}

@@ -64,7 +64,10 @@
 //   - every message read has its delivery count (x-delivery-count,
 //     Message.Deliveries) raised by one, in practice every message in the
 //     queue, also for a Peek of one; the dead-letter and unrouted queues have
-//     no delivery limit, so the count only informs, and Replay strips it;
+//     no delivery limit (on RabbitMQ 4.x, where a quorum queue's default is
+//     20, only those package amqp declared there with x-delivery-limit -1, or
+//     that a policy gave one: docs/design.md, "Broker versions"), so the count
+//     only informs, and Replay strips it;
 //   - a queue whose given-back list is longer than MaxScan cannot be kept in
 //     order: the operation says Incomplete;
 //   - operations wait (at most 3 s) for their consumer to go before they
