@@ -17,7 +17,8 @@ import (
 // layer says. Each wraps the error it was told, so the broker's own words
 // stay in the text. A Publisher or Worker keeps retrying them with backoff
 // (an operator may fix the broker meanwhile), unless
-// PublisherConfig.StopOnRefusal; Dial returns them at once.
+// PublisherConfig.StopOnRefusal; Dial returns them once every URL of its
+// list failed.
 var (
 	// ErrAccessRefused: the broker refused the user name or password, or
 	// the user lacks a permission an operation needs (403 ACCESS_REFUSED).

@@ -3,6 +3,7 @@ package amqp
 import (
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,16 +14,18 @@ import (
 // cluster, or several hosted endpoints of one broker). Every Config's URL,
 // Dial and AMQP_URL take one. splitURLs is the only place it is cut.
 
-// splitURLs cuts s into its URLs at its commas, except those in a user name
-// or password (before the "@"; a piece after one that does not start with
-// a scheme continues that URL), which have always been allowed there
-// unencoded. Anywhere else a comma ends a URL. An empty element
-// (",," or a comma at either end) is an error naming its position. The
-// elements are not validated here; see validateURL.
+// splitURLs cuts s into its URLs at each comma that a scheme follows
+// ("amqp://" or "amqps://", after optional spaces). Any other comma stays
+// in its URL, as it always could (in a password, say, with an "@" or
+// another comma beside it): a string with no such comma is one URL, read
+// exactly as before lists existed. In a list, an empty element (a comma at
+// the start, or blank between two commas before a scheme) is an error
+// naming its position. The elements are not validated here; see
+// validateURL.
 func splitURLs(s string) ([]string, error) {
 	urls := splitList(s)
 	for i, u := range urls {
-		if u == "" {
+		if u == "" && len(urls) > 1 {
 			return nil, &URLError{Element: i + 1,
 				Problem: "empty: remove the extra comma (a comma in a password may be written %2C)"}
 		}
@@ -33,30 +36,34 @@ func splitURLs(s string) ([]string, error) {
 // splitList is splitURLs without the check: an empty element is "".
 func splitList(s string) []string {
 	pieces := strings.Split(s, ",")
-	if len(pieces) == 1 {
-		// One URL keeps the errors it has always had, spaces included.
-		return pieces
+	starts := func(i int) bool { return hasScheme(strings.TrimSpace(pieces[i])) }
+	// blankToScheme: pieces i… are blank up to one that starts a URL.
+	blankToScheme := func(i int) bool {
+		for ; i < len(pieces); i++ {
+			if starts(i) {
+				return true
+			}
+			if strings.TrimSpace(pieces[i]) != "" {
+				return false
+			}
+		}
+		return false
 	}
-	urls := make([]string, 0, len(pieces))
-	for i, p := range pieces {
-		t := strings.TrimSpace(p)
-		if i > 0 && t != "" && !hasScheme(t) && inUserInfo(urls[len(urls)-1]) {
-			urls[len(urls)-1] += "," + p
+	if !slices.ContainsFunc(pieces[1:], func(p string) bool { return hasScheme(strings.TrimSpace(p)) }) {
+		return []string{s} // one URL keeps the errors it has always had, spaces included
+	}
+	urls := []string{pieces[0]}
+	for i := 1; i < len(pieces); i++ {
+		if starts(i) || blankToScheme(i) {
+			urls = append(urls, pieces[i])
 			continue
 		}
-		urls = append(urls, t)
+		urls[len(urls)-1] += "," + pieces[i]
 	}
-	if len(urls) == 1 {
-		urls[0] = s
+	for i := range urls {
+		urls[i] = strings.TrimSpace(urls[i])
 	}
 	return urls
-}
-
-// inUserInfo reports whether u, a URL cut short, ends inside its user
-// name or password: after "://" and before any "@", "/", "?" or "#".
-func inUserInfo(u string) bool {
-	_, rest, ok := strings.Cut(u, "://")
-	return ok && !strings.ContainsAny(rest, "@/?#")
 }
 
 func hasScheme(s string) bool {

@@ -24,13 +24,18 @@ func TestSplitURLs(t *testing.T) {
 		{"amqp://h1/", []string{"amqp://h1/"}},
 		{"amqp://h1/,amqp://h2/", []string{"amqp://h1/", "amqp://h2/"}},
 		{"amqp://h1/, amqps://u:p@h2:5671/v ,AMQP://h3", []string{"amqp://h1/", "amqps://u:p@h2:5671/v", "AMQP://h3"}},
-		// A comma in a password or a query stays in its URL, as before lists.
+		// Only a comma a scheme follows ends a URL: any other stays in its
+		// URL, as before lists (in a password, also beside an "@" or
+		// another comma; in a vhost or query).
 		{"amqp://u:pa,ss@h1/", []string{"amqp://u:pa,ss@h1/"}},
 		{"amqp://u:pa,ss@h1/,amqp://u:x,y@h2/", []string{"amqp://u:pa,ss@h1/", "amqp://u:x,y@h2/"}},
-		// Anywhere else a comma ends the URL: a forgotten scheme is an
-		// element of its own (then refused), never the vhost of the one before.
-		{"amqp://u:p@h1/,u:p@h2", []string{"amqp://u:p@h1/", "u:p@h2"}},
-		{"amqp://u:p@h1,u:p@h2", []string{"amqp://u:p@h1", "u:p@h2"}},
+		{"amqp://app:p@ss,w0rd@h/", []string{"amqp://app:p@ss,w0rd@h/"}},
+		{"amqp://app:1234,,5678@h/", []string{"amqp://app:1234,,5678@h/"}},
+		{"amqp://h1/v,x?a=b,c", []string{"amqp://h1/v,x?a=b,c"}},
+		{"amqp://h1/,", []string{"amqp://h1/,"}},
+		// A forgotten scheme is no list: one URL, as before (its redacted
+		// form hides it whole, see TestRedactURL_List).
+		{"amqp://u:p@h1/,u:p@h2", []string{"amqp://u:p@h1/,u:p@h2"}},
 		// One URL is kept as given, so it keeps the errors it always had.
 		{" amqp://h1/", []string{" amqp://h1/"}},
 	} {
@@ -40,7 +45,6 @@ func TestSplitURLs(t *testing.T) {
 		}
 	}
 	for in, element := range map[string]int{
-		"amqp://h1/,":            2,
 		",amqp://h1/":            1,
 		"amqp://h1/,,amqp://h2/": 2,
 		"amqp://h1/, ,amqp://h2": 2,
@@ -102,8 +106,10 @@ func TestRedactURL_List(t *testing.T) {
 		"amqp://a:S3cretA@h1/,amqps://b:S3cretB@h2/": "amqp://a:xxxxx@h1/,amqps://b:xxxxx@h2/",
 		"amqp://a:S3c,retA@h1/,amqp://b:S3cretB@h2/": "amqp://a:xxxxx@h1/,amqp://b:xxxxx@h2/",
 		"amqp://a:S3cretA@h1/,,amqp://b:S3cretB@h2/": "amqp://a:xxxxx@h1/,,amqp://b:xxxxx@h2/",
-		"amqp://a:S3cretA@h1/,b:S3cretB@h2":          "amqp://a:xxxxx@h1/,<unparsable AMQP URL>",
-		"amqp://a:S3cretA@h1,b:S3cretB@h2":           "amqp://a:xxxxx@h1,<unparsable AMQP URL>",
+		// A forgotten scheme: one URL, with an "@" after its host or in its
+		// password; nothing of either password shows.
+		"amqp://a:S3cretA@h1/,b:S3cretB@h2": "<unparsable AMQP URL>",
+		"amqp://a:S3cretA@h1,b:S3cretB@h2":  "amqp://a:xxxxx@h2",
 	} {
 		if got := amqp.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -140,7 +140,8 @@ func newListWorker(t *testing.T, cfg amqp.WorkerConfig, h event.Handler, i int) 
 }
 
 // With StopOnRefusal, a login one node refuses moves on to the next (each
-// URL has its own credentials); only a refusal by every node stops.
+// URL has its own credentials); only a round of the nodes with no connection
+// and a refusal in it stops.
 func TestPublisher_StopOnRefusalWaitsForEveryNode(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -151,6 +152,9 @@ func TestPublisher_StopOnRefusalWaitsForEveryNode(t *testing.T) {
 	}{
 		"one node refuses":   {wrong + "," + b.url, false},
 		"every node refuses": {wrong + "," + wrong, true},
+		// A node that is down says nothing about the credentials: a round
+		// with a refusal and no connection stops too.
+		"one refuses, one is down": {wrong + "," + "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

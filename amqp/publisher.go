@@ -150,28 +150,38 @@ func (p *Publisher) Stop(ctx context.Context) error {
 // It keeps reconnecting while Stop waits for in-flight publishes, which may
 // need a new connection to be confirmed; it ends on Halt.
 func (p *Publisher) run() {
-	// refusals counts the refusals in a row (run's goroutine only): with
-	// StopOnRefusal, one is fatal only once every address has refused,
-	// since each URL of a list may carry its own user and password.
-	refusals := 0
+	// With StopOnRefusal, a refusal is fatal once a whole round of the
+	// addresses since the last session failed with at least one refusal
+	// among them: each URL of a list may carry its own user and password,
+	// and a node that is down says nothing about them (run's goroutine
+	// only).
+	tried, refused := 0, error(nil)
+	var stopped error // the refusal that stopped it, reported rather than the round's last error
 	err := lifecycle.Loop[*pubSession]{
 		Backoff:   p.cfg.Backoff,
 		Addresses: p.nodes.len(),
 		Quit:      p.life.Halted(),
 		Connect:   func(uint64) (*pubSession, error) { return p.connect(p.life.HaltContext()) },
 		Fatal: func(err error) bool {
-			switch {
-			case isFatal(err):
+			if isFatal(err) {
 				return true
-			case p.cfg.StopOnRefusal && (IsRefusal(err) || IsPublishRefusal(err)):
-				refusals++
-				return refusals >= p.nodes.len()
 			}
-			refusals = 0
-			return false
+			if !p.cfg.StopOnRefusal {
+				return false
+			}
+			tried++
+			if refused == nil && (IsRefusal(err) || IsPublishRefusal(err)) {
+				refused = err
+			}
+			if tried < p.nodes.len() {
+				return false
+			}
+			stopped = refused
+			tried, refused = 0, nil
+			return stopped != nil
 		},
 		Serve: func(s *pubSession, gen uint64, attempt int) error {
-			refusals = 0
+			tried, refused = 0, nil
 			return p.serve(s, gen, attempt)
 		},
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
@@ -195,6 +205,9 @@ func (p *Publisher) run() {
 			}
 		},
 	}.Run()
+	if err != nil && stopped != nil && !isFatal(err) {
+		err = stopped
+	}
 	if err != nil {
 		p.last.set(err)
 		p.log.Error("publisher stopped", "err", err)

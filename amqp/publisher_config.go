@@ -60,7 +60,9 @@ type PublisherConfig struct {
 	// StopOnRefusal stops the Publisher (Done, Err) at the first connect
 	// error only an operator can fix (IsRefusal: ErrAccessRefused,
 	// ErrVhostNotFound, ErrTLS; and ErrTopologyMissing, the shared
-	// topology TopologyPassive found missing), or at the first publish the
+	// topology TopologyPassive found missing; with a list of URLs, once
+	// every address was tried since the last connection and one of them
+	// refused), or at the first publish the
 	// broker refuses (IsPublishRefusal: no write permission, no such
 	// exchange), instead of retrying it: for a command-line tool, which
 	// should say why and exit. Defaults to false: a server keeps retrying

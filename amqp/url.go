@@ -35,7 +35,10 @@ func RedactURL(u string) string {
 
 func redactOne(u string) string {
 	p, err := url.Parse(u)
-	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(u, "@")) {
+	// An "@" after the host (in the path, query or fragment) is most
+	// likely a mistyped list ("…@h1/,user:pw@h2"): hidden whole too.
+	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(u, "@")) ||
+		strings.Contains(p.EscapedPath()+p.RawQuery+p.Fragment, "@") {
 		return "<unparsable AMQP URL>"
 	}
 	return p.Redacted()
