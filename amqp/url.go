@@ -128,6 +128,11 @@ func parseURL(u string) (amqp091.URI, error) {
 		// "amqp://user:1234/x@host/" parses as host "user", port 1234.
 		return bad(`an "@" after the host; percent-encode "/", "?" and "#" in the password, and "@" in a vhost as %40`)
 	}
+	if strings.Contains(p.EscapedPath()+p.RawQuery+p.Fragment, "@") {
+		// Most likely a list whose next URL lost its scheme:
+		// "amqp://u:pw@h1/,u:pw@h2/" is one URL, vhost ",u:pw@h2/".
+		return bad(`an "@" after the host; in a list every URL starts with amqp:// or amqps://, and an "@" in a vhost is written %40`)
+	}
 	if port := p.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return bad("port out of range 1-65535")

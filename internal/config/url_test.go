@@ -61,8 +61,7 @@ func TestLoad_AMQPURLList(t *testing.T) {
 	}
 	for u, want := range map[string]string{
 		"amqp://a:S3cretA@h1/,amqp://b:S3cretB@h2:99999/": "URL 2 of the comma-separated list, amqp://b:xxxxx@h2:99999/, is not a usable AMQP URL: port out of range",
-		"amqp://a:S3cretA@h1/,b:S3cretB@h2/":              "URL 2 of the comma-separated list, <unparsable AMQP URL>, is not a usable AMQP URL: unknown scheme",
-		"amqp://a:S3cretA@h1/,":                           "URL 2 of the comma-separated list is empty",
+		"amqp://a:S3cretA@h1/,b:S3cretB@h2/":              `an "@" after the host; in a list every URL starts with amqp://`,
 		"amqp://a:S3cretA@h1/,,amqp://b:S3cretB@h2/":      "URL 2 of the comma-separated list is empty",
 	} {
 		for name, load := range loads {
