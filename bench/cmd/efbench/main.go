@@ -324,6 +324,8 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) {
 				return b.runWorkerInProcess(ctx, n, "webhook")
 			}},
+		contender{"paths", "ef-relay", "diagnostic: the relay `publisher relay` builds, in process (defaults)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayInProcess(ctx, n) }},
 	)
 	cs = append(cs,
 		contender{"latency", "bare-max", "bare publisher → bare consumer, unpaced (end-to-end maximum)", func(o options) int { return o.latencyN },

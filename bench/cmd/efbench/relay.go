@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,6 +16,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/outbox"
 )
 
@@ -207,4 +211,52 @@ func (b *bench) runRelayLatency(ctx context.Context, n int, notify bool) (measur
 	}
 	m := t.stop()
 	return m, lat.summary(&m, relayLatencyRate)
+}
+
+// runRelayInProcess is a diagnostic for profiling (-cpuprofile): the
+// relay `publisher relay` builds, in process, timed from New to every row
+// settled (no process start).
+func (b *bench) runRelayInProcess(ctx context.Context, n int) (measurement, error) {
+	w, err := b.relayWorld(ctx)
+	defer w.close()
+	if err != nil {
+		return measurement{}, err
+	}
+	if _, err := w.conn.Exec(ctx, `INSERT INTO eventfleet_outbox (id, aggregate_id, type, data)
+		SELECT gen_random_uuid()::text, 'agg-' || (i % $2), $3, $4::json FROM generate_series(1, $1) i`,
+		n, relayAggregates, eventType, string(makeBody(b.o.size, 0))); err != nil {
+		return measurement{}, fmt.Errorf("fill the outbox: %w", err)
+	}
+	env := map[string]string{"AMQP_URL": b.o.url, "EXCHANGE": w.exchange, "APP_NAME": "efbench", "DATABASE_URL": w.db,
+		"METRICS_ADDR": "off", "LOG_LEVEL": "warn"}
+	cfg, err := config.LoadRelay(env)
+	if err != nil {
+		return measurement{}, err
+	}
+	log := cfg.Logger(io.Discard)
+	m := metrics.New()
+	t := b.startTimer()
+	p, err := amqp.NewPublisher(cfg.PublisherConfig(log, m))
+	if err != nil {
+		return t.stop(), err
+	}
+	defer func() { _ = p.Stop(context.Background()) }()
+	ocfg := cfg.OutboxConfig()
+	ocfg.Logger, ocfg.Metrics = log, m
+	r, err := outbox.New(ocfg, p)
+	if err != nil {
+		return t.stop(), err
+	}
+	if err := r.Start(ctx); err != nil {
+		return t.stop(), err
+	}
+	defer func() { _ = r.Stop(context.Background()) }()
+	deadline := time.Now().Add(b.o.timeout)
+	for r.Stats().Published < int64(n) {
+		if time.Now().After(deadline) {
+			return t.stop(), fmt.Errorf("%d of %d rows published after %v", r.Stats().Published, n, b.o.timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return t.stop(), b.verify(w.queue, n)
 }
