@@ -40,44 +40,68 @@ func (e *BatchError) Unwrap() []error { return e.Errs }
 // loop would: a goroutine per event (the obvious way, since each event may
 // need republishing on its own) cost a fifth of the throughput.
 func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
+	return p.PublishOrdered(ctx, evs, nil)
+}
+
+// PublishOrdered is PublishBatch with an order: evs[i] is sent only once
+// evs[after[i]] is confirmed (after[i] < 0: at once; after[i] < i), so that
+// one aggregate's events reach the queue in order while other aggregates'
+// events fill the window meanwhile. An event whose predecessor was not
+// confirmed is not sent: its error is ErrNotSent. A nil after sends every
+// event at once.
+func (p *Publisher) PublishOrdered(ctx context.Context, evs []event.Event, after []int) error {
 	if p.cfg.SendOnly {
 		return errSendOnly
+	}
+	if after != nil && len(after) != len(evs) {
+		return fmt.Errorf("amqp: PublishOrdered: %d events but %d links", len(evs), len(after))
 	}
 	if err := p.begin(); err != nil {
 		return err
 	}
 	defer p.life.Leave()
 	b := batch{p: p, ctx: ctx, evs: evs, errs: make([]error, len(evs))}
-	for i := range evs {
-		_, span, msg, err := p.prepare(ctx, &evs[i])
-		if err != nil {
-			b.errs[i] = err
-			continue
+	if after == nil {
+		b.ready = make([]int, len(evs))
+		for i := range b.ready {
+			b.ready[i] = i
 		}
-		it := &batchItem{i: i, span: span, msg: msg}
-		if err := checkHeaders(it.msg); err != nil {
-			b.finish(it, published{}, err)
-			continue
-		}
-		it.began = time.Now()
-		b.send(it)
-		b.collect(false)
-	}
-	b.collect(true)
-	// Events whose connection died before their confirm go again, on the
-	// next connection, for as long as ctx allows.
-	for len(b.again) > 0 {
-		items := b.again
-		b.again = nil
-		for _, it := range items {
-			if err := ctx.Err(); err != nil {
-				b.finish(it, published{}, fmt.Errorf("message %s not confirmed: %w", it.msg.MessageId, err))
-				continue
+	} else {
+		b.follow = make([][]int, len(evs))
+		for i, a := range after {
+			switch {
+			case a < 0:
+				b.ready = append(b.ready, i)
+			case a >= i:
+				return fmt.Errorf("amqp: PublishOrdered: event %d follows event %d, which is not before it", i, a)
+			default:
+				b.follow[a] = append(b.follow[a], i)
 			}
-			b.send(it)
-			b.collect(false)
 		}
-		b.collect(true)
+	}
+	for len(b.ready) > 0 || len(b.sent) > 0 || len(b.again) > 0 {
+		switch {
+		case len(b.ready) > 0:
+			i := b.ready[0]
+			b.ready = b.ready[1:]
+			b.start(i)
+			b.collect(false)
+		case len(b.sent) > 0:
+			b.collect(true)
+		default:
+			// Events whose connection died before their confirm go again, on
+			// the next connection, for as long as ctx allows.
+			items := b.again
+			b.again = nil
+			for _, it := range items {
+				if err := ctx.Err(); err != nil {
+					b.finish(it, published{}, fmt.Errorf("message %s not confirmed: %w", it.msg.MessageId, err))
+					continue
+				}
+				b.send(it)
+				b.collect(false)
+			}
+		}
 	}
 	failed := 0
 	for _, err := range b.errs {
@@ -91,14 +115,32 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []event.Event) error {
 	return nil
 }
 
-// batch is the state of one PublishBatch call; only its goroutine uses it.
+// start prepares event i and sends it.
+func (b *batch) start(i int) {
+	_, span, msg, err := b.p.prepare(b.ctx, &b.evs[i])
+	if err != nil {
+		b.settle(i, err)
+		return
+	}
+	it := &batchItem{i: i, span: span, msg: msg}
+	if err := checkHeaders(it.msg); err != nil {
+		b.finish(it, published{}, err)
+		return
+	}
+	it.began = time.Now()
+	b.send(it)
+}
+
+// batch is the state of one PublishOrdered call; only its goroutine uses it.
 type batch struct {
-	p     *Publisher
-	ctx   context.Context
-	evs   []event.Event
-	errs  []error
-	sent  []*batchItem // awaiting their confirm, oldest first
-	again []*batchItem // lost with a connection: to be sent again
+	p      *Publisher
+	ctx    context.Context
+	evs    []event.Event
+	errs   []error
+	ready  []int        // events to send now, in order
+	follow [][]int      // event → the events that wait for its confirm (nil: none wait)
+	sent   []*batchItem // awaiting their confirm, oldest first
+	again  []*batchItem // lost with a connection: to be sent again
 }
 
 type batchItem struct {
@@ -111,7 +153,25 @@ type batchItem struct {
 
 func (b *batch) finish(it *batchItem, res published, err error) {
 	b.p.record(it.span, b.evs[it.i].Type, res, err)
-	b.errs[it.i] = err
+	b.settle(it.i, err)
+}
+
+// settle records event i's fate: its followers are sent now if it was
+// confirmed, and never if it was not.
+func (b *batch) settle(i int, err error) {
+	b.errs[i] = err
+	if b.follow == nil {
+		return
+	}
+	next := b.follow[i]
+	b.follow[i] = nil
+	if err == nil {
+		b.ready = append(b.ready, next...)
+		return
+	}
+	for _, j := range next {
+		b.settle(j, fmt.Errorf("%w (event %s)", ErrNotSent, b.evs[i].ID))
+	}
 }
 
 // send publishes one item within the window. Its fate arrives on it.rec.done.
@@ -141,8 +201,9 @@ func (b *batch) send(it *batchItem) {
 }
 
 // collect settles the items at the head of sent whose fate is known; with
-// wait, all of them (or until ctx ends). Settling as we go keeps the memory
-// of a large batch to about the window.
+// wait, it first waits for the oldest (or until ctx ends), whose confirm
+// may free its followers. Settling as we go keeps the memory of a large
+// batch to about the window.
 func (b *batch) collect(wait bool) {
 	for len(b.sent) > 0 {
 		it := b.sent[0]
@@ -160,6 +221,7 @@ func (b *batch) collect(wait bool) {
 			}
 		}
 		b.sent = b.sent[1:]
+		wait = false
 		switch {
 		case errors.Is(err, errConnLost):
 			b.again = append(b.again, it)

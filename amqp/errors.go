@@ -38,6 +38,9 @@ var (
 	ErrTopologyMissing = errors.New("amqp: topology missing on the broker")
 	// ErrHeadersTooLarge: a message's headers would not fit in one AMQP frame.
 	ErrHeadersTooLarge = errors.New("amqp: message headers too large")
+	// ErrNotSent: PublishOrdered did not send an event because the event it
+	// had to follow was not confirmed; nothing of it reached the broker.
+	ErrNotSent = errors.New("amqp: not sent: the event it follows was not confirmed")
 	// ErrInvalidConfig wraps every configuration validation error; a refused
 	// PublisherConfig or WorkerConfig field is also a *ConfigError.
 	ErrInvalidConfig = errors.New("amqp: invalid configuration")

@@ -47,7 +47,7 @@ type Config struct {
 	Retention time.Duration
 	// KeepProcessed turns pruning off (FormatEventStore).
 	KeepProcessed bool
-	// PublishTimeout bounds one wave of publishes (their confirms included).
+	// PublishTimeout bounds one batch of publishes (their confirms included).
 	// Defaults to DefaultPublishTimeout (30s).
 	PublishTimeout time.Duration
 	// Backoff is the reconnect schedule, and the pause after a scan whose

@@ -8,14 +8,14 @@ import (
 	"github.com/eventfleet/eventfleet/event"
 )
 
-// gatedPublisher holds every PublishBatch until its gate opens.
+// gatedPublisher holds every PublishOrdered until its gate opens.
 type gatedPublisher struct {
 	fakePublisher
 	entered chan struct{}
 	gate    chan struct{}
 }
 
-func (p *gatedPublisher) PublishBatch(ctx context.Context, evs []event.Event) error {
+func (p *gatedPublisher) PublishOrdered(ctx context.Context, evs []event.Event, after []int) error {
 	select {
 	case p.entered <- struct{}{}:
 	default:
@@ -25,10 +25,10 @@ func (p *gatedPublisher) PublishBatch(ctx context.Context, evs []event.Event) er
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return p.fakePublisher.PublishBatch(ctx, evs)
+	return p.fakePublisher.PublishOrdered(ctx, evs, after)
 }
 
-// Stop while a wave is in flight waits for its confirms and settles its
+// Stop while a batch is in flight waits for its confirms and settles its
 // rows, then returns nil; nothing is scanned after.
 func TestRelay_StopDrainsTheScanInProgress(t *testing.T) {
 	url, conn := migrated(t)

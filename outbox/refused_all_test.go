@@ -39,10 +39,10 @@ func TestRelay_BrokerRefusingEverythingSetsNothingAside(t *testing.T) {
 }
 
 // A row the broker refuses every time while it takes the others is set aside
-// after MaxAttempts, also when each of its tries is alone in its wave (its
+// after MaxAttempts, also when each of its tries is alone in its batch (its
 // aggregate has no company in the scan): what the broker took between its
 // tries tells the refusal is the row's. Counting only nacks that shared a
-// wave with a confirm left such a row retried forever.
+// batch with a confirm left such a row retried forever.
 func TestRelay_RowRefusedAloneWhileOthersGoThroughIsSetAside(t *testing.T) {
 	url, conn := migrated(t)
 	pub := &fakePublisher{}

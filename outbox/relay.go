@@ -21,7 +21,11 @@ import (
 
 // Publisher is what a Relay publishes through: *amqp.Publisher.
 type Publisher interface {
-	PublishBatch(ctx context.Context, evs []event.Event) error
+	// PublishOrdered publishes evs, evs[i] only once evs[after[i]] was
+	// confirmed (after[i] < 0: at once), and returns nil or an
+	// *amqp.BatchError; an event not sent for its predecessor's failure
+	// has amqp.ErrNotSent.
+	PublishOrdered(ctx context.Context, evs []event.Event, after []int) error
 }
 
 // Relay publishes an outbox table's committed rows. Start it, Stop it once.
@@ -316,7 +320,8 @@ type refusal struct {
 }
 
 // pass reads the unsettled rows from the start of the table, Batch at a
-// time, publishes each batch in waves and settles what was confirmed. For a
+// time, publishes each batch (each row after its aggregate's previous one)
+// and settles what was confirmed. For a
 // format with a sequence the next batch (the rows after the current one's)
 // is read, and the previous one settled, while the current one is being
 // published, so the broker does not idle during the database's round trips;
@@ -460,85 +465,99 @@ type setAside struct {
 	attempts int
 }
 
-// publishRows publishes one batch in waves. It touches no database: pass
-// uses the connection meanwhile. held carries the aggregates held back from
-// batch to batch.
+// publishRows publishes one batch in one call: each row follows its
+// aggregate's previous row (sent once that one is confirmed), so that other
+// aggregates' rows keep the window full meanwhile. It touches no database:
+// pass uses the connection meanwhile. held carries the aggregates held back
+// from batch to batch.
 func (r *Relay) publishRows(ctx context.Context, rows []row, held map[string]bool) (out outcome) {
 	now := time.Now()
-	for _, wave := range waves(rows) {
-		var evs []event.Event
-		var sent []int
-		for _, i := range wave {
-			row := &rows[i]
-			if a := row.ev.AggregateID; a != "" && held[a] {
-				continue
-			}
-			if f, ok := r.refused[row.key]; ok && now.Before(f.next) {
-				holdRow(held, row) // its aggregate's later rows wait behind it
-				continue
-			}
-			out.tried++
-			if row.bad != nil {
-				out.setAside = append(out.setAside, setAside{row, row.bad.Error(), 0})
-				holdRow(held, row)
-				continue
-			}
-			evs = append(evs, row.ev)
-			sent = append(sent, i)
-		}
-		if len(evs) == 0 {
+	var evs []event.Event
+	var sent, after []int
+	last := map[string]int{} // aggregate → index in evs of its latest row
+	for i := range rows {
+		row := &rows[i]
+		a := row.ev.AggregateID
+		if a != "" && held[a] {
 			continue
 		}
-		errs := r.publish(ctx, evs)
-		// A nack counts against its row only when the broker took another
-		// row since the row's previous try (in this wave or any other): a
-		// broker that refuses everything (a full queue under
-		// reject-publish, an alarm) says nothing about the rows, and is
-		// ridden through with backoff instead of setting them aside; a
-		// row refused alone in its wave while others go through is not. A
-		// first refusal counts when this wave had a confirm.
-		before := r.confirmed
-		for _, err := range errs {
-			if err == nil {
-				r.confirmed++
-			}
+		if f, ok := r.refused[row.key]; ok && now.Before(f.next) {
+			holdRow(held, row) // its aggregate's later rows wait behind it
+			continue
 		}
-		for j, i := range sent {
-			row := &rows[i]
-			if errs[j] == nil {
-				out.settled = append(out.settled, row.key)
-				delete(r.refused, row.key)
-				continue
-			}
+		out.tried++
+		if row.bad != nil {
+			out.setAside = append(out.setAside, setAside{row, row.bad.Error(), 0})
 			holdRow(held, row)
-			switch kind := classify(errs[j]); kind {
-			case rowInvalid:
-				out.setAside = append(out.setAside, setAside{row, errs[j].Error(), r.refused[row.key].n + 1})
-				delete(r.refused, row.key)
-			case rowRefused:
-				out.refused = true
-				f, again := r.refused[row.key]
-				if !again {
-					f.confirmed = before
-				}
-				f.tries++
-				if r.confirmed > f.confirmed {
-					f.n++
-				}
-				f.confirmed = r.confirmed
-				if f.n >= r.cfg.MaxAttempts {
-					out.setAside = append(out.setAside, setAside{row, errs[j].Error(), f.n})
-					delete(r.refused, row.key)
-					break
-				}
-				f.next = time.Now().Add(r.cfg.Backoff.Delay(f.tries - 1))
-				f.aggregate = row.ev.AggregateID
-				r.refused[row.key] = f
-			default:
-				out.failed = true
-			}
-			r.noteErr(errs[j])
+			continue
 		}
+		prev := -1
+		if a != "" {
+			if j, ok := last[a]; ok {
+				prev = j
+			}
+			last[a] = len(evs)
+		}
+		evs = append(evs, row.ev)
+		sent = append(sent, i)
+		after = append(after, prev)
+	}
+	if len(evs) == 0 {
+		return out
+	}
+	errs := r.publish(ctx, evs, after)
+	// A nack counts against its row only when the broker took another row
+	// since the row's previous try (in this batch or any other): a broker
+	// that refuses everything (a full queue under reject-publish, an
+	// alarm) says nothing about the rows, and is ridden through with
+	// backoff instead of setting them aside; a row refused alone in its
+	// batch while others go through is not. A first refusal counts when
+	// this batch had a confirm.
+	before := r.confirmed
+	for _, err := range errs {
+		if err == nil {
+			r.confirmed++
+		}
+	}
+	for j, i := range sent {
+		row := &rows[i]
+		if errs[j] == nil {
+			out.settled = append(out.settled, row.key)
+			delete(r.refused, row.key)
+			continue
+		}
+		holdRow(held, row)
+		if errors.Is(errs[j], amqp.ErrNotSent) {
+			out.tried-- // held behind its aggregate's failed row: not tried
+			continue
+		}
+		switch kind := classify(errs[j]); kind {
+		case rowInvalid:
+			out.setAside = append(out.setAside, setAside{row, errs[j].Error(), r.refused[row.key].n + 1})
+			delete(r.refused, row.key)
+		case rowRefused:
+			out.refused = true
+			f, again := r.refused[row.key]
+			if !again {
+				f.confirmed = before
+			}
+			f.tries++
+			if r.confirmed > f.confirmed {
+				f.n++
+			}
+			f.confirmed = r.confirmed
+			if f.n >= r.cfg.MaxAttempts {
+				out.setAside = append(out.setAside, setAside{row, errs[j].Error(), f.n})
+				delete(r.refused, row.key)
+				break
+			}
+			f.next = time.Now().Add(r.cfg.Backoff.Delay(f.tries - 1))
+			f.aggregate = row.ev.AggregateID
+			r.refused[row.key] = f
+		default:
+			out.failed = true
+		}
+		r.noteErr(errs[j])
 	}
 	return out
 }
@@ -549,12 +568,12 @@ func holdRow(held map[string]bool, row *row) {
 	}
 }
 
-// publish publishes one wave and returns each event's error.
-func (r *Relay) publish(ctx context.Context, evs []event.Event) []error {
+// publish publishes one batch in its order and returns each event's error.
+func (r *Relay) publish(ctx context.Context, evs []event.Event, after []int) []error {
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 	errs := make([]error, len(evs))
-	err := r.pub.PublishBatch(pctx, evs)
+	err := r.pub.PublishOrdered(pctx, evs, after)
 	if err == nil {
 		return errs
 	}

@@ -75,7 +75,7 @@ func TestRelay_PublishesTheEventAsAdded(t *testing.T) {
 	}
 }
 
-// One aggregate's rows go out in order, one wave apart; a refused row holds
+// One aggregate's rows go out in order, each after the previous one's confirm; a refused row holds
 // back its aggregate only, and is set aside after MaxAttempts refusals while
 // the broker takes other rows (other traffic keeps flowing here), after
 // which the aggregate's later rows wait behind it while others flow.
@@ -210,23 +210,6 @@ func TestRelay_OneLeaderAndTakeover(t *testing.T) {
 	eventually(t, "relay 2 leading", func() bool { return r2.Stats().Leader })
 	second := addTx(t, conn, true, ev("T", "a", `{}`))
 	eventually(t, "relay 2 publishing", func() bool { return sameIDs(pub2.ids(), second) })
-}
-
-func TestWaves(t *testing.T) {
-	rows := []row{
-		{ev: event.Event{AggregateID: "a"}}, {ev: event.Event{AggregateID: "b"}}, {ev: event.Event{AggregateID: "a"}},
-		{ev: event.Event{}}, {ev: event.Event{AggregateID: "a"}}, {ev: event.Event{}},
-	}
-	got := waves(rows)
-	want := [][]int{{0, 1, 3, 5}, {2}, {4}}
-	if len(got) != len(want) {
-		t.Fatalf("waves %v, want %v", got, want)
-	}
-	for i := range want {
-		if !slices.Equal(got[i], want[i]) {
-			t.Fatalf("waves %v, want %v", got, want)
-		}
-	}
 }
 
 // A row written by hand without an id is published under an id derived

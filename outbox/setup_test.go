@@ -20,20 +20,26 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // fakePublisher records what it published, in order, and refuses events
-// its refuse func picks.
+// its refuse func picks. It keeps PublishOrdered's order: an event whose
+// predecessor was refused is not sent.
 type fakePublisher struct {
 	mu     sync.Mutex
 	got    []event.Event
-	batch  []int // size of each PublishBatch
+	batch  []int // size of each PublishOrdered
 	refuse func(ev event.Event) error
 }
 
-func (p *fakePublisher) PublishBatch(_ context.Context, evs []event.Event) error {
+func (p *fakePublisher) PublishOrdered(_ context.Context, evs []event.Event, after []int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.batch = append(p.batch, len(evs))
 	be := &amqp.BatchError{Errs: make([]error, len(evs))}
 	for i, ev := range evs {
+		if after != nil && after[i] >= 0 && be.Errs[after[i]] != nil {
+			be.Errs[i] = amqp.ErrNotSent
+			be.Failed++
+			continue
+		}
 		if p.refuse != nil {
 			if err := p.refuse(ev); err != nil {
 				be.Errs[i] = err

@@ -240,6 +240,9 @@ func (b *bench) runRelayInProcess(ctx context.Context, n int) (measurement, erro
 	if err != nil {
 		return t.stop(), err
 	}
+	if err := p.Start(ctx); err != nil {
+		return t.stop(), err
+	}
 	defer func() { _ = p.Stop(context.Background()) }()
 	ocfg := cfg.OutboxConfig()
 	ocfg.Logger, ocfg.Metrics = log, m
