@@ -202,7 +202,7 @@ func TestDeclare_DeadAndUnroutedQueuesOnThisBroker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = declareDomain(s.conn, ch, exchange)
+		_, err = declareDomain(s.conn, ch, exchange, 0)
 		_ = ch.Close()
 		if err != nil {
 			t.Fatalf("declareDomain, round %d: %v", round, err)

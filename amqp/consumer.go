@@ -74,15 +74,21 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 		_ = conn.Close()
 		return nil, err
 	}
-	legacy, err := w.topo.declare(conn)
+	found, err := w.topo.declare(conn)
 	if err != nil {
 		return fail(err)
 	}
-	if len(legacy) > 0 && !w.toldLegacy {
+	if len(found.legacy) > 0 && !w.toldLegacy {
 		w.toldLegacy = true
 		w.log.Info("queues created by an earlier version keep dead-lettering through the default exchange; "+
 			"retries and dead letters go through the app's exchange (docs/least-privilege.md, Upgrade)",
-			"queues", legacy, "exchange", w.topo.hops())
+			"queues", found.legacy, "exchange", w.topo.hops())
+	}
+	if len(found.keptSize) > 0 && !w.toldKeptSize {
+		w.toldKeptSize = true
+		w.log.Info("queues that exist with another initial group size than QUORUM_INITIAL_GROUP_SIZE keep their replicas; "+
+			"the setting applies to new queues (rabbitmq-queues grow/shrink changes existing ones, docs/cluster.md)",
+			"queues", found.keptSize, "quorum_initial_group_size", w.topo.groupSize)
 	}
 	ch, err := conn.Channel()
 	if err != nil {

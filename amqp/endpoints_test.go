@@ -3,7 +3,6 @@ package amqp_test
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,23 +116,11 @@ func TestRedactURL_List(t *testing.T) {
 	}
 }
 
-// closedPort is a local port nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	return port
-}
-
 // Dial over a list with a dead node first connects to the live one,
 // wherever it starts; with every node dead its error names each attempt.
 func TestDial_ListSkipsADeadNode(t *testing.T) {
 	t.Parallel()
-	dead := "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/"
+	dead := "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t)) + "/"
 	list := dead + "," + brokertest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -144,7 +131,7 @@ func TestDial_ListSkipsADeadNode(t *testing.T) {
 		}
 		_ = c.Close()
 	}
-	other := "amqp://guest:S3cret@127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/"
+	other := "amqp://guest:S3cret@127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t)) + "/"
 	_, err := amqp.Dial(ctx, dead+","+other, "dial-list-test")
 	if err == nil || strings.Count(err.Error(), "connection refused") != 2 || strings.Contains(err.Error(), "S3cret") {
 		t.Fatalf("Dial(dead, dead) = %v; want both refusals, no password", err)

@@ -14,8 +14,8 @@ const (
 	// HeaderAggregateID carries Event.AggregateID.
 	HeaderAggregateID = "aggregate_id"
 	// HeaderAttempt is the attempt number of the delivery that carries it
-	// (absent means 1). Kept in our own header because RabbitMQ ≥3.13 ignores
-	// x-death counts set by clients.
+	// (absent means 1). Kept in our own header because RabbitMQ 4.x ignores
+	// x-death counts set by clients (docs/design.md, "Broker versions").
 	HeaderAttempt = "eventfleet-attempt"
 	// HeaderRoutingKey is the routing key the event was first published with;
 	// hops through retry and dead-letter queues change the delivery's key.

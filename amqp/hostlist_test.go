@@ -24,7 +24,7 @@ var slowBackoff = retry.Backoff{Min: 20 * time.Second, Max: 20 * time.Second}
 func TestPublisherAndWorker_ListSkipsADeadNode(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	dead := closedPort(t)
+	dead := brokertest.FreePort(t)
 	list := fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/,%s", dead, b.url)
 	q := bindTap(t, b.exchange, "#")
 
@@ -154,7 +154,7 @@ func TestPublisher_StopOnRefusalWaitsForEveryNode(t *testing.T) {
 		"every node refuses": {wrong + "," + wrong, true},
 		// A node that is down says nothing about the credentials: a round
 		// with a refusal and no connection stops too.
-		"one refuses, one is down": {wrong + "," + "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/", true},
+		"one refuses, one is down": {wrong + "," + "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t)) + "/", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -20,6 +20,11 @@ type declarer struct {
 	conn   *amqp091.Connection
 	ch     *amqp091.Channel
 	legacy []string // queues declared with their old arguments
+	// groupSize is the initial group size of the quorum queues it creates
+	// (QuorumInitialGroupSize; 0: the broker's default), keptSize the
+	// queues that exist with another one and keep it (replication.go).
+	groupSize int
+	keptSize  []string
 }
 
 // declareKeeping declares queue q with args, or, when q exists from before
@@ -60,7 +65,7 @@ func (d *declarer) declareOr(q string, args, alt amqp091.Table, exists func(erro
 			return false, err
 		}
 	}
-	err = declareRaw(d.ch, q, args)
+	err = d.declareGroupSized(q, args)
 	if !exists(err) {
 		if err != nil {
 			return false, declareError("queue", q, err)
@@ -71,7 +76,7 @@ func (d *declarer) declareOr(q string, args, alt amqp091.Table, exists func(erro
 	if d.ch, err = d.conn.Channel(); err != nil {
 		return false, err
 	}
-	if err := declareRaw(d.ch, q, alt); err != nil {
+	if err := d.declareGroupSized(q, alt); err != nil {
 		return false, declareError("queue", q, err)
 	}
 	return true, nil

@@ -40,6 +40,12 @@ type PublisherConfig struct {
 	// TopologyPassive only checks that they exist, for a broker user
 	// without configure permission on them. Defaults to TopologyDeclare.
 	Topology string
+	// QuorumInitialGroupSize is the x-quorum-initial-group-size of the
+	// unrouted queue when the Publisher creates it: how many cluster nodes
+	// hold a replica. 0 passes none, and the broker's default applies (3,
+	// or every node of a smaller cluster; replication.go); a queue that
+	// exists keeps its own. Defaults to 0.
+	QuorumInitialGroupSize int
 	// SendOnly is for a Publisher that only sends prepared messages
 	// (PublishMessage, SendMessage) and keeps no unrouted copies, such as
 	// `worker dlq replay`'s: Topology then declares or checks the domain
@@ -144,6 +150,9 @@ func (c PublisherConfig) Validate() error {
 		return configError("Exchange", c.Exchange, err.Error())
 	}
 	if err := validateTopology("Topology", c.Topology); err != nil {
+		return err
+	}
+	if err := validateGroupSize(c.QuorumInitialGroupSize); err != nil {
 		return err
 	}
 	if err := tlsConfigError(c.URL, c.TLS); err != nil {

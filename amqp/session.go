@@ -42,7 +42,9 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 	case p.cfg.SendOnly:
 		err = declareExchange(ch, p.cfg.Exchange)
 	default:
-		err = declareDomain(conn, ch, p.cfg.Exchange)
+		// An unrouted queue kept with its own group size is as good as one
+		// created with it; a Worker's log names it, a Publisher's does not.
+		_, err = declareDomain(conn, ch, p.cfg.Exchange, p.cfg.QuorumInitialGroupSize)
 	}
 	if err == nil {
 		err = ch.Confirm(false /* noWait */)

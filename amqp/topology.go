@@ -86,17 +86,19 @@ func topicWords(k string) []string {
 // {durable: true}) fails with 406 on any argument it does not pass itself.
 // The unrouted queue's bound comes from a policy (UnroutedPolicy); its only
 // argument besides the type is the delivery limit that keeps `worker dlq`
-// reads from dropping it on RabbitMQ 4.x (declarer.declareUnlimited).
-func declareDomain(conn *amqp091.Connection, ch *amqp091.Channel, exchange string) error {
+// reads from dropping it on RabbitMQ 4.x (declarer.declareUnlimited), and
+// the initial group size groupSize when not 0 (replication.go). kept lists
+// the unrouted queue when it exists with another group size and keeps it.
+func declareDomain(conn *amqp091.Connection, ch *amqp091.Channel, exchange string, groupSize int) (kept []string, err error) {
 	if err := declareExchange(ch, exchange); err != nil {
-		return err
+		return nil, err
 	}
 	q := UnroutedQueue(exchange)
-	d := declarer{conn: conn}
-	err := d.declareUnlimited(q, serverVersion(conn))
+	d := declarer{conn: conn, groupSize: groupSize}
+	err = d.declareUnlimited(q, serverVersion(conn))
 	d.close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The copies go through an exchange of their own, not the default
 	// exchange: write on amq.default would let a publisher's user put
@@ -109,12 +111,12 @@ func declareDomain(conn *amqp091.Connection, ch *amqp091.Channel, exchange strin
 		false, // internal: publishers send to it
 		false, // noWait
 		nil); err != nil {
-		return declareError("exchange", q, err)
+		return nil, declareError("exchange", q, err)
 	}
 	if err := ch.QueueBind(q, q, q, false /* noWait */, nil); err != nil {
-		return fmt.Errorf("bind queue %q to exchange %q: %w", q, q, err)
+		return nil, fmt.Errorf("bind queue %q to exchange %q: %w", q, q, err)
 	}
-	return nil
+	return d.keptSize, nil
 }
 
 // declareExchange declares the domain exchange alone (none when empty).
@@ -141,8 +143,16 @@ type appTopology struct {
 	queue         string
 	queueType     string
 	deliveryLimit int
+	groupSize     int // x-quorum-initial-group-size of new quorum queues; 0: the broker's
 	bindings      []string
 	delays        []time.Duration
+}
+
+// declared is what declaring an app's topology found: queues created by
+// earlier versions, kept with their arguments.
+type declared struct {
+	legacy   []string // dead-lettering through the default exchange (declarer)
+	keptSize []string // with another initial group size than configured (replication.go)
 }
 
 // hops is the app's own exchange (HopsExchange).
@@ -181,32 +191,33 @@ func (t appTopology) retryArgs(d time.Duration, dlx string) amqp091.Table {
 }
 
 // declare declares the app's topology on channels of its own, and returns
-// the queues that keep dead-lettering through the default exchange (see
-// declarer): the shared part (or, passive, a check of it), the app's own
-// part (declareOwn) and the bindings to the domain exchange.
-func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err error) {
-	d := declarer{conn: conn}
+// the queues kept with the arguments they were created with (declared):
+// the shared part (or, passive, a check of it), the app's own part
+// (declareOwn) and the bindings to the domain exchange.
+func (t appTopology) declare(conn *amqp091.Connection) (found declared, err error) {
+	d := declarer{conn: conn, groupSize: t.groupSize}
 	defer d.close()
 	if d.ch, err = conn.Channel(); err != nil {
-		return nil, err
+		return found, err
 	}
+	var kept []string
 	if t.passive {
 		err = checkDomain(d.ch, t.exchange, false /* unrouted: publishers keep it, not workers */)
 	} else {
-		err = declareDomain(d.conn, d.ch, t.exchange)
+		kept, err = declareDomain(d.conn, d.ch, t.exchange, t.groupSize)
 	}
 	if err != nil {
-		return nil, err
+		return found, err
 	}
 	if err := t.declareOwn(&d); err != nil {
-		return nil, err
+		return found, err
 	}
 	for _, key := range t.bindings {
 		if err := d.ch.QueueBind(t.queue, key, t.exchange, false /* noWait */, nil); err != nil {
-			return nil, fmt.Errorf("bind queue %q to %q with key %q: %w", t.queue, t.exchange, key, err)
+			return found, fmt.Errorf("bind queue %q to %q with key %q: %w", t.queue, t.exchange, key, err)
 		}
 	}
-	return d.legacy, nil
+	return declared{legacy: d.legacy, keptSize: append(kept, d.keptSize...)}, nil
 }
 
 // declareOwnOn declares the app's own part of the topology on conn: what
@@ -215,7 +226,7 @@ func (t appTopology) declare(conn *amqp091.Connection) (legacy []string, err err
 // operator deleted the exchange or a queue). Idempotent, and needs only
 // the app user's permissions on its own names.
 func (t appTopology) declareOwnOn(conn *amqp091.Connection) error {
-	d := declarer{conn: conn}
+	d := declarer{conn: conn, groupSize: t.groupSize}
 	defer d.close()
 	return t.declareOwn(&d)
 }

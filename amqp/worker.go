@@ -53,9 +53,10 @@ type Worker struct {
 	holding                atomic.Int64 // deliveries held because the broker refuses their hop (holdRefused)
 	last                   lastError    // why it is not consuming; written by run
 
-	// toldLegacy: the queues kept with their old arguments were logged.
-	// Written and read by run's goroutine only (connect).
-	toldLegacy bool
+	// toldLegacy: the queues kept with their old arguments were logged;
+	// toldKeptSize: those kept with their own initial group size. Written
+	// and read by run's goroutine only (connect).
+	toldLegacy, toldKeptSize bool
 }
 
 type job struct {
@@ -94,6 +95,7 @@ func NewWorker(cfg WorkerConfig, h event.Handler) (*Worker, error) {
 		queue:         queue,
 		queueType:     cfg.QueueType,
 		deliveryLimit: cfg.DeliveryLimit,
+		groupSize:     cfg.QuorumInitialGroupSize,
 		bindings:      bindings,
 		delays:        cfg.Retry.Stages(),
 	}

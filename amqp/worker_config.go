@@ -121,6 +121,14 @@ type WorkerConfig struct {
 	// broker dead-letters it. Defaults to DefaultDeliveryLimit (20). Ignored
 	// for classic queues.
 	DeliveryLimit int
+	// QuorumInitialGroupSize is the x-quorum-initial-group-size of the
+	// quorum queues the Worker creates (the app's queue when a quorum
+	// queue, its delay and dead-letter queues, the unrouted queue): how
+	// many cluster nodes hold a replica of each. 0 passes none, and the
+	// broker's default applies: 3, or every node of a smaller cluster
+	// (replication.go). A queue that exists keeps the replicas it was
+	// created with. Defaults to 0.
+	QuorumInitialGroupSize int
 	// MaxBody is the largest body accepted. A larger one is not read into
 	// memory: its frames are discarded as they arrive, the delivery is
 	// rejected, and the app queue's dead-lettering moves the message whole
@@ -221,6 +229,9 @@ func (c WorkerConfig) Validate() error {
 		return configError("MaxBody", c.MaxBody, "must be positive")
 	case c.SampleInterval <= 0:
 		return configError("SampleInterval", c.SampleInterval, "must be positive")
+	}
+	if err := validateGroupSize(c.QuorumInitialGroupSize); err != nil {
+		return err
 	}
 	for _, k := range c.EventTypes {
 		if err := ValidateBindingKey(k); err != nil {

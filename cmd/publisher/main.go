@@ -58,6 +58,8 @@ Environment:
   EXCHANGE            domain exchange (default domain_events)
   TOPOLOGY            declare the exchange and <EXCHANGE>.unrouted, or passive: only check
                       them, for a user without configure permission (default declare)
+  QUORUM_INITIAL_GROUP_SIZE  replicas of <EXCHANGE>.unrouted when it is created (default 0:
+                      the broker's, 3 or every node of a smaller cluster)
   APP_NAME            app_id of the messages (else FLY_APP_NAME, else "app")
   LOG_LEVEL           debug, info, warn or error (default info)
   PUBLISH_WINDOW      events in flight awaiting confirms (default 256)

@@ -135,6 +135,9 @@ Consuming
   RETRY_MAX_ATTEMPTS  attempts before an event is dead-lettered [5]
   DELIVERY_LIMIT      redeliveries of an unacked event (a crashing worker)
                       before the broker dead-letters it (quorum only) [20]
+  QUORUM_INITIAL_GROUP_SIZE  replicas of each quorum queue when it is created;
+                      0: the broker's default, 3 or every node of a smaller
+                      cluster; existing queues keep theirs [0]
   SHUTDOWN_TIMEOUT    on SIGTERM/SIGINT, how long running handlers may finish;
                       after it, their events go back to the queue [25s]
 

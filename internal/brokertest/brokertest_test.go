@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,20 +19,13 @@ func noContainer(t *testing.T) func() (string, error) {
 	}
 }
 
-// closedPort returns a loopback AMQP URL where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return "amqp://guest:guest@" + addr + "/"
+// closedURL is a loopback AMQP URL where nothing listens (FreePort).
+func closedURL(t *testing.T) string {
+	return "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(FreePort(t)) + "/"
 }
 
 func TestDiscover_AMQPURLWinsWithoutDialling(t *testing.T) {
-	u, from, err := discover("amqp://u:pw@broker.invalid:5672/", closedPort(t), noDocker, noContainer(t))
+	u, from, err := discover("amqp://u:pw@broker.invalid:5672/", closedURL(t), noDocker, noContainer(t))
 	if err != nil || u != "amqp://u:pw@broker.invalid:5672/" || from != "AMQP_URL" {
 		t.Fatalf("discover = %q, %q, %v; want AMQP_URL's value", u, from, err)
 	}
@@ -52,7 +46,7 @@ func TestDiscover_RunningBrokerWithoutAMQPURL(t *testing.T) {
 
 func TestDiscover_TestcontainersWhenNothingAnswers(t *testing.T) {
 	started := false
-	u, from, err := discover("", closedPort(t), func() bool { return true }, func() (string, error) {
+	u, from, err := discover("", closedURL(t), func() bool { return true }, func() (string, error) {
 		started = true
 		return "amqp://guest:guest@localhost:32768/", nil
 	})
@@ -72,7 +66,7 @@ func TestDiscover_NoBrokerSaysHowToProvideOne(t *testing.T) {
 		{"Docker fails", true, func() (string, error) { return "", errors.New("rootless Docker not found") }, "testcontainers failed: rootless Docker not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			local := strings.Replace(closedPort(t), "guest:guest", "guest:s3cretpw", 1)
+			local := strings.Replace(closedURL(t), "guest:guest", "guest:s3cretpw", 1)
 			_, _, err := discover("", local, func() bool { return tc.docker }, tc.container)
 			if !errors.Is(err, ErrNoBroker) {
 				t.Fatalf("err = %v; want ErrNoBroker", err)

@@ -65,6 +65,11 @@ type Broker struct {
 	// declared) or passive (only checked, for a broker user without
 	// configure permission on them; docs/least-privilege.md).
 	Topology string `env:"TOPOLOGY"`
+	// QuorumInitialGroupSize is the replica count of the quorum queues a
+	// publisher or worker creates (x-quorum-initial-group-size); 0, the
+	// default, leaves it to the broker (3, or every node of a smaller
+	// cluster). Existing queues keep theirs.
+	QuorumInitialGroupSize int `env:"QUORUM_INITIAL_GROUP_SIZE"`
 	// AppName names this app; FlyAppName is its fallback, then "app".
 	AppName    string `env:"APP_NAME"`
 	FlyAppName string `env:"FLY_APP_NAME"`
@@ -552,6 +557,7 @@ func (c Worker) WorkerConfig(log *slog.Logger, m *metrics.Metrics) amqp.WorkerCo
 	wc.HandlerTimeout = c.HandlerTimeout
 	wc.Retry = retry.Policy{Delays: delays, MaxAttempts: c.RetryMaxAttempts}
 	wc.DeliveryLimit = c.DeliveryLimit
+	wc.QuorumInitialGroupSize = c.QuorumInitialGroupSize
 	wc.MaxBody = c.MaxBody
 	return wc
 }
@@ -564,6 +570,7 @@ func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.Pu
 	pc.TLS = c.TLS()
 	pc.Exchange = c.Exchange
 	pc.Topology = c.Topology
+	pc.QuorumInitialGroupSize = c.QuorumInitialGroupSize
 	pc.AppID = c.App()
 	pc.Window = c.Window
 	return pc
@@ -572,25 +579,26 @@ func (c Publisher) PublisherConfig(log *slog.Logger, m *metrics.Metrics) amqp.Pu
 // libraryVars names the variable that sets each library Config field, for
 // the library's *amqp.ConfigError.
 var libraryVars = map[string]string{
-	"URL":               "AMQP_URL",
-	"TLS.CAFile":        "AMQP_TLS_CA_FILE",
-	"TLS.CertFile":      "AMQP_TLS_CERT_FILE",
-	"TLS.KeyFile":       "AMQP_TLS_KEY_FILE",
-	"TLS.ServerName":    "AMQP_TLS_SERVER_NAME",
-	"Exchange":          "EXCHANGE",
-	"Topology":          "TOPOLOGY",
-	"App":               "APP_NAME",
-	"AppID":             "APP_NAME",
-	"Window":            "PUBLISH_WINDOW",
-	"QueueType":         "QUEUE_TYPE",
-	"EventTypes":        "EVENT_TYPES",
-	"Concurrency":       "WORKER_CONCURRENCY",
-	"Prefetch":          "WORKER_PREFETCH",
-	"HandlerTimeout":    "HANDLER_TIMEOUT",
-	"DeliveryLimit":     "DELIVERY_LIMIT",
-	"MaxBody":           "WORKER_MAX_BODY",
-	"Retry.Delays":      "RETRY_DELAYS",
-	"Retry.MaxAttempts": "RETRY_MAX_ATTEMPTS",
+	"URL":                    "AMQP_URL",
+	"TLS.CAFile":             "AMQP_TLS_CA_FILE",
+	"TLS.CertFile":           "AMQP_TLS_CERT_FILE",
+	"TLS.KeyFile":            "AMQP_TLS_KEY_FILE",
+	"TLS.ServerName":         "AMQP_TLS_SERVER_NAME",
+	"Exchange":               "EXCHANGE",
+	"Topology":               "TOPOLOGY",
+	"App":                    "APP_NAME",
+	"AppID":                  "APP_NAME",
+	"Window":                 "PUBLISH_WINDOW",
+	"QueueType":              "QUEUE_TYPE",
+	"EventTypes":             "EVENT_TYPES",
+	"Concurrency":            "WORKER_CONCURRENCY",
+	"Prefetch":               "WORKER_PREFETCH",
+	"HandlerTimeout":         "HANDLER_TIMEOUT",
+	"DeliveryLimit":          "DELIVERY_LIMIT",
+	"QuorumInitialGroupSize": "QUORUM_INITIAL_GROUP_SIZE",
+	"MaxBody":                "WORKER_MAX_BODY",
+	"Retry.Delays":           "RETRY_DELAYS",
+	"Retry.MaxAttempts":      "RETRY_MAX_ATTEMPTS",
 }
 
 // libraryError turns the library's *amqp.ConfigError into an *Error naming

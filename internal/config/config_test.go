@@ -60,6 +60,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", "debug"},
 		{map[string]string{"AMQP_URL": "http://u:pw123@host"}, "AMQP_URL", "AMQP URL"},
 		{map[string]string{"DELIVERY_LIMIT": "-1"}, "DELIVERY_LIMIT", "at least 1"},
+		{map[string]string{"QUORUM_INITIAL_GROUP_SIZE": "-1"}, "QUORUM_INITIAL_GROUP_SIZE", "must be 0"},
+		{map[string]string{"QUORUM_INITIAL_GROUP_SIZE": "three"}, "QUORUM_INITIAL_GROUP_SIZE", ""},
 		{map[string]string{"METRICS_ADDR": "9090"}, "METRICS_ADDR", "host:port"},
 		{map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER", "otlp"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"},
@@ -268,5 +270,35 @@ func TestAppName_CollisionsRefusedWhereTheNameMakesQueues(t *testing.T) {
 	}
 	if _, err := LoadPublisher(env); err != nil {
 		t.Errorf("LoadPublisher(APP_NAME=billing.dead) = %v, want nil: app_id makes no queue", err)
+	}
+}
+
+// QUORUM_INITIAL_GROUP_SIZE reaches both libraries' configs; unlike the
+// settings above, a written 0 is a value (the broker's default), accepted.
+func TestLoad_QuorumInitialGroupSize(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", "0", "3", "5"} {
+		want := 0
+		if v != "" {
+			want = int(v[0] - '0')
+		}
+		w, err := LoadWorker(map[string]string{"QUORUM_INITIAL_GROUP_SIZE": v})
+		if err != nil {
+			t.Fatalf("LoadWorker %q: %v", v, err)
+		}
+		if got := w.WorkerConfig(nil, nil).QuorumInitialGroupSize; got != want {
+			t.Errorf("worker %q: QuorumInitialGroupSize %d, want %d", v, got, want)
+		}
+		p, err := LoadPublisher(map[string]string{"QUORUM_INITIAL_GROUP_SIZE": v})
+		if err != nil {
+			t.Fatalf("LoadPublisher %q: %v", v, err)
+		}
+		if got := p.PublisherConfig(nil, nil).QuorumInitialGroupSize; got != want {
+			t.Errorf("publisher %q: QuorumInitialGroupSize %d, want %d", v, got, want)
+		}
+	}
+	var ce *Error
+	if _, err := LoadPublisher(map[string]string{"QUORUM_INITIAL_GROUP_SIZE": "-2"}); !errors.As(err, &ce) || ce.Var != "QUORUM_INITIAL_GROUP_SIZE" {
+		t.Errorf("publisher -2: %v, want an error naming QUORUM_INITIAL_GROUP_SIZE", err)
 	}
 }

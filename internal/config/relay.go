@@ -3,13 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventfleet/eventfleet/internal/pgdsn"
 	"github.com/eventfleet/eventfleet/internal/pgident"
 	"github.com/eventfleet/eventfleet/outbox"
 )
@@ -105,30 +103,6 @@ func (c Relay) OutboxConfig() outbox.Config {
 	return cfg
 }
 
-var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-
 // RedactDSN is a PostgreSQL URL or DSN with its password hidden, for logs
-// and errors.
-func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	dsn = dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
-	// A URL that url.Parse refuses (an unescaped '#' in the password, which
-	// pgx accepts, a bad %-escape, a space) still has user:password@ after
-	// its scheme: hide everything from the user's ':' to the last '@'.
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		rest := dsn[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
-				dsn = dsn[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
-			}
-		}
-	}
-	return dsn
-}
+// and errors (pgdsn.Redact).
+func RedactDSN(dsn string) string { return pgdsn.Redact(dsn) }

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/pgdsn"
 	"github.com/jackc/pgx/v5"
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
@@ -46,7 +46,7 @@ func URL(t testing.TB) string {
 		var from string
 		serverURL, from, serverErr = discover(os.Getenv("TEST_DATABASE_URL"), LocalURL, brokertest.DockerLikely, startContainer)
 		if serverErr == nil {
-			fmt.Fprintf(os.Stderr, "pgtest: tests use PostgreSQL at %s (%s)\n", redact(serverURL), from)
+			fmt.Fprintf(os.Stderr, "pgtest: tests use PostgreSQL at %s (%s)\n", pgdsn.Redact(serverURL), from)
 		}
 	})
 	if serverErr != nil {
@@ -63,13 +63,13 @@ func discover(envURL, localURL string, docker func() bool, container func() (str
 	if localErr == nil {
 		return localURL, "TEST_DATABASE_URL unset; a server answers there", nil
 	}
-	why := fmt.Sprintf("TEST_DATABASE_URL is unset, nothing answers at %s (%v)", redact(localURL), localErr)
+	why := fmt.Sprintf("TEST_DATABASE_URL is unset, nothing answers at %s (%v)", pgdsn.Redact(localURL), localErr)
 	if !docker() {
 		why += ", and no Docker socket was found"
 	} else {
 		u, err := container()
 		if err == nil {
-			return u, "TEST_DATABASE_URL unset, none at " + redact(localURL) + "; testcontainers started " + Image, nil
+			return u, "TEST_DATABASE_URL unset, none at " + pgdsn.Redact(localURL) + "; testcontainers started " + Image, nil
 		}
 		why += ", and testcontainers failed: " + err.Error()
 	}
@@ -149,20 +149,10 @@ func withDatabase(dsn, name string) (string, error) {
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return "", fmt.Errorf("pgtest: TEST_DATABASE_URL %s: %w", redact(dsn), err)
+		return "", fmt.Errorf("pgtest: TEST_DATABASE_URL %s: %w", pgdsn.Redact(dsn), err)
 	}
 	u.Path, u.RawPath = "/"+name, ""
 	return u.String(), nil
-}
-
-var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-
-// redact is dsn without its password, for messages.
-func redact(dsn string) string {
-	if isURL(dsn) {
-		return brokertest.Redact(dsn)
-	}
-	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }
 
 // Conn connects to u for test plumbing; closed when t ends.
@@ -172,7 +162,7 @@ func Conn(t testing.TB, u string) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", redact(u), err)
+		t.Fatalf("connect to %s: %v", pgdsn.Redact(u), err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
@@ -184,7 +174,7 @@ func exec_(t testing.TB, u, sql string) {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", redact(u), err)
+		t.Fatalf("connect to %s: %v", pgdsn.Redact(u), err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql); err != nil {

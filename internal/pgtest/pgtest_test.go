@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventfleet/eventfleet/internal/pgdsn"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -108,8 +109,8 @@ func TestDatabase_KeyValueServer(t *testing.T) {
 func TestRedact_HidesAKeyValuePassword(t *testing.T) {
 	t.Parallel()
 	for _, in := range []string{"host=h user=u password=s3cret", "host=h password='s3 cret' user=u", "postgres://u:s3cret@h/db"} {
-		if got := redact(in); strings.Contains(got, "s3") {
-			t.Errorf("redact(%q) = %q", in, got)
+		if got := pgdsn.Redact(in); strings.Contains(got, "s3") {
+			t.Errorf("pgdsn.Redact(%q) = %q", in, got)
 		}
 	}
 }
