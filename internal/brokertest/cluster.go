@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,10 @@ type Cluster struct {
 	// chain is the iptables chain Partition adds its rules to (created on
 	// the first Partition, removed at test end).
 	chain string
+	// sources[i] is the loopback address node i's outgoing distribution
+	// connections leave from: random per cluster, so a Partition in one
+	// cluster never cuts a node of another running at the same time.
+	sources []string
 }
 
 // clusterTicktime is net_ticktime in seconds: a silent peer is declared down
@@ -52,6 +57,11 @@ func StartCluster(t testing.TB, n int, opts ...NodeOption) *Cluster {
 		peers = append(peers, fmt.Sprintf("cluster_formation.classic_config.nodes.%d = %s", i+1, names[i]))
 	}
 	c := &Cluster{chain: "EF-" + randomHex(4)}
+	net := make([]byte, 2)
+	_, _ = rand.Read(net)
+	for i := range names {
+		c.sources = append(c.sources, fmt.Sprintf("127.%d.%d.%d", net[0], net[1], 11+i))
+	}
 	for i, name := range names {
 		nodeOpts := append(slices.Clone(opts),
 			WithConf(append(peers,
@@ -63,7 +73,7 @@ func StartCluster(t testing.TB, n int, opts ...NodeOption) *Cluster {
 				// this node's own, so Partition can cut all of its links (each
 				// pair of nodes shares one connection, opened by either side).
 				// The node still listens on every address.
-				"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_connect_options [{ip,{127,0,0,"+strconv.Itoa(sourceHost(i))+"}}]",
+				"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_connect_options [{ip,{"+strings.ReplaceAll(c.sources[i], ".", ",")+"}}]",
 			),
 		)
 		node := prepareNode(t, name, nodeOpts...)
@@ -100,10 +110,6 @@ func StartCluster(t testing.TB, n int, opts ...NodeOption) *Cluster {
 	c.WaitHealthy(t, 60*time.Second)
 	return c
 }
-
-// sourceHost is the last byte of node i's (0-based) loopback source address
-// for distribution: 127.0.0.11 for the first node.
-func sourceHost(i int) int { return 11 + i }
 
 // stop kills every node at once (their data is thrown away, so there is
 // nothing to stop cleanly) and removes their directories and the

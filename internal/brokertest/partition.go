@@ -30,7 +30,7 @@ func (c *Cluster) Partition(t testing.TB, n *Node) {
 	if err := c.ensureChain(); err != nil {
 		t.Skipf("partition test needs a usable iptables (run as root): %v", err)
 	}
-	src := "127.0.0." + strconv.Itoa(sourceHost(c.index(n)))
+	src := c.sources[c.index(n)]
 	port := strconv.Itoa(n.DistPort)
 	for _, rule := range [][]string{
 		{"-s", src},
