@@ -2,8 +2,11 @@ package chaos
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/eventfleet/eventfleet/amqp"
 )
 
 // The checker itself must be able to fail.
@@ -27,7 +30,14 @@ func TestChecker(t *testing.T) {
 	if !c.Settled() {
 		t.Fatal("not settled after b was dead-lettered")
 	}
-	if r := c.Report(nil); !r.OK() || r.Confirmed != 2 || r.Failed != 1 {
+	if r := c.Report(nil); !r.OK() || r.Confirmed != 2 || r.Failed != 1 || r.Indeterminate != 1 || r.Arrived != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	// A nack is an answer: failed, not indeterminate. An indeterminate
+	// publish that arrives is counted, and is no phantom.
+	c.Published("d", fmt.Errorf("publish: %w", amqp.ErrNacked))
+	c.Handled("c")
+	if r := c.Report(func(id string) bool { return strings.ContainsAny(id, "abcdx") }); !r.OK() || r.Failed != 2 || r.Indeterminate != 1 || r.Arrived != 1 {
 		t.Fatalf("report %+v", r)
 	}
 }

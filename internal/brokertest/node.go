@@ -24,8 +24,10 @@ type Node struct {
 	Port int    // AMQP port
 	// TLSPort is the AMQP-over-TLS port (amqps), with WithTLS; else 0.
 	TLSPort int
-	dir     string
-	env     []string
+	// DistPort is the Erlang distribution port (never the shared broker's 25672).
+	DistPort int
+	dir      string
+	env      []string
 }
 
 // StartNode starts a private node and stops it (and removes its data) when the
@@ -34,20 +36,44 @@ type Node struct {
 // TLS listener (WithTLS).
 func StartNode(t testing.TB, opts ...NodeOption) *Node {
 	t.Helper()
+	skipWithoutServer(t)
+	n := prepareNode(t, "ef-"+randomHex(3)+"@localhost", opts...)
+	t.Cleanup(func() {
+		n.stop()
+		_ = os.RemoveAll(n.dir)
+	})
+	n.Start(t)
+	return n
+}
+
+// skipWithoutServer skips fault tests that start private nodes where they
+// cannot or should not run.
+func skipWithoutServer(t testing.TB) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("fault test: starts a private RabbitMQ node; skipped with -short")
 	}
 	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
 		t.Skip("fault test needs rabbitmq-server installed to start a private node")
 	}
+}
+
+func randomHex(bytes int) string {
+	b := make([]byte, bytes)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// prepareNode writes a node's directory (configuration, plugins, ports) and
+// starts its reaper, but does not start it: a cluster starts its nodes
+// together. The caller stops the node and removes n.dir at test end.
+func prepareNode(t testing.TB, name string, opts ...NodeOption) *Node {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "eventfleet-node-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	n := &Node{Name: "ef-" + hex.EncodeToString(b) + "@localhost", Port: FreePort(t), dir: dir}
-	dist := FreePort(t)
+	n := &Node{Name: name, Port: FreePort(t), DistPort: FreePort(t), dir: dir}
 	setup := nodeSetup{files: map[string]string{}}
 	for _, opt := range opts {
 		opt(&setup)
@@ -67,6 +93,7 @@ func StartNode(t testing.TB, opts ...NodeOption) *Node {
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			_ = os.RemoveAll(dir)
 			t.Fatal(err)
 		}
 	}
@@ -80,19 +107,15 @@ func StartNode(t testing.TB, opts ...NodeOption) *Node {
 	n.env = append(os.Environ(),
 		"RABBITMQ_NODENAME="+n.Name,
 		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.Port),
-		"RABBITMQ_DIST_PORT="+strconv.Itoa(dist),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.DistPort),
 		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
 		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
 		"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq"),
 	)
-	t.Cleanup(func() {
-		n.stop()
-		_ = os.RemoveAll(dir)
-	})
+	n.env = append(n.env, setup.env...)
 	reapWhenGone(dir)
-	n.Start(t)
 	return n
 }
 
@@ -141,22 +164,41 @@ func (n *Node) TLSURL(host string) string {
 // Start starts the node (again, on the same data) and waits until it serves.
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
+	if err := n.launch(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.awaitStartup(90 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launch starts the server detached and returns at once, so that several
+// nodes can boot at the same time.
+func (n *Node) launch() error {
 	cmd := exec.Command("rabbitmq-server", "-detached")
 	cmd.Env = n.env
+	// The node's own directory: erl arguments with brackets pass through
+	// unquoted shell words, which must not glob-match a file here.
+	cmd.Dir = n.dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("start node %s: %v\n%s", n.Name, err, out)
+		return fmt.Errorf("start node %s: %v\n%s", n.Name, err, out)
 	}
-	deadline := time.Now().Add(90 * time.Second)
+	return nil
+}
+
+// awaitStartup waits until the node has booted and its AMQP port accepts.
+func (n *Node) awaitStartup(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		if err := n.ctl("await_startup"); err == nil {
 			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.Port), time.Second); err == nil {
 				_ = c.Close()
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(n.dir, "log", n.Name+".log"))
-			t.Fatalf("node %s did not start within 90s; log tail:\n%s", n.Name, tailBytes(log, 2000))
+			return fmt.Errorf("node %s did not start within %v; log tail:\n%s", n.Name, timeout, tailBytes(log, 2000))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -14,6 +14,13 @@ type nodeSetup struct {
 	conf  []string          // extra rabbitmq.conf lines
 	files map[string]string // name in the node's dir -> file to copy there
 	tls   bool              // open a TLS listener on Node.TLSPort
+	env   []string          // extra environment for the server, KEY=value
+}
+
+// withEnv adds environment variables (KEY=value) to the server's
+// environment; later ones win over StartNode's own.
+func withEnv(kv ...string) NodeOption {
+	return func(s *nodeSetup) { s.env = append(s.env, kv...) }
 }
 
 // WithConf adds lines to the node's rabbitmq.conf, e.g.
