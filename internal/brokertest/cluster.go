@@ -192,16 +192,8 @@ func (s clusterStatus) partitioned() bool {
 // no partition recorded; it fails t after timeout, saying what was missing.
 func (c *Cluster) WaitHealthy(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		problem := c.unhealthy()
-		if problem == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not healthy after %v: %s", timeout, problem)
-		}
-		time.Sleep(500 * time.Millisecond)
+	if problem := c.HealthyWithin(timeout); problem != "" {
+		t.Fatalf("cluster not healthy after %v: %s", timeout, problem)
 	}
 }
 
