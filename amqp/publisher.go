@@ -62,6 +62,9 @@ type Publisher struct {
 
 	unrouted atomic.Int64
 	last     lastError // why it is not connected; written by run
+	// toldKeptSize: the unrouted queue kept with its own initial group
+	// size was logged. Written and read by run's goroutine only (connect).
+	toldKeptSize bool
 }
 
 // NewPublisher validates cfg and returns a Publisher. Call Start to connect.

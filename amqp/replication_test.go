@@ -1,15 +1,20 @@
 package amqp
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
@@ -230,4 +235,53 @@ func TestDeclare_QuorumInitialGroupSizeOtherMismatchStillFails(t *testing.T) {
 	if !errors.Is(err, ErrTopologyMismatch) || !strings.Contains(err.Error(), "x-delivery-limit") {
 		t.Errorf("declare with another delivery limit and group size = %v, want ErrTopologyMismatch naming x-delivery-limit", err)
 	}
+}
+
+// A Publisher whose unrouted queue exists with another group size keeps it,
+// publishes, and says so once (an operator who set QUORUM_INITIAL_GROUP_SIZE
+// learns why the queue did not change), as a Worker says it of its queues.
+func TestPublisher_QuorumInitialGroupSizeKeptUnroutedQueueLogged(t *testing.T) {
+	s := newGroupSetup(t)
+	s.declare(t, 0) // an earlier version's queues, without the argument
+	var logs lockedBuffer
+	p, err := NewPublisher(PublisherConfig{URL: brokertest.URL(t), Exchange: s.topo.exchange, QuorumInitialGroupSize: 3,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Stop(context.Background()) }()
+	if err := p.Publish(ctx, event.Event{Type: "GroupSizeKeptEvent"}); err != nil {
+		t.Fatalf("publish with the unrouted queue kept: %v", err)
+	}
+	if got := s.groupSize(t, UnroutedQueue(s.topo.exchange)); got != 0 {
+		t.Errorf("unrouted queue has group size %d, want its own (none)", got)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "keep their replicas"); n != 1 || !strings.Contains(out, UnroutedQueue(s.topo.exchange)) {
+		t.Errorf("log says the queue was kept %d times (want 1, naming %s):\n%s", n, UnroutedQueue(s.topo.exchange), out)
+	}
+}
+
+// lockedBuffer is a log destination the Publisher's goroutines may write
+// while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -43,8 +43,15 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 		err = declareExchange(ch, p.cfg.Exchange)
 	default:
 		// An unrouted queue kept with its own group size is as good as one
-		// created with it; a Worker's log names it, a Publisher's does not.
-		_, err = declareDomain(conn, ch, p.cfg.Exchange, p.cfg.QuorumInitialGroupSize)
+		// created with it; said once, as a Worker says it of its queues.
+		var kept []string
+		kept, err = declareDomain(conn, ch, p.cfg.Exchange, p.cfg.QuorumInitialGroupSize)
+		if len(kept) > 0 && !p.toldKeptSize {
+			p.toldKeptSize = true
+			p.log.Info("queues that exist with another initial group size than QUORUM_INITIAL_GROUP_SIZE keep their replicas; "+
+				"the setting applies to new queues (rabbitmq-queues grow/shrink changes existing ones, docs/cluster.md)",
+				"queues", kept, "quorum_initial_group_size", p.cfg.QuorumInitialGroupSize)
+		}
 	}
 	if err == nil {
 		err = ch.Confirm(false /* noWait */)
