@@ -1,14 +1,12 @@
 package amqp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/proctest"
 )
 
 // The broker's refusals, as RabbitMQ 3.10.8 words them (measured).
@@ -242,8 +241,8 @@ func TestDeclare_QuorumInitialGroupSizeOtherMismatchStillFails(t *testing.T) {
 // learns why the queue did not change), as a Worker says it of its queues.
 func TestPublisher_QuorumInitialGroupSizeKeptUnroutedQueueLogged(t *testing.T) {
 	s := newGroupSetup(t)
-	s.declare(t, 0) // an earlier version's queues, without the argument
-	var logs lockedBuffer
+	s.declare(t, 0)          // an earlier version's queues, without the argument
+	var logs proctest.Buffer // written by the Publisher's goroutines while the test reads
 	p, err := NewPublisher(PublisherConfig{URL: brokertest.URL(t), Exchange: s.topo.exchange, QuorumInitialGroupSize: 3,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -265,23 +264,4 @@ func TestPublisher_QuorumInitialGroupSizeKeptUnroutedQueueLogged(t *testing.T) {
 	if n := strings.Count(out, "keep their replicas"); n != 1 || !strings.Contains(out, UnroutedQueue(s.topo.exchange)) {
 		t.Errorf("log says the queue was kept %d times (want 1, naming %s):\n%s", n, UnroutedQueue(s.topo.exchange), out)
 	}
-}
-
-// lockedBuffer is a log destination the Publisher's goroutines may write
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
