@@ -86,9 +86,7 @@ func (w *Worker) connect(gen uint64) (*workerSession, error) {
 	}
 	if len(found.keptSize) > 0 && !w.toldKeptSize {
 		w.toldKeptSize = true
-		w.log.Info("queues that exist with another initial group size than QUORUM_INITIAL_GROUP_SIZE keep their replicas; "+
-			"the setting applies to new queues (rabbitmq-queues grow/shrink changes existing ones, docs/cluster.md)",
-			"queues", found.keptSize, "quorum_initial_group_size", w.topo.groupSize)
+		logKeptGroupSize(w.log, found.keptSize, w.topo.groupSize)
 	}
 	ch, err := conn.Channel()
 	if err != nil {

@@ -3,6 +3,7 @@ package amqp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"regexp"
 	"slices"
@@ -112,4 +113,12 @@ func (d *declarer) declareGroupSized(q string, args amqp091.Table) error {
 		d.keptSize = append(d.keptSize, q)
 	}
 	return nil
+}
+
+// logKeptGroupSize says which queues kept their own initial group size
+// against the configured n: logged once by a Worker and by a Publisher.
+func logKeptGroupSize(log *slog.Logger, queues []string, n int) {
+	log.Info("queues that exist with another initial group size than QUORUM_INITIAL_GROUP_SIZE keep their replicas; "+
+		"the setting applies to new queues (rabbitmq-queues grow/shrink changes existing ones, docs/cluster.md)",
+		"queues", queues, "quorum_initial_group_size", n)
 }

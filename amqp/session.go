@@ -48,9 +48,7 @@ func (p *Publisher) connect(ctx context.Context) (*pubSession, error) {
 		kept, err = declareDomain(conn, ch, p.cfg.Exchange, p.cfg.QuorumInitialGroupSize)
 		if len(kept) > 0 && !p.toldKeptSize {
 			p.toldKeptSize = true
-			p.log.Info("queues that exist with another initial group size than QUORUM_INITIAL_GROUP_SIZE keep their replicas; "+
-				"the setting applies to new queues (rabbitmq-queues grow/shrink changes existing ones, docs/cluster.md)",
-				"queues", kept, "quorum_initial_group_size", p.cfg.QuorumInitialGroupSize)
+			logKeptGroupSize(p.log, kept, p.cfg.QuorumInitialGroupSize)
 		}
 	}
 	if err == nil {
