@@ -83,6 +83,7 @@ type Metrics struct {
 	depth          *prometheus.GaugeVec
 	build          *prometheus.GaugeVec
 	relay          relayVecs
+	bridge         bridgeVecs
 
 	mu    sync.Mutex
 	types map[string]bool
@@ -141,8 +142,9 @@ func New() *Metrics {
 			Name: "eventfleet_build_info",
 			Help: "Always 1; its labels say which build runs: module version, VCS revision and Go version.",
 		}, []string{"version", "revision", "go_version"}),
-		relay: newRelayVecs(),
-		types: map[string]bool{},
+		relay:  newRelayVecs(),
+		bridge: newBridgeVecs(),
+		types:  map[string]bool{},
 	}
 	version, revision := buildVersion()
 	m.build.WithLabelValues(version, revision, runtime.Version()).Set(1)
@@ -170,7 +172,7 @@ func buildVersion() (version, revision string) {
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.published, m.confirm, m.consumed, m.handler, m.inflight,
-		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build}, m.relay.collectors()...)
+		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build}, append(m.relay.collectors(), m.bridge.collectors()...)...)
 }
 
 // Describe implements prometheus.Collector.

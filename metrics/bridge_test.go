@@ -1,0 +1,63 @@
+package metrics_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/eventfleet/eventfleet/metrics"
+)
+
+func TestBridge_CountsBySource(t *testing.T) {
+	m := metrics.New()
+	b := m.Bridge("redis-stream")
+	b.Published(3)
+	b.Rejected()
+	b.Redelivered()
+	b.Reconnected()
+	b.InFlight(7)
+	m.Bridge("nats").Dropped(5)
+	want := `
+# HELP eventfleet_bridge_published_total Source messages published (confirmed) and then settled at the source (XACK, JetStream ack; pub/sub and core NATS have nothing to settle).
+# TYPE eventfleet_bridge_published_total counter
+eventfleet_bridge_published_total{source="nats"} 0
+eventfleet_bridge_published_total{source="redis-stream"} 3
+`
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "eventfleet_bridge_published_total"); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{
+		"eventfleet_bridge_rejected_total":    1,
+		"eventfleet_bridge_redelivered_total": 1,
+		"eventfleet_bridge_reconnects_total":  1,
+		"eventfleet_bridge_in_flight":         7,
+	} {
+		if got := sample(t, m, name, "redis-stream"); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	if got := sample(t, m, "eventfleet_bridge_dropped_total", "nats"); got != 5 {
+		t.Errorf("dropped = %v, want 5", got)
+	}
+	var nilB *metrics.BridgeMetrics
+	nilB.Published(1) // a nil *BridgeMetrics records nothing, and does not panic
+	nilB.Dropped(1)
+	nilB.InFlight(1)
+}
+
+func sample(t *testing.T, m *metrics.Metrics, name, source string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(scrape(t, m), "\n") {
+		if strings.HasPrefix(line, name+`{source="`+source+`"} `) {
+			var v float64
+			if _, err := fmt.Sscan(strings.TrimPrefix(line, name+`{source="`+source+`"} `), &v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no %s for %s", name, source)
+	return 0
+}
