@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/eventfleet/eventfleet/internal/brokertest"
 )
 
 // ---- docker-compose.cluster.yml and deploy/rabbitmq/cluster.conf ----
@@ -21,6 +24,10 @@ const (
 	// clusterConfTarget is where every node mounts clusterConf: the image
 	// reads every file of conf.d after its own 10-defaults.conf.
 	clusterConfTarget = "/etc/rabbitmq/conf.d/20-cluster.conf"
+	// clusterAdvanced holds the settings rabbitmq.conf cannot set; the
+	// image reads clusterAdvancedTarget.
+	clusterAdvanced       = "deploy/rabbitmq/advanced.config"
+	clusterAdvancedTarget = "/etc/rabbitmq/advanced.config"
 )
 
 type clusterFile struct {
@@ -129,11 +136,13 @@ func TestCluster_ThreeNodes(t *testing.T) {
 		if !strings.HasPrefix(n.Image, "rabbitmq:3.13") {
 			t.Errorf("%s: node %q runs %q; docker-compose.yml runs rabbitmq:3.13-management, keep them alike", clusterCompose, name, n.Image)
 		}
-		var conf, data bool
+		var conf, advanced, data bool
 		for _, m := range n.Volumes {
 			switch m.Target {
 			case clusterConfTarget:
 				conf = filepath.Clean(m.Source) == filepath.Clean("./"+clusterConf)
+			case clusterAdvancedTarget:
+				advanced = filepath.Clean(m.Source) == filepath.Clean("./"+clusterAdvanced)
 			case "/var/lib/rabbitmq":
 				data = true
 				if other, dup := volumes[m.Source]; dup {
@@ -144,6 +153,9 @@ func TestCluster_ThreeNodes(t *testing.T) {
 		}
 		if !conf {
 			t.Errorf("%s: node %q does not mount ./%s at %s", clusterCompose, name, clusterConf, clusterConfTarget)
+		}
+		if !advanced {
+			t.Errorf("%s: node %q does not mount ./%s at %s", clusterCompose, name, clusterAdvanced, clusterAdvancedTarget)
 		}
 		if !data {
 			t.Errorf("%s: node %q keeps /var/lib/rabbitmq in the container: a restart would make it a new node", clusterCompose, name)
@@ -286,4 +298,25 @@ func splitAMQPURLs(s string) []string {
 		}
 	}
 	return append(out, s[start:])
+}
+
+// The retry path's resend delay after a leader's death: the same value the
+// chaos suite's private clusters run with (internal/brokertest).
+func TestCluster_DeadLetterConfirmTimeout(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(root, clusterAdvanced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var terms []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line, _, _ = strings.Cut(line, "%"); strings.TrimSpace(line) != "" {
+			terms = append(terms, strings.Join(strings.Fields(line), ""))
+		}
+	}
+	got := strings.Join(terms, "")
+	want := "[{rabbit,[{dead_letter_worker_publisher_confirm_timeout," + strconv.Itoa(brokertest.DeadLetterConfirmTimeoutMS) + "}]}]."
+	if got != want {
+		t.Errorf("%s is, without comments and spaces, %s; want %s", clusterAdvanced, got, want)
+	}
 }

@@ -36,6 +36,11 @@ type Cluster struct {
 // after 0.75–1.25 of it. The default 60 would leave a 30 s cut undetected.
 const clusterTicktime = 10
 
+// DeadLetterConfirmTimeoutMS is the cluster's
+// dead_letter_worker_publisher_confirm_timeout, in milliseconds (see
+// StartCluster).
+const DeadLetterConfirmTimeoutMS = 30000
+
 // StartCluster starts n private nodes clustered together, each with opts,
 // waits until all are running and see each other, and stops them all
 // (removing their data) at test end, also when the test fails or its binary
@@ -49,6 +54,7 @@ func StartCluster(t testing.TB, n int, opts ...NodeOption) *Cluster {
 	if n < 1 || n > 200 {
 		t.Fatalf("StartCluster: %d nodes; want 1 to 200", n)
 	}
+	clusterLock(t)
 	prefix := "efc-" + randomHex(3) + "-"
 	names := make([]string, n)
 	peers := []string{"cluster_formation.peer_discovery_backend = classic_config"}
@@ -68,6 +74,12 @@ func StartCluster(t testing.TB, n int, opts ...NodeOption) *Cluster {
 				"cluster_partition_handling = pause_minority",
 				"net_ticktime = "+strconv.Itoa(clusterTicktime),
 			)...),
+			// A quorum queue's at-least-once dead-lettering (our retry
+			// queues' way back to the app's queue) sends a message again
+			// only after this long without the target's confirm: 180 s by
+			// default, so a retried event that met a leader's death
+			// waited 3 minutes (measured). docs/cluster.md recommends 30 s.
+			WithAdvanced("{dead_letter_worker_publisher_confirm_timeout, "+strconv.Itoa(DeadLetterConfirmTimeoutMS)+"}"),
 			withEnv(
 				// Outgoing distribution connections leave from an address of
 				// this node's own, so Partition can cut all of its links (each
@@ -108,6 +120,11 @@ func StartCluster(t testing.TB, n int, opts ...NodeOption) *Cluster {
 		t.Fatal(err)
 	}
 	c.WaitHealthy(t, 60*time.Second)
+	// advanced.config is easy to get silently wrong: check it took.
+	want := fmt.Sprintf("{ok,%d}", DeadLetterConfirmTimeoutMS)
+	if got, err := c.Nodes[0].ctlOut(ctlTimeout, "eval", "application:get_env(rabbit, dead_letter_worker_publisher_confirm_timeout)."); err != nil || strings.TrimSpace(got) != want {
+		t.Fatalf("dead_letter_worker_publisher_confirm_timeout on %s: %q, %v; want %s", c.Nodes[0].Name, got, err, want)
+	}
 	return c
 }
 

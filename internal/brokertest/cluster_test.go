@@ -16,7 +16,7 @@ import (
 // queue survives its leader's crash, a stalled node and a cut-off node
 // rejoin, and pause_minority stops the cut-off node serving clients.
 func TestCluster_KillPausePartition(t *testing.T) {
-	brokertest.SkipUnlessClusterTests(t)
+	brokertest.SkipUnlessAllClusterTests(t)
 	start := time.Now()
 	c := brokertest.StartCluster(t, 3)
 	t.Logf("timing: cluster of 3 started and healthy in %v", time.Since(start).Round(100*time.Millisecond))
@@ -59,7 +59,7 @@ func TestCluster_KillPausePartition(t *testing.T) {
 	}
 	paused.Resume(t)
 	resumed := time.Now()
-	c.WaitHealthy(t, 120*time.Second)
+	c.Repair(t, paused, 30*time.Second)
 	t.Logf("timing: paused %v; healthy %v after resume", time.Since(pausedAt).Round(100*time.Millisecond)-time.Since(resumed).Round(100*time.Millisecond), time.Since(resumed).Round(100*time.Millisecond))
 
 	cut := c.Nodes[1]
@@ -83,7 +83,7 @@ func TestCluster_KillPausePartition(t *testing.T) {
 	t.Logf("timing: client of cut-off node: %s, %v after the cut", refused, time.Since(cutAt).Round(100*time.Millisecond))
 	healed := time.Now()
 	c.Heal(t)
-	c.WaitHealthy(t, 120*time.Second)
+	c.Repair(t, cut, 30*time.Second)
 	t.Logf("timing: healthy %v after heal", time.Since(healed).Round(100*time.Millisecond))
 	t.Logf("timing: whole test %v", time.Since(start).Round(100*time.Millisecond))
 }

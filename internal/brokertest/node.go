@@ -81,7 +81,7 @@ func prepareNode(t testing.TB, name string, opts ...NodeOption) *Node {
 	if setup.tls {
 		n.TLSPort = FreePort(t)
 	}
-	extra, err := setup.write(dir, n.TLSPort)
+	extra, advanced, err := setup.write(dir, n.TLSPort)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		t.Fatal(err)
@@ -89,7 +89,8 @@ func prepareNode(t testing.TB, name string, opts ...NodeOption) *Node {
 	files := map[string]string{
 		"enabled_plugins": "[].\n",
 		// Let guest connect from 127.0.0.1 as well as ::1/localhost.
-		"rabbitmq.conf": "loopback_users = none\n" + extra,
+		"rabbitmq.conf":   "loopback_users = none\n" + extra,
+		"advanced.config": advanced,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -113,6 +114,7 @@ func prepareNode(t testing.TB, name string, opts ...NodeOption) *Node {
 		"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
 	)
 	n.env = append(n.env, setup.env...)
 	reapWhenGone(dir)

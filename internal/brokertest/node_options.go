@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // A NodeOption changes the private node StartNode starts.
@@ -15,6 +16,9 @@ type nodeSetup struct {
 	files map[string]string // name in the node's dir -> file to copy there
 	tls   bool              // open a TLS listener on Node.TLSPort
 	env   []string          // extra environment for the server, KEY=value
+	// advanced are {Key, Value} terms of the rabbit application for
+	// advanced.config: settings rabbitmq.conf has no name for.
+	advanced []string
 }
 
 // withEnv adds environment variables (KEY=value) to the server's
@@ -27,6 +31,13 @@ func withEnv(kv ...string) NodeOption {
 // "handshake_timeout = 2000".
 func WithConf(lines ...string) NodeOption {
 	return func(s *nodeSetup) { s.conf = append(s.conf, lines...) }
+}
+
+// WithAdvanced adds {Key, Value} terms of the rabbit application to the
+// node's advanced.config, for settings rabbitmq.conf cannot set, e.g.
+// "{dead_letter_worker_publisher_confirm_timeout, 30000}".
+func WithAdvanced(terms ...string) NodeOption {
+	return func(s *nodeSetup) { s.advanced = append(s.advanced, terms...) }
 }
 
 // NodeTLS is a TLS listener's certificates, PEM files anywhere the test
@@ -57,15 +68,16 @@ func WithTLS(t NodeTLS) NodeOption {
 }
 
 // write puts the options' files and conf lines into dir, the node's
-// directory; tlsPort is the TLS listener's port (used with WithTLS).
-func (s *nodeSetup) write(dir string, tlsPort int) (conf string, err error) {
+// directory; tlsPort is the TLS listener's port (used with WithTLS). It
+// returns the extra rabbitmq.conf lines and the advanced.config.
+func (s *nodeSetup) write(dir string, tlsPort int) (conf, advanced string, err error) {
 	for name, src := range s.files {
 		b, err := os.ReadFile(src)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	lines := s.conf
@@ -80,5 +92,5 @@ func (s *nodeSetup) write(dir string, tlsPort int) (conf string, err error) {
 	for _, l := range lines {
 		conf += l + "\n"
 	}
-	return conf, nil
+	return conf, "[{rabbit, [" + strings.Join(s.advanced, ", ") + "]}].\n", nil
 }
