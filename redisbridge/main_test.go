@@ -175,3 +175,5 @@ func (p *gatedPublisher) events() []event.Event {
 	defer p.mu.Unlock()
 	return append([]event.Event(nil), p.got...)
 }
+
+func init() { redisbridge.SetLogger(quiet) }
