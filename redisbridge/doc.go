@@ -27,6 +27,16 @@
 // next message only when one of those slots is free, so the rest waits in
 // Redis (in the stream, or for pub/sub in Redis's output buffer for this
 // client until Redis cuts it off); the bridge holds no queue of its own.
+// Pub/sub is read with PubSub.Receive, not PubSub.Channel: go-redis's channel
+// buffers up to its size (100 by default) in front of the reader and, when
+// it stays full for a minute, drops a message with a line on its own logger
+// that no metric sees. With Receive the only buffer is the connection's
+// reader; backpressure reaches Redis, whose cut-off shows as a reconnect.
+//
 // Events of one aggregate are published one confirm apart, in the order the
 // source delivered them; other aggregates' events fill the window meanwhile.
+//
+// A group that disappears while the bridge runs (deleted by hand, or with
+// its stream) is created again from the stream's start: what is still in
+// the stream is published again, under the same ids.
 package redisbridge

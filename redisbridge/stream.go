@@ -83,7 +83,7 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 			lastClaim = time.Now()
 			next, err := b.claim(ctx, client, cursor)
 			if err != nil {
-				return b.streamErr(client, err)
+				return b.streamErr(err)
 			}
 			cursor = next
 		}
@@ -104,7 +104,7 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 			if b.life.IsStopping() {
 				return nil
 			}
-			return b.streamErr(client, err)
+			return b.streamErr(err)
 		}
 		var msgs []redis.XMessage
 		if len(res) > 0 {
@@ -127,7 +127,7 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 
 // streamErr is a session's end; a group deleted meanwhile (NOGROUP) is
 // created again by the next connect.
-func (b *Bridge) streamErr(_ *redis.Client, err error) error {
+func (b *Bridge) streamErr(err error) error {
 	return b.connErr("read the stream at", err)
 }
 
