@@ -62,7 +62,8 @@ type Config struct {
 	// bridge of a group needs its own. Defaults to the hostname.
 	Consumer string
 	// ClaimIdle (SourceStream): entries pending this long at another
-	// consumer (one that died) are claimed and published again. Defaults
+	// consumer (one that died) are claimed and published again; a live
+	// bridge renews its own entries in flight every third of it. Defaults
 	// to DefaultClaimIdle (30s).
 	ClaimIdle time.Duration
 	// Window is the most messages taken and not yet settled. Defaults to

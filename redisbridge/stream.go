@@ -73,6 +73,10 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 	defer b.connected.Store(false)
 	ctx := b.life.HaltContext()
 	claimEvery := min(max(b.cfg.ClaimIdle/2, 50*time.Millisecond), 10*time.Second)
+	ended := make(chan struct{})
+	defer close(ended)
+	// A third of ClaimIdle: two renewals may be late before a claim.
+	go b.renew(client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second), ended)
 	block := min(time.Second, claimEvery)
 	// this consumer's pending entries after this id, ">" once they are read
 	own := "0"
@@ -123,6 +127,40 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 		}
 	}
 	return nil
+}
+
+// renew resets, every interval, the idle time of the entries this bridge
+// is publishing (XCLAIM to itself, JUSTID: the delivery count stays), on
+// its own goroutine so that it goes on while the window is full. So only a
+// bridge that died, or froze for longer than ClaimIdle, loses its entries
+// to a claim, however long a publish takes while the broker is away.
+func (b *Bridge) renew(client *redis.Client, interval time.Duration, ended <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ended:
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		ids := make([]string, 0, len(b.taken))
+		for id := range b.taken {
+			ids = append(ids, id)
+		}
+		b.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(b.life.HaltContext(), settleTimeout)
+		err := client.XClaimJustID(ctx, &redis.XClaimArgs{Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: b.cfg.Consumer,
+			MinIdle: 0, Messages: ids}).Err()
+		cancel()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			// The read loop sees a lost connection too, and ends the session.
+			b.log.Debug("could not renew the entries in flight", "err", err)
+		}
+	}
 }
 
 // streamErr is a session's end; a group deleted meanwhile (NOGROUP) is

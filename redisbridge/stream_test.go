@@ -171,3 +171,39 @@ func TestBridge_RedisRefused(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A live bridge keeps the entries it is still publishing (the broker holds
+// the confirms) from going idle: another consumer's claim finds none, for
+// as long as the publishes take.
+func TestStream_SlowPublishesAreNotClaimedFromALiveBridge(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	ctx := t.Context()
+	for range 3 {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `{}`}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const idle = 300 * time.Millisecond
+	pub := newGated()
+	start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "slow", ClaimIdle: idle}, pub)
+	brokertest.Eventually(t, 10*time.Second, "3 publishes held", func() bool { busy, _, _ := pub.waiting(); return busy == 3 })
+	// Watch the entries over four times ClaimIdle: a property over a
+	// span, not a wait for a state.
+	for end := time.Now().Add(4 * idle); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		pend, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: redisbridge.DefaultGroup, Start: "-", End: "+", Count: 10}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pend {
+			if p.Idle >= idle || p.Consumer != "slow" || p.RetryCount != 1 {
+				t.Fatalf("entry %s: idle %v at %s, delivered %d times; want renewed (idle < %v) at slow, once", p.ID, p.Idle, p.Consumer, p.RetryCount, idle)
+			}
+		}
+	}
+	claimed, _, err := c.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: stream, Group: redisbridge.DefaultGroup, Consumer: "other", MinIdle: idle, Start: "0-0"}).Result()
+	if err != nil || len(claimed) != 0 {
+		t.Fatalf("another consumer claimed %d entries (%v) from the live bridge", len(claimed), err)
+	}
+	close(pub.open)
+}
