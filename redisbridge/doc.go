@@ -18,7 +18,8 @@
 //     deduplicate. An entry is XACKed only after the broker confirmed it:
 //     at least once. Entries left pending by a consumer that died are
 //     claimed (XAUTOCLAIM) after Config.ClaimIdle and published again
-//     (Redelivered). An entry that cannot be an event is copied to
+//     (Redelivered); a live bridge renews its own entries in flight, so a
+//     slow broker does not make them claimable. An entry that cannot be an event is copied to
 //     "<stream>:rejected" with a "reason" field and then XACKed (Rejected):
 //     kept for an operator, never retried in a loop.
 //
