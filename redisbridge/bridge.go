@@ -171,10 +171,12 @@ func (b *Bridge) failed(err error, lost bool, _ uint64, attempt int) {
 }
 
 // connErr names the (redacted) URL; go-redis's errors never hold the
-// password. A refusal of the credentials or of a command is ErrRefused.
+// password. A refusal of the credentials or of a command is ErrRefused:
+// retrying cannot fix it.
 func (b *Bridge) connErr(what string, err error) error {
 	msg := err.Error()
-	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password"} {
+	// An unknown command: a Redis older than 6.2 has no XAUTOCLAIM.
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password", "ERR unknown command"} {
 		if strings.HasPrefix(msg, p) {
 			return fmt.Errorf("%w: %s %s: %w", ErrRefused, what, RedactURL(b.cfg.URL), err)
 		}

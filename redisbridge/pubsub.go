@@ -134,8 +134,8 @@ func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 }
 
 // countRejected counts and logs, once, a message that cannot be an event.
-func (b *Bridge) countRejected(where, name string, err error) {
+func (b *Bridge) countRejected(where, name string, err error, attrs ...any) {
 	b.rejected.Add(1)
 	b.m.Rejected()
-	b.log.Warn("message rejected: it cannot be an event", where, name, "reason", err.Error())
+	b.log.Warn("message rejected: it cannot be an event", append([]any{where, name, "reason", err.Error()}, attrs...)...)
 }

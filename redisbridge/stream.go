@@ -296,5 +296,5 @@ func (b *Bridge) reject(client *redis.Client, msg redis.XMessage, why error) {
 		b.log.Warn("could not set a rejected entry aside; it stays pending", "entry", msg.ID, "reason", why.Error(), "err", err)
 		return
 	}
-	b.countRejected("entry", msg.ID, why)
+	b.countRejected("entry", msg.ID, why, "set_aside_in", b.cfg.Stream+RejectedSuffix)
 }
