@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -119,6 +121,13 @@ func TestRelayRedis_OriginalPublishersReachTheQueue(t *testing.T) {
 	got.mu.Unlock()
 	checkMessage(t, d, exchange, stream+":"+entry, "CardAddedToLibraryEvent", "lib-1", body)
 
+	for p, want := range map[*proc]string{ps: `eventfleet_bridge_published_total{source="redis"} 1`,
+		st: `eventfleet_bridge_published_total{source="redis-stream"} 1`} {
+		p.Poll(t, 30*time.Second, want+" on /metrics", func() bool { return strings.Contains(adminGet(t, p, "/metrics"), want) })
+		if body := adminGet(t, p, "/readyz"); !strings.Contains(body, `"status":"ready"`) {
+			t.Errorf("relay %v: /readyz %s", p.args, body)
+		}
+	}
 	for _, p := range []*proc{ps, st} {
 		p.Signal(t, syscall.SIGTERM)
 		if code := p.wait(t, 30*time.Second); code != 0 {
@@ -300,4 +309,24 @@ func TestRelayRedis_RedisRefusedSaysSo(t *testing.T) {
 			t.Errorf("%s: the password shows in the log or health output", src)
 		}
 	}
+}
+
+// adminGet is the body of path on the process's METRICS_ADDR ("" until it
+// is logged or when the request fails).
+func adminGet(t *testing.T, p *proc, path string) string {
+	t.Helper()
+	var addr string
+	for _, rec := range p.logLines("serving /metrics, /healthz and /readyz") {
+		addr, _ = rec["addr"].(string)
+	}
+	if addr == "" {
+		return ""
+	}
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
