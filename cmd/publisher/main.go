@@ -18,6 +18,7 @@ import (
 	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
 	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/redisbridge"
 	"github.com/eventfleet/eventfleet/tracing"
 )
 
@@ -32,7 +33,8 @@ const usage = `Usage:
                                    lets serve accept it; --types limits it to those event types
                                    (topic binding keys, as EVENT_TYPES; default any)
   publisher relay                  publish the committed rows of the app's outbox table (DATABASE_URL,
-                                   OUTBOX_*): one relay per table publishes, others stand by
+                                   OUTBOX_*): one relay per table publishes, others stand by; with
+                                   RELAY_SOURCE=redis or redis-stream, the messages of Redis (REDIS_*)
   publisher relay migrate          create the outbox table and its trigger (OUTBOX_FORMAT=eventfleet),
                                    or only the side table for set-aside rows (event_store)
   publisher relay set-aside list   print the rows set aside (NDJSON: row, aggregate_id, reason, attempts)
@@ -88,6 +90,20 @@ Environment:
   OUTBOX_MAX_ATTEMPTS relay: broker refusals before a row is set aside (default 10)
   OUTBOX_RETENTION    relay, event_store: prune processed rows older than this; 0 keeps them
                       (default 168h)
+  RELAY_SOURCE        relay: postgres (the outbox table), redis (pub/sub: at most once) or
+                      redis-stream (a stream's consumer group: at least once) (default postgres)
+  REDIS_URL           relay, redis*: redis:// or rediss:// (TLS), may hold the password
+                      (default redis://127.0.0.1:6379/0)
+  REDIS_CHANNEL_PATTERN  relay, redis: PSUBSCRIBE pattern; the event type is what its * matched
+                      (default events:*)
+  REDIS_STREAM        relay, redis-stream: the stream, entries with fields type and event; the
+                      rejected ones go to <stream>:rejected (default events)
+  REDIS_GROUP         relay, redis-stream: consumer group, created from the stream's start
+                      (default eventfleet-relay)
+  REDIS_CONSUMER      relay, redis-stream: this relay's name in the group (default FLY_MACHINE_ID,
+                      else the hostname)
+  REDIS_CLAIM_IDLE    relay, redis-stream: entries pending this long at a dead consumer are
+                      claimed and published again (default 30s)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
   METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090;
                       unset and :9090 taken: a free port, logged at WARN); the same as
@@ -337,7 +353,7 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, errUsage):
 		return 2
 	case errors.As(err, &cfgErr), errors.Is(err, config.ErrNoKeys), errors.Is(err, errBadArgs),
-		errors.Is(err, amqp.ErrInvalidConfig), errors.Is(err, ingest.ErrInvalidConfig):
+		errors.Is(err, amqp.ErrInvalidConfig), errors.Is(err, ingest.ErrInvalidConfig), errors.Is(err, redisbridge.ErrInvalidConfig):
 		fmt.Fprintln(stderr, "publisher:", err)
 		return 2
 	default:

@@ -26,6 +26,9 @@ func relayCommand(ctx context.Context, cmd command, environ map[string]string, s
 		return err
 	}
 	log := cfg.Logger(stderr)
+	if cmd.sub != "" && cfg.Source != config.SourcePostgres {
+		return fmt.Errorf("%w: relay %s works on the outbox table: RELAY_SOURCE=%s has none", errBadArgs, cmd.sub, cfg.Source)
+	}
 	switch {
 	case cmd.sub == "migrate":
 		return relayMigrate(ctx, cfg, stdout)
@@ -37,14 +40,73 @@ func relayCommand(ctx context.Context, cmd command, environ map[string]string, s
 	if err != nil {
 		return err
 	}
+	var src relaySource
+	switch cfg.Source {
+	case config.SourceRedis, config.SourceRedisStream:
+		src, err = redisSource(cfg, p, m, log)
+	default:
+		src, err = outboxSource(cfg, p, m, log)
+	}
+	if err != nil {
+		return err
+	}
+	return runRelay(ctx, cfg, p, src, m, log)
+}
+
+// relaySource is what `publisher relay` runs: the outbox relay, or a
+// bridge from another system. Each is started once and stopped once.
+type relaySource struct {
+	// Start, Stop and Done are the source's lifecycle: Start returns once
+	// it runs; Stop(ctx) lets the messages taken be settled until ctx ends;
+	// Done closes when it stopped (by Stop, or on a fatal error).
+	Start func(context.Context) error
+	Stop  func(context.Context) error
+	Done  func() <-chan struct{}
+	// Err is why it stopped by itself; nil if unknown. Optional.
+	Err func() error
+	// Ready is nil when the relay is ready (/readyz), else why not; asked
+	// only while not shutting down.
+	Ready func() error
+	// Started and Stopped are the log attributes of "relaying" and
+	// "stopped".
+	Started []any
+	Stopped func() []any
+}
+
+// outboxSource is RELAY_SOURCE=postgres: the app's outbox table.
+func outboxSource(cfg config.Relay, p *amqp.Publisher, m *metrics.Metrics, log *slog.Logger) (relaySource, error) {
 	ocfg := cfg.OutboxConfig()
 	ocfg.Logger = log
 	ocfg.Metrics = m
 	r, err := outbox.New(ocfg, p)
 	if err != nil {
-		return err
+		return relaySource{}, err
 	}
-	return runRelay(ctx, cfg, p, r, m, log)
+	return relaySource{
+		Start: r.Start, Stop: r.Stop, Done: r.Done,
+		Ready: func() error {
+			switch {
+			case r.Stats().Leader && !p.Connected():
+				return brokerNotConnected(p)
+			case !r.Stats().Leader && r.LastError() != nil:
+				return fmt.Errorf("database: %w", r.LastError())
+			}
+			return nil
+		},
+		Started: []any{"table", tableOf(ocfg), "format", cfg.Format, "database", config.RedactDSN(cfg.DatabaseURL)},
+		Stopped: func() []any {
+			s := r.Stats()
+			return []any{"published", s.Published, "set_aside", s.SetAside}
+		},
+	}, nil
+}
+
+// brokerNotConnected is /readyz's answer while the publisher has no broker.
+func brokerNotConnected(p *amqp.Publisher) error {
+	if last := p.LastError(); last != nil {
+		return fmt.Errorf("broker not connected: %w", last)
+	}
+	return errors.New("broker not connected")
 }
 
 // setAside is "publisher relay set-aside list|retry|discard".
@@ -135,23 +197,15 @@ func relayMigrate(ctx context.Context, cfg config.Relay, stdout io.Writer) error
 	return nil
 }
 
-// runRelay relays until ctx ends (a signal) or the relay or its publisher
-// stops on a fatal error, then drains: the scan in progress finishes, its
-// confirmed rows are settled, then the publisher stops.
-func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbox.Relay, m *metrics.Metrics, log *slog.Logger) error {
+// runRelay relays until ctx ends (a signal) or the source or its publisher
+// stops on a fatal error, then drains: what the source took is published
+// and settled, then the publisher stops.
+func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, src relaySource, m *metrics.Metrics, log *slog.Logger) error {
 	ready := func() error {
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return errors.New("shutting down")
-		case r.Stats().Leader && !p.Connected():
-			if last := p.LastError(); last != nil {
-				return fmt.Errorf("broker not connected: %w", last)
-			}
-			return errors.New("broker not connected")
-		case !r.Stats().Leader && r.LastError() != nil:
-			return fmt.Errorf("database: %w", r.LastError())
 		}
-		return nil
+		return src.Ready()
 	}
 	if cfg.MetricsAddr != config.MetricsOff {
 		stopAdmin, err := admin.Serve(admin.Config{
@@ -171,23 +225,26 @@ func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbo
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	if err := r.Start(ctx); err != nil {
+	if err := src.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("relaying", "table", tableOf(cfg.OutboxConfig()), "format", cfg.Format, "database", config.RedactDSN(cfg.DatabaseURL),
-		"broker", amqp.RedactURL(cfg.AMQPURL), "exchange", cfg.Exchange)
+	log.Info("relaying", append(append([]any{"source", cfg.Source}, src.Started...),
+		"broker", amqp.RedactURL(cfg.AMQPURL), "exchange", cfg.Exchange)...)
 	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	case <-r.Done():
+	case <-src.Done():
 		runErr = errors.New("relay stopped")
+		if src.Err != nil && src.Err() != nil {
+			runErr = fmt.Errorf("relay stopped: %w", src.Err())
+		}
 	case <-p.Done():
 		runErr = publisherStopped(p)
 	}
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	relayErr := r.Stop(drainCtx)
+	relayErr := src.Stop(drainCtx)
 	stopErr := p.Stop(drainCtx)
 	switch {
 	case runErr != nil:
@@ -195,7 +252,6 @@ func runRelay(ctx context.Context, cfg config.Relay, p *amqp.Publisher, r *outbo
 	case relayErr != nil || stopErr != nil:
 		return fmt.Errorf("%w (%v): %w", errShutdownTimeout, cfg.ShutdownTimeout, errors.Join(relayErr, stopErr))
 	}
-	s := r.Stats()
-	log.Info("stopped", "published", s.Published, "set_aside", s.SetAside)
+	log.Info("stopped", src.Stopped()...)
 	return nil
 }

@@ -79,6 +79,7 @@ var inWords = map[string]string{
 	"PUBLISHER_KEYS_FILE":                "—",
 	"DATABASE_URL":                       "—",
 	"OUTBOX_TABLE":                       outbox.DefaultTable,
+	"REDIS_CONSUMER":                     "FLY_MACHINE_ID",
 	"OTEL_TRACES_EXPORTER":               tracing.ExporterNone,
 	"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf",
 	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",

@@ -13,12 +13,16 @@ import (
 )
 
 // Relay holds `publisher relay`'s settings: the publisher's broker settings
-// (AMQP_URL, EXCHANGE, PUBLISH_WINDOW, PUBLISH_TIMEOUT per wave of rows, …)
-// and the outbox's.
+// (AMQP_URL, EXCHANGE, PUBLISH_WINDOW, PUBLISH_TIMEOUT per wave of rows, …),
+// the source's (RELAY_SOURCE) and the outbox's.
 type Relay struct {
 	Publisher
+	// Source is RELAY_SOURCE: where the relay reads (SourcePostgres, the
+	// default, or a bridge's source).
+	Source string `env:"RELAY_SOURCE"`
+	RelayRedis
 	// DatabaseURL is the app's PostgreSQL (URL or keyword/value DSN); it
-	// holds the password. Required.
+	// holds the password. Required for SourcePostgres.
 	DatabaseURL string `env:"DATABASE_URL"`
 	// Table is the outbox table; empty means the format's own default
 	// (outbox.DefaultTable, or event_store).
@@ -37,6 +41,8 @@ type Relay struct {
 func defaultRelay() Relay {
 	return Relay{
 		Publisher:    defaultPublisher(),
+		Source:       SourcePostgres,
+		RelayRedis:   defaultRelayRedis(),
 		Format:       string(outbox.FormatEventfleet),
 		Batch:        outbox.DefaultBatch,
 		PollInterval: outbox.DefaultPollInterval,
@@ -57,6 +63,9 @@ func LoadRelay(environ map[string]string) (Relay, error) {
 		return c, err
 	}
 	c.Publisher = p
+	if err := c.checkSource(environ); err != nil || c.Source != SourcePostgres {
+		return c, err
+	}
 	switch {
 	case c.DatabaseURL == "":
 		return c, &Error{"DATABASE_URL", "", "required: the app's PostgreSQL, e.g. postgres://user:password@host:5432/app"}

@@ -1,0 +1,110 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/eventfleet/eventfleet/redisbridge"
+)
+
+// RELAY_SOURCE's values.
+const (
+	SourcePostgres    = "postgres"     // the app's outbox table (DATABASE_URL, OUTBOX_*)
+	SourceRedis       = "redis"        // Redis pub/sub (REDIS_URL, REDIS_CHANNEL_PATTERN): at most once
+	SourceRedisStream = "redis-stream" // a Redis stream's consumer group (REDIS_STREAM, …): at least once
+)
+
+// relaySources are RELAY_SOURCE's values, in the order the error lists them.
+var relaySources = []string{SourcePostgres, SourceRedis, SourceRedisStream}
+
+// RelayRedis holds the Redis sources' settings (RELAY_SOURCE=redis or
+// redis-stream); the defaults are redisbridge's.
+type RelayRedis struct {
+	// RedisURL is redis:// or rediss:// (TLS); it may hold the password.
+	RedisURL string `env:"REDIS_URL"`
+	// RedisChannelPattern (redis) is the PSUBSCRIBE pattern; the event
+	// type is what its one "*" matched.
+	RedisChannelPattern string `env:"REDIS_CHANNEL_PATTERN"`
+	// RedisStream, RedisGroup, RedisConsumer (redis-stream): the stream,
+	// the consumer group, and this relay's name in it (empty:
+	// FLY_MACHINE_ID, else the hostname).
+	RedisStream   string `env:"REDIS_STREAM"`
+	RedisGroup    string `env:"REDIS_GROUP"`
+	RedisConsumer string `env:"REDIS_CONSUMER"`
+	// RedisClaimIdle (redis-stream): entries pending this long at a
+	// consumer that died are claimed and published again.
+	RedisClaimIdle time.Duration `env:"REDIS_CLAIM_IDLE"`
+}
+
+func defaultRelayRedis() RelayRedis {
+	return RelayRedis{
+		RedisURL:            redisbridge.DefaultURL,
+		RedisChannelPattern: redisbridge.DefaultPattern,
+		RedisStream:         redisbridge.DefaultStream,
+		RedisGroup:          redisbridge.DefaultGroup,
+		RedisClaimIdle:      redisbridge.DefaultClaimIdle,
+	}
+}
+
+// checkSource checks RELAY_SOURCE and its source's variables.
+func (c *Relay) checkSource(environ map[string]string) error {
+	switch c.Source {
+	case SourcePostgres:
+		return nil
+	case SourceRedis, SourceRedisStream:
+		return c.checkRedis(environ)
+	}
+	return &Error{"RELAY_SOURCE", c.Source, "use " + strings.Join(relaySources, ", ") + " (default " + SourcePostgres + ")"}
+}
+
+func (c *Relay) checkRedis(environ map[string]string) error {
+	if c.RedisConsumer == "" {
+		c.RedisConsumer = environ["FLY_MACHINE_ID"]
+	}
+	if c.RedisConsumer == "" {
+		// Resolved here so that the log and the error say the name in use.
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return &Error{"REDIS_CONSUMER", "", fmt.Sprintf("unset, no FLY_MACHINE_ID and no hostname (%v): name this relay in its group", err)}
+		}
+		c.RedisConsumer = h
+	}
+	switch s := c.RedisURL; {
+	case !strings.HasPrefix(s, "redis://") && !strings.HasPrefix(s, "rediss://"):
+		return &Error{"REDIS_URL", redisbridge.RedactURL(s), "use redis://[:password@]host:6379/db, or rediss:// for TLS"}
+	case redisbridge.CheckPattern(c.RedisChannelPattern) != nil:
+		return &Error{"REDIS_CHANNEL_PATTERN", c.RedisChannelPattern, `use one "*" where the event type stands and no other glob character (?, [, \), e.g. events:*`}
+	case c.RedisStream == "":
+		return &Error{"REDIS_STREAM", "", "must not be empty"}
+	case c.RedisGroup == "":
+		return &Error{"REDIS_GROUP", "", "must not be empty"}
+	case c.RedisClaimIdle <= 0:
+		return &Error{"REDIS_CLAIM_IDLE", c.RedisClaimIdle.String(), "must be positive, e.g. 30s"}
+	}
+	if _, err := redisbridge.New(c.RedisConfig(), nil); err != nil {
+		// Only the URL is left that New checks further (its port, its db).
+		return &Error{"REDIS_URL", redisbridge.RedactURL(c.RedisURL), "not a Redis URL: use redis://[:password@]host:6379/db, or rediss:// for TLS"}
+	}
+	return nil
+}
+
+// RedisConfig is the redisbridge.Config these settings describe.
+func (c Relay) RedisConfig() redisbridge.Config {
+	src := redisbridge.SourcePubSub
+	if c.Source == SourceRedisStream {
+		src = redisbridge.SourceStream
+	}
+	return redisbridge.Config{
+		Source:         src,
+		URL:            c.RedisURL,
+		Pattern:        c.RedisChannelPattern,
+		Stream:         c.RedisStream,
+		Group:          c.RedisGroup,
+		Consumer:       c.RedisConsumer,
+		ClaimIdle:      c.RedisClaimIdle,
+		Window:         c.Window,
+		PublishTimeout: c.Timeout,
+	}
+}

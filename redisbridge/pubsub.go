@@ -1,0 +1,141 @@
+package redisbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventfleet/eventfleet/bridge"
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
+)
+
+// connectTimeout bounds a connect and its first answer (the subscription,
+// the group): an address that swallows packets must not hold the bridge.
+const connectTimeout = 10 * time.Second
+
+// pingEvery is how often a subscribed session pings Redis: the session
+// only reads, so without a write a dead peer would go unnoticed.
+const pingEvery = 5 * time.Second
+
+func (b *Bridge) runPubSub(client *redis.Client) error {
+	everUp := false
+	return lifecycle.Loop[*redis.PubSub]{
+		Backoff: b.cfg.Backoff,
+		Quit:    b.life.Stopping(),
+		Fatal:   isRefused,
+		Connect: func(gen uint64) (*redis.PubSub, error) {
+			ps, err := b.subscribe(client)
+			if err == nil {
+				b.sessionUp(gen, &everUp)
+				b.log.Info("subscribed", "pattern", b.cfg.Pattern)
+			}
+			return ps, err
+		},
+		Serve:  b.servePubSub,
+		Failed: b.failed,
+	}.Run()
+}
+
+// subscribe PSUBSCRIBEs on a fresh connection and waits for Redis to
+// confirm it: from then on every matching message reaches this session.
+func (b *Bridge) subscribe(client *redis.Client) (*redis.PubSub, error) {
+	ctx, cancel := context.WithTimeout(b.life.HaltContext(), connectTimeout)
+	defer cancel()
+	ps := client.Subscribe(ctx)
+	if err := ps.PSubscribe(ctx, b.cfg.Pattern); err != nil {
+		_ = ps.Close()
+		return nil, b.connErr("subscribe at", err)
+	}
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, connectTimeout)
+		if err != nil {
+			_ = ps.Close()
+			return nil, b.connErr("subscribe at", err)
+		}
+		if s, ok := msg.(*redis.Subscription); ok && s.Kind == "psubscribe" {
+			return ps, nil
+		}
+	}
+}
+
+// servePubSub relays the session's messages until it ends. Each message
+// read waits for a free slot before the next read, so with the window full
+// the bridge holds Window messages and the one in hand, and what Redis sends
+// meanwhile waits in the socket and Redis's output buffer, not here.
+func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
+	ended := make(chan struct{})
+	defer close(ended)
+	defer ps.Close()
+	go func() {
+		// Receive blocks without a deadline: closing is what ends it, at
+		// Stop or when a ping cannot be written (the peer is gone).
+		t := time.NewTicker(pingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ended:
+				return
+			case <-b.life.Stopping():
+				_ = ps.Close()
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), pingEvery)
+				err := ps.Ping(ctx)
+				cancel()
+				if err != nil {
+					_ = ps.Close()
+					return
+				}
+			}
+		}
+	}()
+	ctx := b.life.HaltContext()
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if b.life.IsStopping() {
+				return nil
+			}
+			b.connected.Store(false)
+			return fmt.Errorf("redisbridge: receive from %s: %w", RedactURL(b.cfg.URL), err)
+		}
+		m, ok := msg.(*redis.Message)
+		if !ok {
+			continue // a pong, or a subscription
+		}
+		ev, err := bridge.Event(typeOf(b.cfg.Pattern, m.Channel), []byte(m.Payload), "")
+		if err != nil {
+			b.countRejected("channel", m.Channel, err)
+			continue
+		}
+		if !b.take() {
+			// Stopping: the message in hand was never published.
+			b.dropped.Add(1)
+			b.m.Dropped(1)
+			return nil
+		}
+		b.dispatch(ev, func(err error) {
+			switch {
+			case err == nil:
+				b.published.Add(1)
+				b.m.Published(1)
+			case errors.Is(err, bridge.ErrRejected):
+				b.countRejected("channel", m.Channel, err)
+			default:
+				// At most once: nothing to put it back into.
+				b.dropped.Add(1)
+				b.m.Dropped(1)
+			}
+		})
+	}
+}
+
+// countRejected counts and logs, once, a message that cannot be an event.
+func (b *Bridge) countRejected(where, name string, err error, attrs ...any) {
+	b.rejected.Add(1)
+	b.m.Rejected()
+	b.log.Warn("message rejected: it cannot be an event", append([]any{where, name, "reason", err.Error()}, attrs...)...)
+}

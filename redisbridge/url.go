@@ -1,0 +1,32 @@
+package redisbridge
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedactURL is a Redis URL with its password hidden, for logs and errors.
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(u, "@")) {
+		return "<unparsable Redis URL>"
+	}
+	return p.Redacted()
+}
+
+// parseURL is go-redis's options for u. Its errors may quote u (url.Parse
+// does), so they are replaced by one that names only the redacted URL.
+func parseURL(u string) (*redis.Options, error) {
+	scheme, _, _ := strings.Cut(u, "://")
+	if scheme != "redis" && scheme != "rediss" {
+		return nil, fmt.Errorf("%w: URL %s: use redis://[:password@]host:port/db, or rediss:// for TLS", ErrInvalidConfig, RedactURL(u))
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("%w: URL %s is not a Redis URL (redis://[:password@]host:port/db)", ErrInvalidConfig, RedactURL(u))
+	}
+	return opt, nil
+}
