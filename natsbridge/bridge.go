@@ -2,6 +2,7 @@ package natsbridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -214,8 +215,12 @@ func (b *Bridge) connect(ctx context.Context) error {
 	select {
 	case d := <-ch:
 		if d.err != nil {
-			// nats.go's errors name no password, but say which server.
-			return fmt.Errorf("%w at %s: %v", ErrConnect, RedactURL(b.cfg.URL), d.err)
+			// nats.go's errors name no password; say which server.
+			hint := ""
+			if errors.Is(d.err, nats.ErrNoServers) {
+				hint = " (nothing accepted the connection there: check the address and that nats-server runs)"
+			}
+			return fmt.Errorf("%w at %s: %v%s", ErrConnect, RedactURL(b.cfg.URL), d.err, hint)
 		}
 		b.nc = d.nc
 		b.log.Info("connected to NATS", "url", d.nc.ConnectedUrlRedacted(), "server_version", d.nc.ConnectedServerVersion())
