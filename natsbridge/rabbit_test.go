@@ -17,31 +17,7 @@ import (
 // types there, all deleted when t ends.
 func rabbit(t *testing.T, types ...string) (pub *amqp.Publisher, exchange, queue string) {
 	t.Helper()
-	exchange = brokertest.Name(t)
-	queue = exchange + "-q"
-	brokertest.Cleanup(t, []string{queue, amqp.UnroutedQueue(exchange)}, []string{exchange})
-	ch := brokertest.Channel(t)
-	if err := ch.ExchangeDeclare(exchange, amqp091.ExchangeTopic,
-		true,  // durable: as the Publisher declares it
-		false, // autoDelete
-		false, // internal
-		false, // noWait
-		nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue,
-		true,  // durable
-		false, // autoDelete
-		false, // exclusive
-		false, // noWait
-		nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, typ := range types {
-		if err := ch.QueueBind(queue, typ, exchange, false /* noWait */, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	exchange, queue = topology(t, types...)
 	pub, err := amqp.NewPublisher(amqp.PublisherConfig{URL: brokertest.URL(t), Exchange: exchange, AppID: "library", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
