@@ -56,6 +56,9 @@ func validURL(u string) string {
 		if err != nil || pu.Host == "" || strings.Contains(pu.Host, "@") {
 			return "not a NATS URL; use nats://[user:password@]host:4222"
 		}
+		if strings.Contains(pu.EscapedPath()+pu.RawQuery+pu.Fragment, "@") {
+			return "an '@' after the host: percent-encode the password's special characters (%40 for @, %2F for /)"
+		}
 		switch pu.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
