@@ -73,7 +73,8 @@ type Config struct {
 	// share the work. Defaults to DefaultConsumer ("eventfleet-relay").
 	Consumer string
 	// AckWait (ModeJetStream): a message taken and not acked in this time
-	// is delivered again. It must exceed PublishTimeout, or a message
+	// is delivered again. It must exceed PublishTimeout (checked in
+	// ModeJetStream only), or a message
 	// still being published would be redelivered. Defaults to
 	// DefaultAckWait (30s).
 	AckWait time.Duration
@@ -171,7 +172,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, &ConfigError{"URL", RedactURL(c.URL), validURL(c.URL)}
 	case c.Window > 65535:
 		return c, &ConfigError{"Window", fmt.Sprint(c.Window), "must be 1..65535"}
-	case c.AckWait <= c.PublishTimeout:
+	case c.Mode == ModeJetStream && c.AckWait <= c.PublishTimeout:
 		return c, &ConfigError{"AckWait", c.AckWait.String(),
 			fmt.Sprintf("must exceed PublishTimeout (%v): a message still being published would be delivered again", c.PublishTimeout)}
 	}
