@@ -18,7 +18,8 @@ import (
 const cardAdded = `{"type":"CardAddedToLibraryEvent","cardId":"c-1","libraryId":"lib-9","aggregateId":"lib-9","timestamp":"2026-12-03T10:00:00.000Z"}`
 
 // TestJetStream_OriginalPublisherReachesQueue: messages published through
-// JetStream, with and without Nats-Msg-Id, reach a RabbitMQ queue bound to
+// JetStream, with and without Nats-Msg-Id, and by a plain core publish the
+// stream captures, reach a RabbitMQ queue bound to
 // their type, with the type, aggregate and a stable id; a message whose
 // confirm was lost is delivered again and reaches the queue again with the
 // same id.
@@ -33,9 +34,14 @@ func TestJetStream_OriginalPublisherReachesQueue(t *testing.T) {
 	publishJS(t, js, root+".events.CardAddedToLibraryEvent", cardAdded, "card-added-1")
 	publishJS(t, js, root+".events.CardAddedToLibraryEvent", cardAdded, "")
 	publishJS(t, js, root+".events.billing.InvoicePaid", `{"aggregateId":7,"amount":12}`, "")
+	// The original design's publisher unchanged: a core NATS publish,
+	// which the stream captures.
+	if err := nc.Publish(root+".events.CardAddedToLibraryEvent", []byte(cardAdded)); err != nil {
+		t.Fatal(err)
+	}
 
-	eventually(t, 20*time.Second, "3 messages published and acked", func() bool { return b.Stats().Published == 3 })
-	ds := drain(t, queue, 3)
+	eventually(t, 20*time.Second, "4 messages published and acked", func() bool { return b.Stats().Published == 4 })
+	ds := drain(t, queue, 4)
 	// The first batch's confirm was "lost": its messages came again, and
 	// reached the queue twice, with their ids.
 	st := b.Stats()
@@ -47,6 +53,7 @@ func TestJetStream_OriginalPublisherReachesQueue(t *testing.T) {
 		"card-added-1": {"CardAddedToLibraryEvent", "lib-9", cardAdded},
 		stream + ":2":  {"CardAddedToLibraryEvent", "lib-9", cardAdded},
 		stream + ":3":  {"billing.InvoicePaid", "7", `{"aggregateId":7,"amount":12}`},
+		stream + ":4":  {"CardAddedToLibraryEvent", "lib-9", cardAdded},
 	}
 	seen := map[string]int{}
 	for _, d := range ds {

@@ -20,6 +20,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/natsbridge"
+	"github.com/eventfleet/eventfleet/retry"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -223,3 +224,6 @@ func (l *logBuffer) String() string {
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// fastBackoff keeps retry pauses short in tests.
+var fastBackoff = retry.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
