@@ -137,7 +137,7 @@ func (s *jsSource) onError(_ jetstream.ConsumeContext, err error) {
 }
 
 func (s *jsSource) restart(ctx context.Context) error {
-	s.stopConsuming()
+	s.stopConsuming(false) // its consumer is gone: nothing to hand back
 	if err := s.setup(ctx); err != nil {
 		return err
 	}
@@ -146,13 +146,20 @@ func (s *jsSource) restart(ctx context.Context) error {
 
 func (s *jsSource) tick() {}
 
-func (s *jsSource) stop() { s.stopConsuming() }
+func (s *jsSource) stop() { s.stopConsuming(true) }
 
-func (s *jsSource) stopConsuming() {
+// stopConsuming ends the Consume; with drain, the messages nats.go has
+// buffered still reach handle (which Naks them once the Bridge stops), so
+// the next relay gets them at once rather than after AckWait.
+func (s *jsSource) stopConsuming(drain bool) {
 	if s.cc == nil {
 		return
 	}
-	s.cc.Stop()
+	if drain {
+		s.cc.Drain()
+	} else {
+		s.cc.Stop()
+	}
 	select {
 	case <-s.cc.Closed():
 	case <-time.After(5 * time.Second):

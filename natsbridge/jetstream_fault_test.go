@@ -83,3 +83,36 @@ func TestJetStream_ConnectionCut_NothingLost(t *testing.T) {
 	st := b.Stats()
 	t.Logf("%d published (%d deliveries), stats %+v", n, pub.count(), st)
 }
+
+// TestJetStream_Stop_HandsOverAtOnce: a bridge stopped while messages wait
+// behind a slow broker gives back (Naks) what it took and did not publish:
+// the next bridge publishes them at once, long before AckWait (30s).
+func TestJetStream_Stop_HandsOverAtOnce(t *testing.T) {
+	nc := natsConn(t)
+	root, stream, consumer, js := jsNames(t, nc)
+	createStream(t, js, stream, root+".events.*")
+	const n = 40
+	for i := range n {
+		publishJS(t, js, root+".events.X", fmt.Sprintf(`{"i":%d}`, i), "")
+	}
+	slow := &fakePublisher{delay: 300 * time.Millisecond}
+	cfg := natsbridge.Config{Mode: natsbridge.ModeJetStream, Subject: root + ".events.*", Stream: stream,
+		Consumer: consumer, Window: 8}
+	b := startBridge(t, cfg, slow)
+	eventually(t, 10*time.Second, "a batch in flight", func() bool { return slow.batches() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := slow.count()
+	if first >= n {
+		t.Fatalf("the slow bridge published all %d before Stop", first)
+	}
+	fast := &fakePublisher{}
+	b2 := startBridge(t, cfg, fast)
+	began := time.Now()
+	eventually(t, 10*time.Second, "the rest published by the next bridge", func() bool { return first+fast.count() >= n })
+	t.Logf("stopped bridge published %d; the next published %d in %v (redelivered %d)", first, fast.count(),
+		time.Since(began).Round(time.Millisecond), b2.Stats().Redelivered)
+}
