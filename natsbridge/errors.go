@@ -3,6 +3,8 @@ package natsbridge
 import (
 	"errors"
 	"fmt"
+
+	"github.com/eventfleet/eventfleet/internal/lifecycle"
 )
 
 // Errors of this package. Test with errors.Is.
@@ -20,6 +22,10 @@ var (
 	// ErrConnectionClosed: the NATS connection closed for good (nats.go
 	// gave up reconnecting, or the server revoked the credentials).
 	ErrConnectionClosed = errors.New("natsbridge: NATS connection closed")
+	// ErrStarted: Start was called twice.
+	ErrStarted = lifecycle.ErrStarted
+	// ErrStopped: Start after Stop.
+	ErrStopped = lifecycle.ErrStopped
 )
 
 // ConfigError is a Config field New refuses. It names the field so that a
