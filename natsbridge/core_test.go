@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
 
@@ -67,8 +68,9 @@ func TestCore_BurstFasterThanBroker_MemoryBounded(t *testing.T) {
 	subject := unique(t)
 	pub := &fakePublisher{delay: 20 * time.Millisecond}
 	const pendingBytes = 1 << 20
+	m := metrics.New()
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeCore, Subject: subject + ".*", Window: 16,
-		PendingMsgs: 2000, PendingBytes: pendingBytes}, pub)
+		PendingMsgs: 2000, PendingBytes: pendingBytes, Metrics: m}, pub)
 
 	runtime.GC()
 	var before runtime.MemStats
@@ -118,6 +120,10 @@ func TestCore_BurstFasterThanBroker_MemoryBounded(t *testing.T) {
 	if st.Dropped == 0 {
 		t.Fatalf("stats %+v: a burst far faster than the broker dropped nothing", st)
 	}
+	// The counter follows Stats right after: waited for, not raced.
+	eventually(t, 5*time.Second, "eventfleet_bridge_dropped_total = Stats.Dropped", func() bool {
+		return metricValue(t, m, "eventfleet_bridge_dropped_total", "nats") == float64(st.Dropped)
+	})
 	if pub.maxSize > 16 {
 		t.Fatalf("a batch of %d: more than the window", pub.maxSize)
 	}
@@ -133,9 +139,13 @@ func TestCore_ConnectionCut_Reconnects(t *testing.T) {
 	proxy := newTCPProxy(t, natsURL(t))
 	subject := unique(t)
 	pub := &fakePublisher{}
-	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeCore, URL: proxy.url, Subject: subject + ".*"}, pub)
+	m := metrics.New()
+	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeCore, URL: proxy.url, Subject: subject + ".*", Metrics: m}, pub)
 	proxy.cut()
 	eventually(t, 20*time.Second, "a reconnect counted", func() bool { return b.Stats().Reconnects == 1 })
+	if r := metricValue(t, m, "eventfleet_bridge_reconnects_total", "nats"); r != 1 {
+		t.Fatalf("eventfleet_bridge_reconnects_total = %v", r)
+	}
 	// Published until one arrives: the bridge's subscription is back once
 	// nats.go resent it after the reconnect, which the test cannot see.
 	eventually(t, 20*time.Second, "a message after the reconnect", func() bool {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
 
@@ -88,8 +89,9 @@ func TestJetStream_RejectedTermed(t *testing.T) {
 	createStream(t, js, stream, root+".events.*")
 	pub := &fakePublisher{}
 	logs := &logBuffer{}
+	m := metrics.New()
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, Subject: root + ".events.*", Stream: stream,
-		Consumer: consumer, AckWait: 2 * time.Second, PublishTimeout: time.Second, Logger: logs.logger()}, pub)
+		Consumer: consumer, AckWait: 2 * time.Second, PublishTimeout: time.Second, Logger: logs.logger(), Metrics: m}, pub)
 
 	publishJS(t, js, root+".events.Good", `{"aggregateId":"a"}`, "")
 	publishJS(t, js, root+".events.Bad", `not json`, "")
@@ -123,6 +125,10 @@ func TestJetStream_RejectedTermed(t *testing.T) {
 	}
 	if b.Stats().Redelivered != 0 {
 		t.Fatalf("stats %+v: the rejected message came again", b.Stats())
+	}
+	if p, r := metricValue(t, m, "eventfleet_bridge_published_total", "jetstream"),
+		metricValue(t, m, "eventfleet_bridge_rejected_total", "jetstream"); p != 2 || r != 1 {
+		t.Fatalf("metrics: published %v, rejected %v; want 2, 1", p, r)
 	}
 }
 

@@ -16,9 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/natsbridge"
 	"github.com/eventfleet/eventfleet/retry"
 )
@@ -227,3 +229,33 @@ func (l *logBuffer) logger() *slog.Logger {
 
 // fastBackoff keeps retry pauses short in tests.
 var fastBackoff = retry.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+
+// metricValue is the value of the series name{source=source} in m.
+func metricValue(t testing.TB, m *metrics.Metrics, name, source string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(m); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "source" && l.GetValue() == source {
+					if c := s.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return s.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{source=%q}", name, source)
+	return 0
+}
