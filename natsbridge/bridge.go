@@ -39,6 +39,8 @@ type Bridge struct {
 	nc  *nats.Conn
 	src source
 
+	// The Stats; each is counted after its metric, so that whoever sees a
+	// count sees the metric too.
 	published, rejected, redelivered, dropped, reconnects atomic.Int64
 
 	dropMu      sync.Mutex
@@ -181,8 +183,8 @@ func (b *Bridge) connect(ctx context.Context) error {
 			b.log.Warn(msg, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.reconnects.Add(1)
 			b.m.Reconnected()
+			b.reconnects.Add(1)
 			b.log.Info("NATS connection re-established", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
@@ -257,8 +259,8 @@ func (b *Bridge) noteDropped(s *nats.Subscription) int64 {
 	}
 	b.dropMu.Unlock()
 	if d > 0 {
-		b.dropped.Add(int64(d))
 		b.m.Dropped(d)
+		b.dropped.Add(int64(d))
 	}
 	return b.dropped.Load()
 }

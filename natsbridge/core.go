@@ -47,8 +47,8 @@ func (s *coreSource) handle(m *nats.Msg) {
 	select {
 	case b.in <- item{ev: ev, err: err, subject: m.Subject}:
 	case <-b.life.Stopping():
-		b.dropped.Add(1)
 		b.m.Dropped(1)
+		b.dropped.Add(1)
 	}
 }
 
@@ -62,8 +62,8 @@ func (s *coreSource) stop() {
 	s.b.noteDropped(s.sub)
 	// What nats.go still buffers is lost with the subscription.
 	if n, _, err := s.sub.Pending(); err == nil && n > 0 {
-		s.b.dropped.Add(int64(n))
 		s.b.m.Dropped(n)
+		s.b.dropped.Add(int64(n))
 	}
 	_ = s.sub.Unsubscribe()
 }

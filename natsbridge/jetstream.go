@@ -109,8 +109,8 @@ func (s *jsSource) handle(msg jetstream.Msg) {
 		id = fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream)
 	}
 	if meta.NumDelivered > 1 {
-		b.redelivered.Add(1)
 		b.m.Redelivered()
+		b.redelivered.Add(1)
 		b.log.Info("message delivered again: it may reach the broker twice, with the same id",
 			"id", id, "stream_seq", meta.Sequence.Stream, "delivered", meta.NumDelivered)
 	}

@@ -143,16 +143,16 @@ func (b *Bridge) confirmed(it item) {
 			b.log.Debug("ack not sent; the message will be delivered again", "stream_seq", it.seq, "err", err)
 		}
 	}
-	b.published.Add(1)
 	b.m.Published(1)
+	b.published.Add(1)
 }
 
 // reject sets aside a message that cannot be an event: retrying cannot
 // help. In JetStream it is Termed: never delivered again, and still in the
 // stream at its sequence for an operator to read.
 func (b *Bridge) reject(it item) {
-	b.rejected.Add(1)
 	b.m.Rejected()
+	b.rejected.Add(1)
 	if it.js != nil {
 		if err := it.js.Term(); err != nil {
 			b.log.Warn("term not sent; the message will be delivered (and rejected) again", "stream_seq", it.seq, "err", err)
@@ -179,8 +179,8 @@ func (b *Bridge) notConfirmed(it item, err error) bool {
 	if it.attempts+1 < b.cfg.MaxAttempts && !b.life.IsStopping() {
 		return true
 	}
-	b.dropped.Add(1)
 	b.m.Dropped(1)
+	b.dropped.Add(1)
 	b.log.Error("message dropped: the broker did not confirm it (core NATS cannot hold it for later)",
 		"id", it.ev.ID, "type", it.ev.Type, "attempts", it.attempts+1, "err", err)
 	return false
@@ -194,8 +194,8 @@ func (b *Bridge) unsettled(it item) {
 		_ = it.js.Nak()
 		return
 	}
-	b.dropped.Add(1)
 	b.m.Dropped(1)
+	b.dropped.Add(1)
 }
 
 // recover handles a report on b.lost: a closed connection ends the Bridge;
