@@ -14,14 +14,8 @@ func (b *Bridge) run() {
 	err := b.loop()
 	b.life.Stop() // also after a fatal error: handlers blocked on in give up
 	b.src.stop()
-	for {
-		select {
-		case it := <-b.in:
-			b.unsettled(it)
-			continue
-		default:
-		}
-		break
+	for len(b.in) > 0 { // only this goroutine receives: this never blocks
+		b.unsettled(<-b.in)
 	}
 	_ = b.nc.FlushTimeout(time.Second) // the Naks of unsettled messages
 	b.nc.Close()
