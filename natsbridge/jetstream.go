@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventfleet/eventfleet/bridge"
@@ -56,7 +57,8 @@ func (s *jsSource) setup(ctx context.Context) error {
 			b.log.Info("created the JetStream stream, which did not exist, capturing the subject (file storage, the server's default limits)")
 		}
 	}
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+	// Without JetStream nobody answers the API subject: no responders.
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) {
 		return fmt.Errorf("%w: JetStream is not enabled on this server (nats-server -js) or for this account: %v", ErrJetStream, err)
 	}
 	if err != nil {
