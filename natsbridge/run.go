@@ -1,0 +1,225 @@
+package natsbridge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/event"
+)
+
+// run publishes what the source delivers until Stop or a fatal error.
+func (b *Bridge) run() {
+	err := b.loop()
+	b.life.Stop() // also after a fatal error: handlers blocked on in give up
+	b.src.stop()
+	for len(b.in) > 0 { // only this goroutine receives: this never blocks
+		b.unsettled(<-b.in)
+	}
+	_ = b.nc.FlushTimeout(time.Second) // the Naks of unsettled messages
+	b.nc.Close()
+	b.log.Info("bridge stopped", "published", b.published.Load(), "rejected", b.rejected.Load(),
+		"redelivered", b.redelivered.Load(), "dropped", b.dropped.Load())
+	b.life.Finish(err)
+}
+
+func (b *Bridge) loop() error {
+	var again []item // ModeCore: not confirmed, to be tried again
+	failures := 0    // consecutive batches of which nothing was confirmed
+	for {
+		if b.life.IsStopping() {
+			for _, it := range again {
+				b.unsettled(it)
+			}
+			return nil
+		}
+		batch := again
+		again = nil
+		if len(batch) == 0 {
+			select {
+			case it := <-b.in:
+				batch = append(batch, it)
+			case err := <-b.lost:
+				if err := b.recover(err); err != nil {
+					return err
+				}
+				continue
+			case <-b.life.Stopping():
+				return nil
+			}
+		}
+	fill:
+		for len(batch) < b.cfg.Window {
+			select {
+			case it := <-b.in:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		var confirmed, failed int
+		again, confirmed, failed = b.publish(batch)
+		b.src.tick()
+		if confirmed == 0 && failed > 0 {
+			failures++
+			// Never a hot loop: a broker refusing everything, or away, is
+			// asked again only after a growing pause.
+			if b.pause(b.cfg.Backoff.Delay(failures - 1)) {
+				for _, it := range again {
+					b.unsettled(it)
+				}
+				return nil
+			}
+		} else {
+			failures = 0
+		}
+	}
+}
+
+// publish publishes batch's events and settles each message. It returns
+// the messages to try again (ModeCore) and how many were confirmed and not.
+func (b *Bridge) publish(batch []item) (again []item, confirmed, failed int) {
+	evs := make([]event.Event, 0, len(batch))
+	taken := make([]item, 0, len(batch))
+	for _, it := range batch {
+		if it.err != nil {
+			b.reject(it)
+			continue
+		}
+		evs = append(evs, it.ev)
+		taken = append(taken, it)
+	}
+	if len(evs) == 0 {
+		return nil, 0, 0
+	}
+	b.m.InFlight(len(evs))
+	defer b.m.InFlight(0)
+	ctx, cancel := context.WithTimeout(b.life.HaltContext(), b.cfg.PublishTimeout)
+	errs := batchErrs(b.pub.PublishBatch(ctx, evs), len(evs))
+	cancel()
+	for i, it := range taken {
+		if errs[i] == nil {
+			confirmed++
+			b.confirmed(it)
+			continue
+		}
+		failed++
+		if b.notConfirmed(it, errs[i]) {
+			it.attempts++
+			again = append(again, it)
+		}
+	}
+	return again, confirmed, failed
+}
+
+// batchErrs is one error per event from PublishBatch's answer.
+func batchErrs(err error, n int) []error {
+	errs := make([]error, n)
+	if err == nil {
+		return errs
+	}
+	var be *amqp.BatchError
+	if errors.As(err, &be) && len(be.Errs) == n {
+		return be.Errs
+	}
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+func (b *Bridge) confirmed(it item) {
+	if it.js != nil {
+		// Only now may the stream forget it. A lost ack means a
+		// redelivery after AckWait, with the same id: at least once.
+		if err := it.js.Ack(); err != nil {
+			b.log.Debug("ack not sent; the message will be delivered again", "stream_seq", it.seq, "err", err)
+		}
+	}
+	b.m.Published(1)
+	b.published.Add(1)
+}
+
+// reject sets aside a message that cannot be an event: retrying cannot
+// help. In JetStream it is Termed: never delivered again, and still in the
+// stream at its sequence for an operator to read.
+func (b *Bridge) reject(it item) {
+	b.m.Rejected()
+	b.rejected.Add(1)
+	if it.js != nil {
+		if err := it.js.Term(); err != nil {
+			b.log.Warn("term not sent; the message will be delivered (and rejected) again", "stream_seq", it.seq, "err", err)
+		}
+		b.log.Warn("message set aside (terminated; it stays in the stream): it cannot be an event",
+			"stream_seq", it.seq, "msg_subject", it.subject, "reason", it.err)
+		return
+	}
+	b.log.Warn("message dropped: it cannot be an event", "msg_subject", it.subject, "reason", it.err)
+}
+
+// notConfirmed handles a message the broker did not confirm; it reports
+// whether to try it again here (ModeCore, attempts left).
+func (b *Bridge) notConfirmed(it item, err error) bool {
+	if it.js != nil {
+		// Back in the stream, after a pause growing with its deliveries.
+		d := b.cfg.Backoff.Delay(int(min(it.delivered, 30)) - 1)
+		if nerr := it.js.NakWithDelay(d); nerr != nil {
+			b.log.Debug("nak not sent; the message will be delivered again after AckWait", "stream_seq", it.seq, "err", nerr)
+		}
+		b.log.Debug("not confirmed; delivered again later", "id", it.ev.ID, "stream_seq", it.seq, "delay", d, "err", err)
+		return false
+	}
+	if it.attempts+1 < b.cfg.MaxAttempts && !b.life.IsStopping() {
+		return true
+	}
+	b.m.Dropped(1)
+	b.dropped.Add(1)
+	b.log.Error("message dropped: the broker did not confirm it (core NATS cannot hold it for later)",
+		"id", it.ev.ID, "type", it.ev.Type, "attempts", it.attempts+1, "err", err)
+	return false
+}
+
+// unsettled gives back a message taken and not settled when the Bridge
+// stops: Naked in JetStream (the next relay takes it at once), lost in core
+// NATS.
+func (b *Bridge) unsettled(it item) {
+	if it.js != nil {
+		_ = it.js.Nak()
+		return
+	}
+	b.m.Dropped(1)
+	b.dropped.Add(1)
+}
+
+// recover handles a report on b.lost: a closed connection ends the Bridge;
+// a lost consumer is set up again, with backoff, until Stop.
+func (b *Bridge) recover(cause error) error {
+	if errors.Is(cause, ErrConnectionClosed) {
+		return cause
+	}
+	b.log.Warn("NATS source lost; setting it up again", "err", cause)
+	for attempt := 0; ; attempt++ {
+		err := b.src.restart(b.life.HaltContext())
+		if err == nil {
+			b.log.Info("NATS source set up again")
+			return nil
+		}
+		b.log.Warn("NATS source not set up; retrying", "err", err, "attempt", attempt+1)
+		if b.pause(b.cfg.Backoff.Delay(attempt)) {
+			return nil
+		}
+	}
+}
+
+// pause waits d; it reports true when the Bridge stops meanwhile.
+func (b *Bridge) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-b.life.Stopping():
+		return true
+	}
+}
