@@ -126,6 +126,17 @@ func (b *Bridge) Start(ctx context.Context) error {
 // Ready is closed once Start succeeded.
 func (b *Bridge) Ready() <-chan struct{} { return b.ready }
 
+// Connected reports whether Start succeeded and the NATS connection is up
+// now (nats.go may be reconnecting).
+func (b *Bridge) Connected() bool {
+	select {
+	case <-b.ready:
+		return b.nc.IsConnected()
+	default:
+		return false
+	}
+}
+
 // Stop stops taking messages and lets the batch being published finish
 // until ctx ends, then abandons it. What was taken and not settled is, in
 // ModeJetStream, Naked for the next relay (or delivered again after

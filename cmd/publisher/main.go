@@ -34,7 +34,8 @@ const usage = `Usage:
                                    (topic binding keys, as EVENT_TYPES; default any)
   publisher relay                  publish the committed rows of the app's outbox table (DATABASE_URL,
                                    OUTBOX_*): one relay per table publishes, others stand by; with
-                                   RELAY_SOURCE=redis or redis-stream, the messages of Redis (REDIS_*)
+                                   RELAY_SOURCE=redis or redis-stream, the messages of Redis (REDIS_*);
+                                   nats or jetstream, those of NATS (NATS_*)
   publisher relay migrate          create the outbox table and its trigger (OUTBOX_FORMAT=eventfleet),
                                    or only the side table for set-aside rows (event_store)
   publisher relay set-aside list   print the rows set aside (NDJSON: row, aggregate_id, reason, attempts)
@@ -90,8 +91,10 @@ Environment:
   OUTBOX_MAX_ATTEMPTS relay: broker refusals before a row is set aside (default 10)
   OUTBOX_RETENTION    relay, event_store: prune processed rows older than this; 0 keeps them
                       (default 168h)
-  RELAY_SOURCE        relay: postgres (the outbox table), redis (pub/sub: at most once) or
-                      redis-stream (a stream's consumer group: at least once) (default postgres)
+  RELAY_SOURCE        relay: postgres (the outbox table), redis (pub/sub: at most once),
+                      redis-stream (a stream's consumer group: at least once), nats (core NATS:
+                      at most once) or jetstream (a durable consumer: at least once)
+                      (default postgres)
   REDIS_URL           relay, redis*: redis:// or rediss:// (TLS), may hold the password
                       (default redis://127.0.0.1:6379/0)
   REDIS_CHANNEL_PATTERN  relay, redis: PSUBSCRIBE pattern; the event type is what its * matched
@@ -104,6 +107,15 @@ Environment:
                       else the hostname)
   REDIS_CLAIM_IDLE    relay, redis-stream: entries pending this long at a dead consumer are
                       claimed and published again (default 30s)
+  NATS_URL            relay, nats/jetstream: the server(s), may hold credentials
+                      (default nats://127.0.0.1:4222)
+  NATS_CREDS_FILE     relay, nats/jetstream: a .creds file instead of credentials in NATS_URL
+  NATS_SUBJECT        relay, nats/jetstream: subject pattern; the event type is the subject
+                      without the pattern's literal prefix (default events.*)
+  NATS_STREAM         relay, jetstream: the stream, created only if missing (default EVENTS)
+  NATS_CONSUMER       relay, jetstream: the durable consumer (default eventfleet-relay)
+  NATS_ACK_WAIT       relay, jetstream: redelivery after this without an ack; must exceed
+                      PUBLISH_TIMEOUT (default 30s)
   SHUTDOWN_TIMEOUT    serve: drain time after SIGTERM/SIGINT (default 25s)
   METRICS_ADDR        serve: where /metrics, /healthz, /readyz are served, or off (default :9090;
                       unset and :9090 taken: a free port, logged at WARN); the same as

@@ -44,6 +44,8 @@ func relayCommand(ctx context.Context, cmd command, environ map[string]string, s
 	switch cfg.Source {
 	case config.SourceRedis, config.SourceRedisStream:
 		src, err = redisSource(cfg, p, m, log)
+	case config.SourceNATS, config.SourceJetStream:
+		src, err = natsSource(cfg, p, m, log)
 	default:
 		src, err = outboxSource(cfg, p, m, log)
 	}

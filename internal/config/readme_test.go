@@ -78,6 +78,7 @@ var inWords = map[string]string{
 	"PUBLISHER_KEYS":                     "—",
 	"PUBLISHER_KEYS_FILE":                "—",
 	"DATABASE_URL":                       "—",
+	"NATS_CREDS_FILE":                    "—",
 	"OUTBOX_TABLE":                       outbox.DefaultTable,
 	"REDIS_CONSUMER":                     "FLY_MACHINE_ID",
 	"OTEL_TRACES_EXPORTER":               tracing.ExporterNone,

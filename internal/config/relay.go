@@ -21,6 +21,8 @@ type Relay struct {
 	// default, or a bridge's source).
 	Source string `env:"RELAY_SOURCE"`
 	RelayRedis
+	// NATS holds the NATS sources' settings (LoadNATS reads them).
+	NATS NATS `env:"-"`
 	// DatabaseURL is the app's PostgreSQL (URL or keyword/value DSN); it
 	// holds the password. Required for SourcePostgres.
 	DatabaseURL string `env:"DATABASE_URL"`

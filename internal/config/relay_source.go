@@ -14,10 +14,12 @@ const (
 	SourcePostgres    = "postgres"     // the app's outbox table (DATABASE_URL, OUTBOX_*)
 	SourceRedis       = "redis"        // Redis pub/sub (REDIS_URL, REDIS_CHANNEL_PATTERN): at most once
 	SourceRedisStream = "redis-stream" // a Redis stream's consumer group (REDIS_STREAM, …): at least once
+	SourceNATS        = "nats"         // core NATS (NATS_URL, NATS_SUBJECT): at most once
+	SourceJetStream   = "jetstream"    // a JetStream stream's durable consumer (NATS_STREAM, …): at least once
 )
 
 // relaySources are RELAY_SOURCE's values, in the order the error lists them.
-var relaySources = []string{SourcePostgres, SourceRedis, SourceRedisStream}
+var relaySources = []string{SourcePostgres, SourceRedis, SourceRedisStream, SourceNATS, SourceJetStream}
 
 // RelayRedis holds the Redis sources' settings (RELAY_SOURCE=redis or
 // redis-stream); the defaults are redisbridge's.
@@ -55,6 +57,10 @@ func (c *Relay) checkSource(environ map[string]string) error {
 		return nil
 	case SourceRedis, SourceRedisStream:
 		return c.checkRedis(environ)
+	case SourceNATS, SourceJetStream:
+		n, err := LoadNATS(environ, c.Source, c.Publisher)
+		c.NATS = n
+		return err
 	}
 	return &Error{"RELAY_SOURCE", c.Source, "use " + strings.Join(relaySources, ", ") + " (default " + SourcePostgres + ")"}
 }

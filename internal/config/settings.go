@@ -54,6 +54,7 @@ func Settings() []Setting {
 	// The relay's own settings; DATABASE_URL, required, has no default to
 	// load, so the defaults are taken as they are filled in.
 	add(BinaryPublisher, defaultRelay())
+	add(BinaryPublisher, defaultNATS())
 	for i, s := range out {
 		if s.Var == "PUBLISH_TIMEOUT" {
 			out[i].Defaults = append(out[i].Defaults, FormatDuration(p.ProgressTimeout))
