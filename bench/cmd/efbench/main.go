@@ -308,6 +308,8 @@ func contenders(o options) []contender {
 			}},
 		contender{"paths", "bin-relay", fmt.Sprintf("`publisher relay`, defaults: committed outbox rows of %d aggregates (process start to every row settled)", relayAggregates), n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayBinary(ctx, n) }},
+		contender{"paths", "bin-relay-jetstream", "`publisher relay` RELAY_SOURCE=jetstream, defaults: a stream filled first (process start to every message acked)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayJetStream(ctx, n) }},
 		contender{"paths", "bare-worker-webhook", "bare consumer POSTing each delivery to the same target, same concurrency", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareWebhook(ctx, n) }},
 		contender{"paths", "bin-worker-webhook", "`cmd/worker` HANDLER=webhook, defaults (process start to empty queue)", n,
