@@ -38,6 +38,7 @@ func testRedisURL(t *testing.T) string {
 // worker is <prefix>:{type}.
 type psubscriber struct {
 	prefix string
+	c      *redis.Client
 	ps     *redis.PubSub
 }
 
@@ -47,8 +48,10 @@ func newPsubscriber(t *testing.T) *psubscriber {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := redis.NewClient(opt)
 	s := &psubscriber{prefix: "t-" + event.NewID()}
+	opt.ClientName = s.prefix // for close to find it in CLIENT LIST
+	c := redis.NewClient(opt)
+	s.c = c
 	s.ps = c.PSubscribe(context.Background(), s.prefix+":*")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -60,6 +63,23 @@ func newPsubscriber(t *testing.T) *psubscriber {
 }
 
 func (s *psubscriber) channel() string { return s.prefix + ":{type}" }
+
+// close unsubscribes and waits until Redis has dropped the connection, so
+// that what is published from then on reaches no one.
+func (s *psubscriber) close(t *testing.T) {
+	t.Helper()
+	_ = s.ps.Close()
+	opt, _ := redis.ParseURL(testRedisURL(t))
+	c := redis.NewClient(opt)
+	defer c.Close()
+	brokertest.Eventually(t, 10*time.Second, "the subscriber's connection gone from CLIENT LIST", func() bool {
+		list, err := c.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !strings.Contains(list, "name="+s.prefix+" ")
+	})
+}
 
 // next is the next message, failing t after timeout.
 func (s *psubscriber) next(t *testing.T, timeout time.Duration) *redis.Message {
@@ -111,10 +131,29 @@ func TestWorker_RedisHandlerReachesPsubscribers(t *testing.T) {
 		}
 	}
 	waitDepth(t, a.queue, 0, 10*time.Second)
+	base := "http://" + adminAddr(t, p)
+	fanout := func() (published, unheard float64) {
+		_, body := httpGet(t, base+"/metrics")
+		published, _ = metricValue(body, "eventfleet_redis_fanout_published_total")
+		unheard, _ = metricValue(body, "eventfleet_redis_fanout_unheard_total")
+		return published, unheard
+	}
+	// Counted just after Redis answered, so just after the subscriber got it.
+	brokertest.Eventually(t, 10*time.Second, "3 published, 0 unheard on /metrics", func() bool {
+		pub, unheard := fanout()
+		return pub == 3 && unheard == 0
+	})
+	// The subscriber gone, the next event reaches no one, and says so.
+	sub.close(t)
+	publish(t, a.exchange, message{id: "ev-3", typ: cardAdded, body: `{}`})
+	brokertest.Eventually(t, 30*time.Second, "4 published, 1 unheard on /metrics", func() bool {
+		pub, unheard := fanout()
+		return pub == 4 && unheard == 1
+	})
 	p.stop(15 * time.Second)
 	stderr := p.Stderr.String()
 	for _, want := range []string{`"handler":"redis"`, `"redis":"` + testRedisURL(t) + `"`,
-		`"redis_channel":"` + sub.channel() + `"`, `"redis_timeout":"5s"`, `"handled":3`} {
+		`"redis_channel":"` + sub.channel() + `"`, `"redis_timeout":"5s"`, `"handled":4`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not contain %s:\n%s", want, stderr)
 		}
