@@ -27,7 +27,8 @@
 // or no answer within Config.Timeout is returned as a plain error: the
 // worker retries the event after RETRY_DELAYS, as for any handler failure,
 // and dead-letters it after RETRY_MAX_ATTEMPTS (replayable with `worker dlq
-// replay`). Nothing is retried in a loop here.
+// replay`). Nothing is retried in a loop here. Ping checks the settings
+// at start (the worker logs a WARN when Redis does not answer).
 //
 // For the Redis subscribers this is at most once, by the nature of pub/sub:
 // Redis keeps nothing, so a subscriber that is not connected at that moment

@@ -58,5 +58,16 @@ func (h *Handler) Handle(ctx context.Context, ev event.Event) error {
 	return nil
 }
 
+// Ping checks that Redis answers with these settings (address, TLS,
+// credentials) within Timeout, for a start-up check; Handle does not need it.
+func (h *Handler) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	if err := h.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisfanout: PING %s: %w", h.URL(), err)
+	}
+	return nil
+}
+
 // Close closes the connections to Redis. Handle fails after it.
 func (h *Handler) Close() error { return h.rdb.Close() }

@@ -26,6 +26,9 @@ func TestHandler_PublishesDataToTheTypesChannel(t *testing.T) {
 	ps := subscriber(t, prefix+":*")
 	m := metrics.New()
 	h := newHandler(t, redisfanout.Config{URL: redisURL(t), Channel: prefix + ":{type}", Metrics: m})
+	if err := h.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 
 	bodies := []string{
 		`{"cardId":7, "aggregateId":"lib-1"}`, // spacing kept: sent as it came
@@ -79,6 +82,9 @@ func TestHandler_RedisRefusedIsARetryableError(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("Handle took %v against a refused port", took)
+	}
+	if err := h.Ping(context.Background()); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Ping: %v, want an error without the password", err)
 	}
 }
 

@@ -152,6 +152,9 @@ func TestWorker_RedisHandlerReachesPsubscribers(t *testing.T) {
 	})
 	p.stop(15 * time.Second)
 	stderr := p.Stderr.String()
+	if strings.Contains(stderr, "Redis does not answer") {
+		t.Errorf("a WARN that Redis does not answer, with Redis up:\n%s", stderr)
+	}
 	for _, want := range []string{`"handler":"redis"`, `"redis":"` + testRedisURL(t) + `"`,
 		`"redis_channel":"` + sub.channel() + `"`, `"redis_timeout":"5s"`, `"handled":4`} {
 		if !strings.Contains(stderr, want) {
@@ -250,6 +253,9 @@ func TestWorker_RedisRefusesCredentialsEventsAreDeadLettered(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "WRONGPASS") {
 		t.Errorf("stderr does not say Redis refused the credentials:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, `"msg":"Redis does not answer; events will be retried until it does"`) {
+		t.Errorf("no WARN at start that Redis does not answer:\n%s", stderr)
 	}
 	checkLogsAreJSON(t, p)
 }

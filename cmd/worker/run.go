@@ -70,8 +70,10 @@ type process struct {
 	w     *amqp.Worker
 	m     *metrics.Metrics
 	attrs []any // log attributes describing the handler
-	// closeHandler releases the handler's connections (HANDLER=redis) once
-	// the Worker has stopped; nil when it holds none.
+	// handler is what HANDLER built; closeHandler releases its
+	// connections (HANDLER=redis) once the Worker has stopped, nil when it
+	// holds none.
+	handler      event.Handler
 	closeHandler func() error
 	draining     atomic.Bool // set when shutdown begins: /readyz answers 503 from then
 }
@@ -97,6 +99,7 @@ func newProcess(stdout, stderr io.Writer, environ map[string]string) (*process, 
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return nil, exitUsage
 	}
+	p.handler = h
 	if c, ok := h.(io.Closer); ok {
 		p.closeHandler = c.Close
 	}
@@ -112,6 +115,21 @@ func newProcess(stdout, stderr io.Writer, environ map[string]string) (*process, 
 		return nil, exitFatal
 	}
 	return p, exitOK
+}
+
+// checkHandler says at start, at WARN, when HANDLER=redis's Redis does
+// not answer: events would fail and be retried until it does, and a wrong
+// password is better seen now than at the first event. It does not wait.
+func (p *process) checkHandler(ctx context.Context) {
+	h, ok := p.handler.(*redisfanout.Handler)
+	if !ok {
+		return
+	}
+	go func() {
+		if err := h.Ping(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("Redis does not answer; events will be retried until it does", append([]any{"err", err}, p.attrs...)...)
+		}
+	}()
 }
 
 // close releases the handler's connections, after the Worker stopped.
@@ -167,6 +185,7 @@ func (p *process) run() int {
 		p.log.Error("cannot start worker", "err", err)
 		return exitFatal
 	}
+	p.checkHandler(ctx)
 	select {
 	case <-p.w.Done():
 		err := p.w.Err()
