@@ -61,3 +61,27 @@ func sample(t *testing.T, m *metrics.Metrics, name, source string) float64 {
 	t.Fatalf("no %s for %s", name, source)
 	return 0
 }
+
+func TestFanout_CountsPublishedAndUnheard(t *testing.T) {
+	m := metrics.New()
+	f := m.Fanout()
+	f.Published(2)
+	f.Published(0)
+	f.Published(1)
+	want := `
+# HELP eventfleet_redis_fanout_published_total Events HANDLER=redis published to their Redis channel (PUBLISH answered; the delivery is then acked).
+# TYPE eventfleet_redis_fanout_published_total counter
+eventfleet_redis_fanout_published_total 3
+# HELP eventfleet_redis_fanout_unheard_total Events published to a Redis channel that no client was subscribed to (PUBLISH answered 0): Redis kept nothing, they reached no one.
+# TYPE eventfleet_redis_fanout_unheard_total counter
+eventfleet_redis_fanout_unheard_total 1
+`
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "eventfleet_redis_fanout_published_total", "eventfleet_redis_fanout_unheard_total"); err != nil {
+		t.Fatal(err)
+	}
+	var nilF *metrics.FanoutMetrics
+	nilF.Published(0) // records nothing, and does not panic
+	if (*metrics.Metrics)(nil).Fanout() != nil {
+		t.Error("a nil *Metrics gave a non-nil *FanoutMetrics")
+	}
+}

@@ -84,6 +84,8 @@ type Metrics struct {
 	build          *prometheus.GaugeVec
 	relay          relayVecs
 	bridge         bridgeVecs
+	// fanoutPublished and fanoutUnheard are HANDLER=redis's (fanout.go).
+	fanoutPublished, fanoutUnheard prometheus.Counter
 
 	mu    sync.Mutex
 	types map[string]bool
@@ -146,6 +148,7 @@ func New() *Metrics {
 		bridge: newBridgeVecs(),
 		types:  map[string]bool{},
 	}
+	m.fanoutPublished, m.fanoutUnheard = newFanout()
 	version, revision := buildVersion()
 	m.build.WithLabelValues(version, revision, runtime.Version()).Set(1)
 	return m
@@ -172,7 +175,7 @@ func buildVersion() (version, revision string) {
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.published, m.confirm, m.consumed, m.handler, m.inflight,
-		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build}, append(m.relay.collectors(), m.bridge.collectors()...)...)
+		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build, m.fanoutPublished, m.fanoutUnheard}, append(m.relay.collectors(), m.bridge.collectors()...)...)
 }
 
 // Describe implements prometheus.Collector.

@@ -41,7 +41,7 @@ func TestCLI(t *testing.T) {
 		{name: "webhook URL without host", env: []string{"HANDLER=webhook", "WEBHOOK_URL=http://:8080/hook?token=t0ken"}, wantCode: 2,
 			wantStderr: []string{"WEBHOOK_URL", "no host"}, notStderr: []string{"t0ken"}},
 		{name: "unknown handler", env: []string{"HANDLER=pigeon"}, wantCode: 2,
-			wantStderr: []string{"HANDLER", "use log or webhook"}},
+			wantStderr: []string{"HANDLER", "webhook (POST to WEBHOOK_URL) or redis (PUBLISH to REDIS_CHANNEL)"}},
 		{name: "bad duration", env: []string{"SHUTDOWN_TIMEOUT=soon"}, wantCode: 2,
 			wantStderr: []string{"SHUTDOWN_TIMEOUT", "duration"}},
 		{name: "unknown topology mode", env: []string{"TOPOLOGY=lazy"}, wantCode: 2,

@@ -1,6 +1,8 @@
 // Command worker consumes one app's queue, "events_<app>", and hands each event
 // to a handler: HANDLER=log writes it as a JSON line to stdout (package
-// eventlog), HANDLER=webhook POSTs it to WEBHOOK_URL (package webhook). Failed
+// eventlog), HANDLER=webhook POSTs it to WEBHOOK_URL (package webhook),
+// HANDLER=redis PUBLISHes its data to a Redis channel for real-time
+// subscribers (package redisfanout). Failed
 // events are retried on RETRY_DELAYS and end in "events_<app>.dead"; package
 // amqp does that part.
 //

@@ -156,11 +156,18 @@ Metrics, health and tracing
   variables are read by the OpenTelemetry SDK.)
 
 Handler
-  HANDLER             log (a JSON line per event on stdout) or webhook [log]
+  HANDLER             log (a JSON line per event on stdout), webhook (POST to
+                      WEBHOOK_URL) or redis (PUBLISH to REDIS_CHANNEL) [log]
   WEBHOOK_URL         http(s) URL events are POSTed to; required for webhook
   WEBHOOK_TIMEOUT     bound on one webhook request; a timeout is retried [10s]
   WEBHOOK_SECRET      whsec_<base64> secrets, space-separated (rotation), that
                       sign each request (Standard Webhooks); unset: unsigned, WARN
+  REDIS_URL           redis: redis://[:password@]host:port/db, rediss:// for TLS;
+                      may hold the password, never shown [redis://127.0.0.1:6379/0]
+  REDIS_CHANNEL       redis: the channel; {type} becomes the event type; the body
+                      is the event's data as published [events:{type}]
+  REDIS_TIMEOUT       redis: bound on one PUBLISH; a failure or timeout is retried,
+                      and subscribers get events at most once [5s]
 
 Logs are JSON on stderr. Exit codes: 0 stopped by a signal, 1 fatal broker
 error (such as a queue declared with other arguments), 2 bad usage or settings.

@@ -18,6 +18,8 @@ import (
 	"github.com/eventfleet/eventfleet/internal/admin"
 	"github.com/eventfleet/eventfleet/internal/config"
 	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/redisbridge"
+	"github.com/eventfleet/eventfleet/redisfanout"
 	"github.com/eventfleet/eventfleet/tracing"
 	"github.com/eventfleet/eventfleet/webhook"
 )
@@ -50,6 +52,7 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 		return exitFatal
 	}
 	defer stopAdmin()
+	defer p.close()
 	p.log.Info("starting worker", append([]any{
 		"app", p.cfg.App(),
 		"queue", p.w.Queue(),
@@ -62,12 +65,17 @@ func runWorker(args []string, stdout, stderr io.Writer, environ map[string]strin
 
 // process is one "worker run": its settings, logger and Worker.
 type process struct {
-	cfg      config.Worker
-	log      *slog.Logger
-	w        *amqp.Worker
-	m        *metrics.Metrics
-	attrs    []any       // log attributes describing the handler
-	draining atomic.Bool // set when shutdown begins: /readyz answers 503 from then
+	cfg   config.Worker
+	log   *slog.Logger
+	w     *amqp.Worker
+	m     *metrics.Metrics
+	attrs []any // log attributes describing the handler
+	// handler is what HANDLER built; closeHandler releases its
+	// connections (HANDLER=redis) once the Worker has stopped, nil when it
+	// holds none.
+	handler      event.Handler
+	closeHandler func() error
+	draining     atomic.Bool // set when shutdown begins: /readyz answers 503 from then
 }
 
 // newProcess reads the settings and builds the handler and the Worker. On a
@@ -80,10 +88,20 @@ func newProcess(stdout, stderr io.Writer, environ map[string]string) (*process, 
 	}
 	// Stdout belongs to HANDLER=log's event lines; logs go to stderr.
 	p := &process{cfg: cfg, log: cfg.Logger(stderr), m: metrics.New()}
-	h, attrs, err := newHandler(cfg, stdout)
+	if cfg.Handler == "redis" {
+		// go-redis writes its own lines (dial failures) to stderr in its
+		// own format; they become debug lines of ours: the retried
+		// events' errors say the same at info.
+		redisbridge.SetLogger(p.log)
+	}
+	h, attrs, err := newHandler(cfg, stdout, p.m)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return nil, exitUsage
+	}
+	p.handler = h
+	if c, ok := h.(io.Closer); ok {
+		p.closeHandler = c.Close
 	}
 	p.attrs = attrs
 	for _, w := range webhookWarnings(cfg) {
@@ -97,6 +115,30 @@ func newProcess(stdout, stderr io.Writer, environ map[string]string) (*process, 
 		return nil, exitFatal
 	}
 	return p, exitOK
+}
+
+// checkHandler says at start, at WARN, when HANDLER=redis's Redis does
+// not answer: events would fail and be retried until it does, and a wrong
+// password is better seen now than at the first event. It does not wait.
+func (p *process) checkHandler(ctx context.Context) {
+	h, ok := p.handler.(*redisfanout.Handler)
+	if !ok {
+		return
+	}
+	go func() {
+		if err := h.Ping(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("Redis does not answer; events will be retried until it does", append([]any{"err", err}, p.attrs...)...)
+		}
+	}()
+}
+
+// close releases the handler's connections, after the Worker stopped.
+func (p *process) close() {
+	if p.closeHandler != nil {
+		if err := p.closeHandler(); err != nil {
+			p.log.Warn("cannot close the handler's connections", "err", err)
+		}
+	}
 }
 
 // serveAdmin serves /metrics, /healthz and /readyz unless METRICS_ADDR=off;
@@ -143,6 +185,7 @@ func (p *process) run() int {
 		p.log.Error("cannot start worker", "err", err)
 		return exitFatal
 	}
+	p.checkHandler(ctx)
 	select {
 	case <-p.w.Done():
 		err := p.w.Err()
@@ -239,8 +282,8 @@ func webhookWarnings(cfg config.Worker) []string {
 }
 
 // newHandler builds the handler HANDLER names, and log attributes that
-// describe it.
-func newHandler(cfg config.Worker, stdout io.Writer) (event.Handler, []any, error) {
+// describe it; m receives the handler's own metrics (HANDLER=redis).
+func newHandler(cfg config.Worker, stdout io.Writer, m *metrics.Metrics) (event.Handler, []any, error) {
 	switch cfg.Handler {
 	case "webhook":
 		h, err := webhook.New(cfg.WebhookConfig())
@@ -252,8 +295,17 @@ func newHandler(cfg config.Worker, stdout io.Writer) (event.Handler, []any, erro
 			"webhook_secrets", len(cfg.WebhookConfig().Secrets)}, nil
 	case "log":
 		return eventlog.New(stdout), []any{"handler", cfg.Handler}, nil
+	case "redis":
+		rc := cfg.RedisConfig(m)
+		h, err := redisfanout.New(rc)
+		if err != nil {
+			// Checked by config.LoadWorker already; the URL's password is hidden.
+			return nil, nil, err
+		}
+		return h, []any{"handler", cfg.Handler, "redis", h.URL(), "redis_channel", rc.Channel,
+			"redis_timeout", rc.Timeout.String()}, nil
 	default:
 		// config.LoadWorker accepts only the cases above.
-		return nil, nil, &config.Error{Var: "HANDLER", Value: cfg.Handler, Reason: "use log or webhook"}
+		return nil, nil, &config.Error{Var: "HANDLER", Value: cfg.Handler, Reason: config.HandlerUsage}
 	}
 }

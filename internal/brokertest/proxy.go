@@ -34,11 +34,18 @@ func NewProxy(t testing.TB) *Proxy {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "5672")
 	}
+	return NewProxyTo(t, host)
+}
+
+// NewProxyTo starts a proxy to target (host:port), a server other than the
+// broker (the tests' Redis); Addr is where to connect. It stops at cleanup.
+func NewProxyTo(t testing.TB, target string) *Proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("proxy listen: %v", err)
 	}
-	p := &Proxy{ln: ln, target: host, conns: map[net.Conn]struct{}{},
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{},
 		open: make(chan struct{}), quit: make(chan struct{})}
 	close(p.open)
 	p.wg.Add(1)
@@ -46,6 +53,9 @@ func NewProxy(t testing.TB) *Proxy {
 	t.Cleanup(p.Close)
 	return p
 }
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // URL is the broker URL with the proxy as host.
 func (p *Proxy) URL(t testing.TB) string {

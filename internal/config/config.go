@@ -27,6 +27,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
 	"github.com/eventfleet/eventfleet/metrics"
+	"github.com/eventfleet/eventfleet/redisfanout"
 	"github.com/eventfleet/eventfleet/retry"
 	"github.com/eventfleet/eventfleet/tracing"
 	"github.com/eventfleet/eventfleet/webhook"
@@ -347,6 +348,12 @@ type Worker struct {
 	// WebhookSecret holds whsec_ signing secrets, space-separated; keep it
 	// in a secret store. Never echoed, not even in an error.
 	WebhookSecret string `env:"WEBHOOK_SECRET"`
+	// HANDLER=redis (package redisfanout): the Redis, redis:// or rediss://
+	// (it may hold the password: never echoed), the channel template
+	// ("{type}" replaced by the event type) and the bound on one PUBLISH.
+	RedisURL     string        `env:"REDIS_URL"`
+	RedisChannel string        `env:"REDIS_CHANNEL"`
+	RedisTimeout time.Duration `env:"REDIS_TIMEOUT"`
 }
 
 // Inspect holds `worker dlq`'s settings: the shared ones, and the worker's
@@ -494,9 +501,12 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 		return c, &Error{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be positive"}
 	}
 	switch c.Handler {
-	case "log", "webhook":
+	case "log", "webhook", "redis":
 	default:
-		return c, &Error{"HANDLER", c.Handler, "use log or webhook"}
+		return c, &Error{"HANDLER", c.Handler, HandlerUsage}
+	}
+	if err := c.checkRedis(); err != nil {
+		return c, err
 	}
 	if c.Handler == "webhook" && c.WebhookURL == "" {
 		return c, &Error{"WEBHOOK_URL", "", "required when HANDLER=webhook"}
@@ -524,6 +534,41 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 		return c, &Error{"WEBHOOK_SECRET", "<hidden>", reason}
 	}
 	return c, nil
+}
+
+// HandlerUsage is what HANDLER may be.
+const HandlerUsage = "use log (a JSON line per event on stdout), webhook (POST to WEBHOOK_URL) or redis (PUBLISH to REDIS_CHANNEL)"
+
+// redisVars names the variable of each redisfanout.Config field.
+var redisVars = map[string]string{"URL": "REDIS_URL", "Channel": "REDIS_CHANNEL", "Timeout": "REDIS_TIMEOUT"}
+
+// checkRedis checks HANDLER=redis's settings: REDIS_CHANNEL and
+// REDIS_TIMEOUT whatever the handler, so that a typo shows before someone
+// switches to HANDLER=redis; REDIS_URL only matters then.
+func (c Worker) checkRedis() error {
+	var ce *redisfanout.ConfigError
+	if err := c.RedisConfig(nil).Validate(); errors.As(err, &ce) {
+		name := redisVars[ce.Field]
+		if name == "" {
+			return err // a field the environment does not set: a bug here
+		}
+		if name != "REDIS_URL" || c.Handler == "redis" {
+			return &Error{name, ce.Value, ce.Reason} // the URL's password hidden
+		}
+	}
+	return nil
+}
+
+// RedisConfig maps the settings to HANDLER=redis's configuration, its
+// defaults filled in first (see WorkerConfig); m may be nil.
+func (c Worker) RedisConfig(m *metrics.Metrics) redisfanout.Config {
+	rc := redisfanout.Config{Metrics: m}.WithDefaults()
+	rc.URL = c.RedisURL
+	rc.Channel = c.RedisChannel
+	rc.Timeout = c.RedisTimeout
+	// Every concurrent handler may hold a connection.
+	rc.PoolSize = c.Concurrency
+	return rc
 }
 
 // WebhookConfig maps the settings to the webhook handler's configuration,

@@ -47,7 +47,14 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"EVENT_TYPES": "CardAdded,*Event"}, "EVENT_TYPES", "whole dot-separated words"},
 		{map[string]string{"QUEUE_TYPE": "stream"}, "QUEUE_TYPE", "quorum or classic"},
 		{map[string]string{"TOPOLOGY": "lazy"}, "TOPOLOGY", "passive"},
-		{map[string]string{"HANDLER": "email"}, "HANDLER", "log or webhook"},
+		{map[string]string{"HANDLER": "email"}, "HANDLER", "webhook (POST to WEBHOOK_URL) or redis"},
+		{map[string]string{"HANDLER": "redis", "REDIS_URL": "http://:pw123@cache:6379/0"}, "REDIS_URL", "redis://"},
+		{map[string]string{"HANDLER": "redis", "REDIS_URL": "redis://:pw123@cache:port/0"}, "REDIS_URL", "not a Redis URL"},
+		{map[string]string{"REDIS_CHANNEL": "events"}, "REDIS_CHANNEL", "must hold {type}"},
+		{map[string]string{"HANDLER": "redis", "REDIS_CHANNEL": "events:{Type}"}, "REDIS_CHANNEL", "must hold {type}"},
+		{map[string]string{"REDIS_CHANNEL": "events:{type}:{id}"}, "REDIS_CHANNEL", "only placeholder"},
+		{map[string]string{"REDIS_TIMEOUT": "5"}, "REDIS_TIMEOUT", "duration"},
+		{map[string]string{"REDIS_TIMEOUT": "-1s"}, "REDIS_TIMEOUT", "must be positive"},
 		{map[string]string{"HANDLER": "webhook"}, "WEBHOOK_URL", "required"},
 		{map[string]string{"HANDLER": "webhook", "WEBHOOK_URL": "ftp://u:tok3n@x"}, "WEBHOOK_URL", "http"},
 		{map[string]string{"WEBHOOK_SECRET": "c2VjcmV0LXNlY3JldC1zZWNyZXQtMTIz"}, "WEBHOOK_SECRET", "must start with whsec_"},
@@ -214,7 +221,7 @@ func TestLoadInspect(t *testing.T) {
 func TestLoad_WrittenZeroIsRefused(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"WORKER_CONCURRENCY", "WORKER_PREFETCH", "HANDLER_TIMEOUT",
-		"RETRY_MAX_ATTEMPTS", "DELIVERY_LIMIT", "WORKER_MAX_BODY", "WEBHOOK_TIMEOUT"} {
+		"RETRY_MAX_ATTEMPTS", "DELIVERY_LIMIT", "WORKER_MAX_BODY", "WEBHOOK_TIMEOUT", "REDIS_TIMEOUT"} {
 		var ce *Error
 		if _, err := LoadWorker(map[string]string{name: "0"}); !errors.As(err, &ce) || ce.Var != name {
 			t.Errorf("%s=0: %v, want an error naming it", name, err)
@@ -234,6 +241,31 @@ func TestLoad_WrittenZeroIsRefused(t *testing.T) {
 	}
 	if _, err := LoadWorker(map[string]string{"WORKER_CONCURRENCY": "10001"}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "1..10000") {
 		t.Errorf("WORKER_CONCURRENCY=10001: %v, want the library's bound", err)
+	}
+}
+
+// HANDLER=redis's settings: the defaults, the pool sized to the
+// concurrency, and REDIS_URL checked only when HANDLER=redis (a relay's
+// URL in a shared environment does not stop a log worker).
+func TestRedisConfig(t *testing.T) {
+	t.Parallel()
+	c, err := LoadWorker(map[string]string{"HANDLER": "redis", "WORKER_CONCURRENCY": "40"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := c.RedisConfig(nil)
+	if rc.URL != "redis://127.0.0.1:6379/0" || rc.Channel != "events:{type}" || rc.Timeout != 5*time.Second || rc.PoolSize != 40 {
+		t.Errorf("RedisConfig %+v", rc)
+	}
+	if _, err := LoadWorker(map[string]string{"HANDLER": "log", "REDIS_URL": "nats://x"}); err != nil {
+		t.Errorf("HANDLER=log with a REDIS_URL it does not use: %v", err)
+	}
+	c, err = LoadWorker(map[string]string{"HANDLER": "redis", "REDIS_URL": "rediss://:pw@cache:6380/2", "REDIS_CHANNEL": "live:{type}", "REDIS_TIMEOUT": "750ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := c.RedisConfig(nil); rc.URL != "rediss://:pw@cache:6380/2" || rc.Channel != "live:{type}" || rc.Timeout != 750*time.Millisecond {
+		t.Errorf("RedisConfig %+v", rc)
 	}
 }
 

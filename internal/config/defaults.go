@@ -6,6 +6,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/ingest"
+	"github.com/eventfleet/eventfleet/redisfanout"
 	"github.com/eventfleet/eventfleet/webhook"
 )
 
@@ -68,6 +69,7 @@ func defaultPublisher() Publisher {
 
 func defaultWorker() Worker {
 	d := amqp.WorkerConfig{}.WithDefaults()
+	rd := redisfanout.Config{}.WithDefaults()
 	return Worker{
 		Broker:           defaultBroker(),
 		Telemetry:        defaultTelemetry(),
@@ -82,6 +84,9 @@ func defaultWorker() Worker {
 		ShutdownTimeout:  DefaultShutdownTimeout,
 		Handler:          DefaultHandler,
 		WebhookTimeout:   webhook.Config{}.WithDefaults().Timeout,
+		RedisURL:         rd.URL,
+		RedisChannel:     rd.Channel,
+		RedisTimeout:     rd.Timeout,
 	}
 }
 

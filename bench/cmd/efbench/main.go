@@ -36,6 +36,8 @@ var discardLogger = slog.New(slog.DiscardHandler)
 type options struct {
 	url           string
 	pg            string
+	redis         string
+	redisRate     float64
 	relayLatencyN int
 	rounds        int
 	n             int
@@ -77,6 +79,12 @@ func parseFlags(args []string) (options, error) {
 	}
 	fs.IntVar(&o.relayLatencyN, "relay-latency-n", 2000, "rows for each relay latency measurement (committed at 200/s)")
 	fs.StringVar(&o.pg, "pg", pg, "PostgreSQL for the relay rows, a user that may create databases (default: TEST_DATABASE_URL, else the local server)")
+	redisURL := os.Getenv("TEST_REDIS_URL")
+	if redisURL == "" {
+		redisURL = "redis://127.0.0.1:6379/0"
+	}
+	fs.StringVar(&o.redis, "redis", redisURL, "Redis for the relay's Redis sources (default: TEST_REDIS_URL, else the local server)")
+	fs.Float64Var(&o.redisRate, "redis-rate", 5000, "bin-relay-redis: PUBLISH rate into the channel, messages/s")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every contender once, alternating")
 	fs.IntVar(&o.n, "n", 20000, "messages per throughput measurement")
 	fs.IntVar(&o.nSlow, "n-slow", 1000, "messages for the slow contenders (bare window 1, eventfleet 1 caller, watermill defaults)")
@@ -310,6 +318,10 @@ func contenders(o options) []contender {
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayBinary(ctx, n) }},
 		contender{"paths", "bin-relay-jetstream", "`publisher relay` RELAY_SOURCE=jetstream, defaults: a stream filled first (process start to every message acked)", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayJetStream(ctx, n) }},
+		contender{"paths", "bin-relay-redis-stream", fmt.Sprintf("`publisher relay` RELAY_SOURCE=redis-stream, defaults: n entries XADDed first, bodies of %d aggregates (process start to every entry read and XACKed)", relayAggregates), n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayRedisStream(ctx, n) }},
+		contender{"paths", "bin-relay-redis", "`publisher relay` RELAY_SOURCE=redis, defaults: n messages PUBLISHed at -redis-rate once it is ready (first PUBLISH to the last message in the queue; at most once: see delivered_ratio)", n,
+			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runRelayRedisPubSub(ctx, n) }},
 		contender{"paths", "bare-worker-webhook", "bare consumer POSTing each delivery to the same target, same concurrency", n,
 			func(ctx context.Context, b *bench, n int) (measurement, error) { return b.runBareWebhook(ctx, n) }},
 		contender{"paths", "bin-worker-webhook", "`cmd/worker` HANDLER=webhook, defaults (process start to empty queue)", n,

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,7 +36,11 @@ import (
 // from dial to their last ack.
 
 // pathPair names the bare reference of a binary row ("bin-x" → "bare-x").
+// The relay's Redis sources share the relay's: the bare publish limit.
 func pathPair(id string) string {
+	if strings.HasPrefix(id, "bin-relay-redis") {
+		return "bare-relay"
+	}
 	if len(id) > 4 && id[:4] == "bin-" {
 		return "bare-" + id[4:]
 	}

@@ -10,11 +10,13 @@ import (
 func TestPathPair(t *testing.T) {
 	t.Parallel()
 	for id, want := range map[string]string{
-		"bin-serve-single":   "bare-serve-single",
-		"bin-worker-webhook": "bare-worker-webhook",
-		"bare-worker-log":    "",
-		"ef-worker-log":      "",
-		"bin-":               "",
+		"bin-serve-single":       "bare-serve-single",
+		"bin-worker-webhook":     "bare-worker-webhook",
+		"bare-worker-log":        "",
+		"ef-worker-log":          "",
+		"bin-":                   "",
+		"bin-relay-redis":        "bare-relay",
+		"bin-relay-redis-stream": "bare-relay",
 	} {
 		if got := pathPair(id); got != want {
 			t.Errorf("pathPair(%q) = %q, want %q", id, got, want)
