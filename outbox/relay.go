@@ -83,22 +83,7 @@ func (r *Relay) Start(context.Context) error {
 // Stop lets the scan in progress finish (its publishes confirmed and its
 // rows settled) until ctx ends, then abandons it: its unsettled rows are
 // published again by the next relay.
-func (r *Relay) Stop(ctx context.Context) error {
-	started := r.life.Stop()
-	var err error
-	if started {
-		select {
-		case <-r.life.Done():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	r.life.Halt()
-	if started {
-		<-r.life.Done()
-	}
-	return err
-}
+func (r *Relay) Stop(ctx context.Context) error { return r.life.StopAndWait(ctx) }
 
 // Done is closed when the Relay has stopped.
 func (r *Relay) Done() <-chan struct{} { return r.life.Done() }

@@ -205,3 +205,24 @@ func (l *Lifecycle) Drain(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// StopAndWait is the whole Stop of an owner whose background work ends by
+// itself once Stopping closes: Stop, wait for Done until ctx ends (then
+// ctx.Err() is returned), Halt what is left and wait for Done. Safe twice
+// and before Start.
+func (l *Lifecycle) StopAndWait(ctx context.Context) error {
+	started := l.Stop()
+	var err error
+	if started {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	l.Halt()
+	if started {
+		<-l.done
+	}
+	return err
+}

@@ -123,3 +123,40 @@ func TestLifecycle_DrainWaitsForCalls(t *testing.T) {
 	}
 	// The first Drain's watcher ends with the call too.
 }
+
+// StopAndWait lets work that ends on Stopping finish; work that needs the
+// halt gets it once ctx ends, and the call still waits for Done.
+func TestLifecycle_StopAndWait(t *testing.T) {
+	t.Parallel()
+	soft := New()
+	if err := soft.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { <-soft.Stopping(); soft.Finish(nil) }()
+	if err := soft.StopAndWait(context.Background()); err != nil {
+		t.Fatalf("work that ends on Stopping: %v", err)
+	}
+	if soft.HaltContext().Err() == nil {
+		t.Fatal("halt context still live after StopAndWait")
+	}
+
+	hard := New()
+	if err := hard.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { <-hard.Halted(); hard.Finish(nil) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := hard.StopAndWait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("work that needs the halt: %v, want the deadline", err)
+	}
+	select {
+	case <-hard.Done():
+	default:
+		t.Fatal("StopAndWait returned before Done")
+	}
+	if err := New().StopAndWait(context.Background()); err != nil {
+		t.Fatalf("before Start: %v", err)
+	}
+	_ = hard.StopAndWait(context.Background()) // twice is fine
+}
