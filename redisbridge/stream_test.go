@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/bridge"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
@@ -206,4 +207,37 @@ func TestStream_SlowPublishesAreNotClaimedFromALiveBridge(t *testing.T) {
 		t.Fatalf("another consumer claimed %d entries (%v) from the live bridge", len(claimed), err)
 	}
 	close(pub.open)
+}
+
+// An entry whose body is over bridge.MaxBody is set aside in
+// "<stream>:rejected", not published: past the broker's max_message_size
+// it would make the broker close the connection on every attempt (406)
+// and stall the relay. The entry after it is relayed.
+func TestStream_OversizedEntryIsRejected(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	big := `{"aggregateId":"big","pad":"` + strings.Repeat("x", bridge.MaxBody) + `"}`
+	for _, body := range []string{big, `{"aggregateId":"small"}`} {
+		if err := c.XAdd(t.Context(), &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", body}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, ch, queue := broker(t, "T")
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "c1"}, p)
+	d := receive(t, ch, queue)
+	if string(d.Body) != `{"aggregateId":"small"}` {
+		t.Fatalf("delivered %.60s…; want only the small entry", d.Body)
+	}
+	brokertest.Eventually(t, 20*time.Second, "1 rejected, 1 published, none pending", func() bool {
+		s := b.Stats()
+		pend, err := c.XPending(t.Context(), stream, redisbridge.DefaultGroup).Result()
+		return s.Rejected == 1 && s.Published == 1 && err == nil && pend.Count == 0
+	})
+	rej, err := c.XRange(t.Context(), stream+redisbridge.RejectedSuffix, "-", "+").Result()
+	if err != nil || len(rej) != 1 {
+		t.Fatalf("rejected stream: %d entries, %v; want 1", len(rej), err)
+	}
+	if r, _ := rej[0].Values["reason"].(string); !strings.Contains(r, "MaxBody") {
+		t.Fatalf("reason %q: want it to name the limit", r)
+	}
 }
