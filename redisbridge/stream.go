@@ -273,10 +273,13 @@ func (b *Bridge) ack(client *redis.Client, id string) {
 	b.m.Published(1)
 }
 
-// reject copies the entry to "<stream>:rejected" with the reason, and acks
-// it, in one transaction: it is kept for an operator and never read again.
-// If Redis fails meanwhile the entry stays pending and is rejected again
-// when claimed, ClaimIdle later: no hot loop.
+// reject copies the entry to "<stream>:rejected" with the reason, then
+// acks it: it is kept for an operator and never read again. The ack waits
+// for the copy (not MULTI/EXEC: EXEC runs the XACK even when the XADD
+// fails, e.g. WRONGTYPE, and the entry would be lost). If Redis fails
+// meanwhile the entry stays pending and is rejected again when claimed,
+// ClaimIdle later: no hot loop; a copy made before a failed ack is then
+// made twice.
 func (b *Bridge) reject(client *redis.Client, msg redis.XMessage, why error) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
@@ -286,11 +289,10 @@ func (b *Bridge) reject(client *redis.Client, msg redis.XMessage, why error) {
 	}
 	values[FieldReason] = why.Error()
 	values[FieldEntry] = msg.ID
-	_, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: b.cfg.Stream + RejectedSuffix, Values: values})
-		p.XAck(ctx, b.cfg.Stream, b.cfg.Group, msg.ID)
-		return nil
-	})
+	err := client.XAdd(ctx, &redis.XAddArgs{Stream: b.cfg.Stream + RejectedSuffix, Values: values}).Err()
+	if err == nil {
+		err = client.XAck(ctx, b.cfg.Stream, b.cfg.Group, msg.ID).Err()
+	}
 	if err != nil {
 		b.noteErr(err)
 		b.log.Warn("could not set a rejected entry aside; it stays pending", "entry", msg.ID, "reason", why.Error(), "err", err)

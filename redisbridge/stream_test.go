@@ -241,3 +241,42 @@ func TestStream_OversizedEntryIsRejected(t *testing.T) {
 		t.Fatalf("reason %q: want it to name the limit", r)
 	}
 }
+
+// A rejected entry whose copy to "<stream>:rejected" fails (the key holds
+// a string: WRONGTYPE) stays pending, and is set aside once the key is
+// usable again: the ack waits for the copy.
+func TestStream_RejectedStreamWrongTypeKeepsTheEntry(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	ctx := t.Context()
+	if err := c.Set(ctx, stream+redisbridge.RejectedSuffix, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `[1]`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "c1", ClaimIdle: time.Second}, pub)
+	brokertest.Eventually(t, 10*time.Second, "the copy failed", func() bool {
+		err := b.LastError()
+		return err != nil && strings.Contains(err.Error(), "WRONGTYPE")
+	})
+	pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
+	if err != nil || pend.Count != 1 || b.Stats().Rejected != 0 {
+		t.Fatalf("pending %+v, %v, stats %+v: want the entry still pending, none counted rejected", pend, err, b.Stats())
+	}
+	if err := c.Del(ctx, stream+redisbridge.RejectedSuffix).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed again after ClaimIdle, and set aside.
+	brokertest.Eventually(t, 20*time.Second, "set aside, none pending", func() bool {
+		pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
+		return err == nil && pend.Count == 0 && b.Stats().Rejected == 1
+	})
+	rej, err := c.XRange(ctx, stream+redisbridge.RejectedSuffix, "-", "+").Result()
+	if err != nil || len(rej) != 1 || rej[0].Values["entry"] != id {
+		t.Fatalf("rejected stream %v, %v: want entry %s", rej, err, id)
+	}
+}
