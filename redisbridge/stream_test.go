@@ -132,7 +132,7 @@ func TestStream_ClaimsADeadConsumersEntries(t *testing.T) {
 	}
 	pub := newGated()
 	close(pub.open)
-	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "alive", ClaimIdle: 200 * time.Millisecond}, pub)
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "alive", ClaimIdle: time.Second}, pub)
 	brokertest.Eventually(t, 10*time.Second, "3 claimed and acked", func() bool {
 		pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
 		return err == nil && pend.Count == 0 && b.Stats().Published == 3
@@ -185,7 +185,7 @@ func TestStream_SlowPublishesAreNotClaimedFromALiveBridge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const idle = 300 * time.Millisecond
+	const idle = redisbridge.MinClaimIdle
 	pub := newGated()
 	start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "slow", ClaimIdle: idle}, pub)
 	brokertest.Eventually(t, 10*time.Second, "3 publishes held", func() bool { busy, _, _ := pub.waiting(); return busy == 3 })
