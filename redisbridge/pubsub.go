@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,10 +17,6 @@ import (
 // connectTimeout bounds a connect and its first answer (the subscription,
 // the group): an address that swallows packets must not hold the bridge.
 const connectTimeout = 10 * time.Second
-
-// pingEvery is how often a subscribed session pings Redis: the session
-// only reads, so without a write a dead peer would go unnoticed.
-const pingEvery = 5 * time.Second
 
 func (b *Bridge) runPubSub(client *redis.Client) error {
 	everUp := false
@@ -65,24 +63,34 @@ func (b *Bridge) subscribe(client *redis.Client) (*redis.PubSub, error) {
 // read waits for a free slot before the next read, so with the window full
 // the bridge holds Window messages and the one in hand, and what Redis sends
 // meanwhile waits in the socket and Redis's output buffer, not here.
+//
+// The session only reads, so it pings every PingInterval, and a read that
+// gets nothing, not even a pong, for 3 × PingInterval ends it: a
+// half-open connection (a peer gone without a FIN or RST, a proxy that
+// stopped forwarding) accepts pings into the socket buffer without error,
+// and only the missing answers show it.
 func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 	ended := make(chan struct{})
+	var pinger sync.WaitGroup
+	// Run last to first: close the subscription, end the pinger, wait for it.
+	defer pinger.Wait()
 	defer close(ended)
 	defer ps.Close()
+	every := b.cfg.PingInterval
+	pinger.Add(1)
 	go func() {
-		// Receive blocks without a deadline: closing is what ends it, at
-		// Stop or when a ping cannot be written (the peer is gone).
-		t := time.NewTicker(pingEvery)
+		defer pinger.Done()
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-ended:
 				return
 			case <-b.life.Stopping():
-				_ = ps.Close()
+				_ = ps.Close() // ends the Receive below
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), pingEvery)
+				ctx, cancel := context.WithTimeout(context.Background(), every)
 				err := ps.Ping(ctx)
 				cancel()
 				if err != nil {
@@ -93,13 +101,19 @@ func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 		}
 	}()
 	ctx := b.life.HaltContext()
+	silence := 3 * every
 	for {
-		msg, err := ps.Receive(ctx)
+		msg, err := ps.ReceiveTimeout(ctx, silence)
 		if err != nil {
 			if b.life.IsStopping() {
 				return nil
 			}
 			b.connected.Store(false)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("redisbridge: no answer from %s for %v, 3 pings: the connection is taken for dead: %w",
+					RedactURL(b.cfg.URL), silence, err)
+			}
 			return fmt.Errorf("redisbridge: receive from %s: %w", RedactURL(b.cfg.URL), err)
 		}
 		m, ok := msg.(*redis.Message)

@@ -160,3 +160,36 @@ func procStatus(t *testing.T, field string) int64 {
 	t.Fatalf("no %s in /proc/self/status", field)
 	return 0
 }
+
+// A subscribed connection that goes silent (a proxy that stops
+// forwarding: no FIN, no RST, the pings are written without error) is
+// taken for dead after 3 × PingInterval without an answer: the bridge says
+// it is not connected (so /readyz is unready), and once the path works
+// again it subscribes anew, counts a reconnect and relays.
+func TestPubSub_HalfOpenConnectionIsDetected(t *testing.T) {
+	t.Parallel()
+	prefix := "t-" + brokertest.Name(t) + ":"
+	c := rdb(t)
+	proxy := newFreezeProxy(t, redisAddr(t))
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{URL: proxy.URL(), Pattern: prefix + "*", PingInterval: 100 * time.Millisecond}, pub)
+	brokertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return b.Stats().Connected })
+
+	proxy.setFrozen(true)
+	brokertest.Eventually(t, 10*time.Second, "the silent connection taken for dead", func() bool {
+		err := b.LastError()
+		return !b.Stats().Connected && err != nil && strings.Contains(err.Error(), "no answer")
+	})
+	proxy.setFrozen(false)
+	brokertest.Eventually(t, 20*time.Second, "subscribed again, a reconnect counted", func() bool {
+		s := b.Stats()
+		return s.Connected && s.Reconnects >= 1
+	})
+	brokertest.Eventually(t, 10*time.Second, "a message relayed after the reconnect", func() bool {
+		if err := c.Publish(t.Context(), prefix+"T", `{}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Stats().Published >= 1
+	})
+}

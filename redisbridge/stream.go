@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,9 +75,17 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 	ctx := b.life.HaltContext()
 	claimEvery := min(max(b.cfg.ClaimIdle/2, 50*time.Millisecond), 10*time.Second)
 	ended := make(chan struct{})
+	var renewing sync.WaitGroup
+	// Run last to first: end renew, then wait for it, so that it never
+	// runs after the session (and run's client.Close).
+	defer renewing.Wait()
 	defer close(ended)
 	// A third of ClaimIdle: two renewals may be late before a claim.
-	go b.renew(client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second), ended)
+	renewing.Add(1)
+	go func() {
+		defer renewing.Done()
+		b.renew(client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second), ended)
+	}()
 	block := min(time.Second, claimEvery)
 	// this consumer's pending entries after this id, ">" once they are read
 	own := "0"
