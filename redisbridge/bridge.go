@@ -58,7 +58,7 @@ type Stats struct {
 	Published   int64 // messages confirmed and settled
 	Rejected    int64 // messages that cannot be events, set aside (SourceStream) or logged
 	Redelivered int64 // stream entries taken again (claimed, or pending at start)
-	Dropped     int64 // pub/sub messages taken and abandoned at a hard stop
+	Dropped     int64 // lost: pub/sub messages taken and abandoned at a hard stop; stream entries deleted (XDEL, MAXLEN) before they were relayed
 	Reconnects  int64 // sessions re-established after one was lost
 	InFlight    int   // messages being published or settled (at most Window)
 	Connected   bool  // subscribed (SourcePubSub) or reading the group (SourceStream)

@@ -229,6 +229,18 @@ func (b *Bridge) take1(client *redis.Client, msg redis.XMessage, again bool) {
 		b.give(1)
 		return
 	}
+	if len(msg.Values) == 0 {
+		// Deleted (XDEL, or trimmed by XADD MAXLEN / XTRIM) while pending:
+		// Redis keeps the id in the pending list and returns it without
+		// fields. Nothing is left to publish; it is acked and counted
+		// dropped, not rejected: there is nothing to set aside.
+		b.dropDeleted(client, msg.ID)
+		b.mu.Lock()
+		delete(b.taken, msg.ID)
+		b.mu.Unlock()
+		b.give(1)
+		return
+	}
 	if again {
 		b.redelivered.Add(1)
 		b.m.Redelivered()
@@ -280,6 +292,21 @@ func (b *Bridge) ack(client *redis.Client, id string) {
 	}
 	b.published.Add(1)
 	b.m.Published(1)
+}
+
+// dropDeleted acks an entry deleted before it was relayed, and counts it
+// dropped: it is lost, and the log says so once.
+func (b *Bridge) dropDeleted(client *redis.Client, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := client.XAck(ctx, b.cfg.Stream, b.cfg.Group, id).Err(); err != nil {
+		b.noteErr(err)
+		b.log.Warn("XACK of a deleted entry failed: it stays pending", "entry", id, "err", err)
+		return
+	}
+	b.dropped.Add(1)
+	b.m.Dropped(1)
+	b.log.Warn("stream entry deleted before it was relayed (XDEL or MAXLEN trimming): lost, acked", "entry", id)
 }
 
 // reject copies the entry to "<stream>:rejected" with the reason, then

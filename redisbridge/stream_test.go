@@ -280,3 +280,40 @@ func TestStream_RejectedStreamWrongTypeKeepsTheEntry(t *testing.T) {
 		t.Fatalf("rejected stream %v, %v: want entry %s", rej, err, id)
 	}
 }
+
+// An entry deleted (XDEL, MAXLEN trimming) while pending comes back
+// without fields: it is acked and counted dropped, not set aside as
+// rejected (there is nothing to keep); the next entry is relayed.
+func TestStream_EntryDeletedWhilePendingIsDropped(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	ctx := t.Context()
+	if err := c.XGroupCreateMkStream(ctx, stream, redisbridge.DefaultGroup, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `{}`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c1 took it, then died; the entry is deleted while pending.
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: redisbridge.DefaultGroup, Consumer: "c1", Streams: []string{stream, ">"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XDel(ctx, stream, id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `{}`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "c1"}, pub)
+	brokertest.Eventually(t, 10*time.Second, "1 dropped, 1 published, none pending", func() bool {
+		s := b.Stats()
+		pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
+		return s.Dropped == 1 && s.Published == 1 && err == nil && pend.Count == 0
+	})
+	if n, err := c.XLen(ctx, stream+redisbridge.RejectedSuffix).Result(); err != nil || n != 0 || b.Stats().Rejected != 0 {
+		t.Fatalf("rejected stream length %d, %v, stats %+v: want nothing rejected", n, err, b.Stats())
+	}
+}
