@@ -46,6 +46,8 @@ type Bridge struct {
 	// returns one of them leaves it to the goroutine publishing it.
 	taken map[string]bool
 
+	rejLog rejectLog // SourcePubSub: rate-limits the rejected messages' log lines
+
 	// gaugeMu orders the in-flight gauge's updates: the reader adds and
 	// every publishing goroutine subtracts, and without it a Set of an
 	// older count could land after a newer one and leave the gauge stale.

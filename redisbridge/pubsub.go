@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -122,7 +123,7 @@ func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 		}
 		ev, err := bridge.Event(typeOf(b.cfg.Pattern, m.Channel), []byte(m.Payload), "")
 		if err != nil {
-			b.countRejected("channel", m.Channel, err)
+			b.rejectedMessage(m.Channel, err)
 			continue
 		}
 		if !b.take() {
@@ -137,7 +138,7 @@ func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 				b.published.Add(1)
 				b.m.Published(1)
 			case errors.Is(err, bridge.ErrRejected):
-				b.countRejected("channel", m.Channel, err)
+				b.rejectedMessage(m.Channel, err)
 			default:
 				// At most once: nothing to put it back into.
 				b.dropped.Add(1)
@@ -147,9 +148,65 @@ func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 	}
 }
 
-// countRejected counts and logs, once, a message that cannot be an event.
+// countRejected counts and logs, once, a stream entry that cannot be an
+// event (its name, the entry id, is short; the entry is kept in
+// "<stream>:rejected").
 func (b *Bridge) countRejected(where, name string, err error, attrs ...any) {
 	b.rejected.Add(1)
 	b.m.Rejected()
 	b.log.Warn("message rejected: it cannot be an event", append([]any{where, name, "reason", err.Error()}, attrs...)...)
+}
+
+// A pub/sub message that cannot be an event leaves no trace but the log,
+// and a publisher gone wrong can send thousands a second on channels of any
+// length: the WARN line is rate-limited and names the channel shortened.
+const (
+	rejectLogEvery = time.Second // at most one line per this
+	maxLoggedName  = 64          // bytes of a channel name in a line
+)
+
+// rejectLog is the pub/sub rejections' log limiter; the reading goroutine
+// and the publishing ones both use it, under mu.
+type rejectLog struct {
+	mu         sync.Mutex
+	next       time.Time // no line before this
+	suppressed int       // rejections not logged since the last line
+}
+
+// rejectedMessage counts a pub/sub message that cannot be an event, and
+// logs it unless a line was written less than rejectLogEvery ago; the next
+// line says how many were not logged ("suppressed").
+func (b *Bridge) rejectedMessage(channel string, err error) {
+	b.rejected.Add(1)
+	b.m.Rejected()
+	l := &b.rejLog
+	l.mu.Lock()
+	now := time.Now()
+	if now.Before(l.next) {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.suppressed, l.next = 0, now.Add(rejectLogEvery)
+	l.mu.Unlock()
+	attrs := []any{"channel", clip(channel, maxLoggedName), "reason", err.Error()}
+	if len(channel) > maxLoggedName {
+		attrs = append(attrs, "channel_bytes", len(channel))
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	b.log.Warn("message rejected: it cannot be an event", attrs...)
+}
+
+// clip is s cut to at most n bytes, on a rune boundary, with "…" when cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
