@@ -74,17 +74,18 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 	defer b.connected.Store(false)
 	ctx := b.life.HaltContext()
 	claimEvery := min(max(b.cfg.ClaimIdle/2, 50*time.Millisecond), 10*time.Second)
-	ended := make(chan struct{})
+	// ended cancels renew, a renewal in progress too, when the session ends.
+	ended, endSession := context.WithCancel(b.life.HaltContext())
 	var renewing sync.WaitGroup
 	// Run last to first: end renew, then wait for it, so that it never
 	// runs after the session (and run's client.Close).
 	defer renewing.Wait()
-	defer close(ended)
+	defer endSession()
 	// A third of ClaimIdle: two renewals may be late before a claim.
 	renewing.Add(1)
 	go func() {
 		defer renewing.Done()
-		b.renew(client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second), ended)
+		b.renew(ended, client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second))
 	}()
 	block := min(time.Second, claimEvery)
 	// this consumer's pending entries after this id, ">" once they are read
@@ -142,13 +143,14 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 // is publishing (XCLAIM to itself, JUSTID: the delivery count stays), on
 // its own goroutine so that it goes on while the window is full. So only a
 // bridge that died, or froze for longer than ClaimIdle, loses its entries
-// to a claim, however long a publish takes while the broker is away.
-func (b *Bridge) renew(client *redis.Client, interval time.Duration, ended <-chan struct{}) {
+// to a claim, however long a publish takes while the broker is away. It
+// returns when ended is done, the session's end.
+func (b *Bridge) renew(ended context.Context, client *redis.Client, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-ended:
+		case <-ended.Done():
 			return
 		case <-t.C:
 		}
@@ -161,7 +163,7 @@ func (b *Bridge) renew(client *redis.Client, interval time.Duration, ended <-cha
 		if len(ids) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(b.life.HaltContext(), settleTimeout)
+		ctx, cancel := context.WithTimeout(ended, settleTimeout)
 		err := client.XClaimJustID(ctx, &redis.XClaimArgs{Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: b.cfg.Consumer,
 			MinIdle: 0, Messages: ids}).Err()
 		cancel()
