@@ -7,8 +7,26 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 )
+
+// MaxBody is the largest body Event takes: amqp.DefaultMaxBody (16 MiB),
+// the largest the fleet's workers read (WORKER_MAX_BODY's default). A
+// larger one would be dead-lettered unread by every worker at best, and
+// past the broker's max_message_size (128 MiB on RabbitMQ 3.10+) the broker
+// closes the publisher's connection for it (406) on every attempt, so the
+// source would stall on it forever; it is rejected at the source instead.
+//
+// A source holds at most its window (PUBLISH_WINDOW) of bodies in flight,
+// so up to Window × MaxBody bytes (256 × 16 MiB = 4 GiB) if every message
+// is that large: size the window, or the relay's memory, for the largest
+// bodies you publish.
+const MaxBody = amqp.DefaultMaxBody
+
+// ErrBodyTooLarge: a body is larger than MaxBody. It comes wrapped in
+// ErrRejected (and event.ErrInvalidData).
+var ErrBodyTooLarge = errors.New("body larger than bridge.MaxBody")
 
 // ErrRejected wraps every reason a message cannot become an event: a bad
 // name, a body that is not a JSON object, an unusable aggregateId. Such a
@@ -18,10 +36,14 @@ var ErrRejected = errors.New("message rejected")
 // Event builds the event for a message whose channel or subject named the
 // event type typ, with the body as it came and the given id (a fresh
 // event.NewID() when the source has no stable one). AggregateID is the
-// body's "aggregateId" (a string, or a number written as it is).
+// body's "aggregateId" (a string, or a number written as it is). A body
+// larger than MaxBody is rejected (ErrBodyTooLarge) before it is parsed.
 func Event(typ string, body []byte, id string) (event.Event, error) {
 	if err := event.ValidateType(typ); err != nil {
 		return event.Event{}, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	if len(body) > MaxBody {
+		return event.Event{}, fmt.Errorf("%w: %w: %w: %d bytes, the limit is %d", ErrRejected, event.ErrInvalidData, ErrBodyTooLarge, len(body), MaxBody)
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' || !event.ValidJSON(body) {

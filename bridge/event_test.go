@@ -70,3 +70,20 @@ func TestEvent_NullOrMissingAggregate(t *testing.T) {
 		}
 	}
 }
+
+func TestEvent_RejectsBodyOverMaxBody(t *testing.T) {
+	t.Parallel()
+	pad := func(n int) []byte {
+		// {"p":"xxx…"} of exactly n bytes
+		return []byte(`{"p":"` + strings.Repeat("x", n-8) + `"}`)
+	}
+	if _, err := bridge.Event("X", pad(bridge.MaxBody), ""); err != nil {
+		t.Fatalf("a body of exactly MaxBody: %v", err)
+	}
+	_, err := bridge.Event("X", pad(bridge.MaxBody+1), "")
+	for _, want := range []error{bridge.ErrRejected, bridge.ErrBodyTooLarge, event.ErrInvalidData} {
+		if !errors.Is(err, want) {
+			t.Fatalf("MaxBody+1 bytes: got %v, want %v", err, want)
+		}
+	}
+}

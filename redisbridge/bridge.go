@@ -46,8 +46,15 @@ type Bridge struct {
 	// returns one of them leaves it to the goroutine publishing it.
 	taken map[string]bool
 
+	rejLog rejectLog // SourcePubSub: rate-limits the rejected messages' log lines
+
+	// gaugeMu orders the in-flight gauge's updates: the reader adds and
+	// every publishing goroutine subtracts, and without it a Set of an
+	// older count could land after a newer one and leave the gauge stale.
+	gaugeMu sync.Mutex
+
 	published, rejected, redelivered, dropped, reconnects atomic.Int64
-	inFlight                                              atomic.Int64 // dispatched, not yet settled
+	inFlight                                              atomic.Int64 // dispatched, not yet settled; changed with addInFlight
 	connected                                             atomic.Bool  // subscribed, or the group ready
 	failing                                               atomic.Bool  // publishes fail: logged once, at the first
 	lastErr                                               atomic.Pointer[error]
@@ -58,7 +65,7 @@ type Stats struct {
 	Published   int64 // messages confirmed and settled
 	Rejected    int64 // messages that cannot be events, set aside (SourceStream) or logged
 	Redelivered int64 // stream entries taken again (claimed, or pending at start)
-	Dropped     int64 // pub/sub messages taken and abandoned at a hard stop
+	Dropped     int64 // lost: pub/sub messages taken and abandoned at a hard stop; stream entries deleted (XDEL, MAXLEN) before they were relayed
 	Reconnects  int64 // sessions re-established after one was lost
 	InFlight    int   // messages being published or settled (at most Window)
 	Connected   bool  // subscribed (SourcePubSub) or reading the group (SourceStream)
@@ -236,12 +243,12 @@ func (b *Bridge) dispatch(ev event.Event, settle func(error)) {
 		b.tails[agg] = mine
 		b.mu.Unlock()
 	}
-	b.m.InFlight(int(b.inFlight.Add(1)))
+	b.addInFlight(1)
 	b.work.Add(1)
 	go func() {
 		defer b.work.Done()
 		defer b.give(1)
-		defer func() { b.m.InFlight(int(b.inFlight.Add(-1))) }()
+		defer b.addInFlight(-1)
 		err := func() error {
 			defer func() {
 				close(mine)
@@ -264,6 +271,14 @@ func (b *Bridge) dispatch(ev event.Event, settle func(error)) {
 		}()
 		settle(err)
 	}()
+}
+
+// addInFlight changes the messages in flight and sets the gauge to the
+// count, one change at a time.
+func (b *Bridge) addInFlight(delta int64) {
+	b.gaugeMu.Lock()
+	defer b.gaugeMu.Unlock()
+	b.m.InFlight(int(b.inFlight.Add(delta)))
 }
 
 // pause waits d; false when the Bridge halts meanwhile.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
@@ -23,19 +24,39 @@ func TestNew_RefusesBadConfig(t *testing.T) {
 		{"no star", redisbridge.Config{Pattern: "events:Card"}, "one \"*\""},
 		{"question mark", redisbridge.Config{Pattern: "events:?*"}, "no other glob"},
 		{"claim idle", redisbridge.Config{ClaimIdle: -1}, "ClaimIdle"},
+		{"claim idle below the floor", redisbridge.Config{Source: redisbridge.SourceStream, ClaimIdle: time.Millisecond}, "ClaimIdle"},
+		{"long stream", redisbridge.Config{Source: redisbridge.SourceStream, Stream: strings.Repeat("s", redisbridge.MaxStreamLen+1)}, "Stream"},
+		{"control char stream", redisbridge.Config{Source: redisbridge.SourceStream, Stream: "ev\nents"}, "control"},
+		{"ping interval", redisbridge.Config{PingInterval: -1}, "PingInterval"},
 		{"window", redisbridge.Config{Window: -1}, "Window"},
 		{"timeout", redisbridge.Config{PublishTimeout: -1}, "PublishTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := redisbridge.New(tc.cfg, nil)
-			if !errors.Is(err, redisbridge.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want ErrInvalidConfig saying %q", err, tc.want)
+			var ce *redisbridge.ConfigError
+			if !errors.Is(err, redisbridge.ErrInvalidConfig) || !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a *ConfigError saying %q", err, tc.want)
 			}
 			if strings.Contains(err.Error(), "secret") {
 				t.Fatalf("the error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// Each source's fields are checked for that source only; the floor and the
+// longest stream are accepted.
+func TestNew_ChecksOnlyItsSource(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []redisbridge.Config{
+		{Source: redisbridge.SourceStream, Pattern: "events"},
+		{Source: redisbridge.SourcePubSub, Stream: "a\tb"},
+		{Source: redisbridge.SourceStream, ClaimIdle: redisbridge.MinClaimIdle, Stream: strings.Repeat("s", redisbridge.MaxStreamLen)},
+	} {
+		if _, err := redisbridge.New(cfg, nil); err != nil {
+			t.Errorf("%+v: %v", cfg, err)
+		}
 	}
 }
 

@@ -19,9 +19,13 @@
 //     at least once. Entries left pending by a consumer that died are
 //     claimed (XAUTOCLAIM) after Config.ClaimIdle and published again
 //     (Redelivered); a live bridge renews its own entries in flight, so a
-//     slow broker does not make them claimable. An entry that cannot be an event is copied to
-//     "<stream>:rejected" with a "reason" field and then XACKed (Rejected):
-//     kept for an operator, never retried in a loop.
+//     slow broker does not make them claimable. An entry that cannot be an
+//     event is copied to "<stream>:rejected" with a "reason" field and then XACKed (Rejected):
+//     kept for an operator, never retried in a loop; so is a body larger
+//     than bridge.MaxBody (16 MiB). An entry deleted before it was relayed
+//     (XDEL, or trimmed by XADD MAXLEN / XTRIM: trimming does not spare
+//     entries not yet read or acked) is lost: it is XACKed, logged and
+//     counted Dropped. Size MAXLEN for the longest outage of the relay.
 //
 // Memory is bounded under a burst faster than the broker: at most
 // Config.Window messages are taken and not yet settled. The bridge reads the

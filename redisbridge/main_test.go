@@ -177,3 +177,13 @@ func (p *gatedPublisher) events() []event.Event {
 }
 
 func init() { redisbridge.SetLogger(quiet) }
+
+// redisAddr is the tests' Redis as host:port.
+func redisAddr(t testing.TB) string {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt.Addr
+}

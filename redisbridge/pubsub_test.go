@@ -3,10 +3,12 @@ package redisbridge_test
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,4 +161,93 @@ func procStatus(t *testing.T, field string) int64 {
 	}
 	t.Fatalf("no %s in /proc/self/status", field)
 	return 0
+}
+
+// A subscribed connection that goes silent (a proxy that stops
+// forwarding: no FIN, no RST, the pings are written without error) is
+// taken for dead after 3 × PingInterval without an answer: the bridge says
+// it is not connected (so /readyz is unready), and once the path works
+// again it subscribes anew, counts a reconnect and relays.
+func TestPubSub_HalfOpenConnectionIsDetected(t *testing.T) {
+	t.Parallel()
+	prefix := "t-" + brokertest.Name(t) + ":"
+	c := rdb(t)
+	proxy := newFreezeProxy(t, redisAddr(t))
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{URL: proxy.URL(), Pattern: prefix + "*", PingInterval: 100 * time.Millisecond}, pub)
+	brokertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return b.Stats().Connected })
+
+	proxy.setFrozen(true)
+	brokertest.Eventually(t, 10*time.Second, "the silent connection taken for dead", func() bool {
+		err := b.LastError()
+		return !b.Stats().Connected && err != nil && strings.Contains(err.Error(), "no answer")
+	})
+	proxy.setFrozen(false)
+	brokertest.Eventually(t, 20*time.Second, "subscribed again, a reconnect counted", func() bool {
+		s := b.Stats()
+		return s.Connected && s.Reconnects >= 1
+	})
+	brokertest.Eventually(t, 10*time.Second, "a message relayed after the reconnect", func() bool {
+		if err := c.Publish(t.Context(), prefix+"T", `{}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Stats().Published >= 1
+	})
+}
+
+// lockedBuffer is a log sink goroutines share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A flood of rejected messages on very long channels is counted in full
+// but logged at most once a second, each line naming the channel cut to
+// 64 bytes (with its length) and how many were not logged.
+func TestPubSub_RejectedFloodLogsShortLines(t *testing.T) {
+	t.Parallel()
+	prefix := "t-" + brokertest.Name(t) + ":"
+	c := rdb(t)
+	var logs lockedBuffer
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{Pattern: prefix + "*", Logger: slog.New(slog.NewTextHandler(&logs, nil))}, pub)
+	brokertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return b.Stats().Connected })
+	long := prefix + strings.Repeat("x", 10000) // a type over 255 bytes: rejected
+	const n = 50
+	p := c.Pipeline()
+	for range n {
+		p.Publish(t.Context(), long, `{}`)
+	}
+	if _, err := p.Exec(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, 10*time.Second, "all rejected", func() bool { return b.Stats().Rejected == n })
+	out := logs.String()
+	if lines := strings.Count(out, "message rejected"); lines < 1 || lines > 2 {
+		t.Fatalf("%d rejected lines for %d messages within about a second, want 1 or 2:\n%.2000s", lines, n, out)
+	}
+	if strings.Contains(out, strings.Repeat("x", 65)) || !strings.Contains(out, "channel_bytes=") {
+		t.Fatalf("the channel is not shortened (with its length) in:\n%.2000s", out)
+	}
+	// The next line, a second later, says how many were not logged.
+	brokertest.Eventually(t, 10*time.Second, "a line counting the suppressed ones", func() bool {
+		if err := c.Publish(t.Context(), long, `{}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(logs.String(), "suppressed=")
+	})
 }

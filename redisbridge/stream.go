@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,10 +74,19 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 	defer b.connected.Store(false)
 	ctx := b.life.HaltContext()
 	claimEvery := min(max(b.cfg.ClaimIdle/2, 50*time.Millisecond), 10*time.Second)
-	ended := make(chan struct{})
-	defer close(ended)
+	// ended cancels renew, a renewal in progress too, when the session ends.
+	ended, endSession := context.WithCancel(b.life.HaltContext())
+	var renewing sync.WaitGroup
+	// Run last to first: end renew, then wait for it, so that it never
+	// runs after the session (and run's client.Close).
+	defer renewing.Wait()
+	defer endSession()
 	// A third of ClaimIdle: two renewals may be late before a claim.
-	go b.renew(client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second), ended)
+	renewing.Add(1)
+	go func() {
+		defer renewing.Done()
+		b.renew(ended, client, min(max(b.cfg.ClaimIdle/3, 20*time.Millisecond), 10*time.Second))
+	}()
 	block := min(time.Second, claimEvery)
 	// this consumer's pending entries after this id, ">" once they are read
 	own := "0"
@@ -133,13 +143,14 @@ func (b *Bridge) serveStream(client *redis.Client, _ uint64, _ int) error {
 // is publishing (XCLAIM to itself, JUSTID: the delivery count stays), on
 // its own goroutine so that it goes on while the window is full. So only a
 // bridge that died, or froze for longer than ClaimIdle, loses its entries
-// to a claim, however long a publish takes while the broker is away.
-func (b *Bridge) renew(client *redis.Client, interval time.Duration, ended <-chan struct{}) {
+// to a claim, however long a publish takes while the broker is away. It
+// returns when ended is done, the session's end.
+func (b *Bridge) renew(ended context.Context, client *redis.Client, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-ended:
+		case <-ended.Done():
 			return
 		case <-t.C:
 		}
@@ -152,7 +163,7 @@ func (b *Bridge) renew(client *redis.Client, interval time.Duration, ended <-cha
 		if len(ids) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(b.life.HaltContext(), settleTimeout)
+		ctx, cancel := context.WithTimeout(ended, settleTimeout)
 		err := client.XClaimJustID(ctx, &redis.XClaimArgs{Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: b.cfg.Consumer,
 			MinIdle: 0, Messages: ids}).Err()
 		cancel()
@@ -220,6 +231,18 @@ func (b *Bridge) take1(client *redis.Client, msg redis.XMessage, again bool) {
 		b.give(1)
 		return
 	}
+	if len(msg.Values) == 0 {
+		// Deleted (XDEL, or trimmed by XADD MAXLEN / XTRIM) while pending:
+		// Redis keeps the id in the pending list and returns it without
+		// fields. Nothing is left to publish; it is acked and counted
+		// dropped, not rejected: there is nothing to set aside.
+		b.dropDeleted(client, msg.ID)
+		b.mu.Lock()
+		delete(b.taken, msg.ID)
+		b.mu.Unlock()
+		b.give(1)
+		return
+	}
 	if again {
 		b.redelivered.Add(1)
 		b.m.Redelivered()
@@ -273,10 +296,28 @@ func (b *Bridge) ack(client *redis.Client, id string) {
 	b.m.Published(1)
 }
 
-// reject copies the entry to "<stream>:rejected" with the reason, and acks
-// it, in one transaction: it is kept for an operator and never read again.
-// If Redis fails meanwhile the entry stays pending and is rejected again
-// when claimed, ClaimIdle later: no hot loop.
+// dropDeleted acks an entry deleted before it was relayed, and counts it
+// dropped: it is lost, and the log says so once.
+func (b *Bridge) dropDeleted(client *redis.Client, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if err := client.XAck(ctx, b.cfg.Stream, b.cfg.Group, id).Err(); err != nil {
+		b.noteErr(err)
+		b.log.Warn("XACK of a deleted entry failed: it stays pending", "entry", id, "err", err)
+		return
+	}
+	b.dropped.Add(1)
+	b.m.Dropped(1)
+	b.log.Warn("stream entry deleted before it was relayed (XDEL or MAXLEN trimming): lost, acked", "entry", id)
+}
+
+// reject copies the entry to "<stream>:rejected" with the reason, then
+// acks it: it is kept for an operator and never read again. The ack waits
+// for the copy (not MULTI/EXEC: EXEC runs the XACK even when the XADD
+// fails, e.g. WRONGTYPE, and the entry would be lost). If Redis fails
+// meanwhile the entry stays pending and is rejected again when claimed,
+// ClaimIdle later: no hot loop; a copy made before a failed ack is then
+// made twice.
 func (b *Bridge) reject(client *redis.Client, msg redis.XMessage, why error) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
@@ -286,11 +327,10 @@ func (b *Bridge) reject(client *redis.Client, msg redis.XMessage, why error) {
 	}
 	values[FieldReason] = why.Error()
 	values[FieldEntry] = msg.ID
-	_, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: b.cfg.Stream + RejectedSuffix, Values: values})
-		p.XAck(ctx, b.cfg.Stream, b.cfg.Group, msg.ID)
-		return nil
-	})
+	err := client.XAdd(ctx, &redis.XAddArgs{Stream: b.cfg.Stream + RejectedSuffix, Values: values}).Err()
+	if err == nil {
+		err = client.XAck(ctx, b.cfg.Stream, b.cfg.Group, msg.ID).Err()
+	}
 	if err != nil {
 		b.noteErr(err)
 		b.log.Warn("could not set a rejected entry aside; it stays pending", "entry", msg.ID, "reason", why.Error(), "err", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/bridge"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
@@ -131,7 +132,7 @@ func TestStream_ClaimsADeadConsumersEntries(t *testing.T) {
 	}
 	pub := newGated()
 	close(pub.open)
-	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "alive", ClaimIdle: 200 * time.Millisecond}, pub)
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "alive", ClaimIdle: time.Second}, pub)
 	brokertest.Eventually(t, 10*time.Second, "3 claimed and acked", func() bool {
 		pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
 		return err == nil && pend.Count == 0 && b.Stats().Published == 3
@@ -184,7 +185,7 @@ func TestStream_SlowPublishesAreNotClaimedFromALiveBridge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const idle = 300 * time.Millisecond
+	const idle = redisbridge.MinClaimIdle
 	pub := newGated()
 	start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "slow", ClaimIdle: idle}, pub)
 	brokertest.Eventually(t, 10*time.Second, "3 publishes held", func() bool { busy, _, _ := pub.waiting(); return busy == 3 })
@@ -206,4 +207,113 @@ func TestStream_SlowPublishesAreNotClaimedFromALiveBridge(t *testing.T) {
 		t.Fatalf("another consumer claimed %d entries (%v) from the live bridge", len(claimed), err)
 	}
 	close(pub.open)
+}
+
+// An entry whose body is over bridge.MaxBody is set aside in
+// "<stream>:rejected", not published: past the broker's max_message_size
+// it would make the broker close the connection on every attempt (406)
+// and stall the relay. The entry after it is relayed.
+func TestStream_OversizedEntryIsRejected(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	big := `{"aggregateId":"big","pad":"` + strings.Repeat("x", bridge.MaxBody) + `"}`
+	for _, body := range []string{big, `{"aggregateId":"small"}`} {
+		if err := c.XAdd(t.Context(), &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", body}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, ch, queue := broker(t, "T")
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "c1"}, p)
+	d := receive(t, ch, queue)
+	if string(d.Body) != `{"aggregateId":"small"}` {
+		t.Fatalf("delivered %.60s…; want only the small entry", d.Body)
+	}
+	brokertest.Eventually(t, 20*time.Second, "1 rejected, 1 published, none pending", func() bool {
+		s := b.Stats()
+		pend, err := c.XPending(t.Context(), stream, redisbridge.DefaultGroup).Result()
+		return s.Rejected == 1 && s.Published == 1 && err == nil && pend.Count == 0
+	})
+	rej, err := c.XRange(t.Context(), stream+redisbridge.RejectedSuffix, "-", "+").Result()
+	if err != nil || len(rej) != 1 {
+		t.Fatalf("rejected stream: %d entries, %v; want 1", len(rej), err)
+	}
+	if r, _ := rej[0].Values["reason"].(string); !strings.Contains(r, "MaxBody") {
+		t.Fatalf("reason %q: want it to name the limit", r)
+	}
+}
+
+// A rejected entry whose copy to "<stream>:rejected" fails (the key holds
+// a string: WRONGTYPE) stays pending, and is set aside once the key is
+// usable again: the ack waits for the copy.
+func TestStream_RejectedStreamWrongTypeKeepsTheEntry(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	ctx := t.Context()
+	if err := c.Set(ctx, stream+redisbridge.RejectedSuffix, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `[1]`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "c1", ClaimIdle: time.Second}, pub)
+	brokertest.Eventually(t, 10*time.Second, "the copy failed", func() bool {
+		err := b.LastError()
+		return err != nil && strings.Contains(err.Error(), "WRONGTYPE")
+	})
+	pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
+	if err != nil || pend.Count != 1 || b.Stats().Rejected != 0 {
+		t.Fatalf("pending %+v, %v, stats %+v: want the entry still pending, none counted rejected", pend, err, b.Stats())
+	}
+	if err := c.Del(ctx, stream+redisbridge.RejectedSuffix).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed again after ClaimIdle, and set aside.
+	brokertest.Eventually(t, 20*time.Second, "set aside, none pending", func() bool {
+		pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
+		return err == nil && pend.Count == 0 && b.Stats().Rejected == 1
+	})
+	rej, err := c.XRange(ctx, stream+redisbridge.RejectedSuffix, "-", "+").Result()
+	if err != nil || len(rej) != 1 || rej[0].Values["entry"] != id {
+		t.Fatalf("rejected stream %v, %v: want entry %s", rej, err, id)
+	}
+}
+
+// An entry deleted (XDEL, MAXLEN trimming) while pending comes back
+// without fields: it is acked and counted dropped, not set aside as
+// rejected (there is nothing to keep); the next entry is relayed.
+func TestStream_EntryDeletedWhilePendingIsDropped(t *testing.T) {
+	t.Parallel()
+	stream, c := streamKeys(t)
+	ctx := t.Context()
+	if err := c.XGroupCreateMkStream(ctx, stream, redisbridge.DefaultGroup, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `{}`}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c1 took it, then died; the entry is deleted while pending.
+	if err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: redisbridge.DefaultGroup, Consumer: "c1", Streams: []string{stream, ">"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XDel(ctx, stream, id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"type", "T", "event", `{}`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pub := newGated()
+	close(pub.open)
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, Stream: stream, Consumer: "c1"}, pub)
+	brokertest.Eventually(t, 10*time.Second, "1 dropped, 1 published, none pending", func() bool {
+		s := b.Stats()
+		pend, err := c.XPending(ctx, stream, redisbridge.DefaultGroup).Result()
+		return s.Dropped == 1 && s.Published == 1 && err == nil && pend.Count == 0
+	})
+	if n, err := c.XLen(ctx, stream+redisbridge.RejectedSuffix).Result(); err != nil || n != 0 || b.Stats().Rejected != 0 {
+		t.Fatalf("rejected stream length %d, %v, stats %+v: want nothing rejected", n, err, b.Stats())
+	}
 }

@@ -1,7 +1,6 @@
 package redisbridge
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -22,11 +21,11 @@ func RedactURL(u string) string {
 func parseURL(u string) (*redis.Options, error) {
 	scheme, _, _ := strings.Cut(u, "://")
 	if scheme != "redis" && scheme != "rediss" {
-		return nil, fmt.Errorf("%w: URL %s: use redis://[:password@]host:port/db, or rediss:// for TLS", ErrInvalidConfig, RedactURL(u))
+		return nil, &ConfigError{"URL", RedactURL(u), "use redis://[:password@]host:port/db, or rediss:// for TLS"}
 	}
 	opt, err := redis.ParseURL(u)
 	if err != nil {
-		return nil, fmt.Errorf("%w: URL %s is not a Redis URL (redis://[:password@]host:port/db)", ErrInvalidConfig, RedactURL(u))
+		return nil, &ConfigError{"URL", RedactURL(u), "not a Redis URL (redis://[:password@]host:port/db)"}
 	}
 	return opt, nil
 }

@@ -99,14 +99,14 @@ Environment:
                       (default redis://127.0.0.1:6379/0)
   REDIS_CHANNEL_PATTERN  relay, redis: PSUBSCRIBE pattern; the event type is what its * matched
                       (default events:*)
-  REDIS_STREAM        relay, redis-stream: the stream, entries with fields type and event; the
-                      rejected ones go to <stream>:rejected (default events)
+  REDIS_STREAM        relay, redis-stream: the stream (at most 213 bytes), entries with fields
+                      type and event; the rejected ones go to <stream>:rejected (default events)
   REDIS_GROUP         relay, redis-stream: consumer group, created from the stream's start
                       (default eventfleet-relay)
   REDIS_CONSUMER      relay, redis-stream: this relay's name in the group (default FLY_MACHINE_ID,
                       else the hostname)
   REDIS_CLAIM_IDLE    relay, redis-stream: entries pending this long at a dead consumer are
-                      claimed and published again (default 30s)
+                      claimed and published again; at least 1s (default 30s)
   NATS_URL            relay, nats/jetstream: the server(s), may hold credentials
                       (default nats://127.0.0.1:4222)
   NATS_CREDS_FILE     relay, nats/jetstream: a .creds file instead of credentials in NATS_URL

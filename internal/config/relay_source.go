@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -77,23 +78,51 @@ func (c *Relay) checkRedis(environ map[string]string) error {
 		}
 		c.RedisConsumer = h
 	}
-	switch s := c.RedisURL; {
-	case !strings.HasPrefix(s, "redis://") && !strings.HasPrefix(s, "rediss://"):
+	if s := c.RedisURL; !strings.HasPrefix(s, "redis://") && !strings.HasPrefix(s, "rediss://") {
 		return &Error{"REDIS_URL", redisbridge.RedactURL(s), "use redis://[:password@]host:6379/db, or rediss:// for TLS"}
-	case redisbridge.CheckPattern(c.RedisChannelPattern) != nil:
-		return &Error{"REDIS_CHANNEL_PATTERN", c.RedisChannelPattern, `use one "*" where the event type stands and no other glob character (?, [, \), e.g. events:*`}
-	case c.RedisStream == "":
-		return &Error{"REDIS_STREAM", "", "must not be empty"}
-	case c.RedisGroup == "":
-		return &Error{"REDIS_GROUP", "", "must not be empty"}
-	case c.RedisClaimIdle <= 0:
-		return &Error{"REDIS_CLAIM_IDLE", c.RedisClaimIdle.String(), "must be positive, e.g. 30s"}
+	}
+	// Each source's own variables only: REDIS_CHANNEL_PATTERN means
+	// nothing to redis-stream, REDIS_STREAM nothing to redis.
+	if c.Source == SourceRedis {
+		if redisbridge.CheckPattern(c.RedisChannelPattern) != nil {
+			return &Error{"REDIS_CHANNEL_PATTERN", c.RedisChannelPattern, `use one "*" where the event type stands and no other glob character (?, [, \), e.g. events:*`}
+		}
+	} else {
+		switch {
+		case c.RedisStream == "":
+			return &Error{"REDIS_STREAM", "", "must not be empty"}
+		case c.RedisGroup == "":
+			return &Error{"REDIS_GROUP", "", "must not be empty"}
+		case c.RedisClaimIdle < redisbridge.MinClaimIdle:
+			return &Error{"REDIS_CLAIM_IDLE", c.RedisClaimIdle.String(), fmt.Sprintf("must be at least %v (shorter, live relays claim and publish each other's entries in flight), e.g. 30s", redisbridge.MinClaimIdle)}
+		}
 	}
 	if _, err := redisbridge.New(c.RedisConfig(), nil); err != nil {
-		// Only the URL is left that New checks further (its port, its db).
-		return &Error{"REDIS_URL", redisbridge.RedactURL(c.RedisURL), "not a Redis URL: use redis://[:password@]host:6379/db, or rediss:// for TLS"}
+		var ce *redisbridge.ConfigError
+		if !errors.As(err, &ce) {
+			return &Error{"REDIS_URL", redisbridge.RedactURL(c.RedisURL), err.Error()}
+		}
+		v, ok := redisVars[ce.Field]
+		if !ok {
+			v = "REDIS_URL" // not reached: every field New checks is in redisVars
+		}
+		return &Error{v, ce.Value, ce.Reason}
 	}
 	return nil
+}
+
+// redisVars names the variable behind each redisbridge.Config field that
+// New checks.
+var redisVars = map[string]string{
+	"Source":         "RELAY_SOURCE",
+	"URL":            "REDIS_URL",
+	"Pattern":        "REDIS_CHANNEL_PATTERN",
+	"Stream":         "REDIS_STREAM",
+	"Group":          "REDIS_GROUP",
+	"Consumer":       "REDIS_CONSUMER",
+	"ClaimIdle":      "REDIS_CLAIM_IDLE",
+	"Window":         "PUBLISH_WINDOW",
+	"PublishTimeout": "PUBLISH_TIMEOUT",
 }
 
 // RedisConfig is the redisbridge.Config these settings describe.

@@ -60,6 +60,11 @@ func TestLoadRelay_BadSourceSettingsNameTheVariable(t *testing.T) {
 		{map[string]string{"RELAY_SOURCE": "redis", "REDIS_CHANNEL_PATTERN": "events"}, "REDIS_CHANNEL_PATTERN"},
 		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_CLAIM_IDLE": "0s"}, "REDIS_CLAIM_IDLE"},
 		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_CLAIM_IDLE": "soon"}, "REDIS_CLAIM_IDLE"},
+		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_CLAIM_IDLE": "1ms"}, "REDIS_CLAIM_IDLE"},
+		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_CLAIM_IDLE": "999ms"}, "REDIS_CLAIM_IDLE"},
+		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_STREAM": strings.Repeat("s", 214)}, "REDIS_STREAM"},
+		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_STREAM": "ev\x00ents"}, "REDIS_STREAM"},
+		{map[string]string{"RELAY_SOURCE": "redis-stream", "REDIS_STREAM": "ev\u0085ents"}, "REDIS_STREAM"},
 		{map[string]string{"RELAY_SOURCE": "redis", "PUBLISH_WINDOW": "0"}, "PUBLISH_WINDOW"},
 	} {
 		_, err := LoadRelay(tc.env)
@@ -70,6 +75,21 @@ func TestLoadRelay_BadSourceSettingsNameTheVariable(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "secret") {
 			t.Errorf("%v: the error shows the password: %v", tc.env, err)
+		}
+	}
+}
+
+// Each Redis source's variables are checked for that source only, and the
+// limits themselves are accepted.
+func TestLoadRelay_RedisChecksOnlyItsSource(t *testing.T) {
+	t.Parallel()
+	for _, env := range []map[string]string{
+		{"RELAY_SOURCE": "redis-stream", "REDIS_CHANNEL_PATTERN": "events"},
+		{"RELAY_SOURCE": "redis", "REDIS_STREAM": "a\tb", "REDIS_CLAIM_IDLE": "1ms"},
+		{"RELAY_SOURCE": "redis-stream", "REDIS_CLAIM_IDLE": "1s", "REDIS_STREAM": strings.Repeat("s", 213)},
+	} {
+		if _, err := LoadRelay(env); err != nil {
+			t.Errorf("%v: %v", env, err)
 		}
 	}
 }
