@@ -539,8 +539,8 @@ func LoadWorker(environ map[string]string) (Worker, error) {
 // HandlerUsage is what HANDLER may be.
 const HandlerUsage = "use log (a JSON line per event on stdout), webhook (POST to WEBHOOK_URL) or redis (PUBLISH to REDIS_CHANNEL)"
 
-// redisVars names the variable of each redisfanout.Config field.
-var redisVars = map[string]string{"URL": "REDIS_URL", "Channel": "REDIS_CHANNEL", "Timeout": "REDIS_TIMEOUT"}
+// fanoutVars names the variable of each redisfanout.Config field.
+var fanoutVars = map[string]string{"URL": "REDIS_URL", "Channel": "REDIS_CHANNEL", "Timeout": "REDIS_TIMEOUT"}
 
 // checkRedis checks HANDLER=redis's settings: REDIS_CHANNEL and
 // REDIS_TIMEOUT whatever the handler, so that a typo shows before someone
@@ -548,7 +548,7 @@ var redisVars = map[string]string{"URL": "REDIS_URL", "Channel": "REDIS_CHANNEL"
 func (c Worker) checkRedis() error {
 	var ce *redisfanout.ConfigError
 	if err := c.RedisConfig(nil).Validate(); errors.As(err, &ce) {
-		name := redisVars[ce.Field]
+		name := fanoutVars[ce.Field]
 		if name == "" {
 			return err // a field the environment does not set: a bug here
 		}

@@ -102,18 +102,18 @@ func (c *Relay) checkRedis(environ map[string]string) error {
 		if !errors.As(err, &ce) {
 			return &Error{"REDIS_URL", redisbridge.RedactURL(c.RedisURL), err.Error()}
 		}
-		v, ok := redisVars[ce.Field]
+		v, ok := relayRedisVars[ce.Field]
 		if !ok {
-			v = "REDIS_URL" // not reached: every field New checks is in redisVars
+			v = "REDIS_URL" // not reached: every field New checks is in relayRedisVars
 		}
 		return &Error{v, ce.Value, ce.Reason}
 	}
 	return nil
 }
 
-// redisVars names the variable behind each redisbridge.Config field that
+// relayRedisVars names the variable behind each redisbridge.Config field that
 // New checks.
-var redisVars = map[string]string{
+var relayRedisVars = map[string]string{
 	"Source":         "RELAY_SOURCE",
 	"URL":            "REDIS_URL",
 	"Pattern":        "REDIS_CHANNEL_PATTERN",
