@@ -95,22 +95,7 @@ func (b *Bridge) Start(context.Context) error {
 // Stop stops reading and lets the messages taken be published and settled
 // until ctx ends, then abandons them: a stream entry stays pending and is
 // claimed later; a pub/sub message is lost (Dropped).
-func (b *Bridge) Stop(ctx context.Context) error {
-	started := b.life.Stop()
-	var err error
-	if started {
-		select {
-		case <-b.life.Done():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	b.life.Halt()
-	if started {
-		<-b.life.Done()
-	}
-	return err
-}
+func (b *Bridge) Stop(ctx context.Context) error { return b.life.StopAndWait(ctx) }
 
 // Done is closed when the Bridge has stopped.
 func (b *Bridge) Done() <-chan struct{} { return b.life.Done() }
