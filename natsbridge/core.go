@@ -58,7 +58,9 @@ func (s *coreSource) restart(context.Context) error {
 
 func (s *coreSource) tick() { s.b.noteDropped(s.sub) }
 
-func (s *coreSource) stop() {
+func (s *coreSource) settled(item) {}
+
+func (s *coreSource) stop() <-chan struct{} {
 	s.b.noteDropped(s.sub)
 	// What nats.go still buffers is lost with the subscription.
 	if n, _, err := s.sub.Pending(); err == nil && n > 0 {
@@ -66,4 +68,5 @@ func (s *coreSource) stop() {
 		s.b.dropped.Add(int64(n))
 	}
 	_ = s.sub.Unsubscribe()
+	return closedChan
 }
