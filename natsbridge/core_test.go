@@ -230,13 +230,15 @@ func TestStart_SilentPeer(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards to a NATS server; cut closes its connections.
+// tcpProxy forwards to a NATS server; cut closes its connections, and
+// setDown keeps new ones out too (an outage).
 type tcpProxy struct {
-	url string
-	ln  net.Listener
-	mu  sync.Mutex
-	cs  []net.Conn
-	wg  sync.WaitGroup
+	url  string
+	ln   net.Listener
+	mu   sync.Mutex
+	cs   []net.Conn
+	down bool
+	wg   sync.WaitGroup
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -260,6 +262,13 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				_ = c.Close()
+				continue
 			}
 			s, err := net.Dial("tcp", u.Host)
 			if err != nil {
@@ -306,4 +315,15 @@ func (p *tcpProxy) cut() {
 		_ = c.Close()
 	}
 	p.cs = nil
+}
+
+// setDown starts (down) or ends an outage: while down, connections are
+// cut and refused.
+func (p *tcpProxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+	if down {
+		p.cut()
+	}
 }

@@ -41,6 +41,12 @@ type jsSource struct {
 	held   map[uint64]jetstream.Msg
 	quit   chan struct{} // closes the keeper; closed by stop
 
+	// naked are the stream sequences this relay Naked without publishing
+	// them (the broker did not confirm, or it stopped): their next
+	// delivery is a retry, not a redelivery that may duplicate. Written
+	// by run (gaveBack) and handle; guarded by heldMu.
+	naked map[uint64]struct{}
+
 	badID atomic.Bool // a Nats-Msg-Id that cannot be an event id was logged
 }
 
@@ -61,6 +67,7 @@ func (s *jsSource) start(ctx context.Context) error {
 	}
 	s.js = js
 	s.held = map[uint64]jetstream.Msg{}
+	s.naked = map[uint64]struct{}{}
 	s.quit = make(chan struct{})
 	if err := s.setup(ctx, true); err != nil {
 		return err
@@ -216,7 +223,11 @@ func (s *jsSource) handle(msg jetstream.Msg) {
 	if id == "" {
 		id = seqID
 	}
-	if meta.NumDelivered > 1 {
+	s.heldMu.Lock()
+	_, retry := s.naked[meta.Sequence.Stream]
+	delete(s.naked, meta.Sequence.Stream)
+	s.heldMu.Unlock()
+	if meta.NumDelivered > 1 && !retry {
 		b.m.Redelivered()
 		b.redelivered.Add(1)
 		b.log.Info("message delivered again: it may reach the broker twice, with the same id",
@@ -242,6 +253,7 @@ func (s *jsSource) handle(msg jetstream.Msg) {
 	case b.in <- it:
 	case <-b.life.Stopping():
 		s.settled(it)
+		s.gaveBack(it)
 		_ = msg.Nak()
 	}
 }
@@ -251,6 +263,18 @@ func (s *jsSource) settled(it item) {
 	s.heldMu.Lock()
 	delete(s.held, it.cseq)
 	s.heldMu.Unlock()
+}
+
+// gaveBack notes a message Naked before it was published.
+func (s *jsSource) gaveBack(it item) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if len(s.naked) >= 4*s.b.cfg.Window {
+		// Sequences Naked and then deleted from the stream never come
+		// back: bounded, at worst a retry is counted as a redelivery.
+		clear(s.naked)
+	}
+	s.naked[it.seq] = struct{}{}
 }
 
 // keep tells the server, every third of AckWait, that the messages held

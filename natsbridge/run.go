@@ -189,6 +189,7 @@ func (b *Bridge) reject(it item) {
 func (b *Bridge) notConfirmed(it item, err error) bool {
 	if it.js != nil {
 		b.src.settled(it)
+		b.src.(*jsSource).gaveBack(it)
 		// Back in the stream, after a pause growing with its deliveries.
 		d := b.cfg.Backoff.Delay(int(min(it.delivered, 30)) - 1)
 		if nerr := it.js.NakWithDelay(d); nerr != nil {
@@ -223,6 +224,7 @@ func (b *Bridge) notConfirmed(it item, err error) bool {
 func (b *Bridge) unsettled(it item) {
 	b.src.settled(it)
 	if it.js != nil {
+		b.src.(*jsSource).gaveBack(it)
 		_ = it.js.Nak()
 		return
 	}

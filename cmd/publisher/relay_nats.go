@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/eventfleet/eventfleet/amqp"
@@ -29,10 +28,10 @@ func natsSource(cfg config.Relay, p *amqp.Publisher, m *metrics.Metrics, log *sl
 			switch {
 			case !p.Connected():
 				return brokerNotConnected(p)
-			case !b.Connected():
-				return errors.New("nats: not connected (reconnecting)")
 			}
-			return nil
+			// Not connected, or the JetStream source lost and being set
+			// up again.
+			return b.Healthy()
 		},
 		Started: started,
 		Stopped: func() []any {
