@@ -88,10 +88,12 @@ type Config struct {
 	// faster than the broker is slowed rather than buffered. Defaults to
 	// amqp.DefaultWindow (256); use the Publisher's window.
 	Window int
-	// WindowBytes (ModeJetStream) bounds the bytes of the messages pulled
-	// and not yet settled (nats.go's pull byte limit); it is raised to
-	// the server's max_payload if below it, or a message that large could
-	// never be pulled. Defaults to DefaultWindowBytes (16 MiB).
+	// WindowBytes bounds the bytes of the message bodies taken and not yet
+	// settled, with Window bounding their number. ModeJetStream: nats.go's
+	// pull byte limit, raised to the server's max_payload if below it (or
+	// a message that large could never be pulled). ModeCore: the Bridge's
+	// own budget; a message larger than it alone passes when nothing else
+	// is held. Defaults to DefaultWindowBytes (16 MiB).
 	WindowBytes int
 	// PendingMsgs and PendingBytes (ModeCore) bound what nats.go buffers
 	// for the subscription while the Bridge is busy; beyond them NATS drops

@@ -77,18 +77,26 @@ func (b *Bridge) loop() error {
 		var confirmed, failed int
 		again, confirmed, failed = b.publish(batch)
 		b.src.tick()
+		var d time.Duration
 		if confirmed == 0 && failed > 0 {
 			failures++
 			// Never a hot loop: a broker refusing everything, or away, is
 			// asked again only after a growing pause.
-			if b.pause(b.cfg.Backoff.Delay(failures - 1)) {
-				for _, it := range again {
-					b.unsettled(it)
-				}
-				return nil
-			}
+			d = b.cfg.Backoff.Delay(failures - 1)
 		} else {
 			failures = 0
+			if len(again) > 0 {
+				// ModeCore: a few refused among confirmed ones get their
+				// own pause, or MaxAttempts would be spent in
+				// milliseconds.
+				d = b.cfg.Backoff.Delay(again[0].attempts - 1)
+			}
+		}
+		if d > 0 && b.pause(d) {
+			for _, it := range again {
+				b.unsettled(it)
+			}
+			return nil
 		}
 	}
 }
@@ -211,6 +219,7 @@ func (b *Bridge) notConfirmed(it item, err error) bool {
 	if it.attempts+1 < b.cfg.MaxAttempts && !b.life.IsStopping() {
 		return true
 	}
+	b.src.settled(it)
 	b.m.Dropped(1)
 	b.dropped.Add(1)
 	b.log.Error("message dropped: the broker did not confirm it (core NATS cannot hold it for later)",
