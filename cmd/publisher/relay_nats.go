@@ -36,7 +36,7 @@ func natsSource(cfg config.Relay, p *amqp.Publisher, m *metrics.Metrics, log *sl
 		Started: started,
 		Stopped: func() []any {
 			s := b.Stats()
-			return []any{"published", s.Published, "rejected", s.Rejected, "redelivered", s.Redelivered,
+			return []any{"published", s.Published, "rejected", s.Rejected, "redelivered", s.Redelivered, "retried", s.Retried,
 				"dropped", s.Dropped, "reconnects", s.Reconnects}
 		},
 	}, nil
