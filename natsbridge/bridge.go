@@ -58,8 +58,8 @@ type Bridge struct {
 type Stats struct {
 	Published   int64 // messages confirmed by the broker (and acked, JetStream)
 	Rejected    int64 // messages that cannot be events (Termed, JetStream)
-	Redelivered int64 // JetStream messages delivered again after they may have reached the broker: duplicates possible
-	Retried     int64 // JetStream messages the broker did not confirm, Naked to come again later
+	Redelivered int64 // JetStream messages delivered again that may have reached the broker already: duplicates possible
+	Retried     int64 // JetStream messages the broker did not confirm, Naked to come again later (each Nak)
 	Dropped     int64 // messages lost (core NATS slow consumer, or given up)
 	Reconnects  int64 // NATS connections re-established
 }

@@ -32,8 +32,9 @@
 //     waits in the stream, not in memory; the pull is bounded by WindowBytes
 //     too. Messages held (waiting behind a batch or a pause) are marked in
 //     progress every AckWait/3, so they are not delivered again while the
-//     bridge still has them. Redeliveries (delivered again without this
-//     bridge giving them back: duplicates possible) are counted in
+//     bridge still has them. Redeliveries that may be duplicates (all but
+//     those after a Nak at Stop or after the broker returned the message
+//     as unroutable, when the broker has no copy) are counted in
 //     Stats.Redelivered. A message the broker does not confirm is Naked
 //     with a delay growing with its deliveries (Backoff), counted in
 //     Stats.Retried (eventfleet_bridge_retried_total), and logged at WARN

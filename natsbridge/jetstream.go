@@ -41,9 +41,10 @@ type jsSource struct {
 	held   map[uint64]jetstream.Msg
 	quit   chan struct{} // closes the keeper; closed by stop
 
-	// naked are the stream sequences this relay Naked without publishing
-	// them (the broker did not confirm, or it stopped): their next
-	// delivery is a retry, not a redelivery that may duplicate. Written
+	// naked are the stream sequences this relay Naked knowing the broker
+	// has no copy (never published as it stopped, or returned as
+	// unroutable): their next delivery is a retry, not a redelivery that
+	// may duplicate. Written
 	// by run (gaveBack) and handle; guarded by heldMu.
 	naked map[uint64]struct{}
 

@@ -92,8 +92,11 @@ func TestJetStream_BrokerOutage_HeldMessagesNotRedelivered(t *testing.T) {
 			t.Fatalf("seq %d published %d times: %v (stats %+v)", seq, n, seen, b.Stats())
 		}
 	}
-	if st := b.Stats(); st.Redelivered != 0 {
-		t.Fatalf("held messages delivered again: %+v", st)
+	// The failed batches were Naked (a timeout may leave a copy at the
+	// broker, so their next deliveries count as redeliveries); any
+	// redelivery beyond those Naks is AckWait running out on a held one.
+	if st := b.Stats(); st.Redelivered > st.Retried {
+		t.Fatalf("held messages delivered again after AckWait: %+v", st)
 	}
 }
 
@@ -150,15 +153,15 @@ func TestJetStream_SharedConsumerReconfigured_Warns(t *testing.T) {
 }
 
 // TestJetStream_BrokerKeepsRefusing_WarnsAndCountsRetried: a message the
-// broker keeps refusing is Naked again and again: counted as retried (not
-// as a redelivery, which would mean a possible duplicate), and warned about
-// after a few deliveries.
+// broker keeps returning (unroutable: it has no copy) is Naked again and
+// again: counted as retried, not as a redelivery (which means a possible
+// duplicate), and warned about after a few deliveries.
 func TestJetStream_BrokerKeepsRefusing_WarnsAndCountsRetried(t *testing.T) {
 	nc := natsConn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	lb := &logBuffer{}
-	pub := &fakePublisher{refuse: func(event.Event) error { return amqp.ErrNacked }}
+	pub := &fakePublisher{refuse: func(event.Event) error { return amqp.ErrReturned }}
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, Subject: root + ".events.*", Stream: stream,
 		Consumer: consumer, Backoff: fastBackoff, Logger: lb.logger()}, pub)
 	publishJS(t, js, root+".events.X", `{}`, "")

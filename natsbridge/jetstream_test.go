@@ -146,7 +146,7 @@ func TestJetStream_BrokerRefusalNakDelayed(t *testing.T) {
 	for range 5 {
 		publishJS(t, js, root+".events.X", `{}`, "")
 	}
-	eventually(t, 10*time.Second, "retries after Naks", func() bool { return b.Stats().Retried >= 5 })
+	eventually(t, 10*time.Second, "redeliveries after Naks", func() bool { return b.Stats().Redelivered >= 5 })
 	start, calls := time.Now(), pub.batches()
 	time.Sleep(time.Second) // measuring a rate: how many batches in one second
 	rate := float64(pub.batches()-calls) / time.Since(start).Seconds()

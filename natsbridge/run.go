@@ -197,7 +197,13 @@ func (b *Bridge) reject(it item) {
 func (b *Bridge) notConfirmed(it item, err error) bool {
 	if it.js != nil {
 		b.src.settled(it)
-		b.src.(*jsSource).gaveBack(it)
+		if errors.Is(err, amqp.ErrReturned) {
+			// Routed to no queue: the broker has no copy, so its next
+			// delivery is a plain retry. A nack or a lost confirm may
+			// leave one (a nack can follow some queues' acceptance):
+			// that delivery counts as a redelivery.
+			b.src.(*jsSource).gaveBack(it)
+		}
 		// Back in the stream, after a pause growing with its deliveries.
 		d := b.cfg.Backoff.Delay(int(min(it.delivered, 30)) - 1)
 		if nerr := it.js.NakWithDelay(d); nerr != nil {
