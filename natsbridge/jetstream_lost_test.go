@@ -130,3 +130,27 @@ func TestJetStream_ConsumerDeletedWhileDisconnected_Recovered(t *testing.T) {
 		t.Fatalf("no loud line about DeliverAll:\n%s", lb.String())
 	}
 }
+
+// TestJetStream_StopTimeout_ReturnsSoonAfterCtx: a Stop whose context ends
+// while a batch hangs at the broker abandons it (Halt) and returns soon
+// after, not seconds later.
+func TestJetStream_StopTimeout_ReturnsSoonAfterCtx(t *testing.T) {
+	nc := natsConn(t)
+	root, stream, consumer, js := jsNames(t, nc)
+	createStream(t, js, stream, root+".events.*")
+	hung := &fakePublisher{delay: time.Minute}
+	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, Subject: root + ".events.*", Stream: stream,
+		Consumer: consumer, PublishTimeout: 30 * time.Second, AckWait: time.Minute}, hung)
+	publishJS(t, js, root+".events.X", `{}`, "")
+	eventually(t, 10*time.Second, "a batch in flight", func() bool { return hung.batches() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if err := b.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want its context's error", err)
+	}
+	// The Naks' flush is bounded by 1s.
+	if took := time.Since(began); took > 2500*time.Millisecond {
+		t.Fatalf("Stop took %v with a 300ms context", took)
+	}
+}
