@@ -10,6 +10,7 @@ type bridgeVecs struct {
 	published   *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	redelivered *prometheus.CounterVec
+	retried     *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	reconnects  *prometheus.CounterVec
 	inFlight    *prometheus.GaugeVec
@@ -29,6 +30,10 @@ func newBridgeVecs() bridgeVecs {
 			Name: "eventfleet_bridge_redelivered_total",
 			Help: "Source messages delivered to the bridge again (claimed pending Redis entries, JetStream redeliveries): each may be published twice, with the same event id.",
 		}, []string{"source"}),
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventfleet_bridge_retried_total",
+			Help: "Source messages the broker did not confirm, given back to the source to come again later (JetStream Nak with a delay); unlike redeliveries, nothing reached the broker, so no duplicate is possible.",
+		}, []string{"source"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventfleet_bridge_dropped_total",
 			Help: "Messages the at-most-once sources report lost (NATS slow-consumer drops); a Redis pub/sub disconnect loses an unknown number and counts in eventfleet_bridge_reconnects_total.",
@@ -45,14 +50,14 @@ func newBridgeVecs() bridgeVecs {
 }
 
 func (v bridgeVecs) collectors() []prometheus.Collector {
-	return []prometheus.Collector{v.published, v.rejected, v.redelivered, v.dropped, v.reconnects, v.inFlight}
+	return []prometheus.Collector{v.published, v.rejected, v.redelivered, v.retried, v.dropped, v.reconnects, v.inFlight}
 }
 
 // BridgeMetrics records one relay source's bridging. A nil *BridgeMetrics
 // records nothing.
 type BridgeMetrics struct {
-	published, rejected, redelivered, dropped, reconnects prometheus.Counter
-	inFlight                                              prometheus.Gauge
+	published, rejected, redelivered, retried, dropped, reconnects prometheus.Counter
+	inFlight                                                       prometheus.Gauge
 }
 
 // Bridge returns the metrics of the relay source named source; nil if m is
@@ -63,7 +68,7 @@ func (m *Metrics) Bridge(source string) *BridgeMetrics {
 	}
 	v := m.bridge
 	return &BridgeMetrics{published: v.published.WithLabelValues(source), rejected: v.rejected.WithLabelValues(source),
-		redelivered: v.redelivered.WithLabelValues(source), dropped: v.dropped.WithLabelValues(source),
+		redelivered: v.redelivered.WithLabelValues(source), retried: v.retried.WithLabelValues(source), dropped: v.dropped.WithLabelValues(source),
 		reconnects: v.reconnects.WithLabelValues(source), inFlight: v.inFlight.WithLabelValues(source)}
 }
 
@@ -85,6 +90,14 @@ func (b *BridgeMetrics) Rejected() {
 func (b *BridgeMetrics) Redelivered() {
 	if b != nil {
 		b.redelivered.Inc()
+	}
+}
+
+// Retried counts one message given back to its source after the broker
+// did not confirm it.
+func (b *BridgeMetrics) Retried() {
+	if b != nil {
+		b.retried.Inc()
 	}
 }
 

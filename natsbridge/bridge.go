@@ -32,8 +32,11 @@ type Bridge struct {
 	// capacity is Window.
 	in chan item
 	// lost is signalled by nats.go's goroutines when the source cannot go
-	// on by itself (connection closed, consumer deleted).
+	// on by itself (connection closed, consumer deleted, consume ended).
 	lost chan error
+	// sourceLost is why the source is being set up again, or nil: set by
+	// report, cleared by recover once it runs again; Healthy reads it.
+	sourceLost atomic.Pointer[error]
 
 	// Written by Start before run begins, read-only afterwards.
 	nc  *nats.Conn
@@ -41,17 +44,22 @@ type Bridge struct {
 
 	// The Stats; each is counted after its metric, so that whoever sees a
 	// count sees the metric too.
-	published, rejected, redelivered, dropped, reconnects atomic.Int64
+	published, rejected, redelivered, retried, dropped, reconnects atomic.Int64
 
 	dropMu      sync.Mutex
 	lastDropped int // the subscription's Dropped() already counted
+
+	// Rate limits of the per-message WARN lines (rejects, refusals), so
+	// that a flood of bad messages cannot flood the log.
+	rejectLog, refusedLog rateLimit
 }
 
 // Stats are a Bridge's counters since Start.
 type Stats struct {
 	Published   int64 // messages confirmed by the broker (and acked, JetStream)
 	Rejected    int64 // messages that cannot be events (Termed, JetStream)
-	Redelivered int64 // JetStream messages delivered more than once
+	Redelivered int64 // JetStream messages delivered again that may have reached the broker already: duplicates possible
+	Retried     int64 // JetStream messages the broker did not confirm, Naked to come again later (each Nak)
 	Dropped     int64 // messages lost (core NATS slow consumer, or given up)
 	Reconnects  int64 // NATS connections re-established
 }
@@ -65,7 +73,9 @@ type item struct {
 	attempts  int           // publishes tried and not confirmed (ModeCore)
 	js        jetstream.Msg // nil in ModeCore
 	seq       uint64        // its stream sequence (ModeJetStream)
+	cseq      uint64        // its consumer sequence: this delivery (ModeJetStream)
 	delivered uint64        // its delivery count (ModeJetStream)
+	size      int           // its body's bytes
 }
 
 // source is what differs between core NATS and JetStream: how messages
@@ -77,8 +87,12 @@ type source interface {
 	restart(ctx context.Context) error
 	// tick is called after each batch.
 	tick()
-	// stop ends delivery; nats.go calls no handler after it returns.
-	stop()
+	// settled is called once a message is acked, Naked, Termed or
+	// dropped.
+	settled(it item)
+	// stop begins ending delivery and returns a channel closed once
+	// nats.go calls no handler any more.
+	stop() <-chan struct{}
 }
 
 // New checks cfg and returns a Bridge that publishes through pub.
@@ -126,15 +140,35 @@ func (b *Bridge) Start(ctx context.Context) error {
 // Ready is closed once Start succeeded.
 func (b *Bridge) Ready() <-chan struct{} { return b.ready }
 
-// Connected reports whether Start succeeded and the NATS connection is up
-// now (nats.go may be reconnecting).
-func (b *Bridge) Connected() bool {
+// Connected reports whether Start succeeded, the NATS connection is up
+// now (nats.go may be reconnecting) and the source delivers (a JetStream
+// consumer lost is being set up again): Healthy is nil.
+func (b *Bridge) Connected() bool { return b.Healthy() == nil }
+
+// Healthy is nil while the Bridge takes messages, else why not: not
+// started, stopped, the connection down (nats.go reconnecting), or the
+// source lost and being set up again.
+func (b *Bridge) Healthy() error {
 	select {
 	case <-b.ready:
-		return b.nc.IsConnected()
 	default:
-		return false
+		return errors.New("nats: not started")
 	}
+	select {
+	case <-b.life.Done():
+		if err := b.life.Err(); err != nil {
+			return fmt.Errorf("nats: stopped: %w", err)
+		}
+		return errors.New("nats: stopped")
+	default:
+	}
+	if !b.nc.IsConnected() {
+		return errors.New("nats: not connected (reconnecting)")
+	}
+	if p := b.sourceLost.Load(); p != nil {
+		return fmt.Errorf("nats: source lost, recovering: %w", *p)
+	}
+	return nil
 }
 
 // Stop stops taking messages and lets the batch being published finish
@@ -168,7 +202,7 @@ func (b *Bridge) Err() error { return b.life.Err() }
 // Stats returns the counters.
 func (b *Bridge) Stats() Stats {
 	return Stats{Published: b.published.Load(), Rejected: b.rejected.Load(), Redelivered: b.redelivered.Load(),
-		Dropped: b.dropped.Load(), Reconnects: b.reconnects.Load()}
+		Retried: b.retried.Load(), Dropped: b.dropped.Load(), Reconnects: b.reconnects.Load()}
 }
 
 // connect dials NATS once, bounded by ConnectTimeout and ctx; nats.go's own
@@ -197,6 +231,9 @@ func (b *Bridge) connect(ctx context.Context) error {
 			b.m.Reconnected()
 			b.reconnects.Add(1)
 			b.log.Info("NATS connection re-established", "url", nc.ConnectedUrlRedacted())
+			if js, ok := b.src.(*jsSource); ok {
+				js.reconnected() // a consumer deleted meanwhile is never reported
+			}
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			if !b.life.IsStopping() {
@@ -250,6 +287,7 @@ func (b *Bridge) connect(ctx context.Context) error {
 
 // report hands err to the run goroutine; the first report wins.
 func (b *Bridge) report(err error) {
+	b.sourceLost.CompareAndSwap(nil, &err)
 	select {
 	case b.lost <- err:
 	default:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
@@ -37,6 +38,7 @@ const (
 	DefaultPendingMsgs    = 65536
 	DefaultPendingBytes   = 16 << 20
 	DefaultMaxAttempts    = 10
+	DefaultWindowBytes    = 16 << 20
 	DefaultName           = "eventfleet-relay"
 )
 
@@ -86,6 +88,13 @@ type Config struct {
 	// faster than the broker is slowed rather than buffered. Defaults to
 	// amqp.DefaultWindow (256); use the Publisher's window.
 	Window int
+	// WindowBytes bounds the bytes of the message bodies taken and not yet
+	// settled, with Window bounding their number. ModeJetStream: nats.go's
+	// pull byte limit, raised to the server's max_payload if below it (or
+	// a message that large could never be pulled). ModeCore: the Bridge's
+	// own budget; a message larger than it alone passes when nothing else
+	// is held. Defaults to DefaultWindowBytes (16 MiB).
+	WindowBytes int
 	// PendingMsgs and PendingBytes (ModeCore) bound what nats.go buffers
 	// for the subscription while the Bridge is busy; beyond them NATS drops
 	// messages (a slow consumer), counted as dropped. Default to
@@ -154,7 +163,8 @@ func (c Config) withDefaults() (Config, error) {
 		def int
 		f   string
 	}{{&c.Window, amqp.DefaultWindow, "Window"}, {&c.PendingMsgs, DefaultPendingMsgs, "PendingMsgs"},
-		{&c.PendingBytes, DefaultPendingBytes, "PendingBytes"}, {&c.MaxAttempts, DefaultMaxAttempts, "MaxAttempts"}} {
+		{&c.PendingBytes, DefaultPendingBytes, "PendingBytes"}, {&c.MaxAttempts, DefaultMaxAttempts, "MaxAttempts"},
+		{&c.WindowBytes, DefaultWindowBytes, "WindowBytes"}} {
 		if *d.v < 0 {
 			return c, &ConfigError{d.f, fmt.Sprint(*d.v), "must be positive"}
 		}
@@ -199,8 +209,15 @@ func validName(s string) string {
 	if strings.ContainsAny(s, " \t\r\n.*>/\\") {
 		return "must not contain whitespace, '.', '*', '>', '/' or '\\'"
 	}
-	if len(s) > 255 {
-		return "must be at most 255 characters"
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return "must not contain control characters"
+	}
+	if len(s) > maxNameLen {
+		return fmt.Sprintf("must be at most %d bytes, so that the ids <stream>:<sequence> stay within an event id's 255", maxNameLen)
 	}
 	return ""
 }
+
+// maxNameLen leaves room in a 255-byte event id for ":" and a stream
+// sequence of up to 20 digits.
+const maxNameLen = 255 - 1 - 20

@@ -16,7 +16,6 @@ func TestTypePrefix(t *testing.T) {
 		{"events.>", "events.", "events.billing.InvoicePaid", "billing.InvoicePaid"},
 		{"app.events.*", "app.events.", "app.events.X", "X"},
 		{"events.*.v1", "events.", "events.Card.v1", "Card.v1"},
-		{">", "", "Card", "Card"},
 	} {
 		p, err := typePrefix(tc.pattern)
 		if err != nil || p != tc.prefix {
@@ -26,7 +25,7 @@ func TestTypePrefix(t *testing.T) {
 			t.Errorf("%q on %q: type %q, want %q", tc.pattern, tc.subject, got, tc.typ)
 		}
 	}
-	for _, bad := range []string{"", "events", "events.Card*", "events.>.x", "events..*", "events .*", ".events.*"} {
+	for _, bad := range []string{"", "events", "events.Card*", "events.>.x", "events..*", "events .*", ".events.*", ">", "*", "*.events"} {
 		if _, err := typePrefix(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -72,6 +71,9 @@ func TestConfig_Refused(t *testing.T) {
 	if err := (Config{Mode: ModeCore, CredsFile: ok}).Validate(); err != nil {
 		t.Fatalf("a readable creds file: %v", err)
 	}
+	if err := (Config{Mode: ModeJetStream, Stream: strings.Repeat("s", 234)}).Validate(); err != nil {
+		t.Fatalf("a 234-byte stream name (<stream>:<seq> fits 255): %v", err)
+	}
 	for _, tc := range []struct {
 		name  string
 		cfg   Config
@@ -83,6 +85,10 @@ func TestConfig_Refused(t *testing.T) {
 		{"no wildcard", Config{Mode: ModeCore, Subject: "events.Card"}, "Subject"},
 		{"dotted stream", Config{Mode: ModeJetStream, Stream: "a.b"}, "Stream"},
 		{"wildcard consumer", Config{Mode: ModeJetStream, Consumer: "c*"}, "Consumer"},
+		{"control character in stream", Config{Mode: ModeJetStream, Stream: "S\x01"}, "Stream"},
+		{"control character in consumer", Config{Mode: ModeJetStream, Consumer: "C\x7f"}, "Consumer"},
+		{"stream too long for <stream>:<seq>", Config{Mode: ModeJetStream, Stream: strings.Repeat("s", 235)}, "Stream"},
+		{"negative window bytes", Config{Mode: ModeJetStream, WindowBytes: -1}, "WindowBytes"},
 		{"ack wait not above timeout", Config{Mode: ModeJetStream, AckWait: 5 * time.Second, PublishTimeout: 5 * time.Second}, "AckWait"},
 		{"negative ack wait", Config{Mode: ModeJetStream, AckWait: -time.Second}, "AckWait"},
 		{"window too large", Config{Mode: ModeCore, Window: 70000}, "Window"},

@@ -3,6 +3,7 @@ package natsbridge
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -15,10 +16,24 @@ import (
 type coreSource struct {
 	b   *Bridge
 	sub *nats.Subscription // written by start, before run
+
+	// The bytes of the bodies taken from nats.go and not settled (in b.in,
+	// the batch, the retries): at most WindowBytes, unless one message
+	// alone is larger. handle (nats.go's goroutine) adds, settled (run's)
+	// takes away and signals freed.
+	mu    sync.Mutex
+	used  int
+	freed chan struct{}
+	// stopped is set by stop once the subscription is gone, under hmu,
+	// which handle holds while it runs: stop returns only after the last
+	// handler call has counted its message.
+	hmu     sync.Mutex
+	stopped bool
 }
 
 func (s *coreSource) start(context.Context) error {
 	b := s.b
+	s.freed = make(chan struct{}, 1)
 	sub, err := b.nc.Subscribe(b.cfg.Subject, s.handle)
 	if err != nil {
 		return fmt.Errorf("natsbridge: subscribe to %q: %w", b.cfg.Subject, err)
@@ -43,12 +58,40 @@ func (s *coreSource) start(context.Context) error {
 // leaves messages in nats.go's bounded pending buffer.
 func (s *coreSource) handle(m *nats.Msg) {
 	b := s.b
-	ev, err := bridge.Event(subjectType(b.prefix, m.Subject), m.Data, "")
-	select {
-	case b.in <- item{ev: ev, err: err, subject: m.Subject}:
-	case <-b.life.Stopping():
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	if s.stopped || !s.take(len(m.Data)) {
 		b.m.Dropped(1)
 		b.dropped.Add(1)
+		return
+	}
+	ev, err := bridge.Event(subjectType(b.prefix, m.Subject), m.Data, "")
+	it := item{ev: ev, err: err, subject: m.Subject, size: len(m.Data)}
+	select {
+	case b.in <- it:
+	case <-b.life.Stopping():
+		s.settled(it)
+		b.m.Dropped(1)
+		b.dropped.Add(1)
+	}
+}
+
+// take waits until n more bytes fit WindowBytes (a message alone larger is
+// let through when nothing else is held); false when the Bridge stops.
+func (s *coreSource) take(n int) bool {
+	for {
+		s.mu.Lock()
+		if s.used == 0 || s.used+n <= s.b.cfg.WindowBytes {
+			s.used += n
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.freed:
+		case <-s.b.life.Stopping():
+			return false
+		}
 	}
 }
 
@@ -58,7 +101,17 @@ func (s *coreSource) restart(context.Context) error {
 
 func (s *coreSource) tick() { s.b.noteDropped(s.sub) }
 
-func (s *coreSource) stop() {
+func (s *coreSource) settled(it item) {
+	s.mu.Lock()
+	s.used -= it.size
+	s.mu.Unlock()
+	select {
+	case s.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *coreSource) stop() <-chan struct{} {
 	s.b.noteDropped(s.sub)
 	// What nats.go still buffers is lost with the subscription.
 	if n, _, err := s.sub.Pending(); err == nil && n > 0 {
@@ -66,4 +119,8 @@ func (s *coreSource) stop() {
 		s.b.dropped.Add(int64(n))
 	}
 	_ = s.sub.Unsubscribe()
+	s.hmu.Lock() // a handler call under way ends first (Stopping is closed)
+	s.stopped = true
+	s.hmu.Unlock()
+	return closedChan
 }

@@ -230,13 +230,15 @@ func TestStart_SilentPeer(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards to a NATS server; cut closes its connections.
+// tcpProxy forwards to a NATS server; cut closes its connections, and
+// setDown keeps new ones out too (an outage).
 type tcpProxy struct {
-	url string
-	ln  net.Listener
-	mu  sync.Mutex
-	cs  []net.Conn
-	wg  sync.WaitGroup
+	url  string
+	ln   net.Listener
+	mu   sync.Mutex
+	cs   []net.Conn
+	down bool
+	wg   sync.WaitGroup
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -260,6 +262,13 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				_ = c.Close()
+				continue
 			}
 			s, err := net.Dial("tcp", u.Host)
 			if err != nil {
@@ -306,4 +315,47 @@ func (p *tcpProxy) cut() {
 		_ = c.Close()
 	}
 	p.cs = nil
+}
+
+// setDown starts (down) or ends an outage: while down, connections are
+// cut and refused.
+func (p *tcpProxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+	if down {
+		p.cut()
+	}
+}
+
+// TestCore_LargeMessages_WindowBytesBoundsHeld: with large bodies the
+// byte budget, not Window, bounds what the bridge holds: no batch carries
+// more than WindowBytes, and nothing is lost while NATS's own buffer
+// absorbs the rest.
+func TestCore_LargeMessages_WindowBytesBoundsHeld(t *testing.T) {
+	nc := natsConn(t)
+	subject := unique(t)
+	pub := &fakePublisher{delay: 5 * time.Millisecond}
+	const size, windowBytes, n = 10 << 10, 32 << 10, 50
+	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeCore, Subject: subject + ".*", Window: 256,
+		WindowBytes: windowBytes}, pub)
+	body := []byte(`{"pad":"` + strings.Repeat("x", size-10) + `"}`)
+	for range n {
+		if err := nc.Publish(subject+".X", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "all published", func() bool { return pub.count() == n })
+	pub.mu.Lock()
+	largest := pub.maxSize
+	pub.mu.Unlock()
+	if largest*size > windowBytes {
+		t.Fatalf("a batch of %d messages of %d B: over WindowBytes %d", largest, size, windowBytes)
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }

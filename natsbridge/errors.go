@@ -22,6 +22,13 @@ var (
 	// ErrConnectionClosed: the NATS connection closed for good (nats.go
 	// gave up reconnecting, or the server revoked the credentials).
 	ErrConnectionClosed = errors.New("natsbridge: NATS connection closed")
+	// ErrStreamLost: the JetStream stream was deleted (or deleted and
+	// created again) under a running Bridge. The Bridge stops rather than
+	// create it again: a new stream restarts its sequences, so ids
+	// <stream>:<seq> would repeat ones the fleet already saw and be dropped
+	// as duplicates. An operator recreates the stream and restarts the
+	// relay.
+	ErrStreamLost = errors.New("natsbridge: JetStream stream lost")
 	// ErrStarted: Start was called twice.
 	ErrStarted = lifecycle.ErrStarted
 	// ErrStopped: Start after Stop.

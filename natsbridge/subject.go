@@ -37,7 +37,9 @@ func typePrefix(pattern string) (string, error) {
 		return "", fmt.Errorf("needs a wildcard (* or >): the event type is the part of the subject it matches")
 	}
 	if first == 0 {
-		return "", nil
+		// ">" or "*.x" would take every subject of the account as an
+		// event: replies, other applications', JetStream's own API.
+		return "", fmt.Errorf("needs a literal first token (events.*, not * or >): a pattern starting with a wildcard takes every subject on the server, replies and JetStream's API included")
 	}
 	return strings.Join(tokens[:first], ".") + ".", nil
 }

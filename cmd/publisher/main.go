@@ -112,7 +112,8 @@ Environment:
   NATS_CREDS_FILE     relay, nats/jetstream: a .creds file instead of credentials in NATS_URL
   NATS_SUBJECT        relay, nats/jetstream: subject pattern; the event type is the subject
                       without the pattern's literal prefix (default events.*)
-  NATS_STREAM         relay, jetstream: the stream, created only if missing (default EVENTS)
+  NATS_STREAM         relay, jetstream: the stream, created only if missing at start; deleted
+                      later, it stops the relay (default EVENTS)
   NATS_CONSUMER       relay, jetstream: the durable consumer (default eventfleet-relay)
   NATS_ACK_WAIT       relay, jetstream: redelivery after this without an ack; must exceed
                       PUBLISH_TIMEOUT (default 30s)

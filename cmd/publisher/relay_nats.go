@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/eventfleet/eventfleet/amqp"
@@ -29,15 +28,15 @@ func natsSource(cfg config.Relay, p *amqp.Publisher, m *metrics.Metrics, log *sl
 			switch {
 			case !p.Connected():
 				return brokerNotConnected(p)
-			case !b.Connected():
-				return errors.New("nats: not connected (reconnecting)")
 			}
-			return nil
+			// Not connected, or the JetStream source lost and being set
+			// up again.
+			return b.Healthy()
 		},
 		Started: started,
 		Stopped: func() []any {
 			s := b.Stats()
-			return []any{"published", s.Published, "rejected", s.Rejected, "redelivered", s.Redelivered,
+			return []any{"published", s.Published, "rejected", s.Rejected, "redelivered", s.Redelivered, "retried", s.Retried,
 				"dropped", s.Dropped, "reconnects", s.Reconnects}
 		},
 	}, nil

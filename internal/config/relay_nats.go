@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eventfleet/eventfleet/natsbridge"
@@ -75,18 +76,22 @@ func LoadNATS(environ map[string]string, source string, p Publisher) (NATS, erro
 	switch {
 	case c.Mode != natsbridge.ModeCore && c.Mode != natsbridge.ModeJetStream:
 		return c, &Error{"RELAY_SOURCE", source, "use nats (core NATS, at most once) or jetstream (a JetStream stream, at least once)"}
-	case c.AckWait <= 0:
+	case c.Mode == natsbridge.ModeJetStream && c.AckWait <= 0:
+		// natsbridge takes 0 for its default; a variable set to 0 is a
+		// mistake. Core NATS has no acks: NATS_ACK_WAIT is ignored there.
 		return c, &Error{"NATS_ACK_WAIT", c.AckWait.String(), "must be positive"}
-	case c.Mode == natsbridge.ModeJetStream && c.AckWait <= c.PublishTimeout:
-		return c, &Error{"NATS_ACK_WAIT", c.AckWait.String(), fmt.Sprintf(
-			"must exceed PUBLISH_TIMEOUT (%s): a message still being published would be delivered again; raise NATS_ACK_WAIT or lower PUBLISH_TIMEOUT",
-			FormatDuration(c.PublishTimeout))}
 	}
+	// natsbridge checks the rest, AckWait > PublishTimeout included; its
+	// field names become the variables'.
 	if err := c.BridgeConfig().Validate(); err != nil {
 		var ce *natsbridge.ConfigError
 		if errors.As(err, &ce) {
 			if name, ok := natsVars[ce.Field]; ok {
-				return c, &Error{name, ce.Value, ce.Reason}
+				reason := strings.ReplaceAll(ce.Reason, "PublishTimeout", "PUBLISH_TIMEOUT")
+				if ce.Field == "AckWait" {
+					reason += "; raise NATS_ACK_WAIT or lower PUBLISH_TIMEOUT"
+				}
+				return c, &Error{name, ce.Value, reason}
 			}
 		}
 		return c, fmt.Errorf("relay NATS settings: %w", err)
@@ -109,6 +114,3 @@ func (c NATS) BridgeConfig() natsbridge.Config {
 		Window:         c.Window,
 	}
 }
-
-// RedactNATSURL is a NATS URL with its password or token hidden, for logs.
-func RedactNATSURL(u string) string { return natsbridge.RedactURL(u) }

@@ -50,6 +50,7 @@ func TestLoadNATS_Refused(t *testing.T) {
 		{"nats", map[string]string{"NATS_URL": "nats://relay:s3cret@h:4222/x@y"}, "NATS_URL", "percent-encode"},
 		{"nats", map[string]string{"NATS_SUBJECT": "events"}, "NATS_SUBJECT", "wildcard"},
 		{"nats", map[string]string{"NATS_SUBJECT": "events.Card*"}, "NATS_SUBJECT", "whole token"},
+		{"nats", map[string]string{"NATS_SUBJECT": ">"}, "NATS_SUBJECT", "literal first token"},
 		{"jetstream", map[string]string{"NATS_STREAM": "my.events"}, "NATS_STREAM", "'.'"},
 		{"jetstream", map[string]string{"NATS_CONSUMER": "relay>"}, "NATS_CONSUMER", "'>'"},
 		{"jetstream", map[string]string{"NATS_ACK_WAIT": "soon"}, "NATS_ACK_WAIT", "duration"},
@@ -89,5 +90,9 @@ func TestLoadNATS_AckWaitAgainstPublishTimeout(t *testing.T) {
 	}
 	if _, err := LoadNATS(map[string]string{}, "nats", p); err != nil {
 		t.Fatalf("core NATS: %v", err)
+	}
+	// Core NATS has no acks: NATS_ACK_WAIT=0 is no mistake there.
+	if _, err := LoadNATS(map[string]string{"NATS_ACK_WAIT": "0s"}, "nats", p); err != nil {
+		t.Fatalf("core NATS with NATS_ACK_WAIT=0s: %v", err)
 	}
 }
