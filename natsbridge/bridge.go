@@ -175,22 +175,7 @@ func (b *Bridge) Healthy() error {
 // until ctx ends, then abandons it. What was taken and not settled is, in
 // ModeJetStream, Naked for the next relay (or delivered again after
 // AckWait); in ModeCore, lost and counted as dropped.
-func (b *Bridge) Stop(ctx context.Context) error {
-	started := b.life.Stop()
-	var err error
-	if started {
-		select {
-		case <-b.life.Done():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	b.life.Halt()
-	if started {
-		<-b.life.Done()
-	}
-	return err
-}
+func (b *Bridge) Stop(ctx context.Context) error { return b.life.StopAndWait(ctx) }
 
 // Done is closed when the Bridge has stopped.
 func (b *Bridge) Done() <-chan struct{} { return b.life.Done() }
