@@ -50,6 +50,12 @@ const (
 	// HeaderDropped lists foreign headers a hop left out so the message fits
 	// MaxHeaderBytes (comma-separated names).
 	HeaderDropped = "eventfleet-dropped-headers"
+	// HeaderBridgedFrom is set by `publisher relay`'s Redis and NATS
+	// sources on what they publish: the source and where the message came
+	// from ("redis:<channel>", "redis-stream:<stream>", "nats:<subject>",
+	// "jetstream:<stream>"). HANDLER=redis does not publish an event back
+	// onto the pub/sub channel it came from (an endless loop otherwise).
+	HeaderBridgedFrom = "eventfleet-bridged-from"
 )
 
 // MaxErrorLen bounds HeaderLastError so headers stay far below the broker's

@@ -63,6 +63,19 @@ func Event(typ string, body []byte, id string) (event.Event, error) {
 	return ev, nil
 }
 
+// From marks ev as bridged from origin (amqp.HeaderBridgedFrom), e.g.
+// "redis:events:CardAddedToLibraryEvent".
+func From(ev *event.Event, origin string) {
+	if ev.Headers == nil {
+		ev.Headers = map[string]any{}
+	}
+	ev.Headers[headerBridgedFrom] = origin
+}
+
+// headerBridgedFrom is amqp.HeaderBridgedFrom (package amqp imports
+// nothing of ours that could import this one; the test checks the two).
+const headerBridgedFrom = "eventfleet-bridged-from"
+
 // aggregateID is body's top-level "aggregateId": "" when absent or null.
 func aggregateID(body []byte) (string, error) {
 	var probe struct {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/bridge"
 	"github.com/eventfleet/eventfleet/event"
 )
@@ -85,5 +86,16 @@ func TestEvent_RejectsBodyOverMaxBody(t *testing.T) {
 		if !errors.Is(err, want) {
 			t.Fatalf("MaxBody+1 bytes: got %v, want %v", err, want)
 		}
+	}
+}
+
+func TestFrom_SetsTheWireHeader(t *testing.T) {
+	ev, err := bridge.Event("X", []byte(`{}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridge.From(&ev, "redis:events:X")
+	if got := ev.Headers[amqp.HeaderBridgedFrom]; got != "redis:events:X" {
+		t.Fatalf("%s = %v, want redis:events:X (bridge's name for the header must be amqp's)", amqp.HeaderBridgedFrom, got)
 	}
 }

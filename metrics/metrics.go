@@ -85,7 +85,7 @@ type Metrics struct {
 	relay          relayVecs
 	bridge         bridgeVecs
 	// fanoutPublished and fanoutUnheard are HANDLER=redis's (fanout.go).
-	fanoutPublished, fanoutUnheard prometheus.Counter
+	fanoutPublished, fanoutUnheard, fanoutEcho prometheus.Counter
 
 	mu    sync.Mutex
 	types map[string]bool
@@ -148,7 +148,7 @@ func New() *Metrics {
 		bridge: newBridgeVecs(),
 		types:  map[string]bool{},
 	}
-	m.fanoutPublished, m.fanoutUnheard = newFanout()
+	m.fanoutPublished, m.fanoutUnheard, m.fanoutEcho = newFanout()
 	version, revision := buildVersion()
 	m.build.WithLabelValues(version, revision, runtime.Version()).Set(1)
 	return m
@@ -175,7 +175,7 @@ func buildVersion() (version, revision string) {
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.published, m.confirm, m.consumed, m.handler, m.inflight,
-		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build, m.fanoutPublished, m.fanoutUnheard}, append(m.relay.collectors(), m.bridge.collectors()...)...)
+		m.up, m.reconnects, m.blocked, m.blockedSeconds, m.depth, m.build, m.fanoutPublished, m.fanoutUnheard, m.fanoutEcho}, append(m.relay.collectors(), m.bridge.collectors()...)...)
 }
 
 // Describe implements prometheus.Collector.

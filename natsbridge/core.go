@@ -66,6 +66,9 @@ func (s *coreSource) handle(m *nats.Msg) {
 		return
 	}
 	ev, err := bridge.Event(subjectType(b.prefix, m.Subject), m.Data, "")
+	if err == nil {
+		bridge.From(&ev, "nats:"+m.Subject)
+	}
 	it := item{ev: ev, err: err, subject: m.Subject, size: len(m.Data)}
 	select {
 	case b.in <- it:

@@ -245,6 +245,9 @@ func (s *jsSource) handle(msg jetstream.Msg) {
 		}
 		ev, err = bridge.Event(typ, msg.Data(), seqID)
 	}
+	if err == nil {
+		bridge.From(&ev, "jetstream:"+b.cfg.Stream)
+	}
 	it := item{ev: ev, err: err, subject: msg.Subject(), js: msg, seq: meta.Sequence.Stream, cseq: meta.Sequence.Consumer,
 		delivered: meta.NumDelivered, size: len(msg.Data())}
 	s.heldMu.Lock()

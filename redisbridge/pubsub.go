@@ -126,6 +126,7 @@ func (b *Bridge) servePubSub(ps *redis.PubSub, _ uint64, _ int) error {
 			b.rejectedMessage(m.Channel, err)
 			continue
 		}
+		bridge.From(&ev, "redis:"+m.Channel)
 		if !b.take() {
 			// Stopping: the message in hand was never published.
 			b.dropped.Add(1)

@@ -39,6 +39,9 @@ func TestPubSub_OriginalPublisherReachesTheQueue(t *testing.T) {
 	if got, _ := d.Headers[amqp.HeaderAggregateID].(string); got != "lib-1" {
 		t.Fatalf("aggregate_id header %q, want lib-1", got)
 	}
+	if got, _ := d.Headers[amqp.HeaderBridgedFrom].(string); got != "redis:"+prefix+"CardAddedToLibraryEvent" {
+		t.Fatalf("%s header %q, want redis:<channel>", amqp.HeaderBridgedFrom, got)
+	}
 	if len(d.MessageId) != 36 || d.MessageId[14] != '7' {
 		t.Fatalf("message_id %q, want a UUIDv7", d.MessageId)
 	}

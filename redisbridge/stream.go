@@ -271,6 +271,7 @@ func (b *Bridge) take1(client *redis.Client, msg redis.XMessage, again bool) {
 		b.give(1)
 		return
 	}
+	bridge.From(&ev, "redis-stream:"+b.cfg.Stream)
 	b.dispatch(ev, func(err error) {
 		defer done()
 		switch {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/redisbridge"
@@ -49,6 +50,13 @@ func (h *Handler) Handle(ctx context.Context, ev event.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	channel := h.Channel(ev.Type)
+	if from, _ := ev.Headers[amqp.HeaderBridgedFrom].(string); from == "redis:"+channel {
+		// The relay took this event from this very channel: its
+		// subscribers had it already, and publishing it again would feed
+		// the relay again, without end.
+		h.m.Echo()
+		return nil
+	}
 	n, err := h.rdb.Publish(ctx, channel, []byte(ev.Data)).Result()
 	if err != nil {
 		// go-redis's errors never hold the password.

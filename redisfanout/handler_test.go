@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
 	"github.com/eventfleet/eventfleet/metrics"
@@ -124,5 +125,37 @@ func TestHandler_SilentRedisTimesOut(t *testing.T) {
 	}
 	if took < timeout || took > timeout+time.Second {
 		t.Errorf("Handle took %v, want about %v", took, timeout)
+	}
+}
+
+// An event the relay took from the very channel HANDLER=redis would
+// publish it to is not published again (the two would feed each other
+// without end with the default settings); one from elsewhere is.
+func TestHandler_DoesNotEchoWhatTheRelayTookFromTheChannel(t *testing.T) {
+	t.Parallel()
+	prefix := "t-" + event.NewID()
+	ps := subscriber(t, prefix+":*")
+	m := metrics.New()
+	h := newHandler(t, redisfanout.Config{URL: redisURL(t), Channel: prefix + ":{type}", Metrics: m})
+	echo := event.Event{ID: "echo", Type: "CardAdded", Data: json.RawMessage(`{"n":1}`),
+		Headers: map[string]any{amqp.HeaderBridgedFrom: "redis:" + prefix + ":CardAdded"}}
+	other := event.Event{ID: "other", Type: "CardAdded", Data: json.RawMessage(`{"n":2}`),
+		Headers: map[string]any{amqp.HeaderBridgedFrom: "redis-stream:events"}}
+	for _, ev := range []event.Event{echo, other} {
+		if err := h.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("Handle %s: %v", ev.ID, err)
+		}
+	}
+	// Redis delivers a connection's messages in order: the first one seen
+	// is the second event's if the first was skipped.
+	if msg := next(t, ps, 5*time.Second); msg.Payload != `{"n":2}` {
+		t.Fatalf("subscriber got %q first, want the event bridged from a stream", msg.Payload)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{"eventfleet_redis_fanout_published_total 1", "eventfleet_redis_fanout_echo_skipped_total 1"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
