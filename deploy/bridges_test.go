@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"gopkg.in/yaml.v3"
-
-	"github.com/eventfleet/eventfleet/internal/config"
 )
 
 // The optional bridges (issue 18) are commented out in docker-compose.yml
@@ -54,22 +51,6 @@ func uncomment(t *testing.T, text, name string) (whole, block string) {
 		t.Fatalf("no block between \"# BEGIN %s\" and \"# END %s\"", name, name)
 	}
 	return strings.Join(out, "\n"), strings.Join(in, "\n")
-}
-
-// natsPending: this build has no RELAY_SOURCE=jetstream yet (package
-// natsbridge comes on its own branch), so the jetstream bridge's own
-// variables and source are not checked; everything else about it is.
-// Once it is merged, this is false and they are checked too.
-var natsPending = func() bool {
-	_, err := config.LoadRelay(map[string]string{"RELAY_SOURCE": "jetstream"})
-	var ce *config.Error
-	return errors.As(err, &ce) && ce.Var == "RELAY_SOURCE"
-}()
-
-// pending reports whether a variable (and its value) is one natsPending
-// leaves out.
-func pending(name, value string) bool {
-	return natsPending && (strings.HasPrefix(name, "NATS_") || name == "RELAY_SOURCE" && value == "jetstream")
 }
 
 func TestComposeOptionalBridges(t *testing.T) {
@@ -121,13 +102,11 @@ func TestComposeOptionalBridges(t *testing.T) {
 			}
 		}
 		for _, v := range s.Environment.Names {
-			if _, ok := readBy[bin][v]; !ok && !pending(v, s.Environment.Set[v]) {
+			if _, ok := readBy[bin][v]; !ok {
 				t.Errorf("optional service %q sets %s, which the %v does not read (it reads %s)", name, v, bin, known(bin))
 			}
 		}
-		if pending("RELAY_SOURCE", s.Environment.Set["RELAY_SOURCE"]) {
-			t.Logf("optional service %q: RELAY_SOURCE=jetstream is not in this build yet; its config is not loaded", name)
-		} else if err := load(bin, s.Environment.Set); err != nil {
+		if err := load(bin, s.Environment.Set); err != nil {
 			t.Errorf("optional service %q environment fails the %v's config: %v", name, bin, err)
 		}
 		for dep := range s.DependsOn {
@@ -167,12 +146,8 @@ func TestFlyOptionalRelaySources(t *testing.T) {
 		if name == "RELAY_SOURCE" {
 			sources = append(sources, value)
 		}
-		if _, ok := readBy[relayRole][name]; !ok && !pending(name, value) {
+		if _, ok := readBy[relayRole][name]; !ok {
 			t.Errorf("fly.toml's commented %s = %q: the relay does not read %s", name, value, name)
-			continue
-		}
-		if pending(name, value) {
-			t.Logf("fly.toml's commented %s = %q is not in this build yet; not loaded", name, value)
 			continue
 		}
 		env := b.fly.machineEnv()
