@@ -81,6 +81,7 @@ func TestRedactURL(t *testing.T) {
 		"redis://127.0.0.1:6379/0":      "redis://127.0.0.1:6379/0",
 		"redis://u:sec ret@h:bad/0":     "<unparsable Redis URL>",
 		"h:secret@x":                    "<unparsable Redis URL>",
+		"redis://secretpw@h:6379/0":     "redis://xxxxx@h:6379/0", // a password without its ":"
 	} {
 		if got := redisbridge.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -8,10 +8,17 @@ import (
 )
 
 // RedactURL is a Redis URL with its password hidden, for logs and errors.
+// A user without a password (redis://secret@host) is hidden too: it is
+// most often a password written without its ":".
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.Opaque != "" || (p.User == nil && strings.Contains(u, "@")) {
 		return "<unparsable Redis URL>"
+	}
+	if p.User != nil {
+		if _, has := p.User.Password(); !has {
+			p.User = url.User("xxxxx")
+		}
 	}
 	return p.Redacted()
 }
