@@ -36,15 +36,22 @@ import (
 // from dial to their last ack.
 
 // pathPair names the bare reference of a binary row ("bin-x" → "bare-x").
-// The relay's Redis sources share the relay's: the bare publish limit.
+// The relay's Redis and NATS sources share the relay's: the bare publish
+// limit.
 func pathPair(id string) string {
-	if strings.HasPrefix(id, "bin-relay-redis") {
+	if isBridgeRow(id) {
 		return "bare-relay"
 	}
 	if len(id) > 4 && id[:4] == "bin-" {
 		return "bare-" + id[4:]
 	}
 	return ""
+}
+
+// isBridgeRow reports whether id is a row of the relay's Redis or NATS
+// sources (issue 18: measured against the bare publish limit, no target).
+func isBridgeRow(id string) bool {
+	return strings.HasPrefix(id, "bin-relay-redis") || id == "bin-relay-jetstream"
 }
 
 // runWorkerBinary fills a fresh app's queue with n messages, then times

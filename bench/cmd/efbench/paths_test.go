@@ -17,6 +17,7 @@ func TestPathPair(t *testing.T) {
 		"bin-":                   "",
 		"bin-relay-redis":        "bare-relay",
 		"bin-relay-redis-stream": "bare-relay",
+		"bin-relay-jetstream":    "bare-relay",
 	} {
 		if got := pathPair(id); got != want {
 			t.Errorf("pathPair(%q) = %q, want %q", id, got, want)

@@ -336,7 +336,7 @@ func (r *report) targets() {
 		for _, res := range r.Results {
 			if res.Queue == q && res.Group == "paths" && pathPair(res.ID) != "" {
 				v := float64(res.VsRef)
-				if strings.HasPrefix(res.ID, "bin-relay-redis") {
+				if isBridgeRow(res.ID) {
 					// Issue 18 asks for the figure against the bare
 					// publish limit (the paths table), not a target.
 					continue
