@@ -32,7 +32,7 @@ func newBridgeVecs() bridgeVecs {
 		}, []string{"source"}),
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventfleet_bridge_retried_total",
-			Help: "Source messages the broker did not confirm, given back to the source to come again later (JetStream Nak with a delay); unlike redeliveries, nothing reached the broker, so no duplicate is possible.",
+			Help: "Source messages the broker did not confirm, given back to the source to come again later (JetStream Nak with a delay). A nack or a confirm timeout may have left a copy at the broker, so the message's next delivery can be a duplicate (with the same id); a return cannot.",
 		}, []string{"source"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventfleet_bridge_dropped_total",

@@ -213,11 +213,12 @@ func validName(s string) string {
 		return "must not contain control characters"
 	}
 	if len(s) > maxNameLen {
-		return fmt.Sprintf("must be at most %d bytes, so that the ids <stream>:<sequence> stay within an event id's 255", maxNameLen)
+		return fmt.Sprintf("must be at most %d bytes, so that the ids <stream>:<sequence>@<created> stay within an event id's 255", maxNameLen)
 	}
 	return ""
 }
 
-// maxNameLen leaves room in a 255-byte event id for ":" and a stream
-// sequence of up to 20 digits.
-const maxNameLen = 255 - 1 - 20
+// maxNameLen leaves room in a 255-byte event id for ":", a stream sequence
+// of up to 20 digits, "@" and the stream's creation in Unix milliseconds
+// (up to 20 digits).
+const maxNameLen = 255 - 1 - 20 - 1 - 20

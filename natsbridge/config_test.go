@@ -71,8 +71,8 @@ func TestConfig_Refused(t *testing.T) {
 	if err := (Config{Mode: ModeCore, CredsFile: ok}).Validate(); err != nil {
 		t.Fatalf("a readable creds file: %v", err)
 	}
-	if err := (Config{Mode: ModeJetStream, Stream: strings.Repeat("s", 234)}).Validate(); err != nil {
-		t.Fatalf("a 234-byte stream name (<stream>:<seq> fits 255): %v", err)
+	if err := (Config{Mode: ModeJetStream, Stream: strings.Repeat("s", 213)}).Validate(); err != nil {
+		t.Fatalf("a 213-byte stream name (<stream>:<seq>@<created> fits 255): %v", err)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -87,7 +87,7 @@ func TestConfig_Refused(t *testing.T) {
 		{"wildcard consumer", Config{Mode: ModeJetStream, Consumer: "c*"}, "Consumer"},
 		{"control character in stream", Config{Mode: ModeJetStream, Stream: "S\x01"}, "Stream"},
 		{"control character in consumer", Config{Mode: ModeJetStream, Consumer: "C\x7f"}, "Consumer"},
-		{"stream too long for <stream>:<seq>", Config{Mode: ModeJetStream, Stream: strings.Repeat("s", 235)}, "Stream"},
+		{"stream too long for <stream>:<seq>@<created>", Config{Mode: ModeJetStream, Stream: strings.Repeat("s", 214)}, "Stream"},
 		{"negative window bytes", Config{Mode: ModeJetStream, WindowBytes: -1}, "WindowBytes"},
 		{"ack wait not above timeout", Config{Mode: ModeJetStream, AckWait: 5 * time.Second, PublishTimeout: 5 * time.Second}, "AckWait"},
 		{"negative ack wait", Config{Mode: ModeJetStream, AckWait: -time.Second}, "AckWait"},

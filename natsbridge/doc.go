@@ -41,7 +41,7 @@
 //     (at most once a second) from its 5th delivery; the bridge pauses
 //     after a batch of which nothing was confirmed: no hot loop. A
 //     Nats-Msg-Id that cannot be an event id (over 255 bytes, control
-//     characters) is replaced by "<stream>:<seq>", logged once.
+//     characters) is replaced by the stream sequence id (SeqID), logged once.
 //
 // # The stream and the consumer
 //
@@ -59,11 +59,10 @@
 // capturing Subject with file storage and the server's default limits, and
 // logs that it did; an existing stream is used as it is, its limits and
 // retention the operator's. A stream deleted (or deleted and made again)
-// under a running bridge ends it with ErrStreamLost, logged at ERROR: a new
-// stream restarts its sequences, so ids "<stream>:<seq>" would repeat ones
-// the fleet already saw and be dropped as duplicates. An operator recreates
-// the stream and restarts the relay, knowing that sequence ids start over
-// (publishers setting Nats-Msg-Id, or a new stream name, avoid that). Only
+// under a running bridge ends it with ErrStreamLost, logged at ERROR. A
+// new stream restarts its sequences, so the ids of messages without a
+// Nats-Msg-Id carry the stream's creation time (SeqID): a bridge started
+// again on a new stream never repeats an id the fleet already saw. Only
 // nats-server 2.9 APIs are used (no multi-filter consumers).
 //
 // # Rejected messages

@@ -21,9 +21,9 @@ import (
 type jsSource struct {
 	b  *Bridge
 	js jetstream.JetStream // written by start, read-only afterwards
-	// created is the stream's creation time, seen by start: a stream
-	// created since (deleted and made again) restarts its sequences, and
-	// so the ids <stream>:<seq>. Written by start, read-only afterwards.
+	// created is the stream's creation time, seen by start: part of the
+	// ids (SeqID), and a stream created since (deleted and made again)
+	// stops the Bridge. Written by start, read-only afterwards.
 	created time.Time
 
 	// mu guards cons and cur, written by start and restart (Start's
@@ -94,7 +94,7 @@ func (s *jsSource) setup(ctx context.Context, first bool) error {
 	st, err := s.js.Stream(ctx, b.cfg.Stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound) && !first:
-		return fmt.Errorf("%w: stream %s no longer exists: recreating it would restart its sequences and reuse ids <stream>:<seq> the fleet already saw; an operator must recreate it (or choose another NATS_STREAM) and restart the relay",
+		return fmt.Errorf("%w: stream %s no longer exists, and what it held with it; this relay stops rather than make a new one under its feet (a relay started again creates it if missing: its ids carry the new stream's creation time, so they do not repeat)",
 			ErrStreamLost, b.cfg.Stream)
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		st, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
@@ -120,7 +120,7 @@ func (s *jsSource) setup(ctx context.Context, first bool) error {
 	if first {
 		s.created = created
 	} else if !created.Equal(s.created) {
-		return fmt.Errorf("%w: stream %s was deleted and created again (at %s): its sequences restarted, and ids <stream>:<seq> would repeat ones the fleet already saw; restart the relay once the ids are safe (publishers setting Nats-Msg-Id, or another NATS_STREAM)",
+		return fmt.Errorf("%w: stream %s was deleted and created again (at %s): its sequences restarted; restart the relay, whose ids then carry the new stream's creation time (publishers' Nats-Msg-Id must not repeat either)",
 			ErrStreamLost, b.cfg.Stream, created.UTC().Format(time.RFC3339))
 	}
 	want := jetstream.ConsumerConfig{
@@ -208,6 +208,17 @@ func (s *jsSource) consume() error {
 	return nil
 }
 
+// SeqID is the event id of the message at seq of the stream named stream,
+// created at created, for a message without a Nats-Msg-Id:
+// <stream>:<seq>@<created, Unix milliseconds>. The creation time tells one
+// incarnation of a stream from the next: a stream deleted and made again
+// (by an operator, or by a relay restarted after ErrStreamLost) restarts
+// its sequences at 1, and without it the new messages would get ids the
+// fleet's inboxes already saw, and be dropped as duplicates.
+func SeqID(stream string, created time.Time, seq uint64) string {
+	return fmt.Sprintf("%s:%d@%d", stream, seq, created.UnixMilli())
+}
+
 // handle runs on the consumer's delivery goroutine. Blocking here is
 // bounded: the server sends no more than MaxAckPending unacked messages.
 func (s *jsSource) handle(msg jetstream.Msg) {
@@ -219,7 +230,7 @@ func (s *jsSource) handle(msg jetstream.Msg) {
 	}
 	// A stable id: the publisher's own (its deduplication id), else the
 	// message's place in the stream. A redelivery keeps it.
-	seqID := fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream)
+	seqID := SeqID(meta.Stream, s.created, meta.Sequence.Stream)
 	id := msg.Headers().Get(jetstream.MsgIDHeader)
 	if id == "" {
 		id = seqID

@@ -39,7 +39,7 @@ func TestJetStream_ConsumerDeleted_SetUpAgain(t *testing.T) {
 	for _, ev := range pub.events() {
 		seen[ev.ID]++
 	}
-	if seen[stream+":1"] == 0 || seen[stream+":2"] != 1 {
+	if seen[seqID(t, js, stream, 1)] == 0 || seen[seqID(t, js, stream, 2)] != 1 {
 		t.Fatalf("ids %v", seen)
 	}
 }

@@ -88,7 +88,7 @@ func TestJetStream_BrokerOutage_HeldMessagesNotRedelivered(t *testing.T) {
 	eventually(t, 30*time.Second, "all 4 published", func() bool { return b.Stats().Published == 4 })
 	seen := pub.ids()
 	for seq := 1; seq <= 4; seq++ {
-		if n := seen[fmt.Sprintf("%s:%d", stream, seq)]; n != 1 {
+		if n := seen[seqID(t, js, stream, uint64(seq))]; n != 1 {
 			t.Fatalf("seq %d published %d times: %v (stats %+v)", seq, n, seen, b.Stats())
 		}
 	}
@@ -119,7 +119,7 @@ func TestJetStream_InvalidMsgID_FallsBackToStreamSeq(t *testing.T) {
 	for _, ev := range pub.events() {
 		got[ev.ID] = true
 	}
-	for _, id := range []string{stream + ":1", stream + ":2", "good-id"} {
+	for _, id := range []string{seqID(t, js, stream, 1), seqID(t, js, stream, 2), "good-id"} {
 		if !got[id] {
 			t.Fatalf("id %q not published: %v", id, got)
 		}

@@ -49,6 +49,20 @@ func TestJetStream_StreamDeleted_StopsWithErrStreamLost(t *testing.T) {
 	if !strings.Contains(lb.String(), "level=ERROR") {
 		t.Fatalf("no ERROR line:\n%s", lb.String())
 	}
+
+	// The relay process exits and its supervisor starts it again: the new
+	// bridge creates the stream, whose sequences start at 1 again. Its
+	// first message must not get the id the first stream's did, or the
+	// fleet's inboxes would drop it as a duplicate.
+	first := pub.events()[0].ID
+	pub2 := &fakePublisher{}
+	b2 := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, Subject: root + ".events.*", Stream: stream,
+		Consumer: consumer, Backoff: fastBackoff}, pub2)
+	publishJS(t, js, root+".events.X", `{}`, "")
+	eventually(t, 10*time.Second, "published by the restarted bridge", func() bool { return b2.Stats().Published == 1 })
+	if again := pub2.events()[0].ID; again == first {
+		t.Fatalf("the recreated stream's first message has id %q, the deleted stream's first message's", again)
+	}
 }
 
 // TestJetStream_StreamRecreated_StopsWithErrStreamLost: the stream deleted
@@ -120,7 +134,7 @@ func TestJetStream_ConsumerDeletedWhileDisconnected_Recovered(t *testing.T) {
 	publishJS(t, js, root+".events.X", `{}`, "")
 	eventually(t, 30*time.Second, "message 2 published", func() bool {
 		for _, ev := range pub.events() {
-			if ev.ID == stream+":2" {
+			if ev.ID == seqID(t, js, stream, 2) {
 				return true
 			}
 		}

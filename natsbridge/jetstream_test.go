@@ -51,10 +51,10 @@ func TestJetStream_OriginalPublisherReachesQueue(t *testing.T) {
 	}
 	ds = append(ds, drain(t, queue, int(st.Redelivered))...)
 	want := map[string]struct{ typ, agg, body string }{
-		"card-added-1": {"CardAddedToLibraryEvent", "lib-9", cardAdded},
-		stream + ":2":  {"CardAddedToLibraryEvent", "lib-9", cardAdded},
-		stream + ":3":  {"billing.InvoicePaid", "7", `{"aggregateId":7,"amount":12}`},
-		stream + ":4":  {"CardAddedToLibraryEvent", "lib-9", cardAdded},
+		"card-added-1":          {"CardAddedToLibraryEvent", "lib-9", cardAdded},
+		seqID(t, js, stream, 2): {"CardAddedToLibraryEvent", "lib-9", cardAdded},
+		seqID(t, js, stream, 3): {"billing.InvoicePaid", "7", `{"aggregateId":7,"amount":12}`},
+		seqID(t, js, stream, 4): {"CardAddedToLibraryEvent", "lib-9", cardAdded},
 	}
 	seen := map[string]int{}
 	for _, d := range ds {
@@ -163,7 +163,7 @@ func TestJetStream_BrokerRefusalNakDelayed(t *testing.T) {
 		ids[ev.ID] = true
 	}
 	for seq := 1; seq <= 5; seq++ {
-		if id := stream + ":" + itoa(seq); !ids[id] {
+		if id := seqID(t, js, stream, uint64(seq)); !ids[id] {
 			t.Fatalf("id %s not published: %v", id, ids)
 		}
 	}

@@ -33,6 +33,7 @@ func TestJetStream_BridgeKilledMidStream_NothingLost(t *testing.T) {
 
 	const n = 3000
 	want := map[string]bool{}
+	created := streamCreated(t, js, stream)
 	for i := range n {
 		id := ""
 		if i%3 == 0 {
@@ -43,7 +44,7 @@ func TestJetStream_BridgeKilledMidStream_NothingLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		if id == "" {
-			id = fmt.Sprintf("%s:%d", stream, i+1)
+			id = natsbridge.SeqID(stream, created, uint64(i+1))
 		}
 		want[id] = true
 	}

@@ -259,3 +259,20 @@ func metricValue(t testing.TB, m *metrics.Metrics, name, source string) float64 
 	t.Fatalf("no series %s{source=%q}", name, source)
 	return 0
 }
+
+// streamCreated is stream's creation time as the server reports it.
+func streamCreated(t testing.TB, js jetstream.JetStream, stream string) time.Time {
+	t.Helper()
+	st, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	return st.CachedInfo().Created
+}
+
+// seqID is the id the bridge gives the message at seq of stream (SeqID,
+// with the stream's creation time as the server reports it).
+func seqID(t testing.TB, js jetstream.JetStream, stream string, seq uint64) string {
+	t.Helper()
+	return natsbridge.SeqID(stream, streamCreated(t, js, stream), seq)
+}

@@ -86,6 +86,11 @@ func TestRelayNATS_OriginalPublishersReachTheQueue(t *testing.T) {
 		t.Errorf("core relay: exit %d after SIGTERM; stderr:\n%s", code, core.stderr)
 	}
 	before := got.distinct()
+	info, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq2 := natsbridge.SeqID(stream, info.CachedInfo().Created, 2)
 	st := startBin(t, brokerEnv(t, exchange, "RELAY_SOURCE=jetstream", "NATS_URL="+url, "NATS_SUBJECT="+subject,
 		"NATS_STREAM="+stream, "NATS_CONSUMER="+stream+"-relay"), nil, "relay")
 	got.mu.Lock()
@@ -97,7 +102,7 @@ func TestRelayNATS_OriginalPublishersReachTheQueue(t *testing.T) {
 	st.Poll(t, 30*time.Second, "both JetStream messages in the queue", func() bool {
 		got.mu.Lock()
 		defer got.mu.Unlock()
-		return got.byID["m-1"] > 0 && got.byID[stream+":2"] > 0
+		return got.byID["m-1"] > 0 && got.byID[seq2] > 0
 	})
 	if n := got.distinct(); n != before+2 {
 		t.Errorf("%d distinct messages after the JetStream relay, want %d", n, before+2)
