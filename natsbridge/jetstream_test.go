@@ -3,7 +3,6 @@ package natsbridge_test
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +222,3 @@ func TestJetStream_FilterOutsideStream(t *testing.T) {
 		t.Fatalf("Err: %v", b.Err())
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
