@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -43,11 +42,7 @@ func (b *bench) redisClient(ctx context.Context) (*redis.Client, error) {
 // redisRelayCmd is `publisher relay` with RELAY_SOURCE=source on exchange,
 // its other settings the defaults but for extra.
 func (b *bench) redisRelayCmd(ctx context.Context, exchange, source string, extra ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
-	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench",
-		"RELAY_SOURCE="+source, "REDIS_URL="+b.o.redis, "LOG_LEVEL=warn")
-	cmd.Env = append(append(cmd.Env, extra...), b.o.binEnv...)
-	return cmd
+	return b.relayCmd(ctx, exchange, append([]string{"RELAY_SOURCE=" + source, "REDIS_URL=" + b.o.redis}, extra...)...)
 }
 
 // runRelayRedisStream XADDs n entries to a fresh stream, then times
@@ -78,22 +73,11 @@ func (b *bench) runRelayRedisStream(ctx context.Context, n int) (measurement, er
 	}
 	cmd := b.redisRelayCmd(ctx, exchange, "redis-stream", "REDIS_STREAM="+stream, "REDIS_GROUP="+group,
 		"REDIS_CONSUMER=efbench-1", "METRICS_ADDR=off")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	t := b.startTimer()
-	if err := cmd.Start(); err != nil {
-		return t.stop(), err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(b.o.timeout)
-	for {
-		// One XINFO GROUPS every 20 ms: entries read and pending.
+	m, err := b.timeRelay(cmd, func() (bool, string, error) {
+		// XINFO GROUPS: entries read and pending.
 		groups, err := c.XInfoGroups(ctx, stream).Result()
 		if err != nil && !isNoGroup(err) {
-			return t.stop(), err
+			return false, "", err
 		}
 		var read, pending int64
 		for _, g := range groups {
@@ -101,16 +85,11 @@ func (b *bench) runRelayRedisStream(ctx context.Context, n int) (measurement, er
 				read, pending = g.EntriesRead, g.Pending
 			}
 		}
-		if read >= int64(n) && pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return t.stop(), fmt.Errorf("%d of %d entries read, %d pending after %v: %s", read, n, pending, b.o.timeout, tail(stderr.String()))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return read >= int64(n) && pending == 0, fmt.Sprintf("%d of %d entries read, %d pending", read, n, pending), nil
+	})
+	if err != nil {
+		return m, err
 	}
-	m := t.stop()
-	m.clientCPU += procCPU(cmd.Process.Pid)
 	return m, b.verify(queue, n)
 }
 

@@ -93,13 +93,47 @@ func (b *bench) relayWorld(ctx context.Context) (*relayWorld, error) {
 	return w, nil
 }
 
-// relayCmd is `publisher relay` with its defaults on exchange and db.
-func (b *bench) relayCmd(ctx context.Context, exchange, db string) *exec.Cmd {
+// relayCmd is `publisher relay` with its defaults on exchange, plus env
+// (the source's settings) and -bin-env.
+func (b *bench) relayCmd(ctx context.Context, exchange string, env ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
-	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench", "DATABASE_URL="+db,
-		"METRICS_ADDR=off", "LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, b.o.binEnv...)
+	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench", "LOG_LEVEL=warn")
+	cmd.Env = append(append(cmd.Env, env...), b.o.binEnv...)
 	return cmd
+}
+
+// timeRelay times cmd, a relay over a source filled beforehand, from its
+// start until done reports every message settled at the source; done is
+// asked every 20 ms (cheaply: the machine charges its work to the relay)
+// and says, when not done, how far the relay got, for the timeout's error.
+func (b *bench) timeRelay(cmd *exec.Cmd, done func() (bool, string, error)) (measurement, error) {
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	t := b.startTimer()
+	if err := cmd.Start(); err != nil {
+		return t.stop(), err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(b.o.timeout)
+	for {
+		ok, progress, err := done()
+		if err != nil {
+			return t.stop(), err
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return t.stop(), fmt.Errorf("%s after %v: %s", progress, b.o.timeout, tail(stderr.String()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := t.stop()
+	m.clientCPU += procCPU(cmd.Process.Pid)
+	return m, nil
 }
 
 // runRelayBinary fills an outbox with n committed rows (the bench body,
@@ -117,35 +151,15 @@ func (b *bench) runRelayBinary(ctx context.Context, n int) (measurement, error) 
 		n, relayAggregates, eventType, string(makeBody(b.o.size, 0))); err != nil {
 		return measurement{}, fmt.Errorf("fill the outbox: %w", err)
 	}
-	cmd := b.relayCmd(ctx, exchange, db)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	t := b.startTimer()
-	if err := cmd.Start(); err != nil {
-		return t.stop(), err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(b.o.timeout)
-	for {
+	m, err := b.timeRelay(b.relayCmd(ctx, exchange, "DATABASE_URL="+db, "METRICS_ADDR=off"), func() (bool, string, error) {
+		// EXISTS: a count would scan the table each time.
 		var left int
-		// EXISTS, every 20 ms: a count would scan the table each time, work
-		// the machine would charge to the relay.
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM eventfleet_outbox LIMIT 1) r").Scan(&left); err != nil {
-			return t.stop(), err
-		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return t.stop(), fmt.Errorf("%d of %d rows left after %v: %s", left, n, b.o.timeout, tail(stderr.String()))
-		}
-		time.Sleep(20 * time.Millisecond)
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM eventfleet_outbox LIMIT 1) r").Scan(&left)
+		return left == 0, "rows left in the outbox", err
+	})
+	if err != nil {
+		return m, err
 	}
-	m := t.stop()
-	m.clientCPU += procCPU(cmd.Process.Pid)
 	return m, b.verify(queue, n)
 }
 
@@ -171,7 +185,7 @@ func (b *bench) runRelayLatency(ctx context.Context, n int, notify bool) (measur
 			return measurement{}, err
 		}
 	}
-	cmd := b.relayCmd(ctx, exchange, db)
+	cmd := b.relayCmd(ctx, exchange, "DATABASE_URL="+db, "METRICS_ADDR=off")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,37 +60,23 @@ func (b *bench) runRelayJetStream(ctx context.Context, n int) (measurement, erro
 		return measurement{}, errors.New("JetStream did not acknowledge the fill")
 	}
 	consumer := stream + "-relay"
-	cmd := exec.CommandContext(ctx, b.bins.publisher, "relay")
-	cmd.Env = append(os.Environ(), "AMQP_URL="+b.o.url, "EXCHANGE="+exchange, "APP_NAME=efbench",
-		"RELAY_SOURCE=jetstream", "NATS_URL="+natsURL(), "NATS_SUBJECT="+subject, "NATS_STREAM="+stream,
-		"NATS_CONSUMER="+consumer, "METRICS_ADDR=off", "LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, b.o.binEnv...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	t := b.startTimer()
-	if err := cmd.Start(); err != nil {
-		return t.stop(), err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(b.o.timeout)
-	for {
-		// Every 20 ms, as the outbox relay's check: the relay creates the
-		// consumer; until then there is none to ask.
-		if c, err := js.Consumer(ctx, stream, consumer); err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream >= uint64(n) {
-				break
-			}
+	cmd := b.relayCmd(ctx, exchange, "RELAY_SOURCE=jetstream", "NATS_URL="+natsURL(), "NATS_SUBJECT="+subject,
+		"NATS_STREAM="+stream, "NATS_CONSUMER="+consumer, "METRICS_ADDR=off")
+	m, err := b.timeRelay(cmd, func() (bool, string, error) {
+		// The relay creates the consumer; until then there is none to ask.
+		c, err := js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			return false, "no consumer yet", nil
 		}
-		if time.Now().After(deadline) {
-			return t.stop(), fmt.Errorf("JetStream relay not done after %v: %s", b.o.timeout, tail(stderr.String()))
+		info, err := c.Info(ctx)
+		if err != nil {
+			return false, "consumer info: " + err.Error(), nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		return info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream >= uint64(n),
+			fmt.Sprintf("%d of %d delivered, %d unacked", info.Delivered.Stream, n, info.NumAckPending), nil
+	})
+	if err != nil {
+		return m, err
 	}
-	m := t.stop()
-	m.clientCPU += procCPU(cmd.Process.Pid)
 	return m, b.verify(queue, n)
 }
