@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,17 +44,21 @@ func (f Format) impl() (format, error) {
 // format is what differs between the table layouts.
 type format interface {
 	migrate(t table) []string
-	// scan selects up to $1 unsettled rows that scannable lets through, in
+	// scan selects up to limit unsettled rows that f lets through, in
 	// publishing order, as scanned by read (event_store: and the earlier
-	// versions of their aggregates, which may make more than $1).
-	scan(t table) string
-	// scanAfter is scan for rows after the seq $4, up to the seq $5 (the
-	// pass's ceiling) only: the next batch while the current one is being
-	// published. "" when the format has no sequence (event_store): its
-	// batches are read one after the other.
-	scanAfter(t table) string
+	// versions of their aggregates, which may make more than limit).
+	scan(t table, f scanFilter, limit int) (string, []any)
+	// scanAfter is scan for rows after the seq after, up to the seq
+	// ceiling (the pass's) only: the next batch while the current one is
+	// being published. Only for a format that readsAhead.
+	scanAfter(t table, f scanFilter, limit int, after, ceiling int64) (string, []any)
+	// readsAhead: the format has a sequence, so the next batch is read
+	// while the current one is published (event_store: its batches are
+	// read one after the other).
+	readsAhead() bool
 	// ceiling selects the highest seq of the table (0 when empty), read
-	// before a pass's first scan (see passStartSQL); "" without scanAfter.
+	// before a pass's first scan (see passStartSQL); "0" without a
+	// sequence.
 	ceiling(t table) string
 	read(rows pgx.Rows) (row, error)
 	// settle marks the rows whose keys are $1 (text[]) sent.
@@ -75,26 +80,59 @@ type row struct {
 	bad error
 }
 
-// scannable is the scan condition shared by both formats: the row is not
-// set aside itself, no set-aside row of its aggregate (when it has one)
-// holds it back, its aggregate is not among the pass's held ones ($2, text[])
-// and it is not a row waiting for its next try ($3, text[]). Leaving out
-// what cannot be published now keeps it from filling a batch, which would
-// keep other aggregates waiting (event_store reads one batch a pass). NOT IN
-// a subquery rather than <> ALL: PostgreSQL hashes the subquery's list, also
-// in the generic plan of a prepared statement, where <> ALL walks the array
-// for every row: a long list after a set-aside storm (docs/outbox.md).
-func scannable(t table, key, aggregate string) string {
-	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM %s s WHERE s.row_key = %s OR (%s <> '' AND s.aggregate_id = %s))
-	AND %s NOT IN (SELECT unnest(coalesce($2::text[], '{}'))) AND %s NOT IN (SELECT unnest(coalesce($3::text[], '{}')))`,
-		t.setAside.Sanitize(), key, aggregate, aggregate, aggregate, key)
+// scanFilter is what a scan leaves out: rows that cannot be published
+// now, so that they do not fill a batch, which would keep other aggregates
+// waiting (event_store reads one batch a pass).
+type scanFilter struct {
+	// setAside: the set-aside table had rows when the pass began. Leave out
+	// the set-aside rows, and the rows of an aggregate with one.
+	setAside bool
+	held     []string // aggregates left out
+	waiting  []string // row keys left out: rows waiting for their next try
+}
+
+// where is f as an SQL condition on the row whose key (as text) and
+// aggregate are the expressions key and aggregate, with its parameters
+// appended to args. It names only the exclusions that apply: with none it
+// is "true", and the scan a walk of the table's order that stops at the
+// batch. With every exclusion always in place, PostgreSQL's planner,
+// estimating that each leaves out a good share of the rows, sorted the
+// whole backlog for every batch (docs/outbox.md).
+//
+// The set-aside table is checked with NOT EXISTS, by its indexes: a NOT IN
+// over it is hashed only while it fits in hash_mem, and was checked row by
+// row against a million set-aside rows (a scan that did not finish in ten
+// minutes). The lists are checked with NOT IN a subquery rather than
+// <> ALL: PostgreSQL hashes the subquery's list, also in the generic plan
+// of a prepared statement, where <> ALL walks the array for every row: a
+// long list after a set-aside storm (docs/outbox.md).
+func (f scanFilter) where(t table, key, aggregate string, args []any) (string, []any) {
+	var conds []string
+	if f.setAside {
+		conds = append(conds, fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM %s s WHERE s.row_key = %s OR (%s <> '' AND s.aggregate_id = %s))`,
+			t.setAside.Sanitize(), key, aggregate, aggregate))
+	}
+	for _, l := range []struct {
+		expr string
+		list []string
+	}{{aggregate, f.held}, {key, f.waiting}} {
+		if len(l.list) > 0 {
+			args = append(args, l.list)
+			conds = append(conds, fmt.Sprintf(`%s NOT IN (SELECT unnest($%d::text[]))`, l.expr, len(args)))
+		}
+	}
+	if len(conds) == 0 {
+		return "true", args
+	}
+	return strings.Join(conds, "\n\tAND "), args
 }
 
 // passStartSQL selects, in one snapshot, the pass's ceiling (ceiling, a
-// format's query) and the aggregates held back by a set-aside row: the
-// read-ahead leaves those out for the whole pass, see Relay.pass.
+// format's query), the aggregates held back by a set-aside row (the
+// read-ahead leaves those out for the whole pass, see Relay.pass) and
+// whether any row is set aside.
 func passStartSQL(t table, ceiling string) string {
-	return fmt.Sprintf(`SELECT (%s), ARRAY(SELECT DISTINCT aggregate_id FROM %s WHERE aggregate_id <> '')`,
+	return fmt.Sprintf(`SELECT (%s), ARRAY(SELECT DISTINCT aggregate_id FROM %s WHERE aggregate_id <> ''), EXISTS (SELECT 1 FROM %[2]s)`,
 		ceiling, t.setAside.Sanitize())
 }
 
@@ -113,15 +151,19 @@ func (eventfleetFormat) migrate(t table) []string {
 )`, t.ident.Sanitize())}, notifySQL(t)...)
 }
 
-func (eventfleetFormat) scan(t table) string {
+func (eventfleetFormat) scan(t table, f scanFilter, limit int) (string, []any) {
+	where, args := f.where(t, "o.seq::text", "o.aggregate_id", []any{limit})
 	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
-FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), scannable(t, "o.seq::text", "o.aggregate_id"))
+FROM %s o WHERE %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), where), args
 }
 
-func (eventfleetFormat) scanAfter(t table) string {
+func (eventfleetFormat) scanAfter(t table, f scanFilter, limit int, after, ceiling int64) (string, []any) {
+	where, args := f.where(t, "o.seq::text", "o.aggregate_id", []any{limit, after, ceiling})
 	return fmt.Sprintf(`SELECT o.seq::text, o.id, o.aggregate_id, o.type, o.data::text, o.headers::text, o.source, o.occurred_at
-FROM %s o WHERE o.seq > $4 AND o.seq <= $5 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), scannable(t, "o.seq::text", "o.aggregate_id"))
+FROM %s o WHERE o.seq > $2 AND o.seq <= $3 AND %s ORDER BY o.seq LIMIT $1`, t.ident.Sanitize(), where), args
 }
+
+func (eventfleetFormat) readsAhead() bool { return true }
 
 func (eventfleetFormat) ceiling(t table) string {
 	return fmt.Sprintf(`SELECT coalesce(max(seq), 0) FROM %s`, t.ident.Sanitize())
@@ -157,11 +199,15 @@ type eventStoreFormat struct{}
 
 func (eventStoreFormat) migrate(table) []string { return nil }
 
-func (eventStoreFormat) scanAfter(table) string { return "" }
+func (eventStoreFormat) scanAfter(table, scanFilter, int, int64, int64) (string, []any) {
+	panic("outbox: event_store has no sequence to read ahead by")
+}
 
-func (eventStoreFormat) ceiling(table) string { return "" }
+func (eventStoreFormat) readsAhead() bool { return false }
 
-func (eventStoreFormat) scan(t table) string {
+func (eventStoreFormat) ceiling(table) string { return "0" }
+
+func (eventStoreFormat) scan(t table, f scanFilter, limit int) (string, []any) {
 	// Rows go by timestamp (the partial index idx_event_store_unprocessed
 	// serves the first, batch-sized scan), but within an aggregate version
 	// decides, even when the app's clocks put a later version earlier. So
@@ -173,6 +219,7 @@ func (eventStoreFormat) scan(t table) string {
 	// join was planned as a scan of the whole table): measured 0.08 s for a
 	// batch of 500 over 100,000 unsettled and 100,000 processed rows, the
 	// timestamp-only scan 0.005 s.
+	where, args := f.where(t, "o.id::text", "o.aggregate_id", []any{limit})
 	return fmt.Sprintf(`WITH b AS (
 	SELECT o.id, o.aggregate_id, o.event_type, o.event_data, o.version, o."timestamp" FROM %[1]s o
 	WHERE o.processed = false AND %[2]s ORDER BY o."timestamp", o.aggregate_id, o.version LIMIT $1
@@ -188,7 +235,7 @@ func (eventStoreFormat) scan(t table) string {
 )
 SELECT id::text, aggregate_id, event_type, event_data::text, version, "timestamp" FROM u
 ORDER BY due, aggregate_id, version, "timestamp"`,
-		t.ident.Sanitize(), scannable(t, "o.id::text", "o.aggregate_id"))
+		t.ident.Sanitize(), where), args
 }
 
 func (eventStoreFormat) read(rows pgx.Rows) (row, error) {

@@ -19,7 +19,7 @@ import (
 // the batch in flight.
 func relayIdleAfterReadAhead(t *testing.T, c *pgx.Conn) bool {
 	return count(t, c, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND state = 'idle' AND query LIKE '%o.seq > $4%'`) > 0
+		AND state = 'idle' AND query LIKE '%o.seq > $2%'`) > 0
 }
 
 // A row a long transaction commits below the read-ahead cursor, followed by
@@ -143,11 +143,16 @@ func TestRelay_HaltDuringTheReadAheadSettlesWhatWasConfirmed(t *testing.T) {
 	for range 4 {
 		addTx(t, conn, true, ev("T", "", `{}`), ev("T", "", `{}`))
 	}
+	// A scan reads the side table when it has rows (here a row of another
+	// aggregate): an exclusive lock on it makes the next read-ahead wait
+	// while its batch is published.
+	if _, err := conn.Exec(ctx, `INSERT INTO eventfleet_outbox_set_aside (row_key, aggregate_id, reason, attempts)
+		VALUES ('999', 'parked', 'test', 10)`); err != nil {
+		t.Fatal(err)
+	}
 	pub := &gatedPublisher{entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	r := startRelay(t, Config{DatabaseURL: url, Batch: 2}, pub)
 	<-pub.entered
-	// A scan reads the side table: an exclusive lock on it makes the next
-	// read-ahead wait while its batch is published.
 	lock, err := pgtest.Conn(t, url).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +164,7 @@ func TestRelay_HaltDuringTheReadAheadSettlesWhatWasConfirmed(t *testing.T) {
 	close(pub.gate)
 	eventually(t, "a read-ahead waiting for the lock", func() bool {
 		return count(t, conn, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND wait_event_type = 'Lock' AND query LIKE '%o.seq > $4%'`) > 0
+			AND wait_event_type = 'Lock' AND query LIKE '%o.seq > $2%'`) > 0
 	})
 	stopped := make(chan error, 1)
 	go func() {

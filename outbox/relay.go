@@ -337,14 +337,15 @@ type refusal struct {
 func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err error) {
 	held := map[string]bool{} // aggregates held back for the whole pass
 	var ceiling int64
-	if q := r.f.ceiling(r.t); q != "" {
-		var setAside []string
-		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.conn.QueryRow(qctx, passStartSQL(r.t, q)).Scan(&ceiling, &setAside)
-		cancel()
-		if err != nil {
-			return 0, false, fmt.Errorf("outbox: scan: %w", err)
-		}
+	var setAside []string
+	var anySetAside bool
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = s.conn.QueryRow(qctx, passStartSQL(r.t, r.f.ceiling(r.t))).Scan(&ceiling, &setAside, &anySetAside)
+	cancel()
+	if err != nil {
+		return 0, false, fmt.Errorf("outbox: scan: %w", err)
+	}
+	if r.f.readsAhead() {
 		for _, a := range setAside {
 			held[a] = true
 		}
@@ -360,10 +361,14 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			}
 		}
 	}
-	// The first scan's own NOT EXISTS leaves out the set-aside aggregates:
-	// only the waiting ones are passed (the list can be long after a
-	// set-aside storm, and each row is checked against it).
-	rows, err := r.scan(ctx, s, r.f.scan(r.t), r.cfg.Batch, waitingAggs, waiting)
+	// The first scan reads the set-aside aggregates from the side table
+	// itself: only the waiting ones are passed (the list can be long after
+	// a set-aside storm). With no row set aside when the pass began, no
+	// scan of the pass looks at the side table: only this relay sets rows
+	// aside (it holds the table's lock), and a row it sets aside meanwhile
+	// is below the scans that follow, its aggregate held.
+	q, args := r.f.scan(r.t, scanFilter{setAside: anySetAside, held: waitingAggs, waiting: waiting}, r.cfg.Batch)
+	rows, err := r.scan(ctx, s, q, args)
 	if err != nil {
 		return 0, false, err
 	}
@@ -383,10 +388,12 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 		var scanErr error
 		// Once Stop was called, only the batch in flight finishes: the rest
 		// of the backlog is left to the next relay.
-		if q := r.f.scanAfter(r.t); q != "" && len(rows) == r.cfg.Batch && settleErr == nil && !r.life.IsStopping() {
+		if r.f.readsAhead() && len(rows) == r.cfg.Batch && settleErr == nil && !r.life.IsStopping() {
+			q, args := r.f.scanAfter(r.t, scanFilter{setAside: anySetAside, held: heldNow, waiting: waiting}, r.cfg.Batch,
+				rows[len(rows)-1].seq, ceiling)
 			// Not the halt context: pgx closes a connection whose query is
 			// cancelled, and the batch in flight is settled on it.
-			next, scanErr = r.scan(context.WithoutCancel(ctx), s, q, r.cfg.Batch, heldNow, waiting, rows[len(rows)-1].seq, ceiling)
+			next, scanErr = r.scan(context.WithoutCancel(ctx), s, q, args)
 		}
 		out := <-published
 		err := errors.Join(settleErr, scanErr)
@@ -417,7 +424,7 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 			failed = true
 			break
 		}
-		if r.f.scanAfter(r.t) == "" || len(rows) < r.cfg.Batch || r.life.IsStopping() {
+		if !r.f.readsAhead() || len(rows) < r.cfg.Batch || r.life.IsStopping() {
 			break // read to the end (or one batch at a time: the caller scans again), or stopping
 		}
 		rows = next
@@ -599,7 +606,7 @@ func classify(err error) failure {
 }
 
 // scan runs the scan query q with args and reads its rows.
-func (r *Relay) scan(ctx context.Context, s *session, q string, args ...any) ([]row, error) {
+func (r *Relay) scan(ctx context.Context, s *session, q string, args []any) ([]row, error) {
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rs, err := s.conn.Query(qctx, q, args...)
