@@ -129,11 +129,15 @@ func (f scanFilter) where(t table, key, aggregate string, args []any) (string, [
 
 // passStartSQL selects, in one snapshot, the pass's ceiling (ceiling, a
 // format's query), the aggregates held back by a set-aside row (the
-// read-ahead leaves those out for the whole pass, see Relay.pass) and
+// read-ahead leaves those out for the whole pass, see Relay.pass; an empty
+// list for a format that does not read ahead: the list can be long) and
 // whether any row is set aside.
-func passStartSQL(t table, ceiling string) string {
-	return fmt.Sprintf(`SELECT (%s), ARRAY(SELECT DISTINCT aggregate_id FROM %s WHERE aggregate_id <> ''), EXISTS (SELECT 1 FROM %[2]s)`,
-		ceiling, t.setAside.Sanitize())
+func passStartSQL(t table, ceiling string, readsAhead bool) string {
+	held := "'{}'::text[]"
+	if readsAhead {
+		held = fmt.Sprintf(`ARRAY(SELECT DISTINCT aggregate_id FROM %s WHERE aggregate_id <> '')`, t.setAside.Sanitize())
+	}
+	return fmt.Sprintf(`SELECT (%s), %s, EXISTS (SELECT 1 FROM %s)`, ceiling, held, t.setAside.Sanitize())
 }
 
 type eventfleetFormat struct{}

@@ -340,15 +340,13 @@ func (r *Relay) pass(ctx context.Context, s *session) (n int, failed bool, err e
 	var setAside []string
 	var anySetAside bool
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = s.conn.QueryRow(qctx, passStartSQL(r.t, r.f.ceiling(r.t))).Scan(&ceiling, &setAside, &anySetAside)
+	err = s.conn.QueryRow(qctx, passStartSQL(r.t, r.f.ceiling(r.t), r.f.readsAhead())).Scan(&ceiling, &setAside, &anySetAside)
 	cancel()
 	if err != nil {
 		return 0, false, fmt.Errorf("outbox: scan: %w", err)
 	}
-	if r.f.readsAhead() {
-		for _, a := range setAside {
-			held[a] = true
-		}
+	for _, a := range setAside {
+		held[a] = true
 	}
 	var waiting, waitingAggs []string
 	now := time.Now()
