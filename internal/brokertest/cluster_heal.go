@@ -41,13 +41,14 @@ func (c *Cluster) Repair(t testing.TB, n *Node, wait time.Duration) {
 	c.WaitHealthy(t, 3*time.Minute)
 }
 
-// Queues is rabbitmqctl list_queues (name, type, ready, unacked, leader)
-// from the first node that answers, for a failing test's log: where the
-// messages it misses are. It never fails t.
+// Queues is rabbitmqctl list_queues (name, type, messages, ready, unacked,
+// leader) from the first node that answers, for a failing test's log: where
+// the messages it misses are. A quorum queue's messages beyond ready and
+// unacked are dead letters it has not handed on yet. It never fails t.
 func (c *Cluster) Queues() string {
 	var last error
 	for _, n := range c.Nodes {
-		out, err := n.ctlOut(ctlTimeout, "list_queues", "-p", "/", "name", "type", "messages_ready", "messages_unacknowledged", "leader")
+		out, err := n.ctlOut(ctlTimeout, "list_queues", "-p", "/", "name", "type", "messages", "messages_ready", "messages_unacknowledged", "leader")
 		if err == nil {
 			return out
 		}
