@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
@@ -140,14 +141,33 @@ func TestPublisher_BatchAcrossConnectionCuts(t *testing.T) {
 		evs[i] = ev("Batched", "", i)
 		evs[i].ID = fmt.Sprintf("batch-%d", i)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Each cut comes once part of the batch is confirmed, so that it falls
+	// inside the batch however fast the broker is (a cut on a timer missed
+	// a batch that was done in 150 ms).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	confirmed := func() uint64 {
+		families, _ := reg.Gather()
+		for _, f := range families {
+			if f.GetName() == "eventfleet_publish_confirm_seconds" && len(f.GetMetric()) == 1 {
+				return f.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+		return 0
+	}
 	go func() {
-		for range 2 {
-			time.Sleep(150 * time.Millisecond) // paces the cuts: the fault itself
+		for _, at := range []uint64{n / 10, n / 2} {
+			for confirmed() < at {
+				if ctx.Err() != nil {
+					return
+				}
+				time.Sleep(time.Millisecond) // polls the batch's progress
+			}
 			proxy.Cut()
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	if err := p.PublishBatch(ctx, evs); err != nil {
 		t.Fatalf("PublishBatch across cuts: %v", err)
 	}
