@@ -61,6 +61,9 @@ type format interface {
 	// sequence.
 	ceiling(t table) string
 	read(rows pgx.Rows) (row, error)
+	// session is what the relay's connection runs once, before its first
+	// scan.
+	session() []string
 	// settle marks the rows whose keys are $1 (text[]) sent.
 	settle(t table) string
 	// backlog selects the unsettled rows (at most 100,000 counted), the
@@ -187,6 +190,16 @@ func (eventfleetFormat) read(rows pgx.Rows) (row, error) {
 	return r, nil
 }
 
+// session turns the planner's sorts off for the relay's connection: a
+// scan (ORDER BY seq LIMIT) is best a walk of the primary key that stops at
+// the batch, and a sort reads every row the conditions let through first.
+// On a table not analyzed yet (a backlog filled after migrate) or in a
+// generic plan, PostgreSQL estimates a read-ahead's seq range at a few
+// hundred rows and sorts the whole rest of the backlog for every batch:
+// 48 ms for a batch of 2,000 with 18,000 rows left, on disk, against 3.7 ms
+// for the walk (docs/outbox.md). No statement of the relay's needs a sort.
+func (eventfleetFormat) session() []string { return []string{"SET enable_sort = off"} }
+
 func (eventfleetFormat) settle(t table) string {
 	return fmt.Sprintf(`DELETE FROM %s WHERE seq = ANY($1::text[]::bigint[])`, t.ident.Sanitize())
 }
@@ -256,6 +269,9 @@ func (eventStoreFormat) read(rows pgx.Rows) (row, error) {
 	r.ev.Headers = map[string]any{HeaderAggregateVersion: int64(version)}
 	return r, nil
 }
+
+// session: event_store's scan orders by more than an index does.
+func (eventStoreFormat) session() []string { return nil }
 
 func (eventStoreFormat) settle(t table) string {
 	return fmt.Sprintf(`UPDATE %s SET processed = true WHERE id = ANY($1::text[]::uuid[])`, t.ident.Sanitize())

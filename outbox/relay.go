@@ -174,6 +174,11 @@ func (r *Relay) connect(uint64) (*session, error) {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.t.channel()}.Sanitize()); err != nil {
 		return fail(fmt.Errorf("outbox: listen: %w", err))
 	}
+	for _, q := range r.f.session() {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fail(fmt.Errorf("outbox: set up the session (%s): %w", q, err))
+		}
+	}
 	r.log.Info("publishing this table's rows", "format", string(r.cfg.Format))
 	return &session{conn: conn}, nil
 }
