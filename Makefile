@@ -1,7 +1,7 @@
 # The README's test command; .ci/run runs the same. The integration tests find
 # a RabbitMQ themselves: AMQP_URL, else one at 127.0.0.1:5672, else one that
 # testcontainers starts (internal/brokertest).
-TEST_CMD = go test -race -count=1 -timeout 20m ./...
+TEST_CMD = go test -race -count=1 -timeout 30m ./...
 
 # staticcheck's version for `make lint` (fetched through the Go module proxy).
 STATICCHECK = v0.8.2
