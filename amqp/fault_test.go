@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventfleet/eventfleet/amqp"
@@ -146,19 +145,12 @@ func TestPublisher_BatchAcrossConnectionCuts(t *testing.T) {
 	// Each cut comes once part of the batch is confirmed, so that it falls
 	// inside the batch however fast the broker is (a cut on a timer missed
 	// a batch that was done in 150 ms).
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(m)
-	confirmed := func() uint64 {
-		families, _ := reg.Gather()
-		for _, f := range families {
-			if f.GetName() == "eventfleet_publish_confirm_seconds" && len(f.GetMetric()) == 1 {
-				return f.GetMetric()[0].GetHistogram().GetSampleCount()
-			}
-		}
-		return 0
+	confirmed := func() float64 {
+		v, _ := gatherValue(m, "eventfleet_publish_confirm_seconds", nil)
+		return v
 	}
 	go func() {
-		for _, at := range []uint64{n / 10, n / 2} {
+		for _, at := range []float64{n / 10, n / 2} {
 			for confirmed() < at {
 				if ctx.Err() != nil {
 					return

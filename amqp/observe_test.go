@@ -31,11 +31,23 @@ import (
 // (counter, gauge, or a histogram's sample count), or -1 if there is none.
 func metricValue(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(m)
-	families, err := reg.Gather()
+	v, err := gatherValue(m, name, labels)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// gatherValue is metricValue for goroutines other than the test's, which
+// must not call t.Fatal.
+func gatherValue(m *metrics.Metrics, name string, labels map[string]string) (float64, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(m); err != nil {
+		return 0, err
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, err
 	}
 	for _, f := range families {
 		if f.GetName() != name {
@@ -51,10 +63,10 @@ func metricValue(t *testing.T, m *metrics.Metrics, name string, labels map[strin
 					continue series
 				}
 			}
-			return value(s)
+			return value(s), nil
 		}
 	}
-	return -1
+	return -1, nil
 }
 
 func value(s *dto.Metric) float64 {
