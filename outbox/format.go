@@ -100,18 +100,17 @@ type scanFilter struct {
 // is "true", and the scan a walk of the table's order that stops at the
 // batch. With every exclusion always in place, PostgreSQL's planner,
 // estimating that each leaves out a good share of the rows, sorted the
-// whole backlog for every batch (docs/outbox.md).
+// whole backlog for every batch.
 //
 // The set-aside table is checked with NOT EXISTS, by its indexes: a NOT IN
-// over it is hashed only while it fits in hash_mem, and was checked row by
-// row against a million set-aside rows (a scan that did not finish in ten
-// minutes). One NOT EXISTS for the row and one for its aggregate, each on
-// one index: with the two in one OR, PostgreSQL compared every row with
-// every set-aside row once the side table was analyzed (76 ms a batch with
-// 100 set aside, against 6 ms; docs/outbox.md). The lists are checked with NOT IN a subquery rather than
-// <> ALL: PostgreSQL hashes the subquery's list, also in the generic plan
-// of a prepared statement, where <> ALL walks the array for every row: a
-// long list after a set-aside storm (docs/outbox.md).
+// over it is hashed only while it fits in hash_mem, and is checked row by
+// row beyond that. One NOT EXISTS for the row and one for its aggregate,
+// each on one index: with the two in one OR, PostgreSQL compared every row
+// with every set-aside row once the side table was analyzed. The lists are
+// checked with NOT IN a subquery rather than <> ALL: PostgreSQL hashes the
+// subquery's list, also in the generic plan of a prepared statement, where
+// <> ALL walks the array for every row. docs/outbox.md has the plans and
+// their times.
 func (f scanFilter) where(t table, key, aggregate string, args []any) (string, []any) {
 	var conds []string
 	if f.setAside {

@@ -109,7 +109,12 @@ func TestScan_WalksTheIndex(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if strings.Contains(p, "Sort") || strings.Contains(p, "Seq Scan") ||
+				// With 100 side rows, each with an aggregate, PostgreSQL
+				// probes the side table's indexes; it reads a side table of
+				// ten rows or fewer whole, which would be fine but is not
+				// this fixture. A join filter is the one OR form's: every
+				// row compared with every set-aside row.
+				if strings.Contains(p, "Sort") || strings.Contains(p, "Seq Scan") || strings.Contains(p, "Join Filter") ||
 					!strings.Contains(p, "Index Scan using eventfleet_outbox_pkey on eventfleet_outbox o") {
 					t.Errorf("%s, plan %s, tables analyzed %v: want a walk of the primary key, the side table by its indexes, got\n%s",
 						q.name, how.name, analyzed, p)
