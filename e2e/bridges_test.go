@@ -3,18 +3,17 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
-	"github.com/eventfleet/eventfleet/natsbridge"
+	"github.com/eventfleet/eventfleet/internal/natstest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
 
@@ -35,25 +34,8 @@ func TestFleet_RedisAndNATSPublishersReachTheWorker(t *testing.T) {
 	brokertest.Cleanup(t, []string{q, amqp.DeadQueue(q), amqp.UnroutedQueue(exchange)}, []string{amqp.HopsExchange(q), exchange})
 	ctx := context.Background()
 
-	redisURL := os.Getenv("TEST_REDIS_URL")
-	if redisURL == "" {
-		redisURL = redisbridge.DefaultURL
-	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	natsURL := os.Getenv("TEST_NATS_URL")
-	if natsURL == "" {
-		natsURL = natsbridge.DefaultURL
-	}
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("NATS at %s (set TEST_NATS_URL): %v", natsURL, err)
-	}
-	defer nc.Close()
+	redisURL, rdb := redistest.URL(t), redistest.Client(t)
+	natsURL, nc := natstest.URL(t), natstest.Conn(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventfleet/eventfleet/amqp"
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
@@ -24,7 +25,7 @@ import (
 // bound to the type, with the type, the aggregate and a fresh UUIDv7 per
 // message: two identical messages stay two events.
 func TestCore_OriginalPublisherReachesQueue(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	pub, _, queue := rabbit(t, "CardAddedToLibraryEvent")
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeCore}, pub) // NATS_SUBJECT's default: events.*
 	// The shared server may carry others' events.* too: ours are told by
@@ -64,7 +65,7 @@ func TestCore_OriginalPublisherReachesQueue(t *testing.T) {
 // slow consumer, every message is either published or counted dropped, and
 // the heap stays far below the burst.
 func TestCore_BurstFasterThanBroker_MemoryBounded(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	subject := unique(t)
 	pub := &fakePublisher{delay: 20 * time.Millisecond}
 	const pendingBytes = 1 << 20
@@ -135,8 +136,8 @@ func TestCore_BurstFasterThanBroker_MemoryBounded(t *testing.T) {
 // TestCore_ConnectionCut_Reconnects: a cut NATS connection is
 // re-established by nats.go and counted; messages flow again after it.
 func TestCore_ConnectionCut_Reconnects(t *testing.T) {
-	nc := natsConn(t)
-	proxy := newTCPProxy(t, natsURL(t))
+	nc := natstest.Conn(t)
+	proxy := newTCPProxy(t, natstest.URL(t))
 	subject := unique(t)
 	pub := &fakePublisher{}
 	m := metrics.New()
@@ -333,7 +334,7 @@ func (p *tcpProxy) setDown(down bool) {
 // more than WindowBytes, and nothing is lost while NATS's own buffer
 // absorbs the rest.
 func TestCore_LargeMessages_WindowBytesBoundsHeld(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	subject := unique(t)
 	pub := &fakePublisher{delay: 5 * time.Millisecond}
 	const size, windowBytes, n = 10 << 10, 32 << 10, 50

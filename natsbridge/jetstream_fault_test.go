@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
 
@@ -13,7 +14,7 @@ import (
 // durable consumer under a running bridge: the bridge creates it again and
 // goes on; the messages published after it arrive.
 func TestJetStream_ConsumerDeleted_SetUpAgain(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	pub := &fakePublisher{}
@@ -49,10 +50,10 @@ func TestJetStream_ConsumerDeleted_SetUpAgain(t *testing.T) {
 // message is published (acks lost with the connection come again, with
 // their ids).
 func TestJetStream_ConnectionCut_NothingLost(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
-	proxy := newTCPProxy(t, natsURL(t))
+	proxy := newTCPProxy(t, natstest.URL(t))
 	pub := &fakePublisher{delay: 5 * time.Millisecond}
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, URL: proxy.url, Subject: root + ".events.*",
 		Stream: stream, Consumer: consumer, Window: 16, AckWait: 2 * time.Second, PublishTimeout: time.Second}, pub)
@@ -88,7 +89,7 @@ func TestJetStream_ConnectionCut_NothingLost(t *testing.T) {
 // behind a slow broker gives back (Naks) what it took and did not publish:
 // the next bridge publishes them at once, long before AckWait (30s).
 func TestJetStream_Stop_HandsOverAtOnce(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	const n = 40

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/natsbridge"
 	"github.com/eventfleet/eventfleet/retry"
 )
@@ -70,7 +71,7 @@ func (p *outagePublisher) batches() int {
 // than AckWait, are kept in progress: none is delivered again while held,
 // and each reaches the broker once when it is back.
 func TestJetStream_BrokerOutage_HeldMessagesNotRedelivered(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	pub := &outagePublisher{}
@@ -104,7 +105,7 @@ func TestJetStream_BrokerOutage_HeldMessagesNotRedelivered(t *testing.T) {
 // cannot be an event id (too long, control characters) does not make a
 // fine message a reject: it gets <stream>:<seq>, logged once.
 func TestJetStream_InvalidMsgID_FallsBackToStreamSeq(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	lb := &logBuffer{}
@@ -136,7 +137,7 @@ func TestJetStream_InvalidMsgID_FallsBackToStreamSeq(t *testing.T) {
 // another PUBLISH_WINDOW than the relay before it on the same durable
 // consumer says what it changes.
 func TestJetStream_SharedConsumerReconfigured_Warns(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	cfg := natsbridge.Config{Mode: natsbridge.ModeJetStream, Subject: root + ".events.*", Stream: stream,
@@ -157,7 +158,7 @@ func TestJetStream_SharedConsumerReconfigured_Warns(t *testing.T) {
 // again: counted as retried, not as a redelivery (which means a possible
 // duplicate), and warned about after a few deliveries.
 func TestJetStream_BrokerKeepsRefusing_WarnsAndCountsRetried(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	lb := &logBuffer{}
@@ -174,7 +175,7 @@ func TestJetStream_BrokerKeepsRefusing_WarnsAndCountsRetried(t *testing.T) {
 // TestJetStream_RejectLog_SubjectTruncated: a message that cannot be an
 // event, on a long subject, is logged with the subject cut short.
 func TestJetStream_RejectLog_SubjectTruncated(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.>")
 	lb := &logBuffer{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
 
@@ -17,7 +18,7 @@ import (
 // (its sequences, and so the ids <stream>:<seq>, would restart at 1 and the
 // fleet would drop new events as duplicates); it stops with ErrStreamLost.
 func TestJetStream_StreamDeleted_StopsWithErrStreamLost(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	lb := &logBuffer{}
@@ -69,10 +70,10 @@ func TestJetStream_StreamDeleted_StopsWithErrStreamLost(t *testing.T) {
 // and at once created again by someone else before the bridge sets its
 // consumer up again: its sequences restarted, so the bridge stops too.
 func TestJetStream_StreamRecreated_StopsWithErrStreamLost(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
-	proxy := newTCPProxy(t, natsURL(t))
+	proxy := newTCPProxy(t, natstest.URL(t))
 	pub := &fakePublisher{}
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, URL: proxy.url, Subject: root + ".events.*",
 		Stream: stream, Consumer: consumer, Backoff: fastBackoff}, pub)
@@ -107,10 +108,10 @@ func TestJetStream_StreamRecreated_StopsWithErrStreamLost(t *testing.T) {
 // reports it, yet once reconnected the bridge notices, says so in Healthy,
 // creates the consumer again and publishes what comes next.
 func TestJetStream_ConsumerDeletedWhileDisconnected_Recovered(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
-	proxy := newTCPProxy(t, natsURL(t))
+	proxy := newTCPProxy(t, natstest.URL(t))
 	lb := &logBuffer{}
 	pub := &fakePublisher{}
 	b := startBridge(t, natsbridge.Config{Mode: natsbridge.ModeJetStream, URL: proxy.url, Subject: root + ".events.*",
@@ -149,7 +150,7 @@ func TestJetStream_ConsumerDeletedWhileDisconnected_Recovered(t *testing.T) {
 // while a batch hangs at the broker abandons it (Halt) and returns soon
 // after, not seconds later.
 func TestJetStream_StopTimeout_ReturnsSoonAfterCtx(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	hung := &fakePublisher{delay: time.Minute}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
@@ -24,7 +25,7 @@ const cardAdded = `{"type":"CardAddedToLibraryEvent","cardId":"c-1","libraryId":
 // confirm was lost is delivered again and reaches the queue again with the
 // same id.
 func TestJetStream_OriginalPublisherReachesQueue(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.>")
 	pub, _, queue := rabbit(t, "CardAddedToLibraryEvent", "billing.InvoicePaid")
@@ -83,7 +84,7 @@ func TestJetStream_OriginalPublisherReachesQueue(t *testing.T) {
 // terminated (never delivered again, still in the stream), logged once
 // with its sequence, and counted; the good ones around it go through.
 func TestJetStream_RejectedTermed(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	pub := &fakePublisher{}
@@ -136,7 +137,7 @@ func TestJetStream_RejectedTermed(t *testing.T) {
 // (nothing lost); the batches tried stay few (no hot loop); once the broker
 // takes them, all arrive with their ids.
 func TestJetStream_BrokerRefusalNakDelayed(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	pub := &fakePublisher{refuse: func(event.Event) error { return amqp.ErrNacked }}
@@ -171,7 +172,7 @@ func TestJetStream_BrokerRefusalNakDelayed(t *testing.T) {
 // TestJetStream_CreatesMissingStream: a missing stream is created with the
 // subject, and said so; an existing one is used as it is.
 func TestJetStream_CreatesMissingStream(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	logs := &logBuffer{}
 	pub := &fakePublisher{}
@@ -205,10 +206,10 @@ func TestJetStream_CreatesMissingStream(t *testing.T) {
 // TestJetStream_FilterOutsideStream: a subject the existing stream does not
 // capture is a clear ErrJetStream at Start.
 func TestJetStream_FilterOutsideStream(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".other.*")
-	b, err := natsbridge.New(natsbridge.Config{Mode: natsbridge.ModeJetStream, URL: natsURL(t), Subject: root + ".events.*",
+	b, err := natsbridge.New(natsbridge.Config{Mode: natsbridge.ModeJetStream, URL: natstest.URL(t), Subject: root + ".events.*",
 		Stream: stream, Consumer: consumer, Logger: quiet}, &fakePublisher{})
 	if err != nil {
 		t.Fatal(err)

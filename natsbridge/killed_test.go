@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/internal/proctest"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
@@ -26,7 +27,7 @@ var natsrelay = proctest.NewBinary("natsrelay", "github.com/eventfleet/eventflee
 // at least once, with its stable id; the duplicates (published by the
 // first, never acked) are counted by the second as redeliveries.
 func TestJetStream_BridgeKilledMidStream_NothingLost(t *testing.T) {
-	nc := natsConn(t)
+	nc := natstest.Conn(t)
 	root, stream, consumer, js := jsNames(t, nc)
 	createStream(t, js, stream, root+".events.*")
 	exchange, queue := topology(t, "Killed")
@@ -55,7 +56,7 @@ func TestJetStream_BridgeKilledMidStream_NothingLost(t *testing.T) {
 	}
 
 	got := collect(t, queue)
-	env := []string{"NATS_URL=" + natsURL(t), "NATS_SUBJECT=" + root + ".events.*", "NATS_STREAM=" + stream,
+	env := []string{"NATS_URL=" + natstest.URL(t), "NATS_SUBJECT=" + root + ".events.*", "NATS_STREAM=" + stream,
 		"NATS_CONSUMER=" + consumer, "NATS_ACK_WAIT=2s", "PUBLISH_TIMEOUT=1s", "PUBLISH_WINDOW=16", "BATCH_DELAY=20ms",
 		"AMQP_URL=" + brokertest.URL(t), "EXCHANGE=" + exchange}
 	bin := natsrelay.Path(t)

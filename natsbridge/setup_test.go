@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,36 +19,13 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/natsbridge"
 	"github.com/eventfleet/eventfleet/retry"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// natsURL is the NATS server of the tests: TEST_NATS_URL, else the
-// machine's.
-func natsURL(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs NATS; skipped with -short")
-	}
-	if u := os.Getenv("TEST_NATS_URL"); u != "" {
-		return u
-	}
-	return natsbridge.DefaultURL
-}
-
-// natsConn is a connection for the test's own publishing, closed at cleanup.
-func natsConn(t testing.TB) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(natsURL(t), nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("connect to NATS at %s (set TEST_NATS_URL): %v", natsbridge.RedactURL(natsURL(t)), err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 var nonName = regexp.MustCompile(`[^A-Za-z0-9]+`)
 
@@ -156,7 +132,7 @@ func (p *fakePublisher) batches() int {
 func startBridge(t testing.TB, cfg natsbridge.Config, pub natsbridge.Publisher) *natsbridge.Bridge {
 	t.Helper()
 	if cfg.URL == "" {
-		cfg.URL = natsURL(t)
+		cfg.URL = natstest.URL(t)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quiet

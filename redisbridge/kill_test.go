@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
 
@@ -44,11 +45,11 @@ func killClients(t *testing.T, c *redis.Client, name string) int {
 func TestPubSub_ConnectionKilled(t *testing.T) {
 	t.Parallel()
 	prefix := "t-" + brokertest.Name(t) + ":"
-	c := rdb(t)
+	c := redistest.Client(t)
 	pub := newGated()
 	close(pub.open)
 	name := strings.ReplaceAll(brokertest.Name(t), "-", "_")
-	b := start(t, redisbridge.Config{URL: withQuery(redisURL(t), "client_name="+name), Pattern: prefix + "*"}, pub)
+	b := start(t, redisbridge.Config{URL: withQuery(redistest.URL(t), "client_name="+name), Pattern: prefix + "*"}, pub)
 	brokertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return b.Stats().Connected })
 	if n := killClients(t, c, name); n == 0 {
 		t.Fatal("no connection of the bridge to kill")
@@ -84,7 +85,7 @@ func TestStream_ConnectionsKilledMidStream(t *testing.T) {
 	}
 	pub := newGated()
 	name := strings.ReplaceAll(brokertest.Name(t), "-", "_")
-	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, URL: withQuery(redisURL(t), "client_name="+name),
+	b := start(t, redisbridge.Config{Source: redisbridge.SourceStream, URL: withQuery(redistest.URL(t), "client_name="+name),
 		Stream: stream, Consumer: "c1", Window: 16}, pub)
 	// 16 taken; 7 of them at the broker, one per aggregate, the rest behind them.
 	brokertest.Eventually(t, 10*time.Second, "the window full", func() bool {

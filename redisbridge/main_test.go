@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 	"github.com/eventfleet/eventfleet/retry"
 )
@@ -27,45 +27,11 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fast is the tests' backoff: failures are retried at once, nearly.
 var fast = retry.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
 
-// redisURL is the tests' Redis: TEST_REDIS_URL, else the machine's.
-func redisURL(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs Redis; skipped with -short")
-	}
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return redisbridge.DefaultURL
-}
-
-// rdb is a client of the tests' Redis that deletes keys at cleanup.
-func rdb(t testing.TB, keys ...string) *redis.Client {
-	t.Helper()
-	opt, err := redis.ParseURL(redisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("no Redis at %s for the tests (set TEST_REDIS_URL): %v", redisbridge.RedactURL(redisURL(t)), err)
-	}
-	t.Cleanup(func() {
-		if len(keys) > 0 {
-			_ = c.Del(context.Background(), keys...).Err()
-		}
-		_ = c.Close()
-	})
-	return c
-}
-
 // start starts a bridge, stopped at cleanup.
 func start(t testing.TB, cfg redisbridge.Config, pub redisbridge.Publisher) *redisbridge.Bridge {
 	t.Helper()
 	if cfg.URL == "" {
-		cfg.URL = redisURL(t)
+		cfg.URL = redistest.URL(t)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
@@ -181,7 +147,7 @@ func init() { redisbridge.SetLogger(quiet) }
 // redisAddr is the tests' Redis as host:port.
 func redisAddr(t testing.TB) string {
 	t.Helper()
-	opt, err := redis.ParseURL(redisURL(t))
+	opt, err := redis.ParseURL(redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

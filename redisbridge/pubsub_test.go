@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestPubSub_OriginalPublisherReachesTheQueue(t *testing.T) {
 	t.Parallel()
 	prefix := "t-" + brokertest.Name(t) + ":"
-	c := rdb(t)
+	c := redistest.Client(t)
 	p, ch, queue := broker(t, "CardAddedToLibraryEvent")
 	b := start(t, redisbridge.Config{Pattern: prefix + "*"}, p)
 	brokertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return b.Stats().Connected })
@@ -53,7 +54,7 @@ func TestPubSub_OriginalPublisherReachesTheQueue(t *testing.T) {
 func TestPubSub_RejectsWhatCannotBeAnEvent(t *testing.T) {
 	t.Parallel()
 	prefix := "t-" + brokertest.Name(t) + ":"
-	c := rdb(t)
+	c := redistest.Client(t)
 	pub := newGated()
 	close(pub.open)
 	b := start(t, redisbridge.Config{Pattern: prefix + "*"}, pub)
@@ -83,11 +84,11 @@ func TestPubSub_BurstFasterThanTheBroker(t *testing.T) {
 		size   = 1024 // bytes per body: 98 MB in all, well beyond Redis's 32 MiB cut-off and the sockets' buffers
 	)
 	prefix := "t-" + brokertest.Name(t) + ":"
-	c := rdb(t)
+	c := redistest.Client(t)
 	pub := newGated()
 	// Named, so that the test sees when Redis cuts the connection off.
 	name := strings.ReplaceAll(brokertest.Name(t), "-", "_")
-	b := start(t, redisbridge.Config{URL: withQuery(redisURL(t), "client_name="+name), Pattern: prefix + "*", Window: window}, pub)
+	b := start(t, redisbridge.Config{URL: withQuery(redistest.URL(t), "client_name="+name), Pattern: prefix + "*", Window: window}, pub)
 	brokertest.Eventually(t, 10*time.Second, "subscribed", func() bool { return b.Stats().Connected })
 
 	runtime.GC()
@@ -174,7 +175,7 @@ func procStatus(t *testing.T, field string) int64 {
 func TestPubSub_HalfOpenConnectionIsDetected(t *testing.T) {
 	t.Parallel()
 	prefix := "t-" + brokertest.Name(t) + ":"
-	c := rdb(t)
+	c := redistest.Client(t)
 	proxy := newFreezeProxy(t, redisAddr(t))
 	pub := newGated()
 	close(pub.open)
@@ -223,7 +224,7 @@ func (l *lockedBuffer) String() string {
 func TestPubSub_RejectedFloodLogsShortLines(t *testing.T) {
 	t.Parallel()
 	prefix := "t-" + brokertest.Name(t) + ":"
-	c := rdb(t)
+	c := redistest.Client(t)
 	var logs lockedBuffer
 	pub := newGated()
 	close(pub.open)

@@ -12,13 +12,14 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/bridge"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
 
 // streamKeys is a unique stream for t, and its rejected stream.
 func streamKeys(t *testing.T) (stream string, c *redis.Client) {
 	stream = "t-" + brokertest.Name(t)
-	return stream, rdb(t, stream, stream+redisbridge.RejectedSuffix)
+	return stream, redistest.Client(t, stream, stream+redisbridge.RejectedSuffix)
 }
 
 // XADD events * type CardAddedToLibraryEvent event '{...}' reaches a queue

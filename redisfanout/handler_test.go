@@ -14,6 +14,7 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/redisfanout"
 	"github.com/eventfleet/eventfleet/retry"
@@ -26,7 +27,7 @@ func TestHandler_PublishesDataToTheTypesChannel(t *testing.T) {
 	prefix := "t-" + event.NewID()
 	ps := subscriber(t, prefix+":*")
 	m := metrics.New()
-	h := newHandler(t, redisfanout.Config{URL: redisURL(t), Channel: prefix + ":{type}", Metrics: m})
+	h := newHandler(t, redisfanout.Config{URL: redistest.URL(t), Channel: prefix + ":{type}", Metrics: m})
 	if err := h.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
@@ -51,7 +52,7 @@ func TestHandler_PublishesDataToTheTypesChannel(t *testing.T) {
 		}
 	}
 	// Nobody listens to other-prefix channels: published, unheard.
-	h2 := newHandler(t, redisfanout.Config{URL: redisURL(t), Channel: "t-" + event.NewID() + ":{type}", Metrics: m})
+	h2 := newHandler(t, redisfanout.Config{URL: redistest.URL(t), Channel: "t-" + event.NewID() + ":{type}", Metrics: m})
 	if err := h2.Handle(context.Background(), event.Event{ID: "x", Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestHandler_DoesNotEchoWhatTheRelayTookFromTheChannel(t *testing.T) {
 	prefix := "t-" + event.NewID()
 	ps := subscriber(t, prefix+":*")
 	m := metrics.New()
-	h := newHandler(t, redisfanout.Config{URL: redisURL(t), Channel: prefix + ":{type}", Metrics: m})
+	h := newHandler(t, redisfanout.Config{URL: redistest.URL(t), Channel: prefix + ":{type}", Metrics: m})
 	echo := event.Event{ID: "echo", Type: "CardAdded", Data: json.RawMessage(`{"n":1}`),
 		Headers: map[string]any{amqp.HeaderBridgedFrom: "redis:" + prefix + ":CardAdded"}}
 	other := event.Event{ID: "other", Type: "CardAdded", Data: json.RawMessage(`{"n":2}`),

@@ -4,13 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 	"github.com/eventfleet/eventfleet/redisfanout"
 )
@@ -21,33 +21,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// redisURL is the tests' Redis: TEST_REDIS_URL, else the machine's.
-func redisURL(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs Redis; skipped with -short")
-	}
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return redisfanout.DefaultURL
-}
-
 // subscriber is a client of the tests' Redis that PSUBSCRIBEs pattern, as
 // the original design's consumers do, and is ready when it returns.
 func subscriber(t testing.TB, pattern string) *redis.PubSub {
 	t.Helper()
-	opt, err := redis.ParseURL(redisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
+	c := redis.NewClient(redistest.Options(t))
 	ps := c.PSubscribe(context.Background(), pattern)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// The subscription is confirmed before anything is published to it.
 	if _, err := ps.Receive(ctx); err != nil {
-		t.Fatalf("no Redis at %s for the tests (set TEST_REDIS_URL): %v", redisbridge.RedactURL(redisURL(t)), err)
+		redistest.Unreachable(t, err)
 	}
 	t.Cleanup(func() { _ = ps.Close(); _ = c.Close() })
 	return ps

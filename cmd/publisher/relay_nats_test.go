@@ -2,37 +2,17 @@ package main
 
 import (
 	"context"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/natstest"
 	"github.com/eventfleet/eventfleet/natsbridge"
 )
-
-// testNATS is the tests' NATS (TEST_NATS_URL, else the machine's) and a
-// connection to it, closed at cleanup.
-func testNATS(t *testing.T) (string, *nats.Conn) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs NATS; skipped with -short")
-	}
-	u := os.Getenv("TEST_NATS_URL")
-	if u == "" {
-		u = natsbridge.DefaultURL
-	}
-	nc, err := nats.Connect(u, nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("no NATS at %s for the tests (set TEST_NATS_URL): %v", natsbridge.RedactURL(u), err)
-	}
-	t.Cleanup(nc.Close)
-	return u, nc
-}
 
 // The original design's NATS publishers reach a queue bound to the type
 // through `publisher relay`: core NATS (`nc.Publish("events.<EventName>",
@@ -43,7 +23,7 @@ func testNATS(t *testing.T) (string, *nats.Conn) {
 func TestRelayNATS_OriginalPublishersReachTheQueue(t *testing.T) {
 	t.Parallel()
 	exchange, queue := testExchange(t)
-	url, nc := testNATS(t)
+	url, nc := natstest.URL(t), natstest.Conn(t)
 	prefix := strings.ReplaceAll(brokertest.Name(t), ".", "-")
 	subject := prefix + ".events.*"
 	stream := strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,38 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eventfleet/eventfleet/internal/brokertest"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 	"github.com/eventfleet/eventfleet/redisbridge"
 )
-
-// testRedis is the tests' Redis (TEST_REDIS_URL, else the machine's) and a
-// client of it that deletes keys at cleanup.
-func testRedis(t *testing.T, keys ...string) (string, *redis.Client) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs Redis; skipped with -short")
-	}
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		u = redisbridge.DefaultURL
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("no Redis at %s for the tests (set TEST_REDIS_URL): %v", redisbridge.RedactURL(u), err)
-	}
-	t.Cleanup(func() {
-		if len(keys) > 0 {
-			_ = c.Del(context.Background(), keys...).Err()
-		}
-		_ = c.Close()
-	})
-	return u, c
-}
 
 // collect reads every message of queue into a count by message id.
 type collected struct {
@@ -91,7 +61,7 @@ func TestRelayRedis_OriginalPublishersReachTheQueue(t *testing.T) {
 	exchange, queue := testExchange(t)
 	prefix := brokertest.Name(t) + ":"
 	stream := brokertest.Name(t)
-	url, c := testRedis(t, stream, stream+redisbridge.RejectedSuffix)
+	url, c := redistest.URL(t), redistest.Client(t, stream, stream+redisbridge.RejectedSuffix)
 	ctx := context.Background()
 	body := `{"cardId":"c-1","libraryId":"lib-1","aggregateId":"lib-1"}`
 	got := collect(t, queue)
@@ -145,7 +115,7 @@ func TestRelayRedis_StreamSurvivesASIGKILLedRelay(t *testing.T) {
 	t.Parallel()
 	exchange, queue := testExchange(t)
 	stream := brokertest.Name(t)
-	url, c := testRedis(t, stream, stream+redisbridge.RejectedSuffix)
+	url, c := redistest.URL(t), redistest.Client(t, stream, stream+redisbridge.RejectedSuffix)
 	ctx := context.Background()
 	got := collect(t, queue)
 	env := func(consumer string) []string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,24 +13,11 @@ import (
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/event"
 	"github.com/eventfleet/eventfleet/internal/brokertest"
-	"github.com/eventfleet/eventfleet/redisfanout"
+	"github.com/eventfleet/eventfleet/internal/redistest"
 )
 
 // The HANDLER=redis tests run the worker against the real broker and the
-// machine's Redis (TEST_REDIS_URL, else redis://127.0.0.1:6379/0), each
-// on channels of its own prefix.
-
-// testRedisURL is the tests' Redis.
-func testRedisURL(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs Redis; skipped with -short")
-	}
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return redisfanout.DefaultURL
-}
+// tests' Redis (internal/redistest), each on channels of its own prefix.
 
 // psubscriber is the original design's subscriber: PSUBSCRIBE <prefix>:*
 // on a fresh prefix, confirmed before it returns. REDIS_CHANNEL for the
@@ -44,10 +30,7 @@ type psubscriber struct {
 
 func newPsubscriber(t *testing.T) *psubscriber {
 	t.Helper()
-	opt, err := redis.ParseURL(testRedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	opt := redistest.Options(t)
 	s := &psubscriber{prefix: "t-" + event.NewID()}
 	opt.ClientName = s.prefix // for close to find it in CLIENT LIST
 	c := redis.NewClient(opt)
@@ -56,7 +39,7 @@ func newPsubscriber(t *testing.T) *psubscriber {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := s.ps.Receive(ctx); err != nil {
-		t.Fatalf("no Redis for the tests (set TEST_REDIS_URL): %v", err)
+		redistest.Unreachable(t, err)
 	}
 	t.Cleanup(func() { _ = s.ps.Close(); _ = c.Close() })
 	return s
@@ -69,8 +52,7 @@ func (s *psubscriber) channel() string { return s.prefix + ":{type}" }
 func (s *psubscriber) close(t *testing.T) {
 	t.Helper()
 	_ = s.ps.Close()
-	opt, _ := redis.ParseURL(testRedisURL(t))
-	c := redis.NewClient(opt)
+	c := redis.NewClient(redistest.Options(t))
 	defer c.Close()
 	brokertest.Eventually(t, 10*time.Second, "the subscriber's connection gone from CLIENT LIST", func() bool {
 		list, err := c.ClientList(context.Background()).Result()
@@ -100,7 +82,7 @@ func (s *psubscriber) next(t *testing.T, timeout time.Duration) *redis.Message {
 // redisHost is the host:port of the tests' Redis.
 func redisHost(t *testing.T) string {
 	t.Helper()
-	u, err := url.Parse(testRedisURL(t))
+	u, err := url.Parse(redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +93,7 @@ func TestWorker_RedisHandlerReachesPsubscribers(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
 	sub := newPsubscriber(t)
-	p := startWorker(t, a.env(t, "HANDLER=redis", "REDIS_URL="+testRedisURL(t), "REDIS_CHANNEL="+sub.channel()))
+	p := startWorker(t, a.env(t, "HANDLER=redis", "REDIS_URL="+redistest.URL(t), "REDIS_CHANNEL="+sub.channel()))
 	p.waitConsuming()
 
 	msgs := []message{
@@ -155,7 +137,7 @@ func TestWorker_RedisHandlerReachesPsubscribers(t *testing.T) {
 	if strings.Contains(stderr, "Redis does not answer") {
 		t.Errorf("a WARN that Redis does not answer, with Redis up:\n%s", stderr)
 	}
-	for _, want := range []string{`"handler":"redis"`, `"redis":"` + testRedisURL(t) + `"`,
+	for _, want := range []string{`"handler":"redis"`, `"redis":"` + redistest.URL(t) + `"`,
 		`"redis_channel":"` + sub.channel() + `"`, `"redis_timeout":"5s"`, `"handled":4`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not contain %s:\n%s", want, stderr)
@@ -229,7 +211,7 @@ func TestWorker_RedisRefusesCredentialsEventsAreDeadLettered(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, 100*time.Millisecond)
 	const password = "s3cr3tpw"
-	u, _ := url.Parse(testRedisURL(t))
+	u, _ := url.Parse(redistest.URL(t))
 	u.User = url.UserPassword("nosuchuser", password)
 	p := startWorker(t, a.env(t, "HANDLER=redis", "REDIS_URL="+u.String(), "REDIS_CHANNEL=t-"+event.NewID()+":{type}",
 		"RETRY_DELAYS=100ms", "RETRY_MAX_ATTEMPTS=3"))
