@@ -23,17 +23,24 @@ const eventStoreSQL = "../deploy/postgres/01-event_store.sql"
 // its side table (relay migrate with that format), and a connection to it.
 func eventStoreDB(t *testing.T) (url string, conn *pgx.Conn) {
 	t.Helper()
+	url, conn = eventStoreTable(t)
+	if err := Migrate(context.Background(), conn, "event_store", FormatEventStore); err != nil {
+		t.Fatal(err)
+	}
+	return url, conn
+}
+
+// eventStoreTable is a fresh database with the original event_store table
+// only (no side table yet), and a connection to it.
+func eventStoreTable(t *testing.T) (url string, conn *pgx.Conn) {
+	t.Helper()
 	url = pgtest.Database(t)
 	conn = pgtest.Conn(t, url)
 	ddl, err := os.ReadFile(eventStoreSQL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := conn.Exec(ctx, string(ddl)); err != nil {
-		t.Fatal(err)
-	}
-	if err := Migrate(ctx, conn, "event_store", FormatEventStore); err != nil {
+	if _, err := conn.Exec(context.Background(), string(ddl)); err != nil {
 		t.Fatal(err)
 	}
 	return url, conn

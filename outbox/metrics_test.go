@@ -59,7 +59,7 @@ func TestRelay_StandbyReportsNoStaleBacklog(t *testing.T) {
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	key, err := r.lockKey(ctx, conn)
+	key, _, err := r.lockKey(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}

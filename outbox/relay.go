@@ -113,9 +113,12 @@ func (r *Relay) run() {
 		Serve:   r.serve,
 		Failed: func(err error, lost bool, _ uint64, attempt int) {
 			r.noteErr(err)
-			if lost {
+			switch {
+			case errors.Is(err, ErrTableMissing), errors.Is(err, ErrTableShape):
+				r.log.Warn("the outbox table is not ready; retrying", "err", err, "attempt", attempt)
+			case lost:
 				r.log.Warn("database connection lost; reconnecting", "err", err, "attempt", attempt)
-			} else {
+			default:
 				r.log.Warn("database connection failed; retrying", "err", err, "attempt", attempt)
 			}
 		},
@@ -143,8 +146,11 @@ func (r *Relay) connect(uint64) (*session, error) {
 		_ = conn.Close(context.Background())
 		return nil, err
 	}
-	key, err := r.lockKey(ctx, conn)
+	key, oid, err := r.lockKey(ctx, conn)
 	if err != nil {
+		return fail(err)
+	}
+	if err := r.checkShape(ctx, conn, oid); err != nil {
 		return fail(err)
 	}
 	standby := false
@@ -183,25 +189,25 @@ func (r *Relay) connect(uint64) (*session, error) {
 	return &session{conn: conn}, nil
 }
 
-// lockKey is the table's advisory lock: derived from the table's oid, so
-// that relays naming it differently (event_store, public.event_store) share
-// it. A table that does not exist is an error saying how to make one; the
+// lockKey is the table's advisory lock, and the table's oid: derived from
+// the oid, so that relays naming it differently (event_store,
+// public.event_store) share it. A table that does not exist is an error saying how to make one; the
 // relay retries with backoff (a deploy may be migrating).
-func (r *Relay) lockKey(ctx context.Context, conn *pgx.Conn) (int64, error) {
-	var oid *uint32
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", r.t.ident.Sanitize()).Scan(&oid); err != nil {
-		return 0, fmt.Errorf("outbox: look up table %s: %w", r.t.name, err)
+func (r *Relay) lockKey(ctx context.Context, conn *pgx.Conn) (key int64, oid uint32, err error) {
+	var found *uint32
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", r.t.ident.Sanitize()).Scan(&found); err != nil {
+		return 0, 0, fmt.Errorf("outbox: look up table %s: %w", r.t.name, err)
 	}
-	if oid == nil {
+	if found == nil {
 		how := "run `publisher relay migrate` (OUTBOX_FORMAT=eventfleet) or create it"
 		if r.cfg.Format == FormatEventStore {
 			how = "check OUTBOX_TABLE and the database in DATABASE_URL"
 		}
-		return 0, fmt.Errorf("%w: table %s does not exist in this database: %s", ErrTableMissing, r.t.name, how)
+		return 0, 0, fmt.Errorf("%w: table %s does not exist in this database: %s", ErrTableMissing, r.t.name, how)
 	}
 	h := fnv.New64a()
-	_, _ = fmt.Fprintf(h, "eventfleet-outbox:%d", *oid)
-	return int64(h.Sum64()), nil
+	_, _ = fmt.Fprintf(h, "eventfleet-outbox:%d", *found)
+	return int64(h.Sum64()), *found, nil
 }
 
 // connectError is a connection failure. pgx's errors name the host, user
