@@ -191,14 +191,15 @@ func (r *Relay) connect(uint64) (*session, error) {
 
 // lockKey is the table's advisory lock, and the table's oid: derived from
 // the oid, so that relays naming it differently (event_store,
-// public.event_store) share it. A table that does not exist is an error saying how to make one; the
-// relay retries with backoff (a deploy may be migrating).
+// public.event_store) share it. A table that does not exist is an error
+// saying how to make one; the relay retries with backoff (a deploy may be
+// migrating).
 func (r *Relay) lockKey(ctx context.Context, conn *pgx.Conn) (key int64, oid uint32, err error) {
-	var found *uint32
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", r.t.ident.Sanitize()).Scan(&found); err != nil {
-		return 0, 0, fmt.Errorf("outbox: look up table %s: %w", r.t.name, err)
+	oid, ok, err := oidOf(ctx, conn, r.t.ident.Sanitize())
+	if err != nil {
+		return 0, 0, err
 	}
-	if found == nil {
+	if !ok {
 		how := "run `publisher relay migrate` (OUTBOX_FORMAT=eventfleet) or create it"
 		if r.cfg.Format == FormatEventStore {
 			how = "check OUTBOX_TABLE and the database in DATABASE_URL"
@@ -206,8 +207,8 @@ func (r *Relay) lockKey(ctx context.Context, conn *pgx.Conn) (key int64, oid uin
 		return 0, 0, fmt.Errorf("%w: table %s does not exist in this database: %s", ErrTableMissing, r.t.name, how)
 	}
 	h := fnv.New64a()
-	_, _ = fmt.Fprintf(h, "eventfleet-outbox:%d", *found)
-	return int64(h.Sum64()), *found, nil
+	_, _ = fmt.Fprintf(h, "eventfleet-outbox:%d", oid)
+	return int64(h.Sum64()), oid, nil
 }
 
 // connectError is a connection failure. pgx's errors name the host, user

@@ -30,6 +30,19 @@ func columnsOf(ctx context.Context, conn *pgx.Conn, oid uint32) ([]string, error
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
+// oidOf is the oid of the table ident (sanitized, maybe schema-qualified) as
+// the connection's search_path resolves it; ok is false when there is none.
+func oidOf(ctx context.Context, conn *pgx.Conn, ident string) (oid uint32, ok bool, err error) {
+	var found *uint32
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", ident).Scan(&found); err != nil {
+		return 0, false, fmt.Errorf("outbox: look up table %s: %w", ident, err)
+	}
+	if found == nil {
+		return 0, false, nil
+	}
+	return *found, true, nil
+}
+
 // missing is the columns of want that have lacks.
 func missing(want, have []string) []string {
 	var out []string
@@ -67,15 +80,15 @@ func (r *Relay) checkShape(ctx context.Context, conn *pgx.Conn, oid uint32) erro
 			ErrTableShape, r.t.name, strings.Join(lack, ", "), r.cfg.Format, hint)
 	}
 	side := r.t.setAside.Sanitize()
-	var sideOID *uint32
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", side).Scan(&sideOID); err != nil {
-		return fmt.Errorf("outbox: look up table %s: %w", side, err)
+	sideOID, ok, err := oidOf(ctx, conn, side)
+	if err != nil {
+		return err
 	}
-	if sideOID == nil {
+	if !ok {
 		return fmt.Errorf("%w: the side table %s for set-aside rows does not exist: run `publisher relay migrate` with OUTBOX_FORMAT=%s (for event_store it creates only the side table)",
 			ErrTableMissing, side, r.cfg.Format)
 	}
-	if have, err = columnsOf(ctx, conn, *sideOID); err != nil {
+	if have, err = columnsOf(ctx, conn, sideOID); err != nil {
 		return fmt.Errorf("outbox: read the columns of %s: %w", side, err)
 	}
 	if lack := missing(setAsideColumns, have); len(lack) > 0 {

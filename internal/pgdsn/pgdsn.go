@@ -1,7 +1,8 @@
-// Package pgdsn hides the password of a PostgreSQL connection string, a URL
-// or a key=value DSN, for logs and errors. It imports nothing of ours, so
-// that both internal/config and the test helpers of internal/pgtest (which
-// packages under config test with) can use the one implementation.
+// Package pgdsn reads PostgreSQL connection strings, URLs or key=value DSNs:
+// it hides their password for logs and errors, and names another database
+// on the same server. It imports nothing of ours, so that internal/config,
+// the test helpers of internal/pgtest (which packages under config test with)
+// and the bench can use the one implementation.
 package pgdsn
 
 import (

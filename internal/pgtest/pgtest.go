@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -124,7 +123,7 @@ func database(t testing.TB, admin string) string {
 	if len(name) > 63 {
 		name = name[:54] + "_" + hex.EncodeToString(b)
 	}
-	u, err := withDatabase(admin, name)
+	u, err := pgdsn.WithDatabase(admin, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,26 +132,6 @@ func database(t testing.TB, admin string) string {
 		exec_(t, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	})
 	return u
-}
-
-// isURL tells a URL from a key=value DSN, as pgconn does.
-func isURL(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
-
-// withDatabase is dsn naming database name instead of its own. name is
-// letters, digits and _: nothing to quote.
-func withDatabase(dsn, name string) (string, error) {
-	if !isURL(dsn) {
-		// A later keyword overrides an earlier one (libpq and pgconn).
-		return dsn + " dbname=" + name, nil
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", fmt.Errorf("pgtest: TEST_DATABASE_URL %s: %w", pgdsn.Redact(dsn), err)
-	}
-	u.Path, u.RawPath = "/"+name, ""
-	return u.String(), nil
 }
 
 // Conn connects to u for test plumbing; closed when t ends.

@@ -65,26 +65,6 @@ func TestCluster_KillAndRestart(t *testing.T) {
 	}
 }
 
-func TestWithDatabase_URLAndKeyValueForms(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ in, want string }{
-		{"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "postgres://postgres@127.0.0.1:5432/ef_x?sslmode=disable"},
-		{"postgresql://u:p%23w@h/", "postgresql://u:p%23w@h/ef_x"},
-		{"host=127.0.0.1 port=5432 user=postgres", "host=127.0.0.1 port=5432 user=postgres dbname=ef_x"},
-		{"host=h dbname=postgres sslmode=disable", "host=h dbname=postgres sslmode=disable dbname=ef_x"},
-	} {
-		got, err := withDatabase(tc.in, "ef_x")
-		if err != nil || got != tc.want {
-			t.Errorf("withDatabase(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-			continue
-		}
-		cfg, err := pgx.ParseConfig(got)
-		if err != nil || cfg.Database != "ef_x" {
-			t.Errorf("%q: pgx reads database %q (%v), want ef_x", got, cfg.Database, err)
-		}
-	}
-}
-
 // TEST_DATABASE_URL may be a key=value DSN, as pgx and libpq take it: each
 // test's database is on that server.
 func TestDatabase_KeyValueServer(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/eventfleet/eventfleet/amqp"
 	"github.com/eventfleet/eventfleet/internal/config"
+	"github.com/eventfleet/eventfleet/internal/pgdsn"
 	"github.com/eventfleet/eventfleet/metrics"
 	"github.com/eventfleet/eventfleet/outbox"
 )
@@ -48,17 +48,16 @@ func (b *bench) relayDB(ctx context.Context) (string, func(), error) {
 			_ = c.Close(context.Background())
 		}
 	}
-	u, err := url.Parse(b.o.pg)
+	u, err := pgdsn.WithDatabase(b.o.pg, name)
 	if err != nil {
-		return "", drop, err
+		return "", drop, fmt.Errorf("-pg: %w", err)
 	}
-	u.Path = "/" + name
-	conn, err := pgx.Connect(ctx, u.String())
+	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
 		return "", drop, err
 	}
 	defer conn.Close(ctx)
-	return u.String(), drop, outbox.Migrate(ctx, conn, outbox.DefaultTable, outbox.FormatEventfleet)
+	return u, drop, outbox.Migrate(ctx, conn, outbox.DefaultTable, outbox.FormatEventfleet)
 }
 
 // relayWorld is a fresh exchange and queue, and a database with the outbox.
