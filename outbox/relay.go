@@ -195,7 +195,7 @@ func (r *Relay) connect(uint64) (*session, error) {
 // saying how to make one; the relay retries with backoff (a deploy may be
 // migrating).
 func (r *Relay) lockKey(ctx context.Context, conn *pgx.Conn) (key int64, oid uint32, err error) {
-	oid, ok, err := oidOf(ctx, conn, r.t.ident.Sanitize())
+	oid, ok, err := oidOf(ctx, conn, r.t.ident, r.t.name)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -30,12 +30,13 @@ func columnsOf(ctx context.Context, conn *pgx.Conn, oid uint32) ([]string, error
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// oidOf is the oid of the table ident (sanitized, maybe schema-qualified) as
-// the connection's search_path resolves it; ok is false when there is none.
-func oidOf(ctx context.Context, conn *pgx.Conn, ident string) (oid uint32, ok bool, err error) {
+// oidOf is the oid of the table ident (maybe schema-qualified) as the
+// connection's search_path resolves it; ok is false when there is none.
+// name is the table as the operator wrote it, for the error.
+func oidOf(ctx context.Context, conn *pgx.Conn, ident pgx.Identifier, name string) (oid uint32, ok bool, err error) {
 	var found *uint32
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", ident).Scan(&found); err != nil {
-		return 0, false, fmt.Errorf("outbox: look up table %s: %w", ident, err)
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", ident.Sanitize()).Scan(&found); err != nil {
+		return 0, false, fmt.Errorf("outbox: look up table %s: %w", name, err)
 	}
 	if found == nil {
 		return 0, false, nil
@@ -80,7 +81,7 @@ func (r *Relay) checkShape(ctx context.Context, conn *pgx.Conn, oid uint32) erro
 			ErrTableShape, r.t.name, strings.Join(lack, ", "), r.cfg.Format, hint)
 	}
 	side := r.t.setAside.Sanitize()
-	sideOID, ok, err := oidOf(ctx, conn, side)
+	sideOID, ok, err := oidOf(ctx, conn, r.t.setAside, side)
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,13 @@
 package pgdsn
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 )
 
-// IsURL tells a URL from a key=value DSN, as pgconn does.
-func IsURL(dsn string) bool {
+// isURL tells a URL from a key=value DSN, as pgconn does.
+func isURL(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
@@ -16,24 +15,36 @@ func IsURL(dsn string) bool {
 // of its own; everything else (host, user, password, TLS) is kept. name must
 // be letters, digits and _: it is not quoted.
 func WithDatabase(dsn, name string) (string, error) {
-	if !IsURL(dsn) {
+	if !isURL(dsn) {
 		// A later keyword overrides an earlier one (libpq and pgconn).
 		return dsn + " dbname=" + name, nil
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
-		// A *url.Error repeats the URL, password and all: keep its cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return "", fmt.Errorf("pgdsn: %s: %w", Redact(dsn), err)
+		// url.Parse's errors quote the URL, or a piece of a password with an
+		// unescaped '#' or '/' (which pgx accepts): name no cause.
+		return "", fmt.Errorf("pgdsn: %s: not a URL that can name another database", Redact(dsn))
 	}
 	u.Path, u.RawPath = "/"+name, ""
-	// pgconn reads a dbname query parameter after the path: it would win.
-	if q := u.Query(); q.Has("dbname") {
-		q.Del("dbname")
-		u.RawQuery = q.Encode()
-	}
+	u.RawQuery = withoutDatabase(u.RawQuery)
 	return u.String(), nil
+}
+
+// withoutDatabase is a URL's raw query without its dbname or database
+// parameters, which pgconn reads after the path (they would win), the other
+// pairs kept byte for byte: url.Values would re-encode them by form rules,
+// which pgconn does not share.
+func withoutDatabase(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	var kept []string
+	for _, pair := range strings.Split(raw, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil && (k == "dbname" || k == "database") {
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	return strings.Join(kept, "&")
 }

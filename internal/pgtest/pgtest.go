@@ -125,7 +125,7 @@ func database(t testing.TB, admin string) string {
 	}
 	u, err := pgdsn.WithDatabase(admin, name)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("pgtest: TEST_DATABASE_URL: %v", err)
 	}
 	exec_(t, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	t.Cleanup(func() {

@@ -28,11 +28,16 @@ import (
 const relayAggregates = 1000
 
 // relayDB creates a database with the eventfleet outbox on the -pg server
-// and returns its URL and a func that drops it.
+// and returns its connection string (the form of -pg: URL or key=value DSN)
+// and a func that drops it.
 func (b *bench) relayDB(ctx context.Context) (string, func(), error) {
 	buf := make([]byte, 4)
 	_, _ = rand.Read(buf)
 	name := "efbench_relay_" + hex.EncodeToString(buf)
+	dsn, err := pgdsn.WithDatabase(b.o.pg, name)
+	if err != nil {
+		return "", func() {}, fmt.Errorf("-pg: %w", err)
+	}
 	admin, err := pgx.Connect(ctx, b.o.pg)
 	if err != nil {
 		return "", func() {}, fmt.Errorf("-pg: %w", err)
@@ -48,16 +53,12 @@ func (b *bench) relayDB(ctx context.Context) (string, func(), error) {
 			_ = c.Close(context.Background())
 		}
 	}
-	u, err := pgdsn.WithDatabase(b.o.pg, name)
-	if err != nil {
-		return "", drop, fmt.Errorf("-pg: %w", err)
-	}
-	conn, err := pgx.Connect(ctx, u)
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return "", drop, err
 	}
 	defer conn.Close(ctx)
-	return u, drop, outbox.Migrate(ctx, conn, outbox.DefaultTable, outbox.FormatEventfleet)
+	return dsn, drop, outbox.Migrate(ctx, conn, outbox.DefaultTable, outbox.FormatEventfleet)
 }
 
 // relayWorld is a fresh exchange and queue, and a database with the outbox.
